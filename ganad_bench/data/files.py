@@ -1,0 +1,146 @@
+"""Locating canonical data files: a user folder, the download cache, the package itself, or a
+checksum-verified download from the official source.
+
+Search order for a file ``<subdir>/<name>``:
+
+1. ``paths.data_dir`` (or the environment variable ``GANAD_DATA_DIR``): ``<data_dir>/<subdir>/<name>``,
+   then ``<data_dir>/<name>``;
+2. the cache: ``<cache_dir>/downloads/<subdir>/<name>`` (``GANAD_CACHE_DIR``, default ``~/.cache/ganad_bench``);
+3. files shipped inside the package (the embedded Thyroid);
+4. a download from the official URLs into the cache, when ``paths.download`` is true.
+
+Every file is verified against its SHA-256 before use; a mismatch is an error, never a silent reload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ganad_bench.errors import ChecksumMismatch, DataFileMissing
+
+EMBEDDED_DIR = Path(__file__).parent / "embedded"
+DOWNLOAD_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class CanonicalFile:
+    """One file in its canonical upstream form."""
+
+    name: str
+    subdir: str
+    sha256: str
+    page: str
+    urls: tuple[str, ...] = ()
+    compressed_name: str | None = None  # set when the URL serves a .gz of `name`
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where to look for data and where to cache it (the `paths` config group)."""
+
+    data_dir: Path | None = None
+    cache_dir: Path = Path("~/.cache/ganad_bench")
+    download: bool = True
+
+    @classmethod
+    def from_config(cls, paths_cfg) -> DataSettings:
+        data_dir = paths_cfg.get("data_dir") or os.environ.get("GANAD_DATA_DIR") or None
+        cache_dir = paths_cfg.get("cache_dir") or os.environ.get("GANAD_CACHE_DIR") or "~/.cache/ganad_bench"
+        return cls(
+            data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
+            cache_dir=Path(cache_dir).expanduser().resolve(),
+            download=bool(paths_cfg.get("download", True)),
+        )
+
+    @property
+    def download_dir(self) -> Path:
+        return self.cache_dir / "downloads"
+
+    @property
+    def parsed_dir(self) -> Path:
+        return self.cache_dir / "parsed"
+
+
+_verified: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime) so a sweep hashes each file once."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _verified:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _verified[key] = digest.hexdigest()
+    return _verified[key]
+
+
+def verify(path: Path, file: CanonicalFile) -> Path:
+    actual = sha256_of(path)
+    if actual != file.sha256:
+        raise ChecksumMismatch(
+            f"{path} has sha256 {actual[:12]}..., expected {file.sha256[:12]}... (corrupted or another "
+            f"version): replace it with the official {file.name} from {file.page}"
+        )
+    return path
+
+
+def candidate_paths(file: CanonicalFile, settings: DataSettings) -> list[Path]:
+    paths = []
+    if settings.data_dir is not None:
+        paths += [settings.data_dir / file.subdir / file.name, settings.data_dir / file.name]
+    paths.append(settings.download_dir / file.subdir / file.name)
+    paths.append(EMBEDDED_DIR / file.name)
+    return paths
+
+
+def locate(file: CanonicalFile, settings: DataSettings) -> Path:
+    """Path of a verified local copy of `file`, downloading it when allowed; a precise error otherwise."""
+    for path in candidate_paths(file, settings):
+        if path.is_file():
+            return verify(path, file)
+    if settings.download and file.urls:
+        downloaded = _download(file, settings.download_dir / file.subdir / file.name)
+        if downloaded is not None:
+            return downloaded
+    where = settings.data_dir or settings.download_dir
+    tried = "download failed (offline?); " if settings.download and file.urls else ""
+    raise DataFileMissing(
+        f"{file.name} not found: {tried}put it at {where / file.subdir / file.name} "
+        f"(from {file.page}), or set paths.data_dir=DIR / GANAD_DATA_DIR to a folder holding "
+        f"{file.subdir}/{file.name}"
+    )
+
+
+def _download(file: CanonicalFile, target: Path) -> Path | None:
+    """Fetch `file` to `target` atomically; None when every URL fails (the caller explains)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for url in file.urls:
+        handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{file.name}.", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+                if url.endswith(".gz") and not file.name.endswith(".gz"):
+                    import gzip
+
+                    with gzip.GzipFile(fileobj=resp) as unzipped:
+                        shutil.copyfileobj(unzipped, out)
+                else:
+                    shutil.copyfileobj(resp, out)
+            if sha256_of(tmp) != file.sha256:
+                continue
+            os.replace(tmp, target)
+            return target
+        except OSError:
+            continue
+        finally:
+            tmp.unlink(missing_ok=True)
+    return None

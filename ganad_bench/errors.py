@@ -1,0 +1,26 @@
+"""Errors a user can fix. Their message is one line that names the fix; the CLI prints it
+without a traceback and exits non-zero, before any result file is written."""
+
+
+class GanadError(Exception):
+    """Base class of every user-fixable error (bad config, missing or corrupted data)."""
+
+
+class ConfigError(GanadError):
+    """The composed configuration is impossible (a fraction out of range, an unknown name, ...)."""
+
+
+class DataError(GanadError):
+    """A data file is missing, corrupted, or in an unexpected format."""
+
+
+class DataFileMissing(DataError):
+    """A canonical data file could not be found locally nor downloaded."""
+
+
+class ChecksumMismatch(DataError):
+    """A data file exists but its checksum differs from the canonical one."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a NaN or inf; the run ends with status 'diverged' (not a user error)."""

@@ -1,0 +1,42 @@
+"""Evaluation metrics. Labels: 1 = anomaly (the positive class); scores: higher = more anomalous.
+
+- AUROC and AUPRC (average precision) of the anomaly class, threshold-free.
+- Precision / recall / F1 of the anomaly class when the top `contamination` fraction of test scores is
+  flagged anomalous (DAGMM, ALAD Sec. V "Data setup", RCGAN Sec. 5.3). The threshold is the
+  `100 * (1 - contamination)` percentile of the test scores, and a score at or above it is flagged,
+  as in ALAD's evaluation code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
+
+
+def contamination_threshold(scores: np.ndarray, contamination: float) -> float:
+    return float(np.percentile(scores, 100.0 * (1.0 - contamination)))
+
+
+def precision_recall_f1(labels: np.ndarray, scores: np.ndarray, contamination: float) -> dict[str, float]:
+    predicted = (scores >= contamination_threshold(scores, contamination)).astype(np.int64)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, average="binary", pos_label=1, zero_division=0
+    )
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+
+
+def evaluate(labels: np.ndarray, scores: np.ndarray, contamination: float | None = None) -> dict[str, float]:
+    """All metrics of one run; the thresholded ones only when a contamination is given."""
+    labels = np.asarray(labels).astype(np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != labels.shape:
+        raise ValueError(f"{scores.shape[0]} scores for {labels.shape[0]} labels")
+    if not np.isfinite(scores).all():
+        raise FloatingPointError(f"{int((~np.isfinite(scores)).sum())} test scores are NaN or inf")
+    metrics = {
+        "auroc": float(roc_auc_score(labels, scores)),
+        "auprc": float(average_precision_score(labels, scores)),
+    }
+    if contamination is not None:
+        metrics.update(precision_recall_f1(labels, scores, contamination))
+    return metrics

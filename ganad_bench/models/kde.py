@@ -1,0 +1,71 @@
+"""Gaussian kernel density estimation; score = negative log-density.
+
+The bandwidth is chosen by `cv`-fold cross-validated log-likelihood over a log-spaced grid, on the
+training data only (scikit-learn GridSearchCV + KernelDensity), as the one-class KDE baselines of
+Ruff et al. 2018 (MEMGAN Table 1's KDE column) did. Training sets larger than `max_train_samples`
+are subsampled with the run seed: a KDE is a sum over its training points, so scoring costs
+O(n_train) per sample.
+
+Scoring is exact: log-sum-exp of Gaussian kernels over all kept training points, computed with BLAS
+in chunks (the same values as `KernelDensity.score_samples` with rtol=0, but orders of magnitude
+faster than its tree search in 100+ dimensions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KernelDensity
+
+from ganad_bench.models.base import Detector, flatten, subsample
+from ganad_bench.models.registry import register
+
+
+@register("kde")
+class KernelDensityDetector(Detector):
+    def __init__(self, seed: int = 0, bandwidths: list[float] | None = None, cv: int = 5,
+                 max_train_samples: int | None = 10000, max_search_samples: int = 2000,
+                 chunk_size: int = 2048):
+        super().__init__(seed)
+        # Candidate bandwidths are multiples of the data's typical nearest-scale (see fit).
+        self.bandwidths = bandwidths
+        self.cv = cv
+        self.max_train_samples = max_train_samples
+        self.max_search_samples = max_search_samples
+        self.chunk_size = chunk_size
+        self.bandwidth: float | None = None
+        self.train: np.ndarray | None = None
+
+    def _grid(self, x: np.ndarray) -> np.ndarray:
+        if self.bandwidths is not None:
+            return np.asarray(self.bandwidths, dtype=np.float64)
+        # A grid spanning two decades around the per-feature spread, so it fits any feature scaling.
+        spread = float(np.sqrt(np.mean(np.var(x, axis=0)))) or 1.0
+        return spread * np.logspace(-1.5, 0.5, 13)
+
+    def fit(self, x, x_val=None):
+        x = subsample(flatten(x), self.max_train_samples, self.seed)
+        search = subsample(x, self.max_search_samples, self.seed + 1)
+        grid = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": self._grid(search)},
+                            cv=min(self.cv, len(search)))
+        grid.fit(search)
+        self.bandwidth = float(grid.best_params_["bandwidth"])
+        self.train = x
+        return self
+
+    def log_density(self, x) -> np.ndarray:
+        x = flatten(x)
+        n, d = self.train.shape
+        h2 = self.bandwidth**2
+        log_norm = -np.log(n) - 0.5 * d * np.log(2.0 * np.pi * h2)
+        train_sq = np.einsum("ij,ij->i", self.train, self.train)
+        out = np.empty(len(x))
+        for start in range(0, len(x), self.chunk_size):
+            chunk = x[start:start + self.chunk_size]
+            sq = np.einsum("ij,ij->i", chunk, chunk)[:, None] + train_sq[None, :] - 2.0 * chunk @ self.train.T
+            out[start:start + len(chunk)] = logsumexp(-0.5 * np.maximum(sq, 0.0) / h2, axis=1) + log_norm
+        return out
+
+    def score_samples(self, x) -> np.ndarray:
+        return -self.log_density(x)

@@ -1,0 +1,1 @@
+"""Result rows (atomic JSON per run), resume, published references and tables."""

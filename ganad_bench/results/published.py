@@ -1,0 +1,82 @@
+"""The published numbers of the five papers (a copy of shared/paper_tables/published.csv shipped in the
+package), normalised to fractions, and the lookup that puts them beside our rows.
+
+A published cell matches one of our rows when the dataset, the normal class (if any), the metric and
+the protocol agree, and the paper's model name is one of our model's names in that paper.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+PUBLISHED_CSV = Path(__file__).with_name("published.csv")
+
+# Our model name -> the names the papers print for it.
+MODEL_ALIASES: dict[str, tuple[str, ...]] = {
+    "iforest": ("IF",),
+    "ocsvm": ("OC-SVM", "OCSVM"),
+    "kde": ("KDE",),
+    "alad": ("ALAD",),
+    "anogan": ("AnoGAN", "ADGAN"),
+    "egbad": ("EGBAD", "BiGAN"),
+    "ganomaly": ("GANomaly",),
+    "skip_ganomaly": ("Skip-GANomaly",),
+    "fgan": ("FGAN",),
+    "memgan": ("MEMGAN",),
+    "rcgan": ("RCGAN",),
+    "ama": ("AMA",),
+    "deep_svdd": ("DSVDD", "DeepSVDD"),
+    "dcae": ("DCAE",),
+    "memae": ("MEMAE",),
+    "dagmm": ("DAGMM",),
+    "dsebm_r": ("DSEBM-r", "DSEBM"),
+    "dsebm_e": ("DSEBM-e",),
+}
+
+# The protocol behind each published table (DESIGN.md, "Evaluation protocols").
+TABLE_PROTOCOLS: dict[tuple[str, str], str] = {
+    ("alad", "II"): "tabular", ("alad", "IV"): "tabular", ("alad", "V"): "tabular",
+    ("alad", "VII"): "tabular", ("rcgan", "1"): "tabular", ("rcgan", "3"): "tabular",
+    ("rcgan", "4"): "tabular",
+    ("alad", "III"): "alad_image", ("alad", "VI"): "alad_image", ("alad", "VIII"): "alad_image",
+    ("memgan", "1"): "one_class", ("memgan", "2"): "one_class", ("memgan", "3"): "one_class",
+    ("rcgan", "2"): "one_class", ("ama", "2"): "one_class",
+    ("ama", "1"): "cross_dataset",
+}
+
+
+@lru_cache(maxsize=1)
+def published_table() -> pd.DataFrame:
+    """Every published cell, with `metric` in fractions (`f1_pct` 92.94 -> `f1` 0.9294) and a
+    `reference` column such as 'alad:II'."""
+    frame = pd.read_csv(PUBLISHED_CSV, dtype={"table": str, "normal_class": str}, keep_default_na=False,
+                        na_values={"mean": [""], "std": [""]})
+    pct = frame["metric"].str.endswith("_pct")
+    frame.loc[pct, "mean"] = frame.loc[pct, "mean"] / 100.0
+    frame.loc[pct, "std"] = frame.loc[pct, "std"] / 100.0
+    frame["metric"] = frame["metric"].str.removesuffix("_pct")
+    frame["reference"] = frame["paper"] + ":" + frame["table"]
+    frame["protocol"] = [TABLE_PROTOCOLS.get((p, t), "") for p, t in zip(frame["paper"], frame["table"])]
+    return frame
+
+
+def lookup(model: str, dataset: str, metric: str, protocol: str, normal_class=None,
+           references: list[str] | None = None) -> dict | None:
+    """The first published cell for our (model, dataset, class, metric) under `protocol`, trying the
+    tables in `references` order (default: every table of that protocol, in file order)."""
+    frame = published_table()
+    names = MODEL_ALIASES.get(model, (model,))
+    cls = "" if normal_class is None else str(normal_class)
+    hits = frame[(frame["model"].isin(names)) & (frame["dataset"] == dataset) & (frame["metric"] == metric)
+                 & (frame["protocol"] == protocol) & (frame["normal_class"] == cls)]
+    if references:
+        hits = hits[hits["reference"].isin(references)]
+        hits = hits.assign(_rank=hits["reference"].map(references.index)).sort_values("_rank", kind="stable")
+    if hits.empty:
+        return None
+    first = hits.iloc[0]
+    return {"reference": first["reference"], "model": first["model"], "mean": float(first["mean"]),
+            "std": None if pd.isna(first["std"]) else float(first["std"])}

@@ -1,0 +1,161 @@
+"""Result rows -> the papers' tables: (dataset, normal class) x model, mean ± std over seeds, the
+published number and the difference beside ours, plus the average row that the one-class tables print.
+
+Outputs: a long CSV (one line per cell, every number unrounded), and Markdown / LaTeX / rich renderings
+of the pivot, in percent as most of the papers print them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ganad_bench.results.published import lookup
+
+IDENTITY_COLUMNS = ["protocol", "dataset", "normal_class", "model"]
+AVERAGE = "average"
+
+
+def rows_frame(rows: list[dict]) -> pd.DataFrame:
+    """Finished (status ok) rows flattened to one line per run: identity columns, seed, metrics."""
+    records = []
+    for row in rows:
+        if row.get("status") != "ok":
+            continue
+        record = {key: row.get(key) for key in [*IDENTITY_COLUMNS, "seed"]}
+        record["normal_class"] = "" if record["normal_class"] is None else str(record["normal_class"])
+        record.update(row.get("metrics", {}))
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _class_order(value: str):
+    return (0, int(value), "") if value.isdigit() else (1, 0, value)
+
+
+def summarize(frame: pd.DataFrame, metrics: list[str], references: list[str] | None = None) -> pd.DataFrame:
+    """Long table: one line per (protocol, dataset, class, model, metric) with mean, std (over seeds,
+    ddof=1, 0 for one seed), n_seeds, the published cell and the difference (ours - published)."""
+    cells = []
+    for keys, group in frame.groupby(IDENTITY_COLUMNS, sort=False):
+        for metric in metrics:
+            if metric not in group or group[metric].isna().all():
+                continue
+            cells.append(_cell(dict(zip(IDENTITY_COLUMNS, keys)), metric, group[metric].dropna(), references))
+    # The average over normal classes, per seed, as the one-class tables print it.
+    classwise = frame[frame["normal_class"] != ""]
+    for keys, group in classwise.groupby(["protocol", "dataset", "model"], sort=False):
+        per_seed = group.groupby("seed")
+        for metric in metrics:
+            if metric in group and group[metric].notna().any():
+                identity = dict(zip(["protocol", "dataset", "model"], keys), normal_class=AVERAGE)
+                cells.append(_cell(identity, metric, per_seed[metric].mean(), references))
+    long = pd.DataFrame.from_records(cells)
+    if long.empty:
+        return long
+    long["_order"] = long["normal_class"].map(lambda c: (2, 0, "") if c == AVERAGE else _class_order(c))
+    return long.sort_values(["protocol", "dataset", "_order", "model", "metric"]).drop(columns="_order")
+
+
+def _cell(identity: dict, metric: str, values: pd.Series, references) -> dict:
+    published = lookup(identity["model"], identity["dataset"], metric, identity["protocol"],
+                       identity["normal_class"] or None, references)
+    mean = float(values.mean())
+    return {
+        **identity,
+        "metric": metric,
+        "mean": mean,
+        "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        "n_seeds": int(len(values)),
+        "reference": published["reference"] if published else "",
+        "published": published["mean"] if published else math.nan,
+        "published_std": (published["std"] if published and published["std"] is not None else math.nan),
+        "diff": mean - published["mean"] if published else math.nan,
+    }
+
+
+def pivot(long: pd.DataFrame, metric: str, protocol: str) -> pd.DataFrame:
+    """Rows (dataset, class) x columns (model: ours / published / Δ), formatted in percent."""
+    part = long[(long["metric"] == metric) & (long["protocol"] == protocol)]
+    models = sorted(part["model"].unique())
+    lines = []
+    for (dataset, normal_class), group in part.groupby(["dataset", "normal_class"], sort=False):
+        line = {"dataset": dataset, "class": normal_class or "-"}
+        by_model = {row["model"]: row for _, row in group.iterrows()}
+        for model in models:
+            row = by_model.get(model)
+            line[f"{model}"] = "" if row is None else f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"
+            line[f"{model} pub"] = "" if row is None or math.isnan(row["published"]) else (
+                f"{100 * row['published']:.2f}")
+            line[f"{model} Δ"] = "" if row is None or math.isnan(row["diff"]) else f"{100 * row['diff']:+.2f}"
+        lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" if i < 2 else "---:" for i in range(len(table.columns))) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                          ("#", r"\#"), ("±", r"$\pm$"), ("Δ", r"$\Delta$")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def to_latex(table: pd.DataFrame, caption: str) -> str:
+    spec = "ll" + "r" * (len(table.columns) - 2)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}",
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(_latex_escape(str(c)) for c in table.columns) + r" \\", r"\midrule"]
+    for row in table.itertuples(index=False):
+        lines.append(" & ".join(_latex_escape(str(v)) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_rich(table: pd.DataFrame, title: str):
+    from rich.table import Table
+
+    rich_table = Table(title=title, header_style="bold")
+    for index, column in enumerate(table.columns):
+        rich_table.add_column(column, justify="left" if index < 2 else "right",
+                              style="dim" if column.endswith(" pub") else None)
+    for row in table.itertuples(index=False):
+        cells = []
+        for column, value in zip(table.columns, row):
+            value = str(value)
+            if column.endswith(" Δ") and value:
+                value = f"[{'green' if float(value) >= -3.0 else 'red'}]{value}[/]"
+            cells.append(value)
+        rich_table.add_row(*cells)
+    return rich_table
+
+
+def default_metrics(frame: pd.DataFrame) -> list[str]:
+    """F1 (then precision, recall) where thresholded metrics exist, else AUROC: what the papers print."""
+    return ["f1", "precision", "recall"] if "f1" in frame and frame["f1"].notna().any() else ["auroc"]
+
+
+def write_tables(long: pd.DataFrame, out_prefix: Path, metrics: list[str]) -> list[Path]:
+    """`<prefix>.csv` (long, every cell) plus `<prefix>_<protocol>_<metric>.md/.tex` per pivot."""
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    written = [out_prefix.with_suffix(".csv")]
+    long.to_csv(written[0], index=False)
+    for protocol in long["protocol"].unique():
+        for metric in metrics:
+            table = pivot(long, metric, protocol)
+            if table.empty:
+                continue
+            stem = out_prefix.parent / f"{out_prefix.name}_{protocol}_{metric}"
+            caption = f"{metric.upper()} (%) under the {protocol} protocol: ours (mean ± std over seeds), " \
+                      f"published, and the difference"
+            stem.with_suffix(".md").write_text(f"**{caption}**\n\n" + to_markdown(table))
+            stem.with_suffix(".tex").write_text(to_latex(table, caption))
+            written += [stem.with_suffix(".md"), stem.with_suffix(".tex")]
+    return written

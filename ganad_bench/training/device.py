@@ -1,0 +1,38 @@
+"""Device selection and seeding shared by every model."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from ganad_bench.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA, then Apple MPS, then the CPU; an explicit device must exist."""
+    name = str(name or "auto")
+    base = name.split(":")[0]
+    if base not in DEVICES:
+        raise ConfigError(f"unknown trainer.device '{name}': choose one of {', '.join(DEVICES)}")
+    if base == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device=cuda but no CUDA device is visible: use trainer.device=auto or cpu")
+    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("trainer.device=mps but Apple MPS is not available: use trainer.device=auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) from the run seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
