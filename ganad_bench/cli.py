@@ -92,7 +92,7 @@ def main() -> None:
 def table_main(argv: list[str] | None = None) -> None:
     """`ganad-bench-table [DIR ...]`: our rows beside the published numbers."""
     from ganad_bench.results.store import iter_results
-    from ganad_bench.results.tables import default_metrics, rows_frame, summarize, to_rich, pivot, write_tables
+    from ganad_bench.results.tables import default_metrics, pivot, rows_frame, summarize, to_rich, write_tables
 
     parser = argparse.ArgumentParser(prog="ganad-bench-table", description=table_main.__doc__)
     parser.add_argument("folders", nargs="*", type=Path, default=[Path("outputs/results")],

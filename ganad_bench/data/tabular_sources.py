@@ -65,18 +65,19 @@ KDD_N_FEATURES = 121
 ARRHYTHMIA_ANOMALY_CLASSES = (3, 4, 5, 7, 8, 9, 14, 15)
 
 
-def parse_kdd99(data_path, names_path) -> dict[str, np.ndarray]:
+def parse_kdd99(data_path, names_path, expected_features: int | None = KDD_N_FEATURES) -> dict[str, np.ndarray]:
     """kddcup.data_10_percent.gz + kddcup.names -> 121 one-hot/continuous features and label strings.
 
     Categories are sorted, so the column order is the same on every machine. `normal.` rows are the
-    anomalies of this benchmark (they are the ~20 % minority); see `RawDataset.anomaly_labels`."""
+    anomalies of this benchmark (they are the ~20 % minority); see `RawDataset.anomaly_labels`.
+    `expected_features` guards against a non-canonical file (None skips the check, for tiny test files)."""
     import pandas as pd
 
     names = _kdd_feature_names(names_path)
     try:
         frame = pd.read_csv(data_path, header=None, names=[*names, "label"], compression="gzip")
     except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"{data_path} is not a readable KDD99 gzip CSV ({err}): replace it from {KDD_PAGE}")
+        raise DataError(f"{data_path} is not a readable KDD99 gzip CSV ({err}): replace it from {KDD_PAGE}") from None
     if frame.shape[1] != 42 or frame["label"].isna().any():
         raise DataError(f"{data_path} does not have 42 fields per row: replace it from {KDD_PAGE}")
     labels = frame.pop("label").astype(str).to_numpy()
@@ -87,8 +88,8 @@ def parse_kdd99(data_path, names_path) -> dict[str, np.ndarray]:
         for category in sorted(values.unique()):
             parts.append((values == category).astype(np.float32).rename(f"{column}={category}"))
     features = pd.concat(parts, axis=1)
-    if features.shape[1] != KDD_N_FEATURES:
-        raise DataError(f"KDD99 one-hot encoding gave {features.shape[1]} features, expected 121: "
+    if expected_features is not None and features.shape[1] != expected_features:
+        raise DataError(f"KDD99 one-hot encoding gave {features.shape[1]} features, expected {expected_features}: "
                         f"{data_path} is not the canonical 10% file ({KDD_PAGE})")
     return {
         "features": features.to_numpy(np.float32),
@@ -113,8 +114,9 @@ def parse_odds_mat(path) -> dict[str, np.ndarray]:
         mat = loadmat(path)
         features = np.asarray(mat["X"], dtype=np.float32)
         labels = np.asarray(mat["y"]).reshape(-1).astype(np.int64)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(f"{path} is not an ODDS .mat file with keys X and y ({err}): replace it from {ODDS_PAGE}")
+    except Exception as err:  # scipy raises many types on a damaged file; all mean "replace it"
+        raise DataError(f"{path} is not an ODDS .mat file with keys X and y ({err}): "
+                        f"replace it from {ODDS_PAGE}") from None
     if features.ndim != 2 or len(features) != len(labels):
         raise DataError(f"{path}: X is {features.shape} but y has {len(labels)} rows: replace it from {ODDS_PAGE}")
     return {"features": features, "labels": labels}
@@ -130,7 +132,8 @@ def parse_uci_arrhythmia(path) -> dict[str, np.ndarray]:
     try:
         frame = pd.read_csv(path, header=None, na_values="?")
     except (OSError, ValueError) as err:
-        raise DataError(f"{path} is not the UCI arrhythmia.data CSV ({err}): replace it from {UCI_ARRHYTHMIA_PAGE}")
+        raise DataError(f"{path} is not the UCI arrhythmia.data CSV ({err}): "
+                        f"replace it from {UCI_ARRHYTHMIA_PAGE}") from None
     if frame.shape[1] != 280:
         raise DataError(f"{path} has {frame.shape[1]} columns, expected 280: replace it from {UCI_ARRHYTHMIA_PAGE}")
     labels = frame.pop(frame.columns[-1]).astype(np.int64).to_numpy()

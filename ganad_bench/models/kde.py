@@ -7,8 +7,9 @@ are subsampled with the run seed: a KDE is a sum over its training points, so sc
 O(n_train) per sample.
 
 Scoring is exact: log-sum-exp of Gaussian kernels over all kept training points, computed with BLAS
-in chunks (the same values as `KernelDensity.score_samples` with rtol=0, but orders of magnitude
-faster than its tree search in 100+ dimensions).
+in chunks. It equals `KernelDensity.score_samples` where the density is not vanishingly small, is
+orders of magnitude faster than its tree search in 100+ dimensions, and stays exact for far outliers,
+where the tree's kernel sums underflow (e.g. -72.9 exact vs -67.6 from the tree on a test point).
 """
 
 from __future__ import annotations

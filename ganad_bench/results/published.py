@@ -59,7 +59,7 @@ def published_table() -> pd.DataFrame:
     frame.loc[pct, "std"] = frame.loc[pct, "std"] / 100.0
     frame["metric"] = frame["metric"].str.removesuffix("_pct")
     frame["reference"] = frame["paper"] + ":" + frame["table"]
-    frame["protocol"] = [TABLE_PROTOCOLS.get((p, t), "") for p, t in zip(frame["paper"], frame["table"])]
+    frame["protocol"] = [TABLE_PROTOCOLS.get((p, t), "") for p, t in zip(frame["paper"], frame["table"], strict=True)]
     return frame
 
 

@@ -43,14 +43,15 @@ def summarize(frame: pd.DataFrame, metrics: list[str], references: list[str] | N
         for metric in metrics:
             if metric not in group or group[metric].isna().all():
                 continue
-            cells.append(_cell(dict(zip(IDENTITY_COLUMNS, keys)), metric, group[metric].dropna(), references))
+            identity = dict(zip(IDENTITY_COLUMNS, keys, strict=True))
+            cells.append(_cell(identity, metric, group[metric].dropna(), references))
     # The average over normal classes, per seed, as the one-class tables print it.
     classwise = frame[frame["normal_class"] != ""]
     for keys, group in classwise.groupby(["protocol", "dataset", "model"], sort=False):
         per_seed = group.groupby("seed")
         for metric in metrics:
             if metric in group and group[metric].notna().any():
-                identity = dict(zip(["protocol", "dataset", "model"], keys), normal_class=AVERAGE)
+                identity = dict(zip(["protocol", "dataset", "model"], keys, strict=True), normal_class=AVERAGE)
                 cells.append(_cell(identity, metric, per_seed[metric].mean(), references))
     long = pd.DataFrame.from_records(cells)
     if long.empty:
@@ -128,7 +129,7 @@ def to_rich(table: pd.DataFrame, title: str):
                               style="dim" if column.endswith(" pub") else None)
     for row in table.itertuples(index=False):
         cells = []
-        for column, value in zip(table.columns, row):
+        for column, value in zip(table.columns, row, strict=True):
             value = str(value)
             if column.endswith(" Δ") and value:
                 value = f"[{'green' if float(value) >= -3.0 else 'red'}]{value}[/]"

@@ -1,0 +1,45 @@
+# ganad_bench: everything runs inside .venv (created on first use).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The torch build to install when none is present: 2.13.0 is the CPU wheel on the project's machines;
+# on a CUDA machine pip takes the matching CUDA build of the same version.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install dev demo test test-real test-all lint table sweep-tabular clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, so that pip keeps it and never pulls another (CUDA) build for the package's `torch>=2.1`
+install: $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install $(TORCH_SPEC)
+	$(BIN)/pip install '.[test]'
+
+dev: $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install $(TORCH_SPEC)
+	$(BIN)/pip install -e '.[test]'
+
+demo: install
+	$(BIN)/ganad-bench
+
+test: dev
+	$(BIN)/python -m pytest
+
+test-real: dev
+	$(BIN)/python -m pytest -m real_data
+
+test-all: dev
+	$(BIN)/python -m pytest -m ""
+
+lint: dev
+	$(BIN)/ruff check ganad_bench tests scripts
+
+table:
+	$(BIN)/ganad-bench-table outputs/results
+
+sweep-tabular:
+	$(BIN)/ganad-bench -m experiment=tabular_baselines
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,116 @@
+"""The `ganad-bench` command end to end (subprocesses), its error paths, resume, and the table command."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENTRY = [sys.executable, "-c", "from ganad_bench.cli import main; main()"]
+TABLE = [sys.executable, "-c", "from ganad_bench.cli import table_main; table_main()"]
+
+
+def ganad(tmp_path, *args, data_dir=None, entry=ENTRY, cwd=None):
+    env = {**os.environ, "GANAD_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("GANAD_DATA_DIR", None)
+    if data_dir is not None:
+        env["GANAD_DATA_DIR"] = str(data_dir)
+    extra = [] if entry is TABLE else [f"paths.output_dir={tmp_path / 'outputs'}", "paths.download=false"]
+    lead = list(args[:1]) if args[:1] == ("-m",) else []  # argparse wants -m before the overrides
+    return subprocess.run([*entry, *lead, *extra, *args[len(lead):]], capture_output=True, text=True, env=env,
+                          cwd=cwd or tmp_path, timeout=300)
+
+
+def results(tmp_path):
+    return sorted((tmp_path / "outputs").rglob("result.json"))
+
+
+def test_bare_command_runs_the_default_on_embedded_thyroid(tmp_path):
+    done = ganad(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "iforest · thyroid · tabular · seed 0" in done.stderr and "published rcgan:1" in done.stderr
+    (path,) = results(tmp_path)
+    row = json.loads(path.read_text())
+    assert row["status"] == "ok" and row["dataset"] == "thyroid"
+    assert list((tmp_path / "outputs" / "runs").glob("*/*.log")), "Hydra keeps a log per run"
+
+
+def test_help_and_cfg_job(tmp_path):
+    done = ganad(tmp_path, "--help")
+    assert done.returncode == 0 and "model: iforest, kde, ocsvm" in done.stdout
+    done = ganad(tmp_path, "model=kde", "--cfg", "job")
+    assert done.returncode == 0 and "name: kde" in done.stdout and results(tmp_path) == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (["model=nope"], "unknown model 'nope': choose one of iforest, kde, ocsvm"),
+    (["-m", "model=iforest,nope"], "unknown model 'nope'"),
+    (["dataset=imagenet"], "unknown dataset 'imagenet'"),
+    (["dataset=musk"], "musk.mat not found"),
+    (["protocol.train_fraction=1.5"], "protocol.train_fraction must be a number in (0, 1), got 1.5"),
+    (["protocol.contamination=0"], "protocol.contamination must be a number in (0, 1), got 0"),
+])
+def test_bad_input_exits_non_zero_with_one_line_and_no_result(tmp_path, args, message):
+    done = ganad(tmp_path, *args)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert results(tmp_path) == []
+
+
+def test_wrong_checksum_exits_non_zero(tmp_path):
+    data = tmp_path / "data" / "odds"
+    data.mkdir(parents=True)
+    (data / "musk.mat").write_bytes(b"MATLAB 5.0 MAT-file, truncated")
+    done = ganad(tmp_path, "dataset=musk", data_dir=tmp_path / "data")
+    assert done.returncode == 1 and "sha256" in done.stderr and "replace it" in done.stderr
+    assert "Traceback" not in done.stderr and results(tmp_path) == []
+
+
+def test_works_from_another_directory(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = ganad(tmp_path, "model=ocsvm", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr and len(results(tmp_path)) == 1
+
+
+def test_sweep_resumes_only_missing_runs(tmp_path):
+    args = ["-m", "model=iforest,ocsvm", "seed=0,1"]
+    first = ganad(tmp_path, *args)
+    assert first.returncode == 0, first.stderr
+    paths = results(tmp_path)
+    assert len(paths) == 4
+    paths[0].unlink()  # as if the sweep had been killed before this run finished
+    kept = {p: p.stat().st_mtime_ns for p in paths[1:]}
+    second = ganad(tmp_path, *args)
+    assert second.returncode == 0, second.stderr
+    assert second.stderr.count("skip ") == 3 and second.stderr.count("ok ") == 1
+    assert paths[0].is_file() and all(p.stat().st_mtime_ns == t for p, t in kept.items())
+
+
+def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    done = ganad(tmp_path, "-m", "model.params.n_estimators=-1,10")
+    assert done.returncode == 1
+    rows = [json.loads(p.read_text()) for p in results(tmp_path)]
+    assert sorted(r["status"] for r in rows) == ["failed", "ok"]
+    assert "1 run(s) did not finish" in done.stderr
+
+
+def test_table_command_writes_markdown_csv_latex(tmp_path):
+    assert ganad(tmp_path, "-m", "model=iforest,ocsvm", "seed=0,1").returncode == 0
+    out = tmp_path / "tables" / "t"
+    done = ganad(tmp_path, str(tmp_path / "outputs"), "--out", str(out), entry=TABLE)
+    assert done.returncode == 0, done.stderr
+    md = Path(f"{out}_tabular_f1.md").read_text()
+    assert "| thyroid | - |" in md and "iforest pub" in md and "70.27" in md
+    assert Path(f"{out}_tabular_f1.tex").read_text().count(r"\\") >= 2
+    csv = Path(f"{out}.csv").read_text()
+    assert "rcgan:1" in csv and csv.count("thyroid") == 6  # 2 models x 3 metrics
+
+
+def test_table_command_on_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    done = ganad(tmp_path, str(tmp_path / "empty"), entry=TABLE)
+    assert done.returncode == 1 and "no finished result.json" in done.stderr

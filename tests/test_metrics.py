@@ -1,0 +1,57 @@
+"""Metrics against scikit-learn and against counts done by hand."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
+
+from ganad_bench.metrics import contamination_threshold, evaluate, precision_recall_f1
+
+
+@pytest.fixture
+def labelled_scores():
+    rng = np.random.default_rng(0)
+    labels = (rng.random(1000) < 0.2).astype(int)
+    scores = rng.normal(size=1000) + 1.5 * labels
+    return labels, scores
+
+
+def test_threshold_metrics_equal_sklearn_on_top_k_predictions(labelled_scores):
+    labels, scores = labelled_scores
+    # the top 20% of scores, counted by hand
+    k = int(round(0.2 * len(scores)))
+    predicted = np.zeros_like(labels)
+    predicted[np.argsort(-scores)[:k]] = 1
+    got = precision_recall_f1(labels, scores, 0.2)
+    assert got["precision"] == pytest.approx(precision_score(labels, predicted))
+    assert got["recall"] == pytest.approx(recall_score(labels, predicted))
+    assert got["f1"] == pytest.approx(f1_score(labels, predicted))
+
+
+def test_threshold_flags_the_contamination_fraction(labelled_scores):
+    _, scores = labelled_scores
+    for contamination in (0.025, 0.15, 0.2):
+        flagged = (scores >= contamination_threshold(scores, contamination)).mean()
+        assert flagged == pytest.approx(contamination, abs=1.5 / len(scores))
+
+
+def test_threshold_free_metrics_equal_sklearn(labelled_scores):
+    labels, scores = labelled_scores
+    got = evaluate(labels, scores, contamination=0.2)
+    assert got["auroc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert got["auprc"] == pytest.approx(average_precision_score(labels, scores))
+    assert set(got) == {"auroc", "auprc", "precision", "recall", "f1"}
+
+
+def test_higher_score_means_anomaly():
+    labels = np.array([0, 0, 0, 1])
+    assert evaluate(labels, np.array([0.1, 0.2, 0.3, 0.9]))["auroc"] == 1.0
+    assert evaluate(labels, -np.array([0.1, 0.2, 0.3, 0.9]))["auroc"] == 0.0
+
+
+def test_without_contamination_only_threshold_free_metrics():
+    assert set(evaluate(np.array([0, 1]), np.array([0.0, 1.0]))) == {"auroc", "auprc"}
+
+
+def test_nan_scores_are_rejected():
+    with pytest.raises(FloatingPointError):
+        evaluate(np.array([0, 1]), np.array([0.0, np.nan]))

@@ -1,0 +1,69 @@
+"""Invariants of the tabular protocol: no anomaly in training data, split sizes, label mapping, seeds."""
+
+import numpy as np
+import pytest
+
+from ganad_bench.data.dataset import RawDataset
+from ganad_bench.data.protocols import anomaly_flags, make_split, tabular_split
+from ganad_bench.errors import ConfigError
+
+
+def raw(n=1000, anomaly_every=5, labels=None):
+    labels = labels if labels is not None else np.array(
+        ["normal." if i % anomaly_every == 0 else "smurf." for i in range(n)])
+    return RawDataset("toy", "test", np.arange(len(labels) * 2, dtype=np.float32).reshape(-1, 2), labels,
+                      anomaly_labels=("normal.",))
+
+
+def test_kdd_label_mapping_normal_rows_are_anomalies():
+    flags = anomaly_flags(raw(10))
+    assert flags.tolist() == [1, 0, 0, 0, 0, 1, 0, 0, 0, 0]
+
+
+def test_arrhythmia_class_mapping():
+    data = RawDataset("a", "uci", np.zeros((16, 1)), np.arange(1, 17), anomaly_labels=(3, 4, 5, 7, 8, 9, 14, 15))
+    assert np.flatnonzero(anomaly_flags(data)).tolist() == [2, 3, 4, 6, 7, 8, 13, 14]
+
+
+@pytest.mark.parametrize("train_fraction", [0.5, 0.8])
+def test_split_sizes_and_no_anomaly_in_training(train_fraction):
+    data = raw(1000)
+    flags = anomaly_flags(data)
+    split = tabular_split(data, train_fraction, 0.2, seed=3, val_fraction=0.25)
+    n_train_split = round(train_fraction * 1000)
+    assert len(split.test) == 1000 - n_train_split
+    assert len(split.train) + len(split.val) == n_train_split - flags[np.setdiff1d(
+        np.arange(1000), split.test)].sum()
+    assert flags[split.train].sum() == 0 and flags[split.val].sum() == 0
+    assert len(split.val) == round(0.25 * (len(split.train) + len(split.val)))
+    # train, val and test are disjoint, and the test labels are the flags of the test rows
+    assert not set(split.train) & set(split.test) and not set(split.val) & set(split.test)
+    assert not set(split.train) & set(split.val)
+    assert (split.test_labels == flags[split.test]).all()
+
+
+def test_seed_drives_the_split():
+    data = raw(500)
+    a, b = tabular_split(data, 0.5, 0.2, seed=0), tabular_split(data, 0.5, 0.2, seed=0)
+    c = tabular_split(data, 0.5, 0.2, seed=1)
+    assert (a.test == b.test).all()
+    assert not np.array_equal(np.sort(a.test), np.sort(c.test))
+
+
+@pytest.mark.parametrize("key,value", [("train_fraction", 1.5), ("train_fraction", 0.0),
+                                       ("contamination", 1.0), ("contamination", -0.1),
+                                       ("contamination", None)])
+def test_impossible_fractions_are_config_errors(key, value):
+    params = {"train_fraction": 0.5, "contamination": 0.2, key: value}
+    with pytest.raises(ConfigError, match=f"protocol.{key}"):
+        tabular_split(raw(100), params["train_fraction"], params["contamination"], seed=0)
+
+
+def test_split_without_test_anomalies_is_refused():
+    with pytest.raises(ConfigError, match="train_fraction"):
+        tabular_split(raw(20, anomaly_every=19), 0.95, 0.2, seed=0)
+
+
+def test_unknown_protocol():
+    with pytest.raises(ConfigError, match="unknown protocol"):
+        make_split({"name": "nope"}, raw(10), 0)

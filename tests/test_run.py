@@ -1,0 +1,117 @@
+"""`run(cfg)`: the result row, skipping finished runs, recording failures, no file on user errors."""
+
+import json
+
+import pytest
+
+from ganad_bench.errors import ChecksumMismatch, ConfigError, DataFileMissing
+from ganad_bench.run import run
+
+ROW_KEYS = {"status", "model", "dataset", "protocol", "normal_class", "seed", "metrics", "sizes",
+            "anomaly_ratio_test", "timings", "device", "versions", "git_revision", "config", "config_hash",
+            "started_at", "finished_at"}
+
+
+def result_files(tmp_path):
+    return list((tmp_path / "outputs").rglob("result.json"))
+
+
+def test_default_run_writes_a_complete_row(make_cfg, tmp_path):
+    row = run(make_cfg())
+    assert row["status"] == "ok" and ROW_KEYS <= set(row)
+    assert (row["model"], row["dataset"], row["protocol"]) == ("iforest", "thyroid", "tabular")
+    assert set(row["metrics"]) == {"auroc", "auprc", "precision", "recall", "f1"}
+    sizes = row["sizes"]
+    assert sizes["n_test"] == 3772 - round(0.5 * 3772)
+    assert sizes["n_test_anomalies"] == round(row["anomaly_ratio_test"] * sizes["n_test"])
+    stored = json.loads(open(row["result_path"]).read())
+    assert stored["metrics"] == row["metrics"] and stored["config"]["model"]["name"] == "iforest"
+
+
+def test_finished_run_is_skipped_and_force_reruns(make_cfg):
+    first = run(make_cfg())
+    again = run(make_cfg())
+    assert again.get("skipped") and again["finished_at"] == first["finished_at"]
+    forced = run(make_cfg("force=true"))
+    assert not forced.get("skipped") and forced["metrics"] == first["metrics"]
+
+
+def test_paths_do_not_change_the_run_identity(make_cfg, tmp_path):
+    from ganad_bench.results.store import config_hash
+
+    a = run(make_cfg())
+    cfg = make_cfg("paths.download=true")
+    from ganad_bench.config import to_container
+
+    assert config_hash(to_container(cfg)) == a["config_hash"]
+
+
+def test_seed_and_model_params_change_the_identity(make_cfg):
+    a, b = run(make_cfg()), run(make_cfg("seed=1"))
+    c = run(make_cfg("model.params.n_estimators=50"))
+    assert len({a["result_path"], b["result_path"], c["result_path"]}) == 3
+
+
+def test_runtime_failure_is_recorded_not_raised(make_cfg, monkeypatch):
+    from ganad_bench.models.iforest import IsolationForestDetector
+
+    def explode(self, x, x_val=None):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(IsolationForestDetector, "fit", explode)
+    row = run(make_cfg())
+    assert row["status"] == "failed" and "boom" in row["error"]
+    assert json.loads(open(row["result_path"]).read())["status"] == "failed"
+    monkeypatch.undo()
+    assert run(make_cfg())["status"] == "ok"  # a failed run is retried, not skipped
+
+
+def test_nan_scores_end_the_run_as_diverged(make_cfg, monkeypatch):
+    import numpy as np
+
+    from ganad_bench.models.iforest import IsolationForestDetector
+
+    monkeypatch.setattr(IsolationForestDetector, "score_samples", lambda self, x: np.full(len(x), np.nan))
+    row = run(make_cfg())
+    assert row["status"] == "diverged" and "NaN" in row["error"]
+
+
+@pytest.mark.parametrize("overrides,error", [
+    (("protocol.train_fraction=1.5",), ConfigError),
+    (("protocol.contamination=0",), ConfigError),
+    (("dataset.source=zzz",), ConfigError),
+    (("dataset.scaler=zscore",), ConfigError),
+    (("trainer.device=tpu",), ConfigError),
+    (("model.params.bogus=1", ), ConfigError),
+])
+def test_user_errors_raise_and_leave_no_result(make_cfg, tmp_path, overrides, error):
+    cfg = make_cfg(*overrides) if "bogus" not in overrides[0] else make_cfg("+" + overrides[0])
+    with pytest.raises(error):
+        run(cfg)
+    assert result_files(tmp_path) == []
+
+
+def test_missing_and_corrupted_files_raise_and_leave_no_result(make_cfg, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataFileMissing, match="musk.mat not found"):
+        run(make_cfg("dataset=musk", data_dir=empty))
+    (empty / "odds").mkdir()
+    (empty / "odds" / "musk.mat").write_bytes(b"\x00" * 100)
+    with pytest.raises(ChecksumMismatch, match="musk.mat"):
+        run(make_cfg("dataset=musk", data_dir=empty))
+    assert result_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("model", ["iforest", "ocsvm", "kde"])
+@pytest.mark.parametrize("dataset", ["kdd99", "musk", "arrhythmia"])
+def test_every_classic_model_on_every_tabular_dataset(make_cfg, tiny_data, model, dataset):
+    overrides = [f"model={model}", f"dataset={dataset}"]
+    row = run(make_cfg(*overrides, data_dir=tiny_data))
+    assert row["status"] == "ok", row.get("error")
+    assert row["metrics"]["auroc"] > 0.8
+
+
+def test_uci_arrhythmia_source(make_cfg, tiny_data):
+    row = run(make_cfg("dataset=arrhythmia", "dataset.source=uci", data_dir=tiny_data))
+    assert row["status"] == "ok" and row["n_features"] == 274

@@ -1,0 +1,59 @@
+"""Aggregation of rows into the papers' tables, with the published numbers beside ours."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from ganad_bench.results.published import lookup, published_table
+from ganad_bench.results.tables import pivot, rows_frame, summarize, to_latex, to_markdown
+
+
+def row(model, dataset, seed, protocol="tabular", normal_class=None, status="ok", **metrics):
+    return {"model": model, "dataset": dataset, "seed": seed, "protocol": protocol,
+            "normal_class": normal_class, "status": status, "metrics": metrics}
+
+
+def test_published_numbers_are_fractions_with_references():
+    frame = published_table()
+    assert (frame["metric"].str.endswith("_pct")).sum() == 0
+    hit = lookup("iforest", "kdd99", "f1", "tabular")
+    assert hit == {"reference": "alad:II", "model": "IF", "mean": 0.9294, "std": None}
+    assert lookup("iforest", "thyroid", "f1", "tabular")["mean"] == pytest.approx(0.7027)
+    assert lookup("iforest", "kdd99", "f1", "tabular", references=["rcgan:1"])["reference"] == "rcgan:1"
+    assert lookup("ocsvm", "mnist", "auroc", "one_class", normal_class=0)["mean"] == pytest.approx(0.986)
+    assert lookup("iforest", "kdd99", "f1", "one_class") is None
+
+
+def test_mean_std_over_seeds_and_difference():
+    rows = [row("iforest", "kdd99", s, f1=v) for s, v in enumerate([0.90, 0.92, 0.94])]
+    rows.append(row("iforest", "kdd99", 9, status="failed", f1=0.0))  # ignored
+    long = summarize(rows_frame(rows), ["f1"])
+    (cell,) = long.to_dict("records")
+    assert cell["mean"] == pytest.approx(0.92) and cell["std"] == pytest.approx(0.02) and cell["n_seeds"] == 3
+    assert cell["published"] == pytest.approx(0.9294) and cell["diff"] == pytest.approx(0.92 - 0.9294)
+
+
+def test_classwise_rows_get_the_average_row():
+    rows = [row("ocsvm", "mnist", s, "one_class", c, auroc=0.9 + 0.01 * c) for c in range(3) for s in (0, 1)]
+    long = summarize(rows_frame(rows), ["auroc"])
+    assert list(long["normal_class"]) == ["0", "1", "2", "average"]
+    average = long[long["normal_class"] == "average"].iloc[0]
+    assert average["mean"] == pytest.approx(0.91)
+    assert average["reference"] == "memgan:1"
+    table = pivot(long, "auroc", "one_class")
+    assert list(table.columns) == ["dataset", "class", "ocsvm", "ocsvm pub", "ocsvm Δ"]
+    assert table.iloc[0]["ocsvm pub"] == "98.60"
+
+
+def test_unpublished_cells_stay_empty():
+    long = summarize(rows_frame([row("kde", "kdd99", 0, f1=0.5)]), ["f1"])
+    assert math.isnan(long.iloc[0]["published"])
+    assert pivot(long, "f1", "tabular").iloc[0]["kde pub"] == ""
+
+
+def test_renderers_escape_and_align():
+    table = pd.DataFrame([{"dataset": "kdd_99", "class": "-", "iforest": "92.00 ± 1.00"}])
+    assert to_markdown(table).splitlines()[1] == "|---|---|---:|"
+    latex = to_latex(table, "F1 (%)")
+    assert r"kdd\_99" in latex and r"$\pm$" in latex and r"F1 (\%)" in latex
