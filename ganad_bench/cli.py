@@ -115,8 +115,12 @@ def table_main(argv: list[str] | None = None) -> None:
         raise SystemExit(1)
     metrics = args.metric or default_metrics(frame)
     long = summarize(frame, metrics, args.reference)
+    from rich.console import Console
+
+    # the table is the command's output: stdout, never squeezed below a readable width when piped
+    out = Console() if Console().is_terminal else Console(width=220)
     for protocol in long["protocol"].unique():
         table = pivot(long, metrics[0], protocol)
-        console.print(to_rich(table, f"{metrics[0].upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"))
+        out.print(to_rich(table, f"{metrics[0].upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"))
     for path in write_tables(long, args.out, metrics):
         console.print(f"wrote {path}")
