@@ -9,9 +9,10 @@ from ganad_bench.results.published import lookup, published_table
 from ganad_bench.results.tables import pivot, rows_frame, summarize, to_latex, to_markdown
 
 
-def row(model, dataset, seed, protocol="tabular", normal_class=None, status="ok", **metrics):
+def row(model, dataset, seed, protocol="tabular", normal_class=None, status="ok", config=None, **metrics):
     return {"model": model, "dataset": dataset, "seed": seed, "protocol": protocol,
-            "normal_class": normal_class, "status": status, "metrics": metrics}
+            "normal_class": normal_class, "status": status, "metrics": metrics,
+            "config": config or {"seed": seed, "model": {"name": model}}}
 
 
 def test_published_numbers_are_fractions_with_references():
@@ -57,3 +58,14 @@ def test_renderers_escape_and_align():
     assert to_markdown(table).splitlines()[1] == "|---|---|---:|"
     latex = to_latex(table, "F1 (%)")
     assert r"kdd\_99" in latex and r"$\pm$" in latex and r"F1 (\%)" in latex
+
+
+def test_runs_with_different_settings_are_not_averaged_together():
+    rows = [row("ocsvm", "thyroid", s, config={"seed": s, "dataset": {"scaler": scaler}}, f1=value)
+            for s in (0, 1) for scaler, value in (("none", 0.3), ("minmax", 0.5))]
+    long = summarize(rows_frame(rows), ["f1"])
+    assert sorted(zip(long["variant"], long["mean"], strict=True)) == [
+        ("dataset.scaler=minmax", pytest.approx(0.5)), ("dataset.scaler=none", pytest.approx(0.3))]
+    assert list(long["published"]) == [pytest.approx(0.3887)] * 2  # both compare with the paper's OC-SVM
+    table = pivot(long, "f1", "tabular")
+    assert "ocsvm[dataset.scaler=none]" in table.columns

@@ -14,21 +14,47 @@ import pandas as pd
 
 from ganad_bench.results.published import lookup
 
-IDENTITY_COLUMNS = ["protocol", "dataset", "normal_class", "model"]
+IDENTITY_COLUMNS = ["protocol", "dataset", "normal_class", "model", "variant"]
 AVERAGE = "average"
+# Config keys that tell runs of one cell apart rather than making a different method.
+NOT_A_VARIANT = ("seed", "force", "paths.", "dataset.normal_class")
+
+
+def flatten_config(config: dict, prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for key, value in (config or {}).items():
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
 
 
 def rows_frame(rows: list[dict]) -> pd.DataFrame:
-    """Finished (status ok) rows flattened to one line per run: identity columns, seed, metrics."""
-    records = []
+    """Finished (status ok) rows flattened to one line per run: identity columns, seed, metrics.
+
+    Runs of the same model on the same dataset with different settings (say `dataset.scaler=none` and
+    `minmax`) are never averaged together: `variant` names the config keys in which they differ."""
+    records, settings = [], []
     for row in rows:
         if row.get("status") != "ok":
             continue
-        record = {key: row.get(key) for key in [*IDENTITY_COLUMNS, "seed"]}
+        record = {key: row.get(key) for key in [*IDENTITY_COLUMNS[:-1], "seed"]}
         record["normal_class"] = "" if record["normal_class"] is None else str(record["normal_class"])
         record.update(row.get("metrics", {}))
         records.append(record)
-    return pd.DataFrame.from_records(records)
+        settings.append({k: v for k, v in flatten_config(row.get("config", {})).items()
+                         if not k.startswith(NOT_A_VARIANT)})
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        return frame
+    frame["variant"] = ""
+    for _, group in frame.groupby(["protocol", "dataset", "model"]).groups.items():
+        varying = sorted({k for i in group for k in settings[i]
+                          if len({settings[j].get(k) for j in group}) > 1})
+        for i in group:
+            frame.loc[i, "variant"] = ",".join(f"{k}={settings[i].get(k)}" for k in varying)
+    return frame
 
 
 def _class_order(value: str):
@@ -47,11 +73,12 @@ def summarize(frame: pd.DataFrame, metrics: list[str], references: list[str] | N
             cells.append(_cell(identity, metric, group[metric].dropna(), references))
     # The average over normal classes, per seed, as the one-class tables print it.
     classwise = frame[frame["normal_class"] != ""]
-    for keys, group in classwise.groupby(["protocol", "dataset", "model"], sort=False):
+    columns = [c for c in IDENTITY_COLUMNS if c != "normal_class"]
+    for keys, group in classwise.groupby(columns, sort=False):
         per_seed = group.groupby("seed")
         for metric in metrics:
             if metric in group and group[metric].notna().any():
-                identity = dict(zip(["protocol", "dataset", "model"], keys, strict=True), normal_class=AVERAGE)
+                identity = dict(zip(columns, keys, strict=True), normal_class=AVERAGE)
                 cells.append(_cell(identity, metric, per_seed[metric].mean(), references))
     long = pd.DataFrame.from_records(cells)
     if long.empty:
@@ -80,11 +107,12 @@ def _cell(identity: dict, metric: str, values: pd.Series, references) -> dict:
 def pivot(long: pd.DataFrame, metric: str, protocol: str) -> pd.DataFrame:
     """Rows (dataset, class) x columns (model: ours / published / Δ), formatted in percent."""
     part = long[(long["metric"] == metric) & (long["protocol"] == protocol)]
-    models = sorted(part["model"].unique())
+    part = part.assign(label=[f"{m}[{v}]" if v else m for m, v in zip(part["model"], part["variant"], strict=True)])
+    models = sorted(part["label"].unique())
     lines = []
     for (dataset, normal_class), group in part.groupby(["dataset", "normal_class"], sort=False):
         line = {"dataset": dataset, "class": normal_class or "-"}
-        by_model = {row["model"]: row for _, row in group.iterrows()}
+        by_model = {row["label"]: row for _, row in group.iterrows()}
         for model in models:
             row = by_model.get(model)
             line[f"{model}"] = "" if row is None else f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"
@@ -121,16 +149,17 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
 
 
 def to_rich(table: pd.DataFrame, title: str):
+    from rich.markup import escape
     from rich.table import Table
 
     rich_table = Table(title=title, header_style="bold")
     for index, column in enumerate(table.columns):
-        rich_table.add_column(column, justify="left" if index < 2 else "right",
+        rich_table.add_column(escape(column), justify="left" if index < 2 else "right",
                               style="dim" if column.endswith(" pub") else None)
     for row in table.itertuples(index=False):
         cells = []
         for column, value in zip(table.columns, row, strict=True):
-            value = str(value)
+            value = escape(str(value))
             if column.endswith(" Δ") and value:
                 value = f"[{'green' if float(value) >= -3.0 else 'red'}]{value}[/]"
             cells.append(value)
