@@ -70,19 +70,22 @@ def test_embedded_thyroid_needs_no_data_folder(tmp_path):
     assert thyroid.features.shape == (3772, 6) and anomaly_flags(thyroid).sum() == 93
 
 
-def test_parsed_arrays_are_cached(tiny_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name,source", [("musk", "odds"), ("kdd99", "uci"), ("arrhythmia", "uci")])
+def test_parsed_arrays_are_cached(tiny_data, tmp_path, monkeypatch, name, source):
     from ganad_bench.data import cache
 
-    registry.load_raw("musk", None, settings(tmp_path, tiny_data))
-    assert list((tmp_path / "cache" / "parsed").glob("musk-*.npz"))
+    first = registry.load_raw(name, source, settings(tmp_path, tiny_data))
+    assert list((tmp_path / "cache" / "parsed").glob(f"{name}-*.npz"))
     monkeypatch.setattr(cache, "_memo", {})  # a new process: only the .npz is left
-    spec = registry.SOURCES["musk"]["odds"]
+    spec = registry.SOURCES[name][source]
 
     def fail(*args):
         raise AssertionError("parsed again despite the cache")
 
-    monkeypatch.setitem(registry.SOURCES, "musk", {"odds": dataclasses.replace(spec, parse=fail)})
-    assert registry.load_raw("musk", None, settings(tmp_path, tiny_data)).features.shape == (300, 16)
+    monkeypatch.setitem(registry.SOURCES, name, {source: dataclasses.replace(spec, parse=fail)})
+    again = registry.load_raw(name, source, settings(tmp_path, tiny_data))
+    np.testing.assert_array_equal(again.features, first.features)
+    np.testing.assert_array_equal(again.labels, first.labels)
 
 
 def test_missing_file_message_names_file_and_place(tmp_path):

@@ -33,6 +33,8 @@ def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dic
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    if any(array.dtype == object for array in arrays.values()):
+        raise TypeError("object arrays cannot be cached without pickle: convert them to fixed-width dtypes")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.part")

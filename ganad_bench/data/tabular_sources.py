@@ -80,7 +80,7 @@ def parse_kdd99(data_path, names_path, expected_features: int | None = KDD_N_FEA
         raise DataError(f"{data_path} is not a readable KDD99 gzip CSV ({err}): replace it from {KDD_PAGE}") from None
     if frame.shape[1] != 42 or frame["label"].isna().any():
         raise DataError(f"{data_path} does not have 42 fields per row: replace it from {KDD_PAGE}")
-    labels = frame.pop("label").astype(str).to_numpy()
+    labels = frame.pop("label").to_numpy(dtype=str)  # fixed-width unicode: cacheable without pickle
     continuous = [c for c in names if c not in KDD_CATEGORICAL]
     parts = [frame[continuous].astype(np.float32)]
     for column in KDD_CATEGORICAL:
