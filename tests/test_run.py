@@ -115,3 +115,13 @@ def test_every_classic_model_on_every_tabular_dataset(make_cfg, tiny_data, model
 def test_uci_arrhythmia_source(make_cfg, tiny_data):
     row = run(make_cfg("dataset=arrhythmia", "dataset.source=uci", data_dir=tiny_data))
     assert row["status"] == "ok" and row["n_features"] == 274
+
+
+def test_tabular_baselines_experiment_composes_the_sweep():
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="ganad_bench.conf", version_base=None):
+        cfg = compose("config", overrides=["experiment=tabular_baselines"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert (params.model, params.dataset, params.seed) == (
+        "iforest,ocsvm,kde", "kdd99,arrhythmia,thyroid,musk", "range(5)")

@@ -69,3 +69,14 @@ def test_runs_with_different_settings_are_not_averaged_together():
     assert list(long["published"]) == [pytest.approx(0.3887)] * 2  # both compare with the paper's OC-SVM
     table = pivot(long, "f1", "tabular")
     assert "ocsvm[dataset.scaler=none]" in table.columns
+
+
+def test_packaged_published_table_equals_the_shared_one():
+    from pathlib import Path
+
+    from ganad_bench.results.published import PUBLISHED_CSV
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "paper_tables" / "published.csv"
+    if not shared.is_file():
+        pytest.skip("../shared/paper_tables/published.csv is absent")
+    assert PUBLISHED_CSV.read_bytes() == shared.read_bytes()

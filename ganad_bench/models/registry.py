@@ -24,12 +24,18 @@ def available_detectors() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_detector(name: str, seed: int = 0, **params):
-    """A fresh detector, e.g. `create_detector("iforest").fit(x).score_samples(x)`."""
+def create_detector(name: str, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, **params):
+    """A fresh detector, e.g. `create_detector("iforest").fit(x).score_samples(x)`.
+
+    Deep detectors (class attribute `uses_trainer = True`) also receive the `trainer` config group and
+    the folder for their per-epoch checkpoints; the classic ones take their parameters only."""
     names = available_detectors()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model '{name}': choose one of {', '.join(names)}")
+    cls = _REGISTRY[name]
+    if getattr(cls, "uses_trainer", False):
+        params.update(trainer=dict(trainer or {}), checkpoint_dir=checkpoint_dir)
     try:
-        return _REGISTRY[name](seed=seed, **params)
+        return cls(seed=seed, **params)
     except TypeError as err:
         raise ConfigError(f"model {name}: {err} (check the model.* keys)") from None
