@@ -83,7 +83,12 @@ def main() -> None:
     except GanadError as err:
         console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
         raise SystemExit(2) from None
-    _hydra_entry()
+    try:
+        _hydra_entry()
+    except KeyboardInterrupt:
+        # the interrupted run wrote nothing; finished runs are kept and skipped next time
+        console.print("[yellow]interrupted[/]: run the same command again to finish only the missing runs")
+        raise SystemExit(130) from None
     if _failed_runs:
         console.print(f"[bold red]{len(_failed_runs)} run(s) did not finish[/]: see their result.json")
         raise SystemExit(1)
