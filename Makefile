@@ -33,7 +33,7 @@ test-all: dev
 	$(BIN)/python -m pytest -m ""
 
 lint: dev
-	$(BIN)/ruff check ganad_bench tests scripts
+	$(BIN)/ruff check ganad_bench tests $(wildcard scripts)
 
 table:
 	$(BIN)/ganad-bench-table outputs/results

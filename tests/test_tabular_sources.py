@@ -123,3 +123,21 @@ def test_unknown_dataset_and_source():
         registry.source_spec("nope")
     with pytest.raises(ConfigError, match="no source 'zzz'"):
         registry.source_spec("thyroid", "zzz")
+
+
+def test_download_verifies_and_caches(tmp_path):
+    from ganad_bench.data.files import sha256_of
+
+    upstream = write_odds(tmp_path / "upstream", "musk")
+    file = CanonicalFile("musk.mat", "odds", sha256_of(upstream), page="-", urls=(upstream.as_uri(),))
+    path = locate(file, settings(tmp_path, download=True))
+    assert path == tmp_path / "cache" / "downloads" / "odds" / "musk.mat"
+    assert path.read_bytes() == upstream.read_bytes()
+
+
+def test_download_with_wrong_checksum_keeps_nothing(tmp_path):
+    upstream = write_odds(tmp_path / "upstream", "musk")
+    file = CanonicalFile("musk.mat", "odds", "0" * 64, page="-", urls=(upstream.as_uri(),))
+    with pytest.raises(DataFileMissing, match="download failed"):
+        locate(file, settings(tmp_path, download=True))
+    assert not list((tmp_path / "cache").rglob("musk.mat*"))
