@@ -68,8 +68,8 @@ def summary_line(row: dict) -> str:
         return f"[bold red]{row['status']}[/] {what}: {row.get('error', '')} → {row['result_path']}"
     metrics = row["metrics"]
     headline = "f1" if "f1" in metrics else "auroc"
-    parts = [f"{name.upper()} {metrics[name]:.4f}" for name in (headline, "auroc", "auprc")
-             if name in metrics and (name != "auroc" or headline != "auroc")]
+    names = [headline, *(name for name in ("auroc", "auprc") if name != headline)]
+    parts = [f"{name.upper()} {metrics[name]:.4f}" for name in names if name in metrics]
     published = lookup(row["model"], row["dataset"], headline, row["protocol"], row.get("normal_class"))
     if published:
         parts[0] += (f" [dim](published {published['reference']} {published['mean']:.4f}, "

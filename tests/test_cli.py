@@ -114,3 +114,12 @@ def test_table_command_on_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     done = ganad(tmp_path, str(tmp_path / "empty"), entry=TABLE)
     assert done.returncode == 1 and "no finished result.json" in done.stderr
+
+
+def test_summary_line_puts_the_headline_metric_beside_the_published_one():
+    from ganad_bench.cli import summary_line
+
+    row = {"model": "ocsvm", "dataset": "mnist", "normal_class": 0, "protocol": "one_class", "seed": 0,
+           "status": "ok", "metrics": {"auroc": 0.9, "auprc": 0.8}, "timings": {"total_s": 1.0}, "result_path": "x"}
+    line = summary_line(row)
+    assert "AUROC 0.9000 [dim](published memgan:1 0.9860" in line and "AUPRC 0.8000" in line
