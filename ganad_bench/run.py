@@ -25,7 +25,7 @@ from ganad_bench import __version__
 from ganad_bench.config import to_container
 from ganad_bench.console import progress, step
 from ganad_bench.data.files import DataSettings
-from ganad_bench.data.preprocessing import Scaler
+from ganad_bench.data.preprocessing import make_scaler
 from ganad_bench.data.protocols import make_split
 from ganad_bench.data.registry import load_raw
 from ganad_bench.errors import GanadError, TrainingDiverged
@@ -50,10 +50,17 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
     seed = int(config["seed"])
     device = resolve_device(config["trainer"]["device"])
     detector = create_detector(config["model"]["name"], seed=seed, **(config["model"].get("params") or {}))
+    scaler = make_scaler(config["dataset"])
+    settings = DataSettings.from_config(config["paths"])
     with step(f"loading {config['dataset']['name']}"):
-        raw = load_raw(config["dataset"]["name"], config["dataset"].get("source"),
-                       DataSettings.from_config(config["paths"]))
-    split = make_split(cfg.protocol, raw, seed)
+        raw = load_raw(config["dataset"]["name"], config["dataset"].get("source"), settings)
+    anomaly_raw = None
+    if config["protocol"].get("anomaly_dataset"):  # cross_dataset: the anomalies come from dataset B
+        with step(f"loading {config['protocol']['anomaly_dataset']} (anomalies)"):
+            anomaly_raw = load_raw(config["protocol"]["anomaly_dataset"], config["protocol"].get("anomaly_source"),
+                                   settings)
+    split = make_split(cfg.protocol, raw, seed, normal_class=config["dataset"].get("normal_class"),
+                       anomaly_raw=anomaly_raw)
     load_s = time.perf_counter() - started
 
     row = {
@@ -62,7 +69,8 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
         "dataset": raw.name,
         "dataset_source": raw.source,
         "protocol": split.protocol,
-        "normal_class": config["dataset"].get("normal_class"),
+        # image protocols record the class they resolved (its name, e.g. "3" or "cat"; None for cross_dataset)
+        "normal_class": split.normal_class if raw.is_image else config["dataset"].get("normal_class"),
         "seed": seed,
         "metrics": {},
         "sizes": split.sizes(),
@@ -71,13 +79,15 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
         "n_features": raw.n_features,
         "data_files": raw.files,
     }
+    if split.anomaly_dataset is not None:
+        row.update(anomaly_dataset=split.anomaly_dataset, anomaly_data_files=anomaly_raw.files)
     timings = {"load_s": round(load_s, 3)}
     try:
         seed_everything(seed)
-        scaler = Scaler(config["dataset"].get("scaler", "none")).fit(raw.features[split.train])
+        scaler.fit(raw.features[split.train])  # training rows only
         x_train = scaler.transform(raw.features[split.train])
         x_val = scaler.transform(raw.features[split.val]) if len(split.val) else None
-        x_test = scaler.transform(raw.features[split.test])
+        x_test = scaler.transform(split.test_features(raw.features))
         tick = time.perf_counter()
         with step(f"fitting {row['model']} on {len(x_train)} normal rows"):
             detector.fit(x_train, x_val)

@@ -39,13 +39,14 @@ def test_bare_command_runs_the_default_on_embedded_thyroid(tmp_path):
 
 def test_help_and_cfg_job(tmp_path):
     done = ganad(tmp_path, "--help")
-    assert done.returncode == 0 and "model: iforest, kde, ocsvm" in done.stdout
+    model_line = next(line for line in done.stdout.splitlines() if line.startswith("model:"))
+    assert done.returncode == 0 and {"iforest", "kde", "ocsvm"} <= set(model_line[6:].replace(",", " ").split())
     done = ganad(tmp_path, "model=kde", "--cfg", "job")
     assert done.returncode == 0 and "name: kde" in done.stdout and results(tmp_path) == []
 
 
 @pytest.mark.parametrize("args,message", [
-    (["model=nope"], "unknown model 'nope': choose one of iforest, kde, ocsvm"),
+    (["model=nope"], "unknown model 'nope': choose one of "),
     (["-m", "model=iforest,nope"], "unknown model 'nope'"),
     (["dataset=imagenet"], "unknown dataset 'imagenet'"),
     (["dataset=musk"], "musk.mat not found"),

@@ -9,7 +9,9 @@ Search order for a file ``<subdir>/<name>``:
 3. files shipped inside the package (the embedded Thyroid);
 4. a download from the official URLs into the cache, when ``paths.download`` is true.
 
-Every file is verified against its SHA-256 before use; a mismatch is an error, never a silent reload.
+Every file is verified against its SHA-256 before use (or, for files whose upstream publishes only an
+MD5, such as Fashion-MNIST, CIFAR-10 and SVHN, against that MD5); a mismatch is an error, never a silent
+reload.
 """
 
 from __future__ import annotations
@@ -30,14 +32,37 @@ DOWNLOAD_TIMEOUT_S = 30
 
 @dataclass(frozen=True)
 class CanonicalFile:
-    """One file in its canonical upstream form."""
+    """One file in its canonical upstream form.
+
+    `sha256` is verified when set; otherwise `md5` (the only checksum some upstreams publish). At least
+    one of them is required: an unverifiable file is never used."""
 
     name: str
     subdir: str
-    sha256: str
+    sha256: str | None
     page: str
     urls: tuple[str, ...] = ()
     compressed_name: str | None = None  # set when the URL serves a .gz of `name`
+    md5: str | None = None
+
+    def __post_init__(self):
+        if not self.sha256 and not self.md5:
+            raise ValueError(f"CanonicalFile {self.name} needs a sha256 or an md5")
+
+    @property
+    def algorithm(self) -> str:
+        """The checksum that `verify` uses: sha256 when known, else md5."""
+        return "sha256" if self.sha256 else "md5"
+
+    @property
+    def checksum(self) -> str:
+        return self.sha256 if self.sha256 else self.md5
+
+    @property
+    def digest(self) -> str:
+        """The verified checksum as recorded in result rows and cache keys: the bare SHA-256 hex (as
+        before md5 support existed), or `md5:<hex>`."""
+        return self.sha256 if self.sha256 else f"md5:{self.md5}"
 
 
 @dataclass(frozen=True)
@@ -67,15 +92,15 @@ class DataSettings:
         return self.cache_dir / "parsed"
 
 
-_verified: dict[tuple[str, int, int], str] = {}
+_verified: dict[tuple[str, int, int, str], str] = {}
 
 
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file, remembered per (path, size, mtime) so a sweep hashes each file once."""
+def hash_of(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, remembered per (path, size, mtime, algorithm) so a sweep hashes each file once."""
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    key = (str(path), stat.st_size, stat.st_mtime_ns, algorithm)
     if key not in _verified:
-        digest = hashlib.sha256()
+        digest = hashlib.new(algorithm)
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
@@ -83,12 +108,24 @@ def sha256_of(path: Path) -> str:
     return _verified[key]
 
 
+def sha256_of(path: Path) -> str:
+    return hash_of(path, "sha256")
+
+
+def md5_of(path: Path) -> str:
+    return hash_of(path, "md5")
+
+
+def matches(path: Path, file: CanonicalFile) -> bool:
+    return hash_of(path, file.algorithm) == file.checksum
+
+
 def verify(path: Path, file: CanonicalFile) -> Path:
-    actual = sha256_of(path)
-    if actual != file.sha256:
+    if not matches(path, file):
+        actual = hash_of(path, file.algorithm)
         raise ChecksumMismatch(
-            f"{path} has sha256 {actual[:12]}..., expected {file.sha256[:12]}... (corrupted or another "
-            f"version): replace it with the official {file.name} from {file.page}"
+            f"{path} has {file.algorithm} {actual[:12]}..., expected {file.checksum[:12]}... (corrupted, "
+            f"truncated or another version): replace it with the official {file.name} from {file.page}"
         )
     return path
 
@@ -135,7 +172,7 @@ def _download(file: CanonicalFile, target: Path) -> Path | None:
                         shutil.copyfileobj(unzipped, out)
                 else:
                     shutil.copyfileobj(resp, out)
-            if sha256_of(tmp) != file.sha256:
+            if not matches(tmp, file):
                 continue
             os.replace(tmp, target)
             return target

@@ -3,6 +3,9 @@ anomaly flags. This module is the ONLY place where labels become anomaly flags.
 
 Every protocol returns a `Split` whose train and validation sets hold normal samples only, unless a
 config says otherwise explicitly; model selection never sees test labels.
+
+Protocols: `tabular` (DAGMM / ALAD / RCGAN tables), and for the image datasets `one_class` (MEMGAN, RCGAN,
+AMA Table 2, Deep SVDD), `alad_image` (ALAD Tables III, VI, VIII) and `cross_dataset` (AMA Table 1).
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from ganad_bench.errors import ConfigError
 
 @dataclass
 class Split:
-    """Indices into the dataset's rows, and the 0/1 anomaly flags of the test rows (1 = anomaly)."""
+    """Indices into the dataset's rows, and the 0/1 anomaly flags of the test rows (1 = anomaly).
+
+    `extra_test` holds test samples that are not rows of the dataset (the anomalies that `cross_dataset`
+    draws from another dataset); they follow the indexed test rows, and `test_labels` covers both, so
+    `test_features` is what a detector scores. `normal_class` is the normal class's name under the
+    one-class image protocols (None otherwise)."""
 
     protocol: str
     train: np.ndarray
@@ -25,12 +33,22 @@ class Split:
     test: np.ndarray
     test_labels: np.ndarray
     contamination: float | None
+    normal_class: str | None = None
+    extra_test: np.ndarray | None = None
+    anomaly_dataset: str | None = None
+
+    def test_features(self, features: np.ndarray) -> np.ndarray:
+        """The test samples in the order of `test_labels`."""
+        rows = features[self.test]
+        if self.extra_test is None:
+            return rows
+        return np.concatenate([rows, self.extra_test.astype(rows.dtype, copy=False)])
 
     def sizes(self) -> dict[str, int]:
         return {
             "n_train": len(self.train),
             "n_val": len(self.val),
-            "n_test": len(self.test),
+            "n_test": len(self.test_labels),
             "n_test_anomalies": int(self.test_labels.sum()),
         }
 
@@ -79,13 +97,133 @@ def tabular_split(raw: RawDataset, train_fraction: float, contamination: float, 
     return Split("tabular", np.sort(train), np.sort(val), test_rows, test_labels, contamination)
 
 
-def make_split(protocol_cfg, raw: RawDataset, seed: int) -> Split:
-    """Dispatch on `protocol.name`."""
+def _require_images(raw: RawDataset, protocol: str) -> None:
+    if not raw.is_image or raw.official_split is None:
+        raise ConfigError(f"protocol {protocol} applies to image datasets (mnist, fashion_mnist, cifar10, svhn), "
+                          f"not {raw.name}: use protocol=tabular")
+
+
+def _hold_out(rows: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val): a seeded `val_fraction` of `rows` held out for validation, both sorted."""
+    if not val_fraction:
+        return np.sort(rows), rows[:0]
+    rows = rng.permutation(rows)
+    n_val = int(round(val_fraction * len(rows)))
+    return np.sort(rows[n_val:]), np.sort(rows[:n_val])
+
+
+def _check_nonempty(split: Split, raw: RawDataset, hint: str) -> Split:
+    labels = split.test_labels
+    if len(split.train) == 0 or len(labels) == 0 or labels.min() == labels.max():
+        raise ConfigError(f"protocol {split.protocol} on {raw.name} leaves {len(split.train)} normal training "
+                          f"images and {len(labels)} test images with {int(labels.sum())} anomalies: {hint}")
+    return split
+
+
+def one_class_split(raw: RawDataset, normal_class, seed: int, val_fraction: float = 0.0) -> Split:
+    """The `one_class` protocol (MEMGAN Tables 1-2, RCGAN Table 2, AMA Table 2, after Deep SVDD).
+
+    Train on the official-train images of the normal class only; test on the WHOLE official test split,
+    where every other class is an anomaly (so about 90 % of the test images are anomalies on the
+    10-class datasets). `val_fraction` of the normal training images may be held out (seeded) for the
+    deep models' validation; it is 0 by default, as in the papers."""
+    _require_images(raw, "one_class")
+    if val_fraction:
+        val_fraction = check_fraction("protocol.val_fraction", val_fraction)
+    normal = raw.class_index(normal_class)
+    official_train = raw.official_split == 0
+    train, val = _hold_out(np.flatnonzero(official_train & (raw.labels == normal)), val_fraction,
+                           np.random.default_rng(seed))
+    test = np.flatnonzero(~official_train)
+    split = Split("one_class", train, val, test, (raw.labels[test] != normal).astype(np.int64), None,
+                  normal_class=raw.class_names[normal])
+    return _check_nonempty(split, raw, "the dataset files hold no image of that class in one of the splits")
+
+
+def alad_image_split(raw: RawDataset, normal_class, seed: int, train_fraction: float = 0.8,
+                     val_fraction: float = 0.25) -> Split:
+    """The `alad_image` protocol (ALAD Sec. V "Data setup": Tables III, VI, VIII).
+
+    Pool the official train and test images, permute them with the run seed, take `train_fraction`
+    (80 %) for training and the rest (20 %) for testing; `val_fraction` (25 %) of the training part
+    becomes the validation set. Anomalies (every class but the normal one) are then dropped from
+    training and validation; the test part keeps all its images."""
+    _require_images(raw, "alad_image")
+    train_fraction = check_fraction("protocol.train_fraction", train_fraction)
+    if val_fraction:
+        val_fraction = check_fraction("protocol.val_fraction", val_fraction)
+    normal = raw.class_index(normal_class)
+    order = np.random.default_rng(seed).permutation(len(raw.labels))
+    n_train = int(round(train_fraction * len(order)))
+    n_val = int(round(val_fraction * n_train))
+    val_rows, train_rows, test = order[:n_val], order[n_val:n_train], order[n_train:]
+    is_normal = raw.labels == normal
+    split = Split("alad_image", np.sort(train_rows[is_normal[train_rows]]), np.sort(val_rows[is_normal[val_rows]]),
+                  test, (~is_normal[test]).astype(np.int64), None, normal_class=raw.class_names[normal])
+    return _check_nonempty(split, raw, "choose a protocol.train_fraction nearer 0.8")
+
+
+def cross_dataset_split(raw: RawDataset, anomaly_raw: RawDataset, seed: int, anomaly_fraction: float = 0.2,
+                        val_fraction: float = 0.0) -> Split:
+    """The `cross_dataset` protocol (AMA Sec. 4, Table 1: e.g. Fashion-MNIST vs MNIST, CIFAR-10 vs SVHN).
+
+    Every class of dataset A (`raw`) is normal: train on A's official training split, test on A's whole
+    official test split plus anomalies drawn (seeded, without replacement) from the official TEST split of
+    dataset B (`anomaly_raw`), as many as `anomaly_fraction` (20 %) of A's test images. B's images must
+    have A's shape; they are returned as `Split.extra_test` and preprocessed exactly as A's."""
+    _require_images(raw, "cross_dataset")
+    if anomaly_raw is None:
+        raise ConfigError("protocol cross_dataset needs protocol.anomaly_dataset: e.g. "
+                          "protocol.anomaly_dataset=mnist for dataset=fashion_mnist")
+    _require_images(anomaly_raw, "cross_dataset")
+    if anomaly_raw.name == raw.name:
+        raise ConfigError(f"protocol.anomaly_dataset={anomaly_raw.name} is the normal dataset itself: "
+                          f"pick another dataset (for anomalies from the same dataset use protocol=one_class)")
+    if anomaly_raw.features.shape[1:] != raw.features.shape[1:]:
+        raise ConfigError(f"protocol.anomaly_dataset={anomaly_raw.name} has images of shape "
+                          f"{tuple(anomaly_raw.features.shape[1:])}, {raw.name} has "
+                          f"{tuple(raw.features.shape[1:])} (C, H, W): pick an anomaly dataset with the same "
+                          f"shape, e.g. mnist with fashion_mnist, svhn with cifar10")
+    anomaly_fraction = check_fraction("protocol.anomaly_fraction", anomaly_fraction, high_open=float("inf"))
+    if val_fraction:
+        val_fraction = check_fraction("protocol.val_fraction", val_fraction)
+    rng = np.random.default_rng(seed)
+    train, val = _hold_out(np.flatnonzero(raw.official_split == 0), val_fraction, rng)
+    test = np.flatnonzero(raw.official_split == 1)
+    pool = np.flatnonzero(anomaly_raw.official_split == 1)
+    n_anomalies = int(round(anomaly_fraction * len(test)))
+    if n_anomalies > len(pool):
+        raise ConfigError(f"protocol.anomaly_fraction={anomaly_fraction:g} asks for {n_anomalies} anomalies but "
+                          f"{anomaly_raw.name} has {len(pool)} test images: lower it")
+    chosen = np.sort(rng.choice(pool, size=n_anomalies, replace=False))
+    labels = np.concatenate([np.zeros(len(test), np.int64), np.ones(n_anomalies, np.int64)])
+    split = Split("cross_dataset", train, val, test, labels, None, extra_test=anomaly_raw.features[chosen],
+                  anomaly_dataset=anomaly_raw.name)
+    return _check_nonempty(split, raw, "raise protocol.anomaly_fraction")
+
+
+PROTOCOLS = ("tabular", "one_class", "alad_image", "cross_dataset")
+
+
+def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,
+               anomaly_raw: RawDataset | None = None) -> Split:
+    """Dispatch on `protocol.name`. `normal_class` is `dataset.normal_class` (an index or a class name;
+    used by one_class and alad_image); `anomaly_raw` is dataset B of `cross_dataset` (loaded by the caller
+    from `protocol.anomaly_dataset`: this module does no I/O)."""
     name = protocol_cfg.get("name")
+    # alad_image holds out 25 % of its training part by default; the others hold out nothing
+    val_fraction = protocol_cfg.get("val_fraction", 0.25 if name == "alad_image" else 0.0) or 0.0
     if name == "tabular":
         if raw.official_split is not None or raw.features.ndim != 2:
             raise ConfigError(f"protocol tabular applies to tabular datasets, not {raw.name}: "
                               f"use protocol=one_class or protocol=alad_image")
         return tabular_split(raw, protocol_cfg.get("train_fraction"), protocol_cfg.get("contamination"), seed,
-                             protocol_cfg.get("val_fraction", 0.0) or 0.0)
-    raise ConfigError(f"unknown protocol '{name}': choose one of tabular")
+                             val_fraction)
+    if name == "one_class":
+        return one_class_split(raw, normal_class, seed, val_fraction)
+    if name == "alad_image":
+        return alad_image_split(raw, normal_class, seed,
+                                protocol_cfg.get("train_fraction", 0.8), val_fraction)
+    if name == "cross_dataset":
+        return cross_dataset_split(raw, anomaly_raw, seed, protocol_cfg.get("anomaly_fraction", 0.2), val_fraction)
+    raise ConfigError(f"unknown protocol '{name}': choose one of {', '.join(PROTOCOLS)}")

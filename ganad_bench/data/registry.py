@@ -3,9 +3,11 @@ definition. `load_raw` locates and verifies the files, parses them once, and cac
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ganad_bench.data import image_sources as img
 from ganad_bench.data import tabular_sources as tab
 from ganad_bench.data.cache import cached_arrays
 from ganad_bench.data.dataset import RawDataset
@@ -30,6 +32,11 @@ SOURCES: dict[str, dict[str, SourceSpec]] = {
     },
     "thyroid": {"odds": SourceSpec((tab.ODDS_FILES["thyroid"],), tab.parse_odds_mat, anomaly_labels=(1,))},
     "musk": {"odds": SourceSpec((tab.ODDS_FILES["musk"],), tab.parse_odds_mat, anomaly_labels=(1,))},
+    # Image datasets carry no anomaly definition: the image protocols derive it from dataset.normal_class.
+    "mnist": {"idx": SourceSpec(img.MNIST_FILES, img.parse_mnist, kind="image")},
+    "fashion_mnist": {"idx": SourceSpec(img.FASHION_FILES, img.parse_fashion_mnist, kind="image")},
+    "cifar10": {"python": SourceSpec((img.CIFAR10_FILE,), img.parse_cifar10, kind="image")},
+    "svhn": {"mat": SourceSpec(img.SVHN_FILES, img.parse_svhn, kind="image")},
 }
 
 
@@ -54,7 +61,13 @@ def load_raw(name: str, source: str | None, settings: DataSettings) -> RawDatase
     spec = source_spec(name, source)
     source = source or next(iter(SOURCES[name]))
     paths = [locate(file, settings) for file in spec.files]
-    checksums = {file.name: file.sha256 for file in spec.files}
-    cache_key = f"{name}-{source}-{spec.files[0].sha256[:16]}.npz"
-    arrays = cached_arrays(settings.parsed_dir / cache_key, lambda: spec.parse(*paths))
-    return tab.raw_from_arrays(name, source, arrays, spec.anomaly_labels, checksums)
+    checksums = {file.name: file.digest for file in spec.files}
+    arrays = cached_arrays(settings.parsed_dir / cache_name(name, source, spec), lambda: spec.parse(*paths))
+    return RawDataset.from_arrays(name, source, arrays, spec.anomaly_labels, checksums)
+
+
+def cache_name(name: str, source: str, spec: SourceSpec) -> str:
+    """`<dataset>-<source>-<key>.npz`, the key hashing the checksums of EVERY source file, so a parsed
+    array never outlives any of the files it came from."""
+    key = hashlib.sha256("|".join(file.digest for file in spec.files).encode()).hexdigest()[:16]
+    return f"{name}-{source}-{key}.npz"

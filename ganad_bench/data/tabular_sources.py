@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ganad_bench.data.dataset import RawDataset
 from ganad_bench.data.files import CanonicalFile
 from ganad_bench.errors import DataError
 
@@ -139,15 +138,3 @@ def parse_uci_arrhythmia(path) -> dict[str, np.ndarray]:
     labels = frame.pop(frame.columns[-1]).astype(np.int64).to_numpy()
     features = frame.dropna(axis=1).to_numpy(np.float32)
     return {"features": features, "labels": labels}
-
-
-def raw_from_arrays(name: str, source: str, arrays: dict, anomaly_labels: tuple, files: dict) -> RawDataset:
-    return RawDataset(
-        name=name,
-        source=source,
-        features=arrays["features"],
-        labels=arrays["labels"],
-        anomaly_labels=anomaly_labels,
-        feature_names=[str(n) for n in arrays.get("feature_names", [])],
-        files=files,
-    )
