@@ -80,3 +80,14 @@ def test_packaged_published_table_equals_the_shared_one():
     if not shared.is_file():
         pytest.skip("../shared/paper_tables/published.csv is absent")
     assert PUBLISHED_CSV.read_bytes() == shared.read_bytes()
+
+
+def test_cross_dataset_cells_match_their_anomaly_source():
+    mnist = lookup("ama", "fashion_mnist", "auroc", "cross_dataset", anomaly_dataset="mnist")
+    omniglot = lookup("ama", "fashion_mnist", "auroc", "cross_dataset", anomaly_dataset="omniglot")
+    assert mnist["reference"] == omniglot["reference"] == "ama:1" and mnist["mean"] != omniglot["mean"]
+    assert lookup("ama", "fashion_mnist", "auroc", "cross_dataset") is None
+    rows = [{**row("iforest", "fashion_mnist", s, "cross_dataset", auroc=0.7), "anomaly_dataset": "mnist"}
+            for s in (0, 1)]
+    table = pivot(summarize(rows_frame(rows), ["auroc"]), "auroc", "cross_dataset")
+    assert table.iloc[0]["dataset"] == "fashion_mnist vs mnist"

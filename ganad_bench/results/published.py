@@ -60,18 +60,22 @@ def published_table() -> pd.DataFrame:
     frame["metric"] = frame["metric"].str.removesuffix("_pct")
     frame["reference"] = frame["paper"] + ":" + frame["table"]
     frame["protocol"] = [TABLE_PROTOCOLS.get((p, t), "") for p, t in zip(frame["paper"], frame["table"], strict=True)]
+    # cross_dataset cells (AMA Table 1) say where their anomalies came from: "anomalies from mnist"
+    frame["anomaly_dataset"] = frame["note"].str.extract(r"anomalies from (\w+)", expand=False).fillna("")
     return frame
 
 
 def lookup(model: str, dataset: str, metric: str, protocol: str, normal_class=None,
-           references: list[str] | None = None) -> dict | None:
+           references: list[str] | None = None, anomaly_dataset: str | None = None) -> dict | None:
     """The first published cell for our (model, dataset, class, metric) under `protocol`, trying the
-    tables in `references` order (default: every table of that protocol, in file order)."""
+    tables in `references` order (default: every table of that protocol, in file order). Under
+    `cross_dataset` the anomaly dataset must match too."""
     frame = published_table()
     names = MODEL_ALIASES.get(model, (model,))
     cls = "" if normal_class is None else str(normal_class)
     hits = frame[(frame["model"].isin(names)) & (frame["dataset"] == dataset) & (frame["metric"] == metric)
-                 & (frame["protocol"] == protocol) & (frame["normal_class"] == cls)]
+                 & (frame["protocol"] == protocol) & (frame["normal_class"] == cls)
+                 & (frame["anomaly_dataset"] == (anomaly_dataset or ""))]
     if references:
         hits = hits[hits["reference"].isin(references)]
         hits = hits.assign(_rank=hits["reference"].map(references.index)).sort_values("_rank", kind="stable")

@@ -14,10 +14,10 @@ import pandas as pd
 
 from ganad_bench.results.published import lookup
 
-IDENTITY_COLUMNS = ["protocol", "dataset", "normal_class", "model", "variant"]
+IDENTITY_COLUMNS = ["protocol", "dataset", "anomaly_dataset", "normal_class", "model", "variant"]
 AVERAGE = "average"
 # Config keys that tell runs of one cell apart rather than making a different method.
-NOT_A_VARIANT = ("seed", "force", "paths.", "dataset.normal_class")
+NOT_A_VARIANT = ("seed", "force", "paths.", "dataset.normal_class", "protocol.anomaly_dataset")
 
 
 def flatten_config(config: dict, prefix: str = "") -> dict[str, str]:
@@ -41,6 +41,7 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
             continue
         record = {key: row.get(key) for key in [*IDENTITY_COLUMNS[:-1], "seed"]}
         record["normal_class"] = "" if record["normal_class"] is None else str(record["normal_class"])
+        record["anomaly_dataset"] = record["anomaly_dataset"] or ""  # set by cross_dataset only
         record.update(row.get("metrics", {}))
         records.append(record)
         settings.append({k: v for k, v in flatten_config(row.get("config", {})).items()
@@ -84,12 +85,13 @@ def summarize(frame: pd.DataFrame, metrics: list[str], references: list[str] | N
     if long.empty:
         return long
     long["_order"] = long["normal_class"].map(lambda c: (2, 0, "") if c == AVERAGE else _class_order(c))
-    return long.sort_values(["protocol", "dataset", "_order", "model", "metric"]).drop(columns="_order")
+    order = ["protocol", "dataset", "anomaly_dataset", "_order", "model", "metric"]
+    return long.sort_values(order).drop(columns="_order")
 
 
 def _cell(identity: dict, metric: str, values: pd.Series, references) -> dict:
     published = lookup(identity["model"], identity["dataset"], metric, identity["protocol"],
-                       identity["normal_class"] or None, references)
+                       identity["normal_class"] or None, references, identity["anomaly_dataset"] or None)
     mean = float(values.mean())
     return {
         **identity,
@@ -110,8 +112,9 @@ def pivot(long: pd.DataFrame, metric: str, protocol: str) -> pd.DataFrame:
     part = part.assign(label=[f"{m}[{v}]" if v else m for m, v in zip(part["model"], part["variant"], strict=True)])
     models = sorted(part["label"].unique())
     lines = []
-    for (dataset, normal_class), group in part.groupby(["dataset", "normal_class"], sort=False):
-        line = {"dataset": dataset, "class": normal_class or "-"}
+    for (dataset, anomalies, normal_class), group in part.groupby(["dataset", "anomaly_dataset", "normal_class"],
+                                                                 sort=False):
+        line = {"dataset": f"{dataset} vs {anomalies}" if anomalies else dataset, "class": normal_class or "-"}
         by_model = {row["label"]: row for _, row in group.iterrows()}
         for model in models:
             row = by_model.get(model)
