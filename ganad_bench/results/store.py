@@ -30,12 +30,17 @@ def config_hash(config: dict) -> str:
 def run_dir(results_dir: Path, config: dict) -> Path:
     """`<results>/<dataset>/<protocol>/<model>/<normal class>/seed<seed>-<hash>`: readable and unique."""
     normal_class = config.get("dataset", {}).get("normal_class")
+    protocol = config["protocol"]
+    if protocol["name"] == "cross_dataset":  # every class is normal; the anomalies come from elsewhere
+        part = f"vs-{protocol.get('anomaly_dataset')}"
+    else:
+        part = "all" if normal_class is None else f"class{normal_class}"
     return (
         Path(results_dir)
         / str(config["dataset"]["name"])
-        / str(config["protocol"]["name"])
+        / str(protocol["name"])
         / str(config["model"]["name"])
-        / ("all" if normal_class is None else f"class{normal_class}")
+        / part
         / f"seed{config['seed']}-{config_hash(config)[:12]}"
     )
 
