@@ -49,7 +49,10 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     seed = int(config["seed"])
     device = resolve_device(config["trainer"]["device"])
-    detector = create_detector(config["model"]["name"], seed=seed, **(config["model"].get("params") or {}))
+    # deep detectors checkpoint every epoch into the run's own folder, so rerunning an interrupted
+    # config resumes its training where it stopped
+    detector = create_detector(config["model"]["name"], seed=seed, trainer=config["trainer"],
+                               checkpoint_dir=str(folder / "checkpoints"), **(config["model"].get("params") or {}))
     scaler = make_scaler(config["dataset"])
     settings = DataSettings.from_config(config["paths"])
     with step(f"loading {config['dataset']['name']}"):
@@ -112,7 +115,7 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
     timings["total_s"] = round(time.perf_counter() - started, 3)
     row.update({
         "timings": timings,
-        "device": str(device) if row["model"] not in CPU_ONLY_MODELS else "cpu",
+        "device": str(device) if getattr(detector, "uses_trainer", False) else "cpu",
         "versions": versions(),
         "git_revision": git_revision(),
         "started_at": started_at,
@@ -123,9 +126,6 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
     })
     write_json_atomic(folder / RESULT_FILE, row)
     return {**row, "result_path": str(folder / RESULT_FILE)}
-
-
-CPU_ONLY_MODELS = {"iforest", "ocsvm", "kde"}
 
 
 def score_in_chunks(detector, x: np.ndarray, chunk_size: int) -> np.ndarray:
