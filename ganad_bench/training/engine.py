@@ -1,0 +1,432 @@
+"""The adversarial training engine shared by every GAN detector (ALAD, EGBAD, AnoGAN, GANomaly).
+
+    module = SomeAdversarialModule(...)              # networks + losses + score (an `AdversarialModule`)
+    engine = Engine(module, TrainerConfig.from_dict(cfg.trainer), seed=0, checkpoint_dir="run/ckpt")
+    engine.fit(x_train, x_val)                        # numpy float32, (n, d) or (n, C, H, W)
+    scores = engine.score(x_test)                     # 1-D numpy, higher = more anomalous
+
+What the engine does, in the order of DESIGN.md's speed rules:
+
+* the device comes from `trainer.device` (`auto` | `cpu` | `cuda[:N]` | `mps`, `training.device.resolve_device`);
+* the whole training set is copied to the device once and an epoch slices a `torch.randperm`
+  (`data.tensors.RandpermBatches`; no DataLoader); the last incomplete batch is dropped (equal batches
+  for BatchNorm, as ALAD's code does);
+* each step is one discriminator update then one generator/encoder update, each loss supplied by the
+  model (`d_loss`, `g_loss`); the discriminators are frozen during the generator step;
+* an exponential moving average (EMA) of all weights is kept after every step and is the network
+  used for validation and scoring (ALAD appendix: decay 0.999). As TensorFlow's
+  `ExponentialMovingAverage(num_updates=...)`, the decay is `min(decay, (1 + t) / (10 + t))` at step t
+  (`ema_warmup`, on by default) so that short runs are not dominated by the initial weights;
+  BatchNorm running statistics are copied, not averaged;
+* bf16 autocast (`bf16`) and `torch.compile` of the two loss functions (`compile`) are opt-in and used
+  on CUDA only (ignored elsewhere, with a log line);
+* NaN / inf: a device-side flag accumulates `~isfinite(loss)` each step without a host sync and is read
+  every `nan_check_every` steps and at the end of each epoch -> `errors.TrainingDiverged`;
+* a checkpoint (`last.pt`: networks, optimizers, EMA, all RNG states, the permutation generator,
+  epoch, step, early-stopping state, history) is written atomically after every epoch when a
+  `checkpoint_dir` is given, and `fit` resumes from it: an interrupted run continued from its last
+  checkpoint ends with exactly the weights of an uninterrupted one (CPU, same seed);
+* a fixed epoch budget by default; with `early_stopping_patience` and normal-only validation rows,
+  training stops after that many epochs without a lower validation loss (`module.val_loss`, on the
+  EMA network) and the best EMA weights are restored (ALAD Table IX: patience 10);
+* a rich progress bar (on a terminal) with the losses and samples/s, and one log line per epoch.
+
+Scoring (`score`) runs the EMA network in eval mode under `torch.no_grad()` in chunks of
+`score_batch_size` rows, so the scores depend neither on the test order nor on the chunking.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganad_bench.console import console
+from ganad_bench.data.tensors import RandpermBatches, in_chunks, to_device
+from ganad_bench.errors import ConfigError, TrainingDiverged
+from ganad_bench.training.device import resolve_device
+
+log = logging.getLogger("ganad_bench")
+
+CHECKPOINT_FILE = "last.pt"
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    """The `trainer` config group (conf/trainer/gan.yaml). Unknown keys are a `ConfigError`."""
+
+    device: str = "auto"
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    # learning rate of the discriminators (None: `lr`)
+    lr_d: float | None = None
+    ema_decay: float | None = 0.999
+    ema_warmup: bool = True
+    early_stopping_patience: int | None = None
+    early_stopping_min_delta: float = 0.0
+    compile: bool = False
+    bf16: bool = False
+    checkpoint_every_epoch: bool = True
+    score_batch_size: int = 8192
+    nan_check_every: int = 50
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> TrainerConfig:
+        values = dict(values or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown trainer key(s) {', '.join(unknown)}: choose from {', '.join(sorted(names))}")
+        if "betas" in values and values["betas"] is not None:
+            values["betas"] = tuple(float(b) for b in values["betas"])
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if int(self.epochs) < 0:
+            raise ConfigError(f"trainer.epochs must be >= 0, got {self.epochs}")
+        if int(self.batch_size) < 1:
+            raise ConfigError(f"trainer.batch_size must be >= 1, got {self.batch_size}")
+        if not float(self.lr) > 0:
+            raise ConfigError(f"trainer.lr must be > 0, got {self.lr}")
+        if self.ema_decay is not None and not 0.0 <= float(self.ema_decay) < 1.0:
+            raise ConfigError(f"trainer.ema_decay must be in [0, 1) or null, got {self.ema_decay}")
+        if self.early_stopping_patience is not None and int(self.early_stopping_patience) < 1:
+            raise ConfigError(f"trainer.early_stopping_patience must be >= 1 or null, got "
+                              f"{self.early_stopping_patience}")
+
+
+class AdversarialModule(nn.Module):
+    """One detector's networks, losses and anomaly score. Subclasses set the names of their
+    discriminator and generator-side (generator, encoder) submodules and implement the losses:
+
+    * `d_loss(x) -> (loss, stats)`: the discriminators' loss on a real batch (samples its own z);
+    * `g_loss(x) -> (loss, stats)`: the generator/encoder loss on the same kind of batch;
+    * `score(x) -> (n,)`: anomaly scores, called in eval mode under `no_grad`;
+    * `val_loss(x) -> scalar`: a loss on normal validation rows (default: the mean score).
+
+    `stats` are dicts of detached scalar tensors (logged, never synced per step)."""
+
+    discriminator_names: tuple[str, ...] = ()
+    generator_names: tuple[str, ...] = ()
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        return [p for name in self.discriminator_names for p in getattr(self, name).parameters()]
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        return [p for name in self.generator_names for p in getattr(self, name).parameters()]
+
+    def d_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def g_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def val_loss(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score(x).mean()
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (a frozen deep copy, always in eval mode)."""
+
+    def __init__(self, module: nn.Module, decay: float, warmup: bool = True):
+        self.decay = float(decay)
+        self.warmup = warmup
+        self.steps = 0
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    def rate(self) -> float:
+        if self.warmup:
+            return min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+        return self.decay
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        decay = self.rate()
+        self.steps += 1
+        ema_params = list(self.module.parameters())
+        params = [p.detach() for p in module.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+        for ema_buffer, buffer in zip(self.module.buffers(), module.buffers(), strict=True):
+            ema_buffer.copy_(buffer)
+
+    def state_dict(self) -> dict:
+        return {"module": self.module.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state["module"])
+        self.steps = int(state["steps"])
+
+
+def rng_states(batches: RandpermBatches) -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+             "batches": batches.generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_states(state: dict, batches: RandpermBatches) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    batches.generator.set_state(state["batches"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+EpochCallback = Callable[["Engine", int], None]
+
+
+class Engine:
+    """Trains one `AdversarialModule` and scores with its EMA copy (module docstring).
+
+    `callbacks` are called as `callback(engine, epoch)` after each epoch's checkpoint (epoch counts
+    from 1); an exception raised there interrupts `fit` like a killed process would (tests use it)."""
+
+    def __init__(self, module: AdversarialModule, config: TrainerConfig, seed: int = 0,
+                 checkpoint_dir: str | Path | None = None, callbacks: Iterable[EpochCallback] = (),
+                 fingerprint: dict | None = None):
+        self.config = config
+        self.seed = int(seed)
+        self.device = resolve_device(config.device)
+        self.module = module.to(self.device)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.callbacks = list(callbacks)
+        self.fingerprint = dict(fingerprint or {})
+        betas = tuple(config.betas)
+        self.opt_d = torch.optim.Adam(module.discriminator_parameters(), lr=float(config.lr_d or config.lr),
+                                      betas=betas)
+        self.opt_g = torch.optim.Adam(module.generator_parameters(), lr=float(config.lr), betas=betas)
+        self.ema = EMA(module, config.ema_decay, config.ema_warmup) if config.ema_decay else None
+        on_cuda = self.device.type == "cuda"
+        self.use_bf16 = bool(config.bf16) and on_cuda
+        self.use_compile = bool(config.compile) and on_cuda
+        if (config.bf16 and not on_cuda) or (config.compile and not on_cuda):
+            log.info("trainer.bf16 / trainer.compile are CUDA-only: ignored on %s", self.device)
+        self._d_loss = torch.compile(module.d_loss) if self.use_compile else module.d_loss
+        self._g_loss = torch.compile(module.g_loss) if self.use_compile else module.g_loss
+        self.epoch = 0
+        self.step = 0
+        self.best_val = math.inf
+        self.bad_epochs = 0
+        self.best_state: dict | None = None
+        self.stopped_early = False
+        self.history: list[dict] = []
+
+    # ----------------------------------------------------------------------------------- scoring
+    @property
+    def scoring_module(self) -> AdversarialModule:
+        return self.ema.module if self.ema is not None else self.module
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_bf16 else nullcontext()
+
+    @torch.no_grad()
+    def score(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
+        module = self.scoring_module
+        was_training = module.training
+        module.eval()
+        parts = []
+        for chunk in in_chunks(torch.as_tensor(np.asarray(x, dtype=np.float32)), self.config.score_batch_size):
+            parts.append(module.score(chunk.to(self.device)).float().reshape(-1).cpu())
+        module.train(was_training)
+        return torch.cat(parts).double().numpy() if parts else np.empty(0)
+
+    @torch.no_grad()
+    def validation_loss(self, x_val: torch.Tensor) -> float:
+        module = self.scoring_module
+        module.eval()
+        total, n = 0.0, 0
+        for chunk in in_chunks(x_val, self.config.score_batch_size):
+            total += float(module.val_loss(chunk)) * len(chunk)
+            n += len(chunk)
+        return total / max(n, 1)
+
+    # ---------------------------------------------------------------------------------- training
+    def _set_requires_grad(self, params: list[nn.Parameter], flag: bool) -> None:
+        for p in params:
+            p.requires_grad_(flag)
+
+    def train_step(self, x: torch.Tensor, bad: torch.Tensor, sums: torch.Tensor) -> None:
+        d_params = self.module.discriminator_parameters()
+        with self._autocast():
+            d_loss, _ = self._d_loss(x)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        self._set_requires_grad(d_params, False)
+        try:
+            with self._autocast():
+                g_loss, _ = self._g_loss(x)
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.opt_g.step()
+        finally:
+            self._set_requires_grad(d_params, True)
+        if self.ema is not None:
+            self.ema.update(self.module)
+        losses = torch.stack([d_loss.detach().float(), g_loss.detach().float()])
+        bad |= ~torch.isfinite(losses).all()
+        sums += losses
+        self.step += 1
+
+    def fit(self, x_train: np.ndarray, x_val: np.ndarray | None = None) -> Engine:
+        config = self.config
+        x = to_device(np.asarray(x_train, dtype=np.float32), self.device)
+        val = to_device(np.asarray(x_val, dtype=np.float32), self.device) if x_val is not None and len(x_val) else None
+        if len(x) == 0:
+            raise ConfigError("no training rows: the protocol left the normal training set empty")
+        batch_size = min(int(config.batch_size), len(x))
+        batches = RandpermBatches(x, batch_size=batch_size, seed=self.seed)
+        early_stopping = config.early_stopping_patience is not None and val is not None
+        if config.early_stopping_patience is not None and val is None:
+            log.info("trainer.early_stopping_patience is set but there are no validation rows: "
+                     "training for the full %d epochs", config.epochs)
+        if self.checkpoint_dir is not None:
+            self._maybe_resume(batches)
+
+        bar = self._progress(len(batches))
+        try:
+            while self.epoch < int(config.epochs) and not self.stopped_early:
+                self._run_epoch(batches, val, early_stopping, bar)
+        finally:
+            if bar is not None:
+                bar[0].stop()
+        if early_stopping and self.best_state is not None:
+            self.scoring_module.load_state_dict(self.best_state)
+        self.scoring_module.eval()
+        return self
+
+    def _run_epoch(self, batches: RandpermBatches, val: torch.Tensor | None, early_stopping: bool, bar) -> None:
+        config = self.config
+        self.module.train()
+        bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        sums = torch.zeros(2, device=self.device)
+        if bar is not None:
+            bar[0].reset(bar[1], total=len(batches), description=f"epoch {self.epoch + 1}/{config.epochs}")
+        tick = time.perf_counter()
+        steps = 0
+        for (xb,) in batches:
+            self.train_step(xb, bad, sums)
+            steps += 1
+            if steps % max(1, int(config.nan_check_every)) == 0:
+                self._check_finite(bad, steps)
+            if bar is not None:
+                bar[0].advance(bar[1])
+        self._check_finite(bad, steps)
+        means = (sums / max(steps, 1)).tolist()  # the one host sync of the epoch
+        elapsed = time.perf_counter() - tick
+        self.epoch += 1
+        record = {"epoch": self.epoch, "d_loss": means[0], "g_loss": means[1],
+                  "samples_per_s": steps * batches.batch_size / max(elapsed, 1e-9), "seconds": elapsed}
+        if val is not None and (early_stopping or self.epoch == config.epochs):
+            record["val_loss"] = self.validation_loss(val)
+            if not math.isfinite(record["val_loss"]):
+                raise TrainingDiverged(f"validation loss is {record['val_loss']} after epoch {self.epoch}: "
+                                       f"training diverged (try a lower trainer.lr)")
+        if early_stopping:
+            if record["val_loss"] < self.best_val - float(config.early_stopping_min_delta):
+                self.best_val, self.bad_epochs = record["val_loss"], 0
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.scoring_module.state_dict().items()}
+            else:
+                self.bad_epochs += 1
+                if self.bad_epochs >= int(config.early_stopping_patience):
+                    self.stopped_early = True
+        self.history.append(record)
+        message = (f"epoch {self.epoch}/{config.epochs} d_loss {means[0]:.4f} g_loss {means[1]:.4f} "
+                   f"{record['samples_per_s']:.0f} samples/s")
+        if "val_loss" in record:
+            message += f" val_loss {record['val_loss']:.4f}"
+        if self.stopped_early:
+            message += f" (early stop: best val_loss {self.best_val:.4f})"
+        log.info(message)
+        if bar is not None:
+            bar[0].update(bar[1], description=message)
+        if self.checkpoint_dir is not None and config.checkpoint_every_epoch:
+            self.save_checkpoint(batches)
+        for callback in self.callbacks:
+            callback(self, self.epoch)
+
+    def _check_finite(self, bad: torch.Tensor, steps: int) -> None:
+        if bool(bad):
+            raise TrainingDiverged(
+                f"a training loss became NaN or inf in epoch {self.epoch + 1} (by step {steps} of the epoch, "
+                f"lr={self.config.lr}, bf16={self.use_bf16}): lower trainer.lr or turn trainer.bf16 off")
+
+    def _progress(self, total: int):
+        if not (self.config.progress and console.is_terminal):
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        prog = Progress(TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True)
+        task = prog.add_task("training", total=total)
+        prog.start()
+        return prog, task
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def state_dict(self, batches: RandpermBatches) -> dict:
+        return {
+            "fingerprint": self.fingerprint,
+            "module": self.module.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": rng_states(batches),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_val": self.best_val,
+            "bad_epochs": self.bad_epochs,
+            "best_state": self.best_state,
+            "stopped_early": self.stopped_early,
+            "history": self.history,
+        }
+
+    def save_checkpoint(self, batches: RandpermBatches) -> Path:
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        path = self.checkpoint_dir / CHECKPOINT_FILE
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state_dict(batches), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def _maybe_resume(self, batches: RandpermBatches) -> None:
+        path = self.checkpoint_dir / CHECKPOINT_FILE
+        if not path.exists():
+            return
+        # on the CPU: RNG states must stay CPU tensors; load_state_dict copies weights to the device
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("fingerprint") != self.fingerprint:
+            log.warning("checkpoint %s was written by a different model/data/trainer setup: starting afresh", path)
+            return
+        self.module.load_state_dict(state["module"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        set_rng_states(state["rng"], batches)
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.best_val, self.bad_epochs = float(state["best_val"]), int(state["bad_epochs"])
+        self.best_state = state["best_state"]
+        self.stopped_early = bool(state["stopped_early"])
+        self.history = list(state["history"])
+        log.info("resumed from %s at epoch %d", path, self.epoch)

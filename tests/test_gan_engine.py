@@ -1,0 +1,241 @@
+"""The adversarial training engine: exact resume from a per-epoch checkpoint, NaN guard, EMA, early
+stopping, config plumbing (trainer dict, Hydra configs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from torch import nn
+
+from ganad_bench.errors import ConfigError, TrainingDiverged
+from ganad_bench.models.registry import create_detector
+from ganad_bench.training.engine import CHECKPOINT_FILE, EMA, AdversarialModule, Engine, TrainerConfig
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def data(seed=0, n=200, d=6):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, d)) * 0.5 + 0.5).astype(np.float32), rng.normal(size=(60, d)).astype(np.float32)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_after(epoch):
+    def callback(engine, done):
+        if done == epoch:
+            raise Interrupt(f"killed after epoch {done}")
+    return callback
+
+
+def alad(checkpoint_dir=None, callbacks=(), epochs=4, **kw):
+    return create_detector("alad", seed=3, checkpoint_dir=checkpoint_dir, callbacks=callbacks,
+                           trainer={"device": "cpu", "epochs": epochs, "batch_size": 32, "lr": 1e-3,
+                                    "progress": False, **kw})
+
+
+def test_killed_run_resumes_to_the_same_scores(tmp_path):
+    x, test = data()
+    reference = alad(tmp_path / "a").fit(x).score_samples(test)
+    with pytest.raises(Interrupt):
+        alad(tmp_path / "b", callbacks=[stop_after(2)]).fit(x)
+    assert (tmp_path / "b" / CHECKPOINT_FILE).exists()
+    state = torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=False)
+    assert state["epoch"] == 2 and {"module", "opt_d", "opt_g", "ema", "rng", "best_val"} <= set(state)
+    resumed = alad(tmp_path / "b")
+    resumed.fit(x)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    np.testing.assert_array_equal(resumed.score_samples(test), reference)
+
+
+def test_finished_run_is_not_trained_again(tmp_path):
+    x, test = data()
+    first = alad(tmp_path, epochs=2).fit(x).score_samples(test)
+    calls = []
+    again = alad(tmp_path, epochs=2, callbacks=[lambda engine, epoch: calls.append(epoch)])
+    np.testing.assert_array_equal(again.fit(x).score_samples(test), first)
+    assert calls == []
+
+
+def test_checkpoint_of_another_setup_is_not_resumed(tmp_path):
+    x, _ = data()
+    alad(tmp_path, epochs=1).fit(x)
+    other = alad(tmp_path, epochs=2, lr=5e-4).fit(x)
+    assert [h["epoch"] for h in other.history] == [1, 2]
+
+
+def test_nan_in_the_data_raises_training_diverged():
+    x, _ = data()
+    x[5, 2] = np.nan
+    with pytest.raises(TrainingDiverged, match="NaN or inf"):
+        alad(epochs=1).fit(x)
+
+
+def test_nan_loss_is_caught_at_the_periodic_check(monkeypatch):
+    x, _ = data()
+    det = alad(epochs=3, nan_check_every=1000)
+    from ganad_bench.models import alad as alad_module
+
+    original = alad_module.BiGANNets.g_loss
+    calls = {"n": 0}
+
+    def poisoned(self, xb):
+        loss, stats = original(self, xb)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] == 8 else loss), stats
+
+    monkeypatch.setattr(alad_module.BiGANNets, "g_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="epoch 2"):
+        det.fit(x)
+
+
+class Toy(AdversarialModule):
+    """A one-parameter 'GAN' whose validation loss is constant (early stopping must kick in)."""
+
+    discriminator_names = ("d",)
+    generator_names = ("g",)
+
+    def __init__(self):
+        super().__init__()
+        self.d, self.g = nn.Linear(2, 1), nn.Linear(2, 1)
+
+    def d_loss(self, x):
+        return self.d(x).pow(2).mean(), {}
+
+    def g_loss(self, x):
+        return self.g(x).pow(2).mean(), {}
+
+    def score(self, x):
+        return self.g(x).squeeze(1)
+
+    def val_loss(self, x):
+        return torch.ones(())
+
+
+def test_early_stopping_on_a_flat_validation_loss():
+    x = np.ones((64, 2), np.float32)
+    config = TrainerConfig.from_dict({"device": "cpu", "epochs": 50, "batch_size": 16,
+                                      "early_stopping_patience": 3, "progress": False})
+    engine = Engine(Toy(), config).fit(x, x[:8])
+    assert engine.stopped_early and engine.epoch == 4
+    assert "val_loss" in engine.history[-1]
+
+
+def test_no_validation_rows_means_the_full_budget():
+    x = np.ones((64, 2), np.float32)
+    config = TrainerConfig.from_dict({"device": "cpu", "epochs": 5, "batch_size": 16,
+                                      "early_stopping_patience": 1, "progress": False})
+    assert Engine(Toy(), config).fit(x, None).epoch == 5
+
+
+def test_ema_warmup_and_decay():
+    net = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(net.weight)
+    ema = EMA(net, decay=0.999)
+    assert ema.rate() == pytest.approx(0.1)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ema.update(net)
+    assert ema.module.weight.item() == pytest.approx(0.9)
+    plain = EMA(nn.Linear(1, 1), decay=0.5, warmup=False)
+    assert plain.rate() == 0.5
+
+
+def test_trainer_config_validation():
+    assert TrainerConfig.from_dict({"betas": [0.5, 0.9]}).betas == (0.5, 0.9)
+    with pytest.raises(ConfigError, match="unknown trainer key"):
+        TrainerConfig.from_dict({"learning_rate": 1.0})
+    with pytest.raises(ConfigError, match="ema_decay"):
+        TrainerConfig.from_dict({"ema_decay": 1.5})
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainerConfig.from_dict({"batch_size": 0})
+
+
+def test_bf16_and_compile_are_ignored_on_cpu():
+    config = TrainerConfig.from_dict({"device": "cpu", "bf16": True, "compile": True, "epochs": 1,
+                                      "batch_size": 16, "progress": False})
+    engine = Engine(Toy(), config)
+    assert not engine.use_bf16 and not engine.use_compile
+    engine.fit(np.ones((32, 2), np.float32))
+
+
+def compose_cfg(*overrides):
+    with initialize_config_module("ganad_bench.conf", version_base=None):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("dataset,lr,batch,epochs,latent", [("kdd99", 1e-5, 50, 100, 32),
+                                                             ("arrhythmia", 1e-5, 32, 1000, 64),
+                                                             ("mnist", 2e-4, 32, 100, None)])
+def test_alad_configs_carry_the_appendix_hyperparameters(dataset, lr, batch, epochs, latent):
+    cfg = compose_cfg("model=alad", f"dataset={dataset}", "trainer=gan")
+    assert cfg.trainer.lr == lr and cfg.trainer.batch_size == batch and cfg.trainer.epochs == epochs
+    assert cfg.model.params.latent_dim == latent and cfg.trainer.ema_decay == 0.999
+    TrainerConfig.from_dict(dict(cfg.trainer))  # every key is an engine key
+
+
+@pytest.mark.parametrize("model", ["alad", "egbad", "anogan", "ganomaly"])
+def test_model_configs_build_their_detector(model):
+    from omegaconf import OmegaConf
+
+    cfg = compose_cfg(f"model={model}", "dataset=thyroid", "trainer=gan", "trainer.device=cpu")
+    params = OmegaConf.to_container(cfg.model.params)
+    det = create_detector(cfg.model.name, seed=0, trainer=OmegaConf.to_container(cfg.trainer), **params)
+    assert det.uses_trainer and det.trainer.device == "cpu"
+
+
+@pytest.mark.parametrize("experiment", ["alad_table2", "alad_table5", "alad_table7", "alad_table3",
+                                        "alad_table6"])
+def test_experiment_configs_compose(experiment):
+    with initialize_config_module("ganad_bench.conf", version_base=None):
+        cfg = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params
+
+
+def test_progress_bar_on_a_terminal(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from ganad_bench.training import engine as engine_module
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(engine_module, "console", Console(file=buffer, force_terminal=True, width=120))
+    config = TrainerConfig.from_dict({"device": "cpu", "epochs": 2, "batch_size": 16})
+    Engine(Toy(), config).fit(np.ones((32, 2), np.float32))
+    assert "samples/s" in buffer.getvalue()
+
+
+def test_experiment_overrides_keep_the_dataset_settings():
+    cfg = compose_cfg("experiment=alad_table5", "dataset=kdd99")
+    assert cfg.model.name == "alad" and cfg.trainer.lr == 1e-5 and cfg.trainer.batch_size == 50
+    assert "bf16" in cfg.trainer  # the gan trainer group
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("model", ["alad", "egbad", "anogan", "ganomaly"])
+def test_cuda_bf16_compile_and_resume(model, tmp_path):
+    x = np.random.default_rng(0).uniform(-1, 1, size=(256, 3, 32, 32)).astype(np.float32)
+    params = {"search_steps": 5} if model == "anogan" else {}
+
+    def det(ckpt, callbacks=()):
+        return create_detector(model, seed=0, checkpoint_dir=ckpt, callbacks=callbacks,
+                               trainer={"device": "cuda", "epochs": 2, "batch_size": 64, "bf16": True,
+                                        "compile": True, "progress": False}, **params)
+
+    with pytest.raises(Interrupt):
+        det(tmp_path, [stop_after(1)]).fit(x)
+    resumed = det(tmp_path).fit(x)
+    assert resumed.engine.use_bf16 and [h["epoch"] for h in resumed.history] == [1, 2]
+    assert np.isfinite(resumed.score_samples(x[:50])).all()
