@@ -1,0 +1,93 @@
+"""Measure a GAN detector on a real dataset the way `run.py` does (compose the Hydra config, split by the
+protocol, scale on the training rows, fit, score in chunks, metrics), for a few seeds, without writing
+result rows: a stop-gap until run.py passes the trainer group to deep detectors.
+
+    GANAD_DATA_DIR=../shared/data python scripts/gan_measure.py --seeds 0 1 2 --out outputs/alad_arr.json \
+        model=alad dataset=arrhythmia trainer.epochs=100 trainer.device=cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from ganad_bench.data.files import DataSettings
+from ganad_bench.data.preprocessing import make_scaler
+from ganad_bench.data.protocols import make_split
+from ganad_bench.data.registry import load_raw
+from ganad_bench.metrics import evaluate
+from ganad_bench.models.registry import create_detector
+from ganad_bench.training.device import seed_everything
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=alad dataset=kdd99")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-train", type=int, default=None, help="subsample the normal training rows")
+    parser.add_argument("--checkpoint-root", default=None, help="per-seed checkpoint folders (resume)")
+    parser.add_argument("--all-scores", action="store_true",
+                        help="ALAD: also evaluate the other anomaly scores of Table VII on the same trained model")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with initialize_config_module("ganad_bench.conf", version_base=None):
+        cfg = compose("config", overrides=["trainer=gan", *args.overrides])
+    config = OmegaConf.to_container(cfg, resolve=True)
+    settings = DataSettings.from_config(config["paths"])
+    raw = load_raw(config["dataset"]["name"], config["dataset"].get("source"), settings)
+    rows = []
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        split = make_split(cfg.protocol, raw, seed, normal_class=config["dataset"].get("normal_class"))
+        seed_everything(seed)
+        scaler = make_scaler(config["dataset"])
+        scaler.fit(raw.features[split.train])
+        x_train = scaler.transform(raw.features[split.train]).astype(np.float32)
+        if args.max_train and len(x_train) > args.max_train:
+            x_train = x_train[np.random.default_rng(seed).choice(len(x_train), args.max_train, replace=False)]
+        x_val = scaler.transform(raw.features[split.val]).astype(np.float32) if len(split.val) else None
+        x_test = scaler.transform(split.test_features(raw.features)).astype(np.float32)
+        ckpt = str(Path(args.checkpoint_root) / f"seed{seed}") if args.checkpoint_root else None
+        det = create_detector(config["model"]["name"], seed=seed, trainer=config["trainer"], checkpoint_dir=ckpt,
+                              **(config["model"].get("params") or {}))
+        tick = time.perf_counter()
+        det.fit(x_train, x_val)
+        fit_s = time.perf_counter() - tick
+        tick = time.perf_counter()
+        chunk = int(config["trainer"]["score_batch_size"])
+        scores = np.concatenate([det.score_samples(x_test[i:i + chunk]) for i in range(0, len(x_test), chunk)])
+        score_s = time.perf_counter() - tick
+        metrics = evaluate(split.test_labels, scores, split.contamination)
+        epochs = len(det.history)
+        row = {"seed": seed, **metrics, "fit_s": round(fit_s, 1), "score_s": round(score_s, 2), "epochs": epochs,
+               "s_per_epoch": round(fit_s / max(epochs, 1), 2), "n_train": len(x_train), "n_test": len(x_test),
+               "last_epoch": det.history[-1] if det.history else None}
+        if args.all_scores and hasattr(det.module, "score_name"):
+            chosen = det.module.score_name
+            for name in ("features", "logits", "l1", "l2"):
+                det.module.score_name = name
+                other = np.concatenate([det.score_samples(x_test[i:i + chunk]) for i in range(0, len(x_test), chunk)])
+                row[f"score_{name}"] = evaluate(split.test_labels, other, split.contamination)
+            det.module.score_name = chosen
+        rows.append(row)
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
+                          if k != "last_epoch"}), flush=True)
+        summary = {k: [float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows]))]
+                   for k in ("precision", "recall", "f1", "auroc", "auprc") if k in rows[0]}
+        out.write_text(json.dumps({"overrides": args.overrides, "max_train": args.max_train, "config": config,
+                                   "runs": rows, "mean_std": summary}, indent=1, default=str))
+    print("mean ± std:", {k: f"{m:.4f} ± {s:.4f}" for k, (m, s) in summary.items()})
+
+
+if __name__ == "__main__":
+    main()
