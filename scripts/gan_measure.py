@@ -1,6 +1,7 @@
 """Measure a GAN detector on a real dataset the way `run.py` does (compose the Hydra config, split by the
-protocol, scale on the training rows, fit, score in chunks, metrics), for a few seeds, without writing
-result rows: a stop-gap until run.py passes the trainer group to deep detectors.
+protocol, scale on the training rows, fit, score in chunks, metrics), for a few seeds, into one JSON file
+instead of result rows. With --all-scores it evaluates every ALAD score of Table VII on the SAME trained
+model, which separate `ganad-bench model.params.score=...` runs cannot do.
 
     GANAD_DATA_DIR=../shared/data python scripts/gan_measure.py --seeds 0 1 2 --out outputs/alad_arr.json \
         model=alad dataset=arrhythmia trainer.epochs=100 trainer.device=cpu
