@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with initialize_config_module("ganad_bench.conf", version_base=None):
-        cfg = compose("config", overrides=["trainer=gan", *args.overrides])
+        cfg = compose("config", overrides=[*args.overrides])
     config = OmegaConf.to_container(cfg, resolve=True)
     settings = DataSettings.from_config(config["paths"])
     raw = load_raw(config["dataset"]["name"], config["dataset"].get("source"), settings)

@@ -178,7 +178,7 @@ def compose_cfg(*overrides):
                                                              ("arrhythmia", 1e-5, 32, 1000, 64),
                                                              ("mnist", 2e-4, 32, 100, None)])
 def test_alad_configs_carry_the_appendix_hyperparameters(dataset, lr, batch, epochs, latent):
-    cfg = compose_cfg("model=alad", f"dataset={dataset}", "trainer=gan")
+    cfg = compose_cfg("model=alad", f"dataset={dataset}")
     assert cfg.trainer.lr == lr and cfg.trainer.batch_size == batch and cfg.trainer.epochs == epochs
     assert cfg.model.params.latent_dim == latent and cfg.trainer.ema_decay == 0.999
     TrainerConfig.from_dict(dict(cfg.trainer))  # every key is an engine key
@@ -188,7 +188,7 @@ def test_alad_configs_carry_the_appendix_hyperparameters(dataset, lr, batch, epo
 def test_model_configs_build_their_detector(model):
     from omegaconf import OmegaConf
 
-    cfg = compose_cfg(f"model={model}", "dataset=thyroid", "trainer=gan", "trainer.device=cpu")
+    cfg = compose_cfg(f"model={model}", "dataset=thyroid", "trainer.device=cpu")
     params = OmegaConf.to_container(cfg.model.params)
     det = create_detector(cfg.model.name, seed=0, trainer=OmegaConf.to_container(cfg.trainer), **params)
     assert det.uses_trainer and det.trainer.device == "cpu"

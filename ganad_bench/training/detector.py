@@ -7,7 +7,7 @@ seeding, building the networks from the data's shape, training, EMA scoring in c
     det.fit(x_train, x_val)          # float32 (n, d) or (n, C, H, W) in [-1, 1]
     det.score_samples(x_test)        # 1-D, higher = more anomalous
 
-`trainer` is the trainer config group (conf/trainer/gan.yaml; keys: `engine.TrainerConfig`) laid over
+`trainer` is the trainer config group (conf/trainer/default.yaml; keys: `engine.TrainerConfig`) laid over
 the class's `trainer_defaults`; `checkpoint_dir` is where `fit` saves and resumes its per-epoch
 checkpoint (None: no checkpoints). `callbacks` (tests) are passed to the engine.
 """

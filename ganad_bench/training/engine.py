@@ -64,7 +64,7 @@ CHECKPOINT_FILE = "last.pt"
 
 @dataclasses.dataclass
 class TrainerConfig:
-    """The `trainer` config group (conf/trainer/gan.yaml). Unknown keys are a `ConfigError`."""
+    """The `trainer` config group (conf/trainer/default.yaml). Unknown keys are a `ConfigError`."""
 
     device: str = "auto"
     epochs: int = 100
