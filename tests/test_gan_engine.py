@@ -13,13 +13,7 @@ from ganad_bench.errors import ConfigError, TrainingDiverged
 from ganad_bench.models.registry import create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE, EMA, AdversarialModule, Engine, TrainerConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def data(seed=0, n=200, d=6):

@@ -26,13 +26,7 @@ def make(name, seed=0, **kw):
     return create_detector(name, seed=seed, trainer=trainer(**kw), checkpoint_dir=None, **params)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread is fastest (and immune to a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_gan_models_are_registered():
