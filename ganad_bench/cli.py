@@ -124,7 +124,9 @@ def table_main(argv: list[str] | None = None) -> None:
     from rich.console import Console
 
     # the table is the command's output: stdout, never squeezed below a readable width when piped
-    out = Console() if Console().is_terminal else Console(width=220)
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=220)
     for protocol in long["protocol"].unique():
         table = pivot(long, metrics[0], protocol)
         out.print(to_rich(table, f"{metrics[0].upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"))

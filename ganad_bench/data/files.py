@@ -42,7 +42,6 @@ class CanonicalFile:
     sha256: str | None
     page: str
     urls: tuple[str, ...] = ()
-    compressed_name: str | None = None  # set when the URL serves a .gz of `name`
     md5: str | None = None
 
     def __post_init__(self):
@@ -165,13 +164,7 @@ def _download(file: CanonicalFile, target: Path) -> Path | None:
         tmp = Path(tmp_name)
         try:
             with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-                if url.endswith(".gz") and not file.name.endswith(".gz"):
-                    import gzip
-
-                    with gzip.GzipFile(fileobj=resp) as unzipped:
-                        shutil.copyfileobj(unzipped, out)
-                else:
-                    shutil.copyfileobj(resp, out)
+                shutil.copyfileobj(resp, out)  # every canonical file is served as it is stored
             if not matches(tmp, file):
                 continue
             os.replace(tmp, target)

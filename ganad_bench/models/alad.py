@@ -158,7 +158,7 @@ class ALAD(AdversarialDetector):
 
     def build(self, input_shape):
         p = self.params
-        latent = p["latent_dim"] or blocks.default_latent_dim(input_shape, p["arch"])
-        return ALADNets(input_shape, int(latent), score=p["score"], arch=p["arch"], width=int(p["width"]),
+        latent = self.latent_dim(input_shape)
+        return ALADNets(input_shape, latent, score=p["score"], arch=p["arch"], width=int(p["width"]),
                         spectral_norm=bool(p["spectral_norm"]), cycle_z=bool(p["latent_discriminator"]),
                         image_dropout=float(p["image_dropout"]))

@@ -100,7 +100,7 @@ class AnoGAN(AdversarialDetector):
 
     def build(self, input_shape):
         p = self.params
-        latent = p["latent_dim"] or blocks.default_latent_dim(input_shape, p["arch"])
-        return AnoGANNets(input_shape, int(latent), arch=p["arch"], width=int(p["width"]),
+        latent = self.latent_dim(input_shape)
+        return AnoGANNets(input_shape, latent, arch=p["arch"], width=int(p["width"]),
                           spectral_norm=bool(p["spectral_norm"]), weight=p["weight"],
                           search_steps=p["search_steps"], search_lr=p["search_lr"])

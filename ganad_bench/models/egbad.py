@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from ganad_bench.errors import ConfigError
-from ganad_bench.models import blocks
 from ganad_bench.models.alad import BiGANNets, flat_norm
 from ganad_bench.models.registry import register
 from ganad_bench.training.detector import AdversarialDetector
@@ -59,7 +58,7 @@ class EGBAD(AdversarialDetector):
 
     def build(self, input_shape):
         p = self.params
-        latent = p["latent_dim"] or blocks.default_latent_dim(input_shape, p["arch"])
-        return EGBADNets(input_shape, int(latent), weight=p["weight"], method=p["method"], arch=p["arch"],
+        latent = self.latent_dim(input_shape)
+        return EGBADNets(input_shape, latent, weight=p["weight"], method=p["method"], arch=p["arch"],
                          width=int(p["width"]), spectral_norm=bool(p["spectral_norm"]),
                          image_dropout=float(p["image_dropout"]))

@@ -80,7 +80,7 @@ class GANomaly(AdversarialDetector):
 
     def build(self, input_shape):
         p = self.params
-        latent = p["latent_dim"] or blocks.default_latent_dim(input_shape, p["arch"])
-        return GANomalyNets(input_shape, int(latent), arch=p["arch"], width=int(p["width"]),
+        latent = self.latent_dim(input_shape)
+        return GANomalyNets(input_shape, latent, arch=p["arch"], width=int(p["width"]),
                             spectral_norm=bool(p["spectral_norm"]), w_adv=p["w_adv"], w_con=p["w_con"],
                             w_enc=p["w_enc"])

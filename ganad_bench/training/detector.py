@@ -19,6 +19,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from ganad_bench.models import blocks
 from ganad_bench.models.base import Detector
 from ganad_bench.training.device import seed_everything
 from ganad_bench.training.engine import AdversarialModule, Engine, TrainerConfig
@@ -41,6 +42,10 @@ class AdversarialDetector(Detector):
 
     def build(self, input_shape: tuple[int, ...]) -> AdversarialModule:
         raise NotImplementedError
+
+    def latent_dim(self, input_shape: tuple[int, ...]) -> int:
+        """`params.latent_dim`, or the architecture's default (`blocks.default_latent_dim`) when it is null."""
+        return int(self.params["latent_dim"] or blocks.default_latent_dim(input_shape, self.params["arch"]))
 
     def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> AdversarialDetector:
         x = np.asarray(x, dtype=np.float32)
