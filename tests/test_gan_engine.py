@@ -45,7 +45,7 @@ def test_killed_run_resumes_to_the_same_scores(tmp_path):
         alad(tmp_path / "b", callbacks=[stop_after(2)]).fit(x)
     assert (tmp_path / "b" / CHECKPOINT_FILE).exists()
     state = torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=False)
-    assert state["epoch"] == 2 and {"module", "opt_d", "opt_g", "ema", "rng", "best_val"} <= set(state)
+    assert state["epoch"] == 2 and {"module", "optimizers", "ema", "rng", "best_val"} <= set(state)
     resumed = alad(tmp_path / "b")
     resumed.fit(x)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]

@@ -1,6 +1,7 @@
 """`AdversarialDetector`: the detector contract (models/base.py) on top of the training engine.
 
-A GAN detector subclasses it and implements `build(input_shape) -> AdversarialModule`; the rest —
+Every deep detector (adversarial or not) subclasses it and implements `build(input_shape) -> AdversarialModule`
+(optionally `after_fit(x_train)`, e.g. AMA fitting its A-score on the training R-scores); the rest —
 seeding, building the networks from the data's shape, training, EMA scoring in chunks — is here:
 
     det = create_detector("alad", seed=0, trainer={"epochs": 5, "device": "cpu"}, checkpoint_dir=None)
@@ -60,7 +61,11 @@ class AdversarialDetector(Detector):
                              callbacks=self.callbacks, fingerprint=fingerprint)
         self.engine.fit(x, x_val)
         self.history = self.engine.history
+        self.after_fit(x)
         return self
+
+    def after_fit(self, x: np.ndarray) -> None:
+        """Called once training has ended, with the training rows (default: nothing)."""
 
     @property
     def module(self) -> AdversarialModule:

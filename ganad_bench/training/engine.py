@@ -1,4 +1,5 @@
-"""The adversarial training engine shared by every GAN detector (ALAD, EGBAD, AnoGAN, GANomaly).
+"""The training engine shared by every deep detector: the GAN detectors (ALAD, EGBAD, AnoGAN, GANomaly,
+RCGAN, MEMGAN, AMA) and the non-adversarial deep baselines (Deep SVDD, DCAE, MemAE, DAGMM, DSEBM).
 
     module = SomeAdversarialModule(...)              # networks + losses + score (an `AdversarialModule`)
     engine = Engine(module, TrainerConfig.from_dict(cfg.trainer), seed=0, checkpoint_dir="run/ckpt")
@@ -11,8 +12,13 @@ What the engine does, in the order of DESIGN.md's speed rules:
 * the whole training set is copied to the device once and an epoch slices a `torch.randperm`
   (`data.tensors.RandpermBatches`; no DataLoader); the last incomplete batch is dropped (equal batches
   for BatchNorm, as ALAD's code does);
-* each step is one discriminator update then one generator/encoder update, each loss supplied by the
-  model (`d_loss`, `g_loss`); the discriminators are frozen during the generator step;
+* each step is `module.critic_steps` discriminator updates (`d_loss`; none when the module has no
+  discriminators) then one update per generator-side phase (`module.phases()`, by default one phase
+  "g" = `g_loss` on `generator_names`; MEMGAN updates E, G and its memory in turn). Every phase has its
+  own Adam optimizer and only its own parameters require gradients while its loss is backpropagated,
+  so a phase never leaks gradients into another's parameters;
+* the learning rate of every optimizer is `lr * lr_gamma ** (milestones passed)` for the epoch
+  (`lr_milestones`, a step schedule as Deep SVDD's and AMA's code); `weight_decay` is Adam's L2 term;
 * an exponential moving average (EMA) of all weights is kept after every step and is the network
   used for validation and scoring (ALAD appendix: decay 0.999). As TensorFlow's
   `ExponentialMovingAverage(num_updates=...)`, the decay is `min(decay, (1 + t) / (10 + t))` at step t
@@ -73,6 +79,10 @@ class TrainerConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     # learning rate of the discriminators (None: `lr`)
     lr_d: float | None = None
+    weight_decay: float = 0.0
+    # epochs at which every learning rate is multiplied by lr_gamma (a step schedule; [] = constant)
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
     ema_decay: float | None = 0.999
     ema_warmup: bool = True
     early_stopping_patience: int | None = None
@@ -93,6 +103,8 @@ class TrainerConfig:
             raise ConfigError(f"unknown trainer key(s) {', '.join(unknown)}: choose from {', '.join(sorted(names))}")
         if "betas" in values and values["betas"] is not None:
             values["betas"] = tuple(float(b) for b in values["betas"])
+        if values.get("lr_milestones") is not None:
+            values["lr_milestones"] = tuple(int(m) for m in values["lr_milestones"])
         config = cls(**values)
         config.validate()
         return config
@@ -104,6 +116,8 @@ class TrainerConfig:
             raise ConfigError(f"trainer.batch_size must be >= 1, got {self.batch_size}")
         if not float(self.lr) > 0:
             raise ConfigError(f"trainer.lr must be > 0, got {self.lr}")
+        if float(self.weight_decay) < 0:
+            raise ConfigError(f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
         if self.ema_decay is not None and not 0.0 <= float(self.ema_decay) < 1.0:
             raise ConfigError(f"trainer.ema_decay must be in [0, 1) or null, got {self.ema_decay}")
         if self.early_stopping_patience is not None and int(self.early_stopping_patience) < 1:
@@ -113,10 +127,15 @@ class TrainerConfig:
 
 class AdversarialModule(nn.Module):
     """One detector's networks, losses and anomaly score. Subclasses set the names of their
-    discriminator and generator-side (generator, encoder) submodules and implement the losses:
+    discriminator and generator-side (generator, encoder, memory) submodules or parameters and
+    implement the losses:
 
     * `d_loss(x) -> (loss, stats)`: the discriminators' loss on a real batch (samples its own z);
+      not needed when `discriminator_names` is empty (the non-adversarial deep baselines);
     * `g_loss(x) -> (loss, stats)`: the generator/encoder loss on the same kind of batch;
+    * `phases()`: the generator-side updates of one step, in order, as (name, parameter names, loss
+      function); the default is one phase ("g", `generator_names`, `g_loss`);
+    * `critic_steps`: discriminator updates per generator step (WGAN critics: 5);
     * `score(x) -> (n,)`: anomaly scores, called in eval mode under `no_grad`;
     * `val_loss(x) -> scalar`: a loss on normal validation rows (default: the mean score).
 
@@ -124,12 +143,24 @@ class AdversarialModule(nn.Module):
 
     discriminator_names: tuple[str, ...] = ()
     generator_names: tuple[str, ...] = ()
+    critic_steps: int = 1
+
+    def named_group(self, names: Iterable[str]) -> list[nn.Parameter]:
+        """The parameters of the named submodules (or of named bare `nn.Parameter`s, e.g. a memory matrix)."""
+        params = []
+        for name in names:
+            obj = getattr(self, name)
+            params.extend([obj] if isinstance(obj, nn.Parameter) else obj.parameters())
+        return params
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
-        return [p for name in self.discriminator_names for p in getattr(self, name).parameters()]
+        return self.named_group(self.discriminator_names)
 
     def generator_parameters(self) -> list[nn.Parameter]:
-        return [p for name in self.generator_names for p in getattr(self, name).parameters()]
+        return self.named_group(self.generator_names)
+
+    def phases(self) -> list[tuple[str, tuple[str, ...], Callable]]:
+        return [("g", self.generator_names, self.g_loss)]
 
     def d_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -213,17 +244,24 @@ class Engine:
         self.callbacks = list(callbacks)
         self.fingerprint = dict(fingerprint or {})
         betas = tuple(config.betas)
-        self.opt_d = torch.optim.Adam(module.discriminator_parameters(), lr=float(config.lr_d or config.lr),
-                                      betas=betas)
-        self.opt_g = torch.optim.Adam(module.generator_parameters(), lr=float(config.lr), betas=betas)
+        decay = float(config.weight_decay)
+        d_params = module.discriminator_parameters()
+        self.opt_d = (torch.optim.Adam(d_params, lr=float(config.lr_d or config.lr), betas=betas, weight_decay=decay)
+                      if d_params else None)
+        self.phases = module.phases()
+        self.phase_params = {name: module.named_group(names) for name, names, _ in self.phases}
+        self.phase_opts = {name: torch.optim.Adam(params, lr=float(config.lr), betas=betas, weight_decay=decay)
+                           for name, params in self.phase_params.items()}
+        self.loss_names = (["d_loss"] if self.opt_d is not None else []) + [f"{name}_loss" for name, _, _ in
+                                                                             self.phases]
         self.ema = EMA(module, config.ema_decay, config.ema_warmup) if config.ema_decay else None
         on_cuda = self.device.type == "cuda"
         self.use_bf16 = bool(config.bf16) and on_cuda
         self.use_compile = bool(config.compile) and on_cuda
         if (config.bf16 and not on_cuda) or (config.compile and not on_cuda):
             log.info("trainer.bf16 / trainer.compile are CUDA-only: ignored on %s", self.device)
-        self._d_loss = torch.compile(module.d_loss) if self.use_compile else module.d_loss
-        self._g_loss = torch.compile(module.g_loss) if self.use_compile else module.g_loss
+        self._d_loss = torch.compile(module.d_loss) if self.use_compile and self.opt_d is not None else module.d_loss
+        self._phase_losses = {name: torch.compile(fn) if self.use_compile else fn for name, _, fn in self.phases}
         self.epoch = 0
         self.step = 0
         self.best_val = math.inf
@@ -262,29 +300,48 @@ class Engine:
         return total / max(n, 1)
 
     # ---------------------------------------------------------------------------------- training
-    def _set_requires_grad(self, params: list[nn.Parameter], flag: bool) -> None:
-        for p in params:
-            p.requires_grad_(flag)
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts = {"d": self.opt_d} if self.opt_d is not None else {}
+        return {**opts, **self.phase_opts}
+
+    def _set_lr(self) -> None:
+        """The step schedule: every base learning rate times lr_gamma per milestone already passed."""
+        passed = sum(1 for m in self.config.lr_milestones if self.epoch >= int(m))
+        factor = float(self.config.lr_gamma) ** passed
+        for name, opt in self.optimizers().items():
+            base = float(self.config.lr_d or self.config.lr) if name == "d" else float(self.config.lr)
+            for group in opt.param_groups:
+                group["lr"] = base * factor
 
     def train_step(self, x: torch.Tensor, bad: torch.Tensor, sums: torch.Tensor) -> None:
-        d_params = self.module.discriminator_parameters()
-        with self._autocast():
-            d_loss, _ = self._d_loss(x)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        self._set_requires_grad(d_params, False)
+        losses = []
+        if self.opt_d is not None:
+            for _ in range(max(1, int(self.module.critic_steps))):
+                with self._autocast():
+                    d_loss, _ = self._d_loss(x)
+                self.opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                self.opt_d.step()
+            losses.append(d_loss.detach().float())
+        all_params = list(self.module.parameters())
         try:
-            with self._autocast():
-                g_loss, _ = self._g_loss(x)
-            self.opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.opt_g.step()
+            for name, _, _ in self.phases:
+                own = {id(p) for p in self.phase_params[name]}
+                for p in all_params:
+                    p.requires_grad_(id(p) in own)
+                with self._autocast():
+                    loss, _ = self._phase_losses[name](x)
+                opt = self.phase_opts[name]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.detach().float())
         finally:
-            self._set_requires_grad(d_params, True)
+            for p in all_params:
+                p.requires_grad_(True)
         if self.ema is not None:
             self.ema.update(self.module)
-        losses = torch.stack([d_loss.detach().float(), g_loss.detach().float()])
+        losses = torch.stack(losses)
         bad |= ~torch.isfinite(losses).all()
         sums += losses
         self.step += 1
@@ -319,8 +376,9 @@ class Engine:
     def _run_epoch(self, batches: RandpermBatches, val: torch.Tensor | None, early_stopping: bool, bar) -> None:
         config = self.config
         self.module.train()
+        self._set_lr()
         bad = torch.zeros((), dtype=torch.bool, device=self.device)
-        sums = torch.zeros(2, device=self.device)
+        sums = torch.zeros(len(self.loss_names), device=self.device)
         if bar is not None:
             bar[0].reset(bar[1], total=len(batches), description=f"epoch {self.epoch + 1}/{config.epochs}")
         tick = time.perf_counter()
@@ -336,7 +394,7 @@ class Engine:
         means = (sums / max(steps, 1)).tolist()  # the one host sync of the epoch
         elapsed = time.perf_counter() - tick
         self.epoch += 1
-        record = {"epoch": self.epoch, "d_loss": means[0], "g_loss": means[1],
+        record = {"epoch": self.epoch, **dict(zip(self.loss_names, means, strict=True)),
                   "samples_per_s": steps * batches.batch_size / max(elapsed, 1e-9), "seconds": elapsed}
         if val is not None and (early_stopping or self.epoch == config.epochs):
             record["val_loss"] = self.validation_loss(val)
@@ -352,8 +410,8 @@ class Engine:
                 if self.bad_epochs >= int(config.early_stopping_patience):
                     self.stopped_early = True
         self.history.append(record)
-        message = (f"epoch {self.epoch}/{config.epochs} d_loss {means[0]:.4f} g_loss {means[1]:.4f} "
-                   f"{record['samples_per_s']:.0f} samples/s")
+        losses = " ".join(f"{name} {value:.4f}" for name, value in zip(self.loss_names, means, strict=True))
+        message = f"epoch {self.epoch}/{config.epochs} {losses} {record['samples_per_s']:.0f} samples/s"
         if "val_loss" in record:
             message += f" val_loss {record['val_loss']:.4f}"
         if self.stopped_early:
@@ -388,8 +446,7 @@ class Engine:
         return {
             "fingerprint": self.fingerprint,
             "module": self.module.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": rng_states(batches),
             "epoch": self.epoch,
@@ -415,12 +472,12 @@ class Engine:
             return
         # on the CPU: RNG states must stay CPU tensors; load_state_dict copies weights to the device
         state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("fingerprint") != self.fingerprint:
+        if state.get("fingerprint") != self.fingerprint or set(state.get("optimizers", {})) != set(self.optimizers()):
             log.warning("checkpoint %s was written by a different model/data/trainer setup: starting afresh", path)
             return
         self.module.load_state_dict(state["module"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.opt_g.load_state_dict(state["opt_g"])
+        for name, opt in self.optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
         set_rng_states(state["rng"], batches)
