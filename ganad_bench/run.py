@@ -102,6 +102,8 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
         if not np.isfinite(scores).all():
             raise TrainingDiverged(f"{int((~np.isfinite(scores)).sum())} test scores are NaN or inf")
         row["metrics"] = evaluate(split.test_labels, scores, split.contamination)
+        if hasattr(detector, "write_artifacts"):  # e.g. MEMGAN's decoded memory units (memory.png)
+            row["artifacts"] = detector.write_artifacts(folder)
         row["fit_rows"] = int(getattr(detector, "fit_rows", 0) or len(x_train))
         row["status"] = "ok"
     except GanadError:

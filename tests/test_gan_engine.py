@@ -32,21 +32,22 @@ def stop_after(epoch):
     return callback
 
 
-def alad(checkpoint_dir=None, callbacks=(), epochs=4, **kw):
-    return create_detector("alad", seed=3, checkpoint_dir=checkpoint_dir, callbacks=callbacks,
+def alad(checkpoint_dir=None, callbacks=(), epochs=4, name="alad", **kw):
+    return create_detector(name, seed=3, checkpoint_dir=checkpoint_dir, callbacks=callbacks,
                            trainer={"device": "cpu", "epochs": epochs, "batch_size": 32, "lr": 1e-3,
                                     "progress": False, **kw})
 
 
-def test_killed_run_resumes_to_the_same_scores(tmp_path):
+@pytest.mark.parametrize("name", ["alad", "rcgan", "memgan"])
+def test_killed_run_resumes_to_the_same_scores(tmp_path, name):
     x, test = data()
-    reference = alad(tmp_path / "a").fit(x).score_samples(test)
+    reference = alad(tmp_path / "a", name=name).fit(x).score_samples(test)
     with pytest.raises(Interrupt):
-        alad(tmp_path / "b", callbacks=[stop_after(2)]).fit(x)
+        alad(tmp_path / "b", callbacks=[stop_after(2)], name=name).fit(x)
     assert (tmp_path / "b" / CHECKPOINT_FILE).exists()
     state = torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=False)
     assert state["epoch"] == 2 and {"module", "optimizers", "ema", "rng", "best_val"} <= set(state)
-    resumed = alad(tmp_path / "b")
+    resumed = alad(tmp_path / "b", name=name)
     resumed.fit(x)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     np.testing.assert_array_equal(resumed.score_samples(test), reference)
@@ -68,11 +69,12 @@ def test_checkpoint_of_another_setup_is_not_resumed(tmp_path):
     assert [h["epoch"] for h in other.history] == [1, 2]
 
 
-def test_nan_in_the_data_raises_training_diverged():
+@pytest.mark.parametrize("name", ["alad", "rcgan", "memgan"])
+def test_nan_in_the_data_raises_training_diverged(name):
     x, _ = data()
     x[5, 2] = np.nan
     with pytest.raises(TrainingDiverged, match="NaN or inf"):
-        alad(epochs=1).fit(x)
+        alad(epochs=1, name=name).fit(x)
 
 
 def test_nan_loss_is_caught_at_the_periodic_check(monkeypatch):
@@ -233,3 +235,69 @@ def test_cuda_bf16_compile_and_resume(model, tmp_path):
     resumed = det(tmp_path).fit(x)
     assert resumed.engine.use_bf16 and [h["epoch"] for h in resumed.history] == [1, 2]
     assert np.isfinite(resumed.score_samples(x[:50])).all()
+
+
+class TwoPhasesFixed(AdversarialModule):
+    """Phase "a" trains `a` on a loss that also depends on `b`; phase "b" has a zero loss. Without gradient
+    isolation, phase a's gradient on `b` would leak into b's optimizer step."""
+
+    discriminator_names = ("d",)
+    generator_names = ("a", "b")
+    critic_steps = 3
+
+    def __init__(self):
+        super().__init__()
+        self.d = nn.Linear(2, 1)
+        self.a = nn.Parameter(torch.tensor([0.5]))
+        self.b = nn.Parameter(torch.tensor([3.0]))
+        self.d_calls = 0
+
+    def d_loss(self, x):
+        self.d_calls += 1
+        return self.d(x).pow(2).mean(), {}
+
+    def score(self, x):
+        return x.sum(1) * self.a
+
+    def phases(self):
+        return [("a", ("a",), lambda x: (((self.a * self.b - 1.0) ** 2).sum() + 0 * x.sum(), {})),
+                ("b", ("b",), lambda x: ((0.0 * self.b).sum() + 0 * x.sum(), {}))]
+
+
+def test_each_phase_steps_only_its_own_parameters_and_critics_step_several_times():
+    module = TwoPhasesFixed()
+    config = TrainerConfig.from_dict({"device": "cpu", "epochs": 2, "batch_size": 8, "lr": 0.01, "ema_decay": None,
+                                      "progress": False})
+    engine = Engine(module, config)
+    engine.fit(np.ones((16, 2), np.float32))
+    assert module.b.item() == 3.0  # phase a's gradient on b never reached b's optimizer
+    assert module.a.item() != 0.5
+    assert module.d_calls == 3 * 4  # critic_steps x (2 epochs x 2 batches)
+    assert engine.loss_names == ["d_loss", "a_loss", "b_loss"]
+    assert set(engine.history[-1]) >= {"d_loss", "a_loss", "b_loss"}
+
+
+class NoDiscriminator(AdversarialModule):
+    generator_names = ("net",)
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(2, 1)
+
+    def g_loss(self, x):
+        return (self.net(x) - 1.0).pow(2).mean(), {}
+
+    def score(self, x):
+        return self.net(x).squeeze(1)
+
+
+def test_a_module_without_discriminators_trains_and_the_lr_schedule_steps():
+    module = NoDiscriminator()
+    config = TrainerConfig.from_dict({"device": "cpu", "epochs": 3, "batch_size": 8, "lr": 0.1, "ema_decay": None,
+                                      "lr_milestones": [1, 2], "lr_gamma": 0.5, "weight_decay": 1e-4,
+                                      "progress": False})
+    engine = Engine(module, config)
+    engine.fit(np.ones((16, 2), np.float32))
+    assert engine.opt_d is None and engine.loss_names == ["g_loss"]
+    assert engine.phase_opts["g"].param_groups[0]["lr"] == pytest.approx(0.1 * 0.25)
+    assert engine.history[-1]["g_loss"] < engine.history[0]["g_loss"]

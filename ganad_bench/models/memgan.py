@@ -1,0 +1,186 @@
+"""MEMGAN — Memory Augmented Generative Adversarial Networks (Yang, Zhang, Bozchalooi, Darve, 2020; memgan.txt).
+
+A bidirectional GAN (E, G, D_xz) with an external memory M (n x d, `n_memory` x `memory_dim`) trained with
+the networks (Sec. 4):
+
+* latent samples z ~ M are random convex combinations of the memory rows, z = M^T alpha with
+  alpha = softmax(u), u ~ N(0, I) (Sec. 4.1 and 4.4: "by applying softmax to a random vector");
+* the projection P(z) = M^T softmax(M z) (Eq. 5);
+* l_cyc = E||x - G(P(E(x)))||_2 (Eq. 4), l_proj = E||E(x) - P(E(x))||_2 (Eq. 6) and the mutual information
+  loss l_mi = -sum_i alpha_i log alpha'_i with alpha' = softmax(M E(G(M^T alpha))) (Eq. 7).
+
+One training step is Algorithm 1, in its order, each update with its own Adam optimizer (engine phases):
+
+1. D_xz:   -log D(x, E(x)) - log(1 - D(G(z), z))
+2. E:       log D(x, E(x)) + l_cyc + l_proj + l_mi      (the min-max form, as printed)
+3. G:      -log D(G(z), z) + l_cyc + l_mi                 (non-saturating, Sec. 4.4)
+4. M:       l_cyc + l_proj + l_mi
+
+The minibatch x and the convex coefficients alpha are drawn once per step and shared by the four updates
+(Algorithm 1 samples them before the updates); each update sees the networks as left by the previous one.
+
+Anomaly score (Eq. 8): A(x) = ||x - G(P(E(x)))||_2.
+
+Silent in the paper (its network configurations are in a supplement we do not have): E, G and D_xz are the
+shared ALAD family (`models.blocks`, Table IX for images, Tables XI / XIII / generic MLP for rows) with the
+latent size d; no spectral normalisation (`spectral_norm`, off); the memory is initialised N(0, 1); Adam
+beta1 0.5 and batch 32 as ALAD; no EMA of the weights (MEMGAN scores with the trained networks).
+Section 6: MNIST n = 50, d = 64, 7 epochs, lr 1e-5..1e-4 per class (we use 1e-4 for all classes);
+CIFAR-10 n = 100, d = 256, 10 epochs, lr 5e-5..1e-4 (conf/dataset_model/{mnist,cifar10}_memgan.yaml).
+`decode_memory` renders G(m_i) for every memory row (Fig. 1); an image run writes them to `memory.png` in
+its run folder (`write_artifacts`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganad_bench.errors import ConfigError
+from ganad_bench.models import blocks
+from ganad_bench.models.alad import bce, flat_norm
+from ganad_bench.models.registry import register
+from ganad_bench.results.image_grid import image_grid, write_png
+from ganad_bench.training.detector import AdversarialDetector
+from ganad_bench.training.engine import AdversarialModule
+
+
+class MEMGANNets(AdversarialModule):
+    discriminator_names = ("d_xz",)
+    generator_names = ("encoder", "generator", "memory")
+
+    def __init__(self, shape, memory_dim: int, n_memory: int = 50, arch: str = "auto", width: int = 128,
+                 spectral_norm: bool = False, image_dropout: float = 0.2, projection_loss: bool = True):
+        super().__init__()
+        self.n_memory, self.memory_dim = int(n_memory), int(memory_dim)
+        self.projection_loss = projection_loss
+        self.encoder = blocks.make_encoder(shape, memory_dim, arch, width, sn=spectral_norm)
+        self.generator = blocks.make_generator(shape, memory_dim, arch, width)
+        self.d_xz = blocks.make_xz_discriminator(shape, memory_dim, arch, width, sn=spectral_norm,
+                                                 image_dropout=image_dropout)
+        self.memory = nn.Parameter(torch.randn(self.n_memory, self.memory_dim))
+        self._step_alpha: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------------------- memory maths
+    def sample_alpha(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """Random convex coefficients: softmax of a standard normal vector (positive, summing to 1)."""
+        return torch.softmax(torch.randn(n, self.n_memory, device=like.device, dtype=like.dtype), dim=1)
+
+    def combine(self, alpha: torch.Tensor) -> torch.Tensor:
+        """z = M^T alpha for each row of alpha."""
+        return alpha @ self.memory
+
+    def address(self, z: torch.Tensor) -> torch.Tensor:
+        """alpha = softmax(M z) (Eq. 5)."""
+        return torch.softmax(z @ self.memory.t(), dim=1)
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """P(z) = M^T softmax(M z) (Eq. 5)."""
+        return self.combine(self.address(z))
+
+    def step_alpha(self, x: torch.Tensor) -> torch.Tensor:
+        """The coefficients of this step (drawn by the discriminator update, reused by E, G and M)."""
+        alpha = self._step_alpha
+        if alpha is None or len(alpha) != len(x):
+            alpha = self.sample_alpha(len(x), x)
+        return alpha
+
+    # ------------------------------------------------------------------------------------- losses
+    def memory_losses(self, x: torch.Tensor, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
+        z_enc = self.encoder(x)
+        z_proj = self.project(z_enc)
+        l_cyc = flat_norm(x - self.generator(z_proj), 2).mean()
+        l_proj = flat_norm(z_enc - z_proj, 2).mean()
+        z = self.combine(alpha)
+        log_alpha_rec = torch.log_softmax(self.encoder(self.generator(z)) @ self.memory.t(), dim=1)
+        l_mi = -(alpha * log_alpha_rec).sum(1).mean()
+        return {"z_enc": z_enc, "z": z, "cyc": l_cyc, "proj": l_proj, "mi": l_mi}
+
+    def d_loss(self, x):
+        alpha = self.sample_alpha(len(x), x)
+        self._step_alpha = alpha
+        with torch.no_grad():
+            z_enc = self.encoder(x)
+            z = self.combine(alpha)
+            x_gen = self.generator(z)
+        loss = bce(self.d_xz(x, z_enc)[0], 1.0) + bce(self.d_xz(x_gen, z)[0], 0.0)
+        return loss, {"d_xz": loss.detach()}
+
+    def e_loss(self, x):
+        terms = self.memory_losses(x, self.step_alpha(x))
+        adversarial = F.logsigmoid(self.d_xz(x, terms["z_enc"])[0]).mean()  # log D(x, E(x))
+        loss = adversarial + terms["cyc"] + terms["mi"]
+        if self.projection_loss:
+            loss = loss + terms["proj"]
+        return loss, {"cyc": terms["cyc"].detach(), "proj": terms["proj"].detach(), "mi": terms["mi"].detach()}
+
+    def g_loss(self, x):
+        terms = self.memory_losses(x, self.step_alpha(x))
+        adversarial = bce(self.d_xz(self.generator(terms["z"]), terms["z"])[0], 1.0)  # -log D(G(z), z)
+        return adversarial + terms["cyc"] + terms["mi"], {}
+
+    def m_loss(self, x):
+        terms = self.memory_losses(x, self.step_alpha(x))
+        loss = terms["cyc"] + terms["mi"]
+        if self.projection_loss:
+            loss = loss + terms["proj"]
+        return loss, {}
+
+    def phases(self):
+        return [("e", ("encoder",), self.e_loss), ("g", ("generator",), self.g_loss),
+                ("m", ("memory",), self.m_loss)]
+
+    # ------------------------------------------------------------------------------------- scores
+    def reconstruct(self, x):
+        return self.generator(self.project(self.encoder(x)))
+
+    def score(self, x):
+        return flat_norm(x - self.reconstruct(x), 2)  # Eq. 8
+
+    @torch.no_grad()
+    def decode_memory(self) -> torch.Tensor:
+        """G(m_i) for every memory row m_i (MEMGAN Fig. 1): (n_memory, *input_shape)."""
+        return self.generator(self.memory)
+
+
+@register("memgan")
+class MEMGAN(AdversarialDetector):
+    """MEMGAN (module docstring). Parameters: `n_memory` (n), `memory_dim` (d; None: the architecture's
+    latent size), `arch`, `width`, `spectral_norm`, `image_dropout` as ALAD; `projection_loss` (l_proj on /
+    off: Sec. 7's ablation)."""
+
+    trainer_defaults = {"ema_decay": None}
+
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+                 n_memory: int = 50, memory_dim: int | None = None, arch: str = "auto", width: int = 128,
+                 spectral_norm: bool = False, image_dropout: float = 0.2, projection_loss: bool = True):
+        if int(n_memory) < 2:
+            raise ConfigError(f"model.params.n_memory must be >= 2, got {n_memory}")
+        if memory_dim is not None and int(memory_dim) < 1:
+            raise ConfigError(f"model.params.memory_dim must be >= 1, got {memory_dim}")
+        super().__init__(seed, trainer, checkpoint_dir, callbacks, n_memory=int(n_memory), memory_dim=memory_dim,
+                         arch=arch, width=width, spectral_norm=spectral_norm, image_dropout=image_dropout,
+                         projection_loss=projection_loss)
+
+    def build(self, input_shape):
+        p = self.params
+        dim = int(p["memory_dim"] or blocks.default_latent_dim(input_shape, p["arch"]))
+        return MEMGANNets(input_shape, dim, n_memory=p["n_memory"], arch=p["arch"], width=int(p["width"]),
+                          spectral_norm=bool(p["spectral_norm"]), image_dropout=float(p["image_dropout"]),
+                          projection_loss=bool(p["projection_loss"]))
+
+    def memory_images(self) -> torch.Tensor:
+        """The decoded memory units of the scoring network, (n_memory, *input_shape) on the CPU."""
+        module = self.module
+        module.eval()
+        return module.decode_memory().float().cpu()
+
+    def write_artifacts(self, folder) -> dict[str, str]:
+        """`memory.png` in the run folder: the decoded memory units as an image grid (images only)."""
+        if self.input_shape is None or len(self.input_shape) != 3:
+            return {}
+        path = write_png(Path(folder) / "memory.png", image_grid(self.memory_images().numpy()))
+        return {"memory_grid": str(path)}

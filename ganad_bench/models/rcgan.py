@@ -1,0 +1,123 @@
+"""RCGAN — Regularized Cycle Consistent GAN (Yang, Bozchalooi, Darve, ECAI 2020; rcgan.txt).
+
+Networks (Sec. 4): ALICE's E, G, the joint discriminator D_xz and the cycle discriminator D_xx — ALAD's
+networks without D_zz ("the hyper-parameters and neural structures of RCGAN closely follow ALAD",
+Sec. 5.4), built by `models.blocks` from the input shape (ALAD Tables IX / XI / XIII, the generic MLP
+for other tabular widths).
+
+Objective (Eq. 10) = V_ano (Eq. 4) + V_cycle (Eq. 9):
+
+    V_ano   = E_q[log D_xz(x, E(x))] + E_p(z)[log(1 - D_xz(G(z), z))] + E_t[log(1 - D_xz(x~, E(x~)))]
+    V_cycle = E_q[log D_xx(x, x)] + E_q[log(1 - D_xx(x, G(E(x))))]
+
+with x~ drawn from the penalty distribution t(x) (`penalty`: `normal` N(0, I) — the paper's default —,
+`normal2` N(0, 2I), `uniform` U(-1, 1) of Table 4, or `none`: Table 3's "w/o t(x)", which removes the
+third term of Eq. 4 and nothing else). The discriminators maximise V with logits cross-entropies; G and E
+minimise it in the non-saturating form ALAD's code uses (each term's label swapped), so the penalty term
+adds BCE(D_xz(x~, E(x~)), 0) to the discriminator loss and BCE(D_xz(x~, E(x~)), 1) to the encoder's.
+
+Anomaly score (`score`):
+* `discriminator` — Eq. 11, A(x) = 1 - D_xx(x, G(E(x))). We return its log-odds, -logit D_xx(x, G(E(x))):
+  a monotone map of Eq. 11 (same AUROC, same top-k flags) that does not saturate to ties at 1.0 in float32.
+* `features` — Eq. 12, ||f_xx(x, x) - f_xx(x, G(E(x)))||_2 with f_xx the layer before D_xx's logit
+  (the paper's image score, Sec. 5.4).
+* `auto` (default) — `discriminator` on tabular rows (Table 1), `features` on images (Table 2).
+
+Training follows ALAD's appendix (Adam beta1 0.5, EMA of the weights for scoring, spectral normalisation
+of the discriminators and the encoder as ALAD's best model: `spectral_norm`); per-dataset settings in
+conf/dataset_model/*_rcgan.yaml. The paper's protocol splits 80% / 20% for KDD99 and Arrhythmia and
+50% / 50% for Thyroid (Sec. 5.3), set there as `dataset.train_fraction`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ganad_bench.errors import ConfigError
+from ganad_bench.models.alad import BiGANNets, bce, flat_norm
+from ganad_bench.models.blocks import is_image
+from ganad_bench.models.registry import register
+from ganad_bench.training.detector import AdversarialDetector
+
+PENALTIES = ("normal", "normal2", "uniform", "none")
+SCORES = ("auto", "discriminator", "features")
+
+
+def sample_penalty(kind: str, like: torch.Tensor) -> torch.Tensor:
+    """A batch from t(x) shaped like `like` (RCGAN Table 4's three distributions)."""
+    if kind == "normal":
+        return torch.randn_like(like)
+    if kind == "normal2":
+        return torch.randn_like(like) * math.sqrt(2.0)  # N(0, 2I): variance 2
+    if kind == "uniform":
+        return torch.rand_like(like) * 2.0 - 1.0
+    raise ValueError(f"no samples for penalty '{kind}'")
+
+
+class RCGANNets(BiGANNets):
+    def __init__(self, shape, latent_dim: int, penalty: str = "normal", score: str = "auto", **kwargs):
+        super().__init__(shape, latent_dim, cycle_x=True, cycle_z=False, **kwargs)
+        self.penalty = penalty
+        self.score_name = ("features" if is_image(tuple(shape)) else "discriminator") if score == "auto" else score
+
+    def penalty_terms(self, x: torch.Tensor, discriminator: bool) -> torch.Tensor | None:
+        """The third term of Eq. 4 for one player (None without t(x))."""
+        if self.penalty == "none":
+            return None
+        x_pen = sample_penalty(self.penalty, x)
+        if discriminator:
+            with torch.no_grad():
+                z_pen = self.encoder(x_pen)
+            return bce(self.d_xz(x_pen, z_pen)[0], 0.0)
+        return bce(self.d_xz(x_pen, self.encoder(x_pen))[0], 1.0)
+
+    def d_loss(self, x):
+        loss, stats = super().d_loss(x)
+        term = self.penalty_terms(x, discriminator=True)
+        if term is not None:
+            loss = loss + term
+            stats["d_penalty"] = term.detach()
+        return loss, stats
+
+    def g_loss(self, x):
+        loss, stats = super().g_loss(x)
+        term = self.penalty_terms(x, discriminator=False)
+        if term is not None:
+            loss = loss + term
+            stats["g_penalty"] = term.detach()
+        return loss, stats
+
+    def score(self, x):
+        x_rec = self.reconstruct(x)
+        logit_rec, f_rec = self.d_xx(x, x_rec)
+        if self.score_name == "discriminator":
+            return -logit_rec  # log-odds of A(x) = 1 - D_xx(x, G(E(x))) (Eq. 11)
+        _, f_real = self.d_xx(x, x)
+        return flat_norm(f_real - f_rec, 2)  # Eq. 12
+
+
+@register("rcgan")
+class RCGAN(AdversarialDetector):
+    """RCGAN (module docstring). Parameters: `latent_dim`, `arch`, `width`, `spectral_norm`, `image_dropout`
+    as ALAD; `penalty` (`normal` | `normal2` | `uniform` | `none`), `score` (`auto` | `discriminator` |
+    `features`)."""
+
+    trainer_defaults = {"ema_decay": 0.999}
+
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+                 latent_dim: int | None = None, arch: str = "auto", width: int = 128, penalty: str = "normal",
+                 score: str = "auto", spectral_norm: bool = True, image_dropout: float = 0.2):
+        if penalty not in PENALTIES:
+            raise ConfigError(f"unknown model.params.penalty '{penalty}': choose one of {', '.join(PENALTIES)}")
+        if score not in SCORES:
+            raise ConfigError(f"unknown model.params.score '{score}': choose one of {', '.join(SCORES)}")
+        super().__init__(seed, trainer, checkpoint_dir, callbacks, latent_dim=latent_dim, arch=arch, width=width,
+                         penalty=penalty, score=score, spectral_norm=spectral_norm, image_dropout=image_dropout)
+
+    def build(self, input_shape):
+        p = self.params
+        return RCGANNets(input_shape, self.latent_dim(input_shape), penalty=p["penalty"], score=p["score"],
+                         arch=p["arch"], width=int(p["width"]), spectral_norm=bool(p["spectral_norm"]),
+                         image_dropout=float(p["image_dropout"]))
