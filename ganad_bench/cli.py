@@ -70,8 +70,10 @@ def summary_line(row: dict) -> str:
     headline = "f1" if "f1" in metrics else "auroc"
     names = [headline, *(name for name in ("auroc", "auprc") if name != headline)]
     parts = [f"{name.upper()} {metrics[name]:.4f}" for name in names if name in metrics]
+    params = ((row.get("config") or {}).get("model") or {}).get("params") or {}
+    variant = ",".join(f"model.params.{key}={value}" for key, value in params.items())  # ablation cells
     published = lookup(row["model"], row["dataset"], headline, row["protocol"], row.get("normal_class"),
-                       anomaly_dataset=row.get("anomaly_dataset"))
+                       anomaly_dataset=row.get("anomaly_dataset"), variant=variant)
     if published:
         parts[0] += (f" [dim](published {published['reference']} {published['mean']:.4f}, "
                      f"Δ {metrics[headline] - published['mean']:+.4f})[/]")

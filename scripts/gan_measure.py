@@ -1,7 +1,9 @@
 """Measure a GAN detector on a real dataset the way `run.py` does (compose the Hydra config, split by the
 protocol, scale on the training rows, fit, score in chunks, metrics), for a few seeds, into one JSON file
 instead of result rows. With --all-scores it evaluates every ALAD score of Table VII on the SAME trained
-model, which separate `ganad-bench model.params.score=...` runs cannot do.
+model, which separate `ganad-bench model.params.score=...` runs cannot do (ALAD Table VII; RCGAN's Eq. 11
+and Eq. 12). With --eval-epochs it also records the test metrics after those epochs (a learning curve,
+for reporting only: nothing is selected by it).
 
     GANAD_DATA_DIR=../shared/data python scripts/gan_measure.py --seeds 0 1 2 --out outputs/alad_arr.json \
         model=alad dataset=arrhythmia trainer.epochs=100 trainer.device=cpu
@@ -37,6 +39,8 @@ def main() -> None:
     parser.add_argument("--checkpoint-root", default=None, help="per-seed checkpoint folders (resume)")
     parser.add_argument("--all-scores", action="store_true",
                         help="ALAD: also evaluate the other anomaly scores of Table VII on the same trained model")
+    parser.add_argument("--eval-epochs", type=int, nargs="*", default=[],
+                        help="also evaluate on the test split after these epochs (learning curve)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -59,7 +63,23 @@ def main() -> None:
         x_val = scaler.transform(raw.features[split.val]).astype(np.float32) if len(split.val) else None
         x_test = scaler.transform(split.test_features(raw.features)).astype(np.float32)
         ckpt = str(Path(args.checkpoint_root) / f"seed{seed}") if args.checkpoint_root else None
+        curve = []
+
+        def evaluate_now(engine, epoch, x_test=x_test, split=split, curve=curve):
+            if epoch in args.eval_epochs:
+                entry = {"epoch": epoch, **evaluate(split.test_labels, engine.score(x_test), split.contamination)}
+                module = engine.scoring_module
+                for name in getattr(module, "score_names", ()):
+                    chosen, module.score_name = module.score_name, name
+                    entry[f"auroc_{name}"] = evaluate(split.test_labels, engine.score(x_test), split.contamination)[
+                        "auroc"]
+                    module.score_name = chosen
+                curve.append(entry)
+                print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}),
+                      flush=True)
+
         det = create_detector(config["model"]["name"], seed=seed, trainer=config["trainer"], checkpoint_dir=ckpt,
+                              callbacks=[evaluate_now] if args.eval_epochs else (),
                               **(config["model"].get("params") or {}))
         tick = time.perf_counter()
         det.fit(x_train, x_val)
@@ -72,17 +92,17 @@ def main() -> None:
         epochs = len(det.history)
         row = {"seed": seed, **metrics, "fit_s": round(fit_s, 1), "score_s": round(score_s, 2), "epochs": epochs,
                "s_per_epoch": round(fit_s / max(epochs, 1), 2), "n_train": len(x_train), "n_test": len(x_test),
-               "last_epoch": det.history[-1] if det.history else None}
-        if args.all_scores and hasattr(det.module, "score_name"):
+               "last_epoch": det.history[-1] if det.history else None, "curve": curve}
+        if args.all_scores and hasattr(det.module, "score_names"):
             chosen = det.module.score_name
-            for name in ("features", "logits", "l1", "l2"):
+            for name in det.module.score_names:
                 det.module.score_name = name
                 other = np.concatenate([det.score_samples(x_test[i:i + chunk]) for i in range(0, len(x_test), chunk)])
                 row[f"score_{name}"] = evaluate(split.test_labels, other, split.contamination)
             det.module.score_name = chosen
         rows.append(row)
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
-                          if k != "last_epoch"}), flush=True)
+                          if k not in ("last_epoch", "curve")}), flush=True)
         summary = {k: [float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows]))]
                    for k in ("precision", "recall", "f1", "auroc", "auprc") if k in rows[0]}
         out.write_text(json.dumps({"overrides": args.overrides, "max_train": args.max_train, "config": config,

@@ -91,3 +91,21 @@ def test_cross_dataset_cells_match_their_anomaly_source():
             for s in (0, 1)]
     table = pivot(summarize(rows_frame(rows), ["auroc"]), "auroc", "cross_dataset")
     assert table.iloc[0]["dataset"] == "fashion_mnist vs mnist"
+
+
+def test_ablation_variants_are_compared_with_their_own_published_cells():
+    from ganad_bench.results.published import lookup, model_names, parse_variant
+
+    assert parse_variant("model.params.penalty=none,trainer.betas=[0.5, 0.999]") == {
+        "model.params.penalty": "none", "trainer.betas": "[0.5, 0.999]"}
+    assert model_names("rcgan", "model.params.penalty=none") == ("RCGAN w/o t(x)",)
+    assert model_names("rcgan") == ("RCGAN",)
+    without_t = lookup("rcgan", "thyroid", "f1", "tabular", variant="model.params.penalty=none")
+    assert without_t["reference"] == "rcgan:3" and without_t["mean"] == pytest.approx(0.6494)
+    uniform = lookup("rcgan", "kdd99", "f1", "tabular", variant="model.params.penalty=uniform")
+    assert uniform["reference"] == "rcgan:4" and uniform["mean"] == pytest.approx(0.9460)
+    memory = lookup("memgan", "mnist", "auroc", "one_class", normal_class="5", variant="model.params.n_memory=200")
+    assert memory["reference"] == "memgan:3" and memory["mean"] == pytest.approx(0.937)
+    baseline = lookup("alad", "kdd99", "f1", "tabular", variant="model.params.spectral_norm=False,"
+                                                                 "model.params.latent_discriminator=False")
+    assert baseline["reference"] == "alad:V" and baseline["model"] == "ALAD Baseline"

@@ -122,6 +122,8 @@ class BiGANNets(AdversarialModule):
 
 
 class ALADNets(BiGANNets):
+    score_names = SCORES
+
     def __init__(self, shape, latent_dim: int, score: str = "features", **kwargs):
         super().__init__(shape, latent_dim, cycle_x=True, **kwargs)
         self.score_name = score

@@ -57,6 +57,8 @@ def sample_penalty(kind: str, like: torch.Tensor) -> torch.Tensor:
 
 
 class RCGANNets(BiGANNets):
+    score_names = ("discriminator", "features")
+
     def __init__(self, shape, latent_dim: int, penalty: str = "normal", score: str = "auto", **kwargs):
         super().__init__(shape, latent_dim, cycle_x=True, cycle_z=False, **kwargs)
         self.penalty = penalty

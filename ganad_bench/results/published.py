@@ -7,6 +7,7 @@ the protocol agree, and the paper's model name is one of our model's names in th
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +36,44 @@ MODEL_ALIASES: dict[str, tuple[str, ...]] = {
     "dsebm_r": ("DSEBM-r", "DSEBM"),
     "dsebm_e": ("DSEBM-e",),
 }
+
+# Ablation and sensitivity cells are printed under their own names: (our model, the config settings a
+# variant must have) -> the papers' names for it. A table row whose variant (results.tables) carries all
+# of a rule's settings is compared with those cells; the first matching rule wins.
+VARIANT_ALIASES: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
+    ("rcgan", {"model.params.penalty": "none"}, ("RCGAN w/o t(x)",)),
+    ("rcgan", {"model.params.penalty": "normal2"}, ("RCGAN(t=N(0,2I))",)),
+    ("rcgan", {"model.params.penalty": "uniform"}, ("RCGAN(t=U(-1,1))",)),
+    ("rcgan", {"model.params.penalty": "normal"}, ("RCGAN with t(x)", "RCGAN(t=N(0,I))", "RCGAN")),
+    *[("memgan", {"model.params.n_memory": str(n)}, (f"MEMGAN(n_memory={n})",)) for n in (25, 50, 100, 200)],
+    ("alad", {"model.params.spectral_norm": "False", "model.params.latent_discriminator": "False"},
+     ("ALAD Baseline",)),
+    ("alad", {"model.params.spectral_norm": "False", "model.params.latent_discriminator": "True"},
+     ("ALAD Baseline + DL",)),
+    ("alad", {"model.params.spectral_norm": "True", "model.params.latent_discriminator": "False"},
+     ("ALAD Baseline + SN",)),
+    ("alad", {"model.params.spectral_norm": "True", "model.params.latent_discriminator": "True"},
+     ("ALAD Baseline + SN + DL", "ALAD")),
+]
+
+
+def parse_variant(variant: str | None) -> dict[str, str]:
+    """'model.params.penalty=none,trainer.epochs=5' -> {'model.params.penalty': 'none', 'trainer.epochs': '5'}
+    (values may hold commas, e.g. lists: a new item starts only at ',<dotted.key>=')."""
+    if not variant:
+        return {}
+    parts = re.split(r",(?=[A-Za-z_][\w.]*=)", variant)
+    return dict(part.split("=", 1) for part in parts if "=" in part)
+
+
+def model_names(model: str, variant: str | None = None) -> tuple[str, ...]:
+    """The papers' names for our model, or for one of its ablation variants."""
+    settings = parse_variant(variant)
+    for name, required, aliases in VARIANT_ALIASES:
+        if name == model and settings and all(settings.get(k) == v for k, v in required.items()):
+            return aliases
+    return MODEL_ALIASES.get(model, (model,))
+
 
 # The protocol behind each published table (DESIGN.md, "Evaluation protocols").
 TABLE_PROTOCOLS: dict[tuple[str, str], str] = {
@@ -66,12 +105,13 @@ def published_table() -> pd.DataFrame:
 
 
 def lookup(model: str, dataset: str, metric: str, protocol: str, normal_class=None,
-           references: list[str] | None = None, anomaly_dataset: str | None = None) -> dict | None:
+           references: list[str] | None = None, anomaly_dataset: str | None = None,
+           variant: str | None = None) -> dict | None:
     """The first published cell for our (model, dataset, class, metric) under `protocol`, trying the
     tables in `references` order (default: every table of that protocol, in file order). Under
     `cross_dataset` the anomaly dataset must match too."""
     frame = published_table()
-    names = MODEL_ALIASES.get(model, (model,))
+    names = model_names(model, variant)
     cls = "" if normal_class is None else str(normal_class)
     hits = frame[(frame["model"].isin(names)) & (frame["dataset"] == dataset) & (frame["metric"] == metric)
                  & (frame["protocol"] == protocol) & (frame["normal_class"] == cls)

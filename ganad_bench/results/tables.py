@@ -91,7 +91,8 @@ def summarize(frame: pd.DataFrame, metrics: list[str], references: list[str] | N
 
 def _cell(identity: dict, metric: str, values: pd.Series, references) -> dict:
     published = lookup(identity["model"], identity["dataset"], metric, identity["protocol"],
-                       identity["normal_class"] or None, references, identity["anomaly_dataset"] or None)
+                       identity["normal_class"] or None, references, identity["anomaly_dataset"] or None,
+                       identity.get("variant"))
     mean = float(values.mean())
     return {
         **identity,
