@@ -131,9 +131,12 @@ def tiny_data(tmp_path, monkeypatch):
 def make_cfg(tmp_path):
     """Compose the app's config with overrides, every path under tmp_path, downloads off."""
 
-    def make(*overrides: str, data_dir: Path | None = None):
+    def make(*overrides: str, data_dir: Path | None = None, model: str | None = "iforest"):
+        """`model`: the model the test runs unless an override names one (None: the app's default, RCGAN)."""
         base = [f"paths.output_dir={tmp_path / 'outputs'}", f"paths.cache_dir={tmp_path / 'cache'}",
                 "paths.download=false"]
+        if model is not None and not any(o.startswith(("model=", "experiment=")) for o in overrides):
+            base.append(f"model={model}")
         if data_dir is not None:
             base.append(f"paths.data_dir={data_dir}")
         with initialize_config_module(config_module="ganad_bench.conf", version_base=None):

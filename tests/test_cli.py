@@ -28,9 +28,9 @@ def results(tmp_path):
 
 
 def test_bare_command_runs_the_default_on_embedded_thyroid(tmp_path):
-    done = ganad(tmp_path)
+    done = ganad(tmp_path, "trainer.epochs=2")  # the default experiment (RCGAN), on a test budget
     assert done.returncode == 0, done.stderr
-    assert "iforest · thyroid · tabular · seed 0" in done.stderr and "published rcgan:1" in done.stderr
+    assert "rcgan · thyroid · tabular · seed 0" in done.stderr and "published rcgan:1" in done.stderr
     (path,) = results(tmp_path)
     row = json.loads(path.read_text())
     assert row["status"] == "ok" and row["dataset"] == "thyroid"
@@ -92,7 +92,7 @@ def test_sweep_resumes_only_missing_runs(tmp_path):
 
 
 def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
-    done = ganad(tmp_path, "-m", "model.params.n_estimators=-1,10")
+    done = ganad(tmp_path, "-m", "model=iforest", "model.params.n_estimators=-1,10")
     assert done.returncode == 1
     rows = [json.loads(p.read_text()) for p in results(tmp_path)]
     assert sorted(r["status"] for r in rows) == ["failed", "ok"]

@@ -125,3 +125,9 @@ def test_tabular_baselines_experiment_composes_the_sweep():
     params = cfg.hydra.sweeper.params
     assert (params.model, params.dataset, params.seed) == (
         "iforest,ocsvm,kde", "kdd99,arrhythmia,thyroid,musk", "range(5)")
+
+
+def test_the_default_experiment_is_rcgan_on_the_embedded_thyroid(make_cfg):
+    row = run(make_cfg("trainer.epochs=2", model=None))
+    assert (row["model"], row["dataset"], row["protocol"], row["status"]) == ("rcgan", "thyroid", "tabular", "ok")
+    assert row["sizes"]["n_test"] == 3772 - round(0.5 * 3772)  # RCGAN's 50/50 Thyroid split

@@ -109,3 +109,12 @@ def test_ablation_variants_are_compared_with_their_own_published_cells():
     baseline = lookup("alad", "kdd99", "f1", "tabular", variant="model.params.spectral_norm=False,"
                                                                  "model.params.latent_discriminator=False")
     assert baseline["reference"] == "alad:V" and baseline["model"] == "ALAD Baseline"
+
+
+def test_the_default_variant_falls_back_to_the_main_table():
+    from ganad_bench.results.published import lookup
+
+    cell = lookup("memgan", "mnist", "auroc", "one_class", normal_class="2", variant="model.params.n_memory=50")
+    assert cell["reference"] == "memgan:1" and cell["mean"] == pytest.approx(0.945)
+    assert lookup("memgan", "mnist", "auroc", "one_class", normal_class="2",
+                  variant="model.params.n_memory=25") is None  # Table 3 covers classes 0, 1, 5 only

@@ -45,7 +45,8 @@ VARIANT_ALIASES: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
     ("rcgan", {"model.params.penalty": "normal2"}, ("RCGAN(t=N(0,2I))",)),
     ("rcgan", {"model.params.penalty": "uniform"}, ("RCGAN(t=U(-1,1))",)),
     ("rcgan", {"model.params.penalty": "normal"}, ("RCGAN with t(x)", "RCGAN(t=N(0,I))", "RCGAN")),
-    *[("memgan", {"model.params.n_memory": str(n)}, (f"MEMGAN(n_memory={n})",)) for n in (25, 50, 100, 200)],
+    *[("memgan", {"model.params.n_memory": str(n)}, (f"MEMGAN(n_memory={n})",)) for n in (25, 100, 200)],
+    ("memgan", {"model.params.n_memory": "50"}, ("MEMGAN", "MEMGAN(n_memory=50)")),  # the paper's default n
     ("alad", {"model.params.spectral_norm": "False", "model.params.latent_discriminator": "False"},
      ("ALAD Baseline",)),
     ("alad", {"model.params.spectral_norm": "False", "model.params.latent_discriminator": "True"},
