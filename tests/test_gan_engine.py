@@ -301,3 +301,15 @@ def test_a_module_without_discriminators_trains_and_the_lr_schedule_steps():
     assert engine.opt_d is None and engine.loss_names == ["g_loss"]
     assert engine.phase_opts["g"].param_groups[0]["lr"] == pytest.approx(0.1 * 0.25)
     assert engine.history[-1]["g_loss"] < engine.history[0]["g_loss"]
+
+
+def test_checkpoint_interval_saves_every_nth_epoch_and_the_last(tmp_path):
+    x, test = data()
+    saved = []
+
+    def record(engine, epoch):
+        path = tmp_path / CHECKPOINT_FILE
+        saved.append(torch.load(path, weights_only=False)["epoch"] if path.exists() else None)
+
+    alad(tmp_path, callbacks=[record], epochs=5, checkpoint_interval=2).fit(x)
+    assert saved == [None, 2, 2, 4, 5]

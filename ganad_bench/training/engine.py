@@ -29,7 +29,8 @@ What the engine does, in the order of DESIGN.md's speed rules:
 * NaN / inf: a device-side flag accumulates `~isfinite(loss)` each step without a host sync and is read
   every `nan_check_every` steps and at the end of each epoch -> `errors.TrainingDiverged`;
 * a checkpoint (`last.pt`: networks, optimizers, EMA, all RNG states, the permutation generator,
-  epoch, step, early-stopping state, history) is written atomically after every epoch when a
+  epoch, step, early-stopping state, history) is written atomically after every epoch (every
+  `checkpoint_interval` epochs, and always after the last) when a
   `checkpoint_dir` is given, and `fit` resumes from it: an interrupted run continued from its last
   checkpoint ends with exactly the weights of an uninterrupted one (CPU, same seed);
 * a fixed epoch budget by default; with `early_stopping_patience` and normal-only validation rows,
@@ -90,6 +91,8 @@ class TrainerConfig:
     compile: bool = False
     bf16: bool = False
     checkpoint_every_epoch: bool = True
+    # epochs between two checkpoints (the last epoch is always saved): DAGMM's 20,000 tiny epochs
+    checkpoint_interval: int = 1
     score_batch_size: int = 8192
     nan_check_every: int = 50
     progress: bool = True
@@ -419,7 +422,8 @@ class Engine:
         log.info(message)
         if bar is not None:
             bar[0].update(bar[1], description=message)
-        if self.checkpoint_dir is not None and config.checkpoint_every_epoch:
+        due = self.epoch % max(1, int(config.checkpoint_interval)) == 0 or self.epoch >= int(config.epochs)
+        if self.checkpoint_dir is not None and config.checkpoint_every_epoch and (due or self.stopped_early):
             self.save_checkpoint(batches)
         for callback in self.callbacks:
             callback(self, self.epoch)
