@@ -17,7 +17,9 @@ from ganad_bench.results.published import lookup
 IDENTITY_COLUMNS = ["protocol", "dataset", "anomaly_dataset", "normal_class", "model", "variant"]
 AVERAGE = "average"
 # Config keys that tell runs of one cell apart rather than making a different method.
-NOT_A_VARIANT = ("seed", "force", "paths.", "dataset.normal_class", "protocol.anomaly_dataset")
+# keys that never change a result (bookkeeping, progress, chunking, checkpoint cadence)
+NOT_A_VARIANT = ("seed", "force", "paths.", "dataset.normal_class", "protocol.anomaly_dataset", "trainer.progress",
+                 "trainer.checkpoint", "trainer.score_batch_size", "trainer.nan_check_every")
 
 
 def flatten_config(config: dict, prefix: str = "") -> dict[str, str]:
