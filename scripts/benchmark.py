@@ -14,6 +14,7 @@ CPU: peak = the process's maximum RSS so far (monotonic over the cases).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import platform
 import resource
@@ -23,11 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganad_bench.models.registry import create_detector
+from ganad_bench.models import registry
+from ganad_bench.models.registry import available_detectors, create_detector
 from ganad_bench.training.device import resolve_device
 from ganad_bench.training.engine import Engine
 
-MODELS = ("alad", "egbad", "anogan", "ganomaly")
+MODELS = ("alad", "egbad", "anogan", "ganomaly", "rcgan", "memgan", "ama", "deep_svdd", "dcae", "memae", "dagmm",
+          "dsebm_e")
 SHAPES = {"tab121": (121,), "tab274": (274,), "tab6": (6,), "img1x28x28": (1, 28, 28), "img3x32x32": (3, 32, 32)}
 TABLE_IV_BATCH = {"tab121": 50, "tab274": 32}
 
@@ -47,7 +50,9 @@ def bench_case(model: str, shape_name: str, args) -> dict:
     shape = SHAPES[shape_name]
     device = resolve_device(args.device)
     params = {}
-    if args.quick and len(shape) == 3:
+    available_detectors()  # imports every model file
+    accepted = inspect.signature(registry._REGISTRY[model].__init__).parameters
+    if args.quick and len(shape) == 3 and "width" in accepted:
         params["width"] = 16
     if model == "anogan":
         params["search_steps"] = args.anogan_steps
@@ -62,7 +67,7 @@ def bench_case(model: str, shape_name: str, args) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     xb = torch.as_tensor(x[:args.batch_size], device=device)
     bad = torch.zeros((), dtype=torch.bool, device=device)
-    sums = torch.zeros(2, device=device)
+    sums = torch.zeros(len(engine.loss_names), device=device)
     engine.module.train()
     for _ in range(args.warmup):
         engine.train_step(xb, bad, sums)
