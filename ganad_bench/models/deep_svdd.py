@@ -1,0 +1,214 @@
+"""Deep SVDD — Deep Support Vector Data Description (Ruff, Vandermeulen, Goernitz, Deecke, Siddiqui, Binder,
+Mueller, Kloft, ICML 2018); the DSVDD rows / columns of MEMGAN Tables 1-2 and RCGAN Table 1.
+
+Objectives (Ruff Sec. 3.1-3.2), phi = the network, c = the hypersphere centre, d(x) = ||phi(x) - c||^2:
+* `one_class` (Eq. 4): min mean_i d(x_i) (+ weight decay, Adam's L2 term, lambda = 1e-6 as Sec. 4.1);
+  score s(x) = d(x) (Eq. 5).
+* `soft_boundary` (Eq. 3): min R^2 + 1/nu mean_i max(0, d(x_i) - R^2); score d(x) - R^2. As the reference
+  code, R is not learned by gradient: after `warmup_epochs` epochs on the fixed R = 0, R is set at the
+  start of every epoch to the (1 - nu)-quantile of ||phi(x) - c|| over all training rows (network in
+  eval mode), and once more on the final network (`after_fit`); the reference PyTorch code updates it
+  per mini-batch, Ruff's paper by line search every k epochs. `nu` = 0.1 by default.
+
+The centre c (Sec. 3.3 "Proposition 1" and Sec. 4.1): the mean of phi over the training rows from an
+initial forward pass of the pretrained network (eval mode: BatchNorm running statistics), with the
+reference code's eps rule: coordinates with |c_j| < 0.1 are pushed to +-0.1 (keeping their sign, 0 ->
++0.1) so that no coordinate sits near the origin, where a bias-free network can reach it trivially. c is
+a registered buffer, never a parameter, so no optimiser sees it and it never changes after the pass.
+
+Against hypersphere collapse (Sec. 3.3, Propositions 2-3): every Linear / Conv layer has no bias and
+BatchNorm has no affine parameters; unbounded activations (LeakyReLU). Networks (`models.autoencoder`):
+MNIST-type LeNet (conv 8 5x5 -> BN -> LeakyReLU -> maxpool 2, conv 4 5x5 -> BN -> LeakyReLU -> maxpool 2,
+dense 32) for grey images, the CIFAR-10 variant (32 / 64 / 128 filters -> dense 128) for colour images,
+and, our choice for tabular rows, the bias-free MLP of the authors' Deep SAD code (hidden (128, 64) ->
+32 for d >= 100, (32, 16) -> 8 otherwise, -> 4 for d <= 6, as its arrhythmia / thyroid networks).
+
+Pretraining (Sec. 4.1): the encoder is first trained as the encoder of a deep convolutional autoencoder
+(the mirrored decoder of `models.autoencoder`, MSE; `pretrain_epochs`, 0 = none) and its weights start
+Deep SVDD. Both stages use Adam with batch 200, lr 1e-4 and weight decay 1e-6 and 150 epochs with the
+learning rate x 0.1 after epoch 50 (the reference code's MNIST settings; `pretrain_lr`,
+`pretrain_weight_decay`, `pretrain_lr_milestones` where the stages should differ). Each stage is its own
+`Engine` with its own checkpoint folder (`<checkpoint_dir>/pretrain`, `<checkpoint_dir>/svdd`), so an
+interrupted run resumes inside whichever stage it was in.
+
+Preprocessing (Sec. 4.1): images are globally contrast normalised with the l1 norm and min-max scaled
+with the training (normal-class) images' extremes (`contrast_norm`, `models.autoencoder`); the reference
+code hard-codes per-class extremes computed the same way on each class's training images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganad_bench.data.tensors import in_chunks, to_device
+from ganad_bench.errors import ConfigError
+from ganad_bench.models.autoencoder import (
+    AutoEncoderModule,
+    DeepBaselineDetector,
+    make_autoencoder,
+    validate_contrast_norm,
+)
+from ganad_bench.models.registry import register
+from ganad_bench.training.device import seed_everything
+from ganad_bench.training.engine import AdversarialModule
+
+OBJECTIVES = ("one_class", "soft_boundary")
+CENTER_EPS = 0.1
+
+
+class SVDDModule(AdversarialModule):
+    """phi (`encoder`), the centre `c` and the radius `radius` (buffers), and the two objectives."""
+
+    generator_names = ("encoder",)
+
+    def __init__(self, encoder: nn.Module, rep_dim: int, objective: str = "one_class", nu: float = 0.1,
+                 warmup_epochs: int = 10):
+        super().__init__()
+        self.encoder = encoder
+        self.objective, self.nu, self.warmup_epochs = objective, float(nu), int(warmup_epochs)
+        self.register_buffer("c", torch.zeros(rep_dim))
+        self.register_buffer("radius", torch.zeros(()))
+        # optimisation steps taken (a buffer, so that a resumed run knows where its epochs start)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self._train_x: torch.Tensor | None = None
+        self._steps_per_epoch = 0
+        self._step: int | None = None
+
+    def distances(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.encoder(x) - self.c).pow(2).sum(1)
+
+    @torch.no_grad()
+    def set_center(self, x: torch.Tensor, chunk: int = 8192, eps: float = CENTER_EPS) -> None:
+        """c = mean phi(x) over the rows (eval mode), |c_j| < eps pushed to +-eps (module docstring)."""
+        was_training = self.training
+        self.eval()
+        total = sum(self.encoder(part).sum(0) for part in in_chunks(x, chunk))
+        c = total / len(x)
+        small = c.abs() < eps
+        c = torch.where(small & (c < 0), torch.full_like(c, -eps), c)
+        c = torch.where(small & (c >= 0), torch.full_like(c, eps), c)
+        self.c.copy_(c)
+        self.train(was_training)
+
+    @torch.no_grad()
+    def set_radius(self, x: torch.Tensor, chunk: int = 8192) -> None:
+        """R = the (1 - nu)-quantile of ||phi(x) - c|| over the rows (eval mode)."""
+        was_training = self.training
+        self.eval()
+        dist = torch.cat([self.distances(part) for part in in_chunks(x, chunk)])
+        self.radius.copy_(torch.quantile(dist.sqrt(), 1.0 - self.nu))
+        self.train(was_training)
+
+    def attach(self, x_train: torch.Tensor, steps_per_epoch: int) -> None:
+        """The training rows the soft-boundary radius is computed on, and the epoch length in steps."""
+        self._train_x, self._steps_per_epoch, self._step = x_train, int(steps_per_epoch), None
+
+    def g_loss(self, x):
+        if self.objective == "soft_boundary" and self._train_x is not None:
+            if self._step is None:  # the one host read: where a (possibly resumed) run stands
+                self._step = int(self.steps_done)
+            epoch, offset = divmod(self._step, max(self._steps_per_epoch, 1))
+            if offset == 0 and epoch >= self.warmup_epochs:
+                self.set_radius(self._train_x)
+            self._step += 1
+        self.steps_done.add_(1)
+        dist = self.distances(x)
+        if self.objective == "soft_boundary":
+            r2 = self.radius.pow(2)
+            loss = r2 + torch.relu(dist - r2).mean() / self.nu
+        else:
+            loss = dist.mean()
+        return loss, {"dist": dist.mean().detach()}
+
+    def score(self, x):
+        dist = self.distances(x)
+        return dist - self.radius.pow(2) if self.objective == "soft_boundary" else dist
+
+
+@register("deep_svdd")
+class DeepSVDD(DeepBaselineDetector):
+    """Deep SVDD (module docstring). Parameters: `objective` (one_class | soft_boundary), `nu`,
+    `warmup_epochs` (soft boundary: epochs before R is first set), `rep_dim` (null: MNIST 32,
+    CIFAR-10 128, tabular by width), `hidden` (tabular hidden sizes, null: by width), `pretrain_epochs`
+    (autoencoder pretraining; 0: none), `pretrain_lr` / `pretrain_weight_decay` / `pretrain_lr_milestones`
+    (null: the trainer's), `contrast_norm` (l1 | l2 | null; images only)."""
+
+    trainer_defaults = {"ema_decay": None, "epochs": 150, "batch_size": 200, "lr": 1e-4, "betas": (0.9, 0.999),
+                        "weight_decay": 1e-6, "lr_milestones": (50,)}
+
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+                 objective: str = "one_class", nu: float = 0.1, warmup_epochs: int = 10,
+                 rep_dim: int | None = None, hidden=None, pretrain_epochs: int = 150,
+                 pretrain_lr: float | None = None, pretrain_weight_decay: float | None = None,
+                 pretrain_lr_milestones=None, contrast_norm: str | None = "l1"):
+        if objective not in OBJECTIVES:
+            raise ConfigError(f"unknown model.params.objective '{objective}': choose one of {', '.join(OBJECTIVES)}")
+        if not 0.0 < float(nu) <= 1.0:
+            raise ConfigError(f"model.params.nu must be in (0, 1], got {nu}")
+        if int(pretrain_epochs) < 0:
+            raise ConfigError(f"model.params.pretrain_epochs must be >= 0, got {pretrain_epochs}")
+        validate_contrast_norm(contrast_norm)
+        super().__init__(seed, trainer, checkpoint_dir, callbacks, objective=objective, nu=float(nu),
+                         warmup_epochs=int(warmup_epochs), rep_dim=rep_dim,
+                         hidden=None if hidden is None else tuple(hidden), pretrain_epochs=int(pretrain_epochs),
+                         pretrain_lr=pretrain_lr, pretrain_weight_decay=pretrain_weight_decay,
+                         pretrain_lr_milestones=None if pretrain_lr_milestones is None
+                         else tuple(int(m) for m in pretrain_lr_milestones), contrast_norm=contrast_norm)
+        self.center_init: np.ndarray | None = None
+
+    def build_autoencoder(self, input_shape) -> AutoEncoderModule:
+        p = self.params
+        encoder, decoder = make_autoencoder(input_shape, p["rep_dim"], p["hidden"], bias=False,
+                                            sigmoid=self.contrast_normalised(input_shape))
+        return AutoEncoderModule(encoder, decoder)
+
+    def build(self, input_shape, encoder: nn.Module | None = None) -> SVDDModule:
+        p = self.params
+        encoder = encoder if encoder is not None else self.build_autoencoder(input_shape).encoder
+        rep_dim = encoder.rep_dim if hasattr(encoder, "rep_dim") else encoder[-1].out_features
+        return SVDDModule(encoder, rep_dim, p["objective"], p["nu"], p["warmup_epochs"])
+
+    def pretrain_config(self):
+        p = self.params
+        changes = {"epochs": p["pretrain_epochs"]}
+        for key, name in (("lr", "pretrain_lr"), ("weight_decay", "pretrain_weight_decay"),
+                          ("lr_milestones", "pretrain_lr_milestones")):
+            if p[name] is not None:
+                changes[key] = p[name]
+        return dataclasses.replace(self.trainer, **changes)
+
+    def fit(self, x, x_val=None):
+        x = np.asarray(x, dtype=np.float32)
+        self.fit_input_map(x)
+        x = self.preprocess(x)
+        x_val = None if x_val is None else self.preprocess(x_val)
+        self.input_shape = tuple(int(s) for s in x.shape[1:])
+        seed_everything(self.seed)
+        autoencoder = self.build_autoencoder(self.input_shape)
+        if self.params["pretrain_epochs"] > 0:
+            self.pretrain_engine = self.train_stage("pretrain", autoencoder, self.pretrain_config(), x, x_val)
+            self.pretrain_history = self.pretrain_engine.history
+        module = self.build(self.input_shape, encoder=autoencoder.encoder)
+        device = next(autoencoder.parameters()).device
+        x_device = to_device(x, device)
+        module.to(device).set_center(x_device, self.trainer.score_batch_size)
+        self.center_init = module.c.detach().cpu().numpy().copy()
+        module.attach(x_device, len(x) // min(int(self.trainer.batch_size), len(x)))
+        self.engine = self.train_stage("svdd", module, self.trainer, x, x_val)
+        module.attach(None, 0)
+        self.history = self.engine.history
+        self.after_fit(x)
+        return self
+
+    def after_fit(self, x):
+        if self.params["objective"] == "soft_boundary":
+            self.module.set_radius(to_device(x, self.module.c.device), self.trainer.score_batch_size)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("pretrain_engine", None)
+        return state
