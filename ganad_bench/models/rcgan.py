@@ -75,21 +75,18 @@ class RCGANNets(BiGANNets):
             return bce(self.d_xz(x_pen, z_pen)[0], 0.0)
         return bce(self.d_xz(x_pen, self.encoder(x_pen))[0], 1.0)
 
-    def d_loss(self, x):
-        loss, stats = super().d_loss(x)
-        term = self.penalty_terms(x, discriminator=True)
+    def add_penalty(self, loss, stats, x, discriminator: bool):
+        term = self.penalty_terms(x, discriminator)
         if term is not None:
             loss = loss + term
-            stats["d_penalty"] = term.detach()
+            stats["d_penalty" if discriminator else "g_penalty"] = term.detach()
         return loss, stats
 
+    def d_loss(self, x):
+        return self.add_penalty(*super().d_loss(x), x, discriminator=True)
+
     def g_loss(self, x):
-        loss, stats = super().g_loss(x)
-        term = self.penalty_terms(x, discriminator=False)
-        if term is not None:
-            loss = loss + term
-            stats["g_penalty"] = term.detach()
-        return loss, stats
+        return self.add_penalty(*super().g_loss(x), x, discriminator=False)
 
     def score(self, x):
         x_rec = self.reconstruct(x)
