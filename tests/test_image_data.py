@@ -457,6 +457,8 @@ def compose(tmp_path, data_dir, *overrides):
     base = [f"paths.data_dir={data_dir}", f"paths.cache_dir={tmp_path / 'cache'}",
             f"paths.output_dir={tmp_path / 'outputs'}", f"paths.results_dir={tmp_path / 'outputs' / 'results'}",
             "paths.download=false"]
+    if not any(o.startswith("model=") for o in overrides):
+        base.append("model=iforest")  # a classic model: these tests are about the data, not the default GAN
     with initialize_config_module(config_module="ganad_bench.conf", version_base=None):
         return hydra_compose("config", overrides=[*base, *overrides])
 
