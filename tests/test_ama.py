@@ -18,6 +18,7 @@ from ganad_bench.models import ama as ama_module
 from ganad_bench.models.ama import AMANets, atypical_latents, atypical_radii, simplex_mix
 from ganad_bench.models.registry import available_detectors, create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE
+from tests.checks import poison_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -112,15 +113,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 
 def test_nan_loss_raises_training_diverged(monkeypatch):
     train, _, _ = toy(3, n_train=128)
-    original = AMANets.g_loss
-    calls = {"n": 0}
-
-    def poisoned(self, xb):
-        loss, stats = original(self, xb)
-        calls["n"] += 1
-        return (loss * float("nan") if calls["n"] == 3 else loss), stats
-
-    monkeypatch.setattr(ama_module.AMANets, "g_loss", poisoned)
+    poison_loss(monkeypatch, ama_module.AMANets, "g_loss", at_call=3)
     with pytest.raises(TrainingDiverged, match="NaN or inf"):
         make(epochs=2, batch_size=32).fit(train)
 
@@ -255,17 +248,18 @@ def test_neg_in_critic_switch_only_drops_the_critics_negative_term():
 
 
 def test_negatives_start_at_their_epoch():
-    """The negative term enters the E/G loss after `neg_start_step` E/G steps (neg_start_epoch epochs)."""
+    """The negative term enters the E/G loss from epoch `neg_start_epoch` on (the engine reports the epoch)."""
     torch.manual_seed(0)
     x = torch.randn(32, 6)
-    net = AMANets((6,), 3, neg_start_step=2).train()
-    for step in range(3):
+    net = AMANets((6,), 3, neg_start_epoch=2).train()
+    for epoch in range(3):
+        net.on_epoch_start(epoch, x)
         loss, t = net.g_loss(x)
-        gate = 1.0 if step >= 2 else 0.0
+        gate = 1.0 if epoch >= 2 else 0.0
         expected = t["rec"] + 0.2 * t["inter"] + 1.0 * t["reg"] - 5.0 * gate * t["neg"]
         assert float(t["neg"]) != 0.0
         assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5, abs=1e-6)
-    assert int(net.g_steps) == 3
+    assert net.epoch == 2
 
 
 @pytest.mark.parametrize("reuse", [True, False])

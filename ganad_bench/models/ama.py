@@ -88,7 +88,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganad_bench.data.tensors import in_chunks
 from ganad_bench.errors import ConfigError
 from ganad_bench.models import blocks
 from ganad_bench.models.registry import register
@@ -156,7 +155,7 @@ class AMANets(AdversarialModule):
     def __init__(self, shape, latent_dim: int, arch: str = "auto", width: int = 128, lipschitz: str = "sn",
                  gp_weight: float = 10.0, critic_steps: int = 5, mirrored: bool = True, simplex_k: int = 3,
                  alpha_max: float = 0.5, atypical: str = "outward", delta: float = 2.0, neg_fraction: float = 0.1,
-                 neg_start_step: int = 0, lambda_inter: float = 0.2, lambda_reg: float = 1.0,
+                 neg_start_epoch: int = 0, lambda_inter: float = 0.2, lambda_reg: float = 1.0,
                  lambda_neg: float = 5.0, score: str = "a", image_dropout: float = 0.0, critic_reuse: bool = True,
                  neg_in_critic: bool = True):
         super().__init__()
@@ -173,7 +172,7 @@ class AMANets(AdversarialModule):
         self.atypical = atypical
         self.delta = float(delta)
         self.neg_fraction = float(neg_fraction)
-        self.neg_start_step = int(neg_start_step)
+        self.neg_start_epoch = int(neg_start_epoch)
         self.lambda_inter, self.lambda_reg, self.lambda_neg = float(lambda_inter), float(lambda_reg), float(lambda_neg)
         self.score_name = score
         # the critic updates of one engine step see the same batch and the same E, G: decode it once
@@ -181,8 +180,8 @@ class AMANets(AdversarialModule):
         self.neg_in_critic = bool(neg_in_critic)
         self._critic_cache: tuple | None = None
         self._g_calls = 0
-        # E/G steps taken so far (gates the negative term without a host sync; saved in checkpoints)
-        self.register_buffer("g_steps", torch.zeros((), dtype=torch.long))
+        # training epochs done, set by the engine before each epoch (gates the negative term)
+        self.epoch = 0
         # the Gaussian fitted to the training R-scores (Eq. 6), set by `AMA.after_fit`
         self.register_buffer("r_mean", torch.zeros(()))
         self.register_buffer("r_std", torch.ones(()))
@@ -256,8 +255,11 @@ class AMANets(AdversarialModule):
         terms["reg"] = dec["e"].flatten(1).norm(dim=1).mean()
         return {"terms": terms, "x_rec": dec["x_rec"]}
 
-    def neg_gate(self) -> torch.Tensor:
-        return (self.g_steps >= self.neg_start_step).float()
+    def on_epoch_start(self, epoch: int, x_train: torch.Tensor) -> None:
+        self.epoch = int(epoch)
+
+    def neg_gate(self) -> float:
+        return 1.0 if self.epoch >= self.neg_start_epoch else 0.0
 
     def gradient_penalty(self, x: torch.Tensor, x_rec: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         shape = (-1,) + (1,) * (x.dim() - 1)
@@ -293,7 +295,6 @@ class AMANets(AdversarialModule):
         t = self.forward_terms(x, self.draw(x), eg_grad=True)["terms"]
         loss = (t["rec"] + self.lambda_inter * t["inter"] + self.lambda_reg * t["reg"]
                 - self.lambda_neg * self.neg_gate() * t["neg"])
-        self.g_steps.add_(1)
         self._g_calls += 1
         return loss, {k: v.detach() for k, v in t.items()}
 
@@ -357,18 +358,12 @@ class AMA(AdversarialDetector):
                          neg_fraction=neg_fraction, neg_start_epoch=neg_start_epoch, lambda_inter=lambda_inter,
                          lambda_reg=lambda_reg, lambda_neg=lambda_neg, score=score, image_dropout=image_dropout,
                          critic_reuse=critic_reuse, neg_in_critic=neg_in_critic)
-        self.n_train: int | None = None
 
     def latent_dim(self, input_shape):
         if self.params["latent_dim"] is None and blocks.is_image(tuple(input_shape)):
             blocks.resolve_arch(tuple(input_shape), self.params["arch"])  # validates the shape
             return IMAGE_LATENT_DIM
         return super().latent_dim(input_shape)
-
-    def steps_per_epoch(self) -> int:
-        if not self.n_train:
-            return 1
-        return max(1, self.n_train // min(int(self.trainer.batch_size), self.n_train))
 
     def build(self, input_shape):
         p = self.params
@@ -377,23 +372,13 @@ class AMA(AdversarialDetector):
                        mirrored=bool(p["mirrored"]), simplex_k=int(p["simplex_k"]) if p["simplex"] else 0,
                        alpha_max=float(p["alpha_max"]), atypical=p["atypical"], delta=float(p["delta"]),
                        neg_fraction=float(p["neg_fraction"]),
-                       neg_start_step=int(p["neg_start_epoch"]) * self.steps_per_epoch(),
+                       neg_start_epoch=int(p["neg_start_epoch"]),
                        lambda_inter=float(p["lambda_inter"]), lambda_reg=float(p["lambda_reg"]),
                        lambda_neg=float(p["lambda_neg"]), score=p["score"], image_dropout=float(p["image_dropout"]),
                        critic_reuse=bool(p["critic_reuse"]), neg_in_critic=bool(p["neg_in_critic"]))
 
-    def fit(self, x, x_val=None):
-        self.n_train = len(x)
-        return super().fit(x, x_val)
-
-    @torch.no_grad()
     def training_r_scores(self, x: np.ndarray) -> np.ndarray:
-        module = self.module
-        module.eval()
-        parts = [module.r_score(chunk.to(self.engine.device)).double().cpu()
-                 for chunk in in_chunks(torch.as_tensor(np.asarray(x, dtype=np.float32)),
-                                        self.trainer.score_batch_size)]
-        return torch.cat(parts).numpy()
+        return self.engine.score(x, method="r_score")
 
     def after_fit(self, x):
         """Fit the Gaussian of Eq. 6 to the R-scores of the training rows (buffers of the scoring network)."""

@@ -72,11 +72,6 @@ class SVDDModule(AdversarialModule):
         self.objective, self.nu, self.warmup_epochs = objective, float(nu), int(warmup_epochs)
         self.register_buffer("c", torch.zeros(rep_dim))
         self.register_buffer("radius", torch.zeros(()))
-        # optimisation steps taken (a buffer, so that a resumed run knows where its epochs start)
-        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
-        self._train_x: torch.Tensor | None = None
-        self._steps_per_epoch = 0
-        self._step: int | None = None
 
     def distances(self, x: torch.Tensor) -> torch.Tensor:
         return (self.encoder(x) - self.c).pow(2).sum(1)
@@ -103,19 +98,12 @@ class SVDDModule(AdversarialModule):
         self.radius.copy_(torch.quantile(dist.sqrt(), 1.0 - self.nu))
         self.train(was_training)
 
-    def attach(self, x_train: torch.Tensor, steps_per_epoch: int) -> None:
-        """The training rows the soft-boundary radius is computed on, and the epoch length in steps."""
-        self._train_x, self._steps_per_epoch, self._step = x_train, int(steps_per_epoch), None
+    def on_epoch_start(self, epoch: int, x_train: torch.Tensor) -> None:
+        """Soft boundary: R is reset from all training rows at the start of every epoch after the warm-up."""
+        if self.objective == "soft_boundary" and epoch >= self.warmup_epochs:
+            self.set_radius(x_train)
 
     def g_loss(self, x):
-        if self.objective == "soft_boundary" and self._train_x is not None:
-            if self._step is None:  # the one host read: where a (possibly resumed) run stands
-                self._step = int(self.steps_done)
-            epoch, offset = divmod(self._step, max(self._steps_per_epoch, 1))
-            if offset == 0 and epoch >= self.warmup_epochs:
-                self.set_radius(self._train_x)
-            self._step += 1
-        self.steps_done.add_(1)
         dist = self.distances(x)
         if self.objective == "soft_boundary":
             r2 = self.radius.pow(2)
@@ -197,9 +185,7 @@ class DeepSVDD(DeepBaselineDetector):
         x_device = to_device(x, device)
         module.to(device).set_center(x_device, self.trainer.score_batch_size)
         self.center_init = module.c.detach().cpu().numpy().copy()
-        module.attach(x_device, len(x) // min(int(self.trainer.batch_size), len(x)))
         self.engine = self.train_stage("svdd", module, self.trainer, x, x_val)
-        module.attach(None, 0)
         self.history = self.engine.history
         self.after_fit(x)
         return self

@@ -139,6 +139,9 @@ class AdversarialModule(nn.Module):
     * `phases()`: the generator-side updates of one step, in order, as (name, parameter names, loss
       function); the default is one phase ("g", `generator_names`, `g_loss`);
     * `critic_steps`: discriminator updates per generator step (WGAN critics: 5);
+    * `on_epoch_start(epoch, x_train)`: called before every training epoch with the number of epochs
+      already done (restored on resume) and the device-resident training rows (default: nothing; AMA
+      gates its negatives by epoch, Deep SVDD resets its soft-boundary radius);
     * `score(x) -> (n,)`: anomaly scores, called in eval mode under `no_grad`;
     * `val_loss(x) -> scalar`: a loss on normal validation rows (default: the mean score).
 
@@ -164,6 +167,9 @@ class AdversarialModule(nn.Module):
 
     def phases(self) -> list[tuple[str, tuple[str, ...], Callable]]:
         return [("g", self.generator_names, self.g_loss)]
+
+    def on_epoch_start(self, epoch: int, x_train: torch.Tensor) -> None:
+        pass
 
     def d_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -253,6 +259,10 @@ class Engine:
                       if d_params else None)
         self.phases = module.phases()
         self.phase_params = {name: module.named_group(names) for name, names, _ in self.phases}
+        # per phase, the requires_grad flag of every parameter of the module (only its own are trainable)
+        self._all_params = list(module.parameters())
+        self._phase_flags = {name: [id(p) in {id(q) for q in params} for p in self._all_params]
+                             for name, params in self.phase_params.items()}
         self.phase_opts = {name: torch.optim.Adam(params, lr=float(config.lr), betas=betas, weight_decay=decay)
                            for name, params in self.phase_params.items()}
         self.loss_names = (["d_loss"] if self.opt_d is not None else []) + [f"{name}_loss" for name, _, _ in
@@ -282,13 +292,16 @@ class Engine:
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_bf16 else nullcontext()
 
     @torch.no_grad()
-    def score(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
+    def score(self, x: np.ndarray | torch.Tensor, method: str = "score") -> np.ndarray:
+        """`module.<method>(chunk)` of the scoring network over `x` in chunks (`method`: another per-row
+        statistic, e.g. AMA's `r_score`)."""
         module = self.scoring_module
         was_training = module.training
         module.eval()
+        fn = getattr(module, method)
         parts = []
         for chunk in in_chunks(torch.as_tensor(np.asarray(x, dtype=np.float32)), self.config.score_batch_size):
-            parts.append(module.score(chunk.to(self.device)).float().reshape(-1).cpu())
+            parts.append(fn(chunk.to(self.device)).float().reshape(-1).cpu())
         module.train(was_training)
         return torch.cat(parts).double().numpy() if parts else np.empty(0)
 
@@ -326,12 +339,10 @@ class Engine:
                 d_loss.backward()
                 self.opt_d.step()
             losses.append(d_loss.detach().float())
-        all_params = list(self.module.parameters())
         try:
             for name, _, _ in self.phases:
-                own = {id(p) for p in self.phase_params[name]}
-                for p in all_params:
-                    p.requires_grad_(id(p) in own)
+                for p, flag in zip(self._all_params, self._phase_flags[name], strict=True):
+                    p.requires_grad_(flag)
                 with self._autocast():
                     loss, _ = self._phase_losses[name](x)
                 opt = self.phase_opts[name]
@@ -340,7 +351,7 @@ class Engine:
                 opt.step()
                 losses.append(loss.detach().float())
         finally:
-            for p in all_params:
+            for p in self._all_params:
                 p.requires_grad_(True)
         if self.ema is not None:
             self.ema.update(self.module)
@@ -380,6 +391,7 @@ class Engine:
         config = self.config
         self.module.train()
         self._set_lr()
+        self.module.on_epoch_start(self.epoch, batches.tensors[0])
         bad = torch.zeros((), dtype=torch.bool, device=self.device)
         sums = torch.zeros(len(self.loss_names), device=self.device)
         if bar is not None:
