@@ -15,7 +15,7 @@ from ganad_bench.models.base import Detector
 from ganad_bench.models.memae import hard_shrink
 from ganad_bench.models.registry import available_detectors, create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE
-from tests.invariance import assert_order_and_chunk_invariant
+from tests.checks import assert_order_and_chunk_invariant
 
 MODELS = ["deep_svdd", "dcae", "memae"]
 SHAPES = [(6,), (1, 28, 28)]

@@ -19,7 +19,7 @@ from ganad_bench.models.base import Detector
 from ganad_bench.models.dagmm import gmm_parameters, sample_energy
 from ganad_bench.models.registry import available_detectors, create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE, TrainerConfig
-from tests.invariance import assert_order_and_chunk_invariant
+from tests.checks import assert_order_and_chunk_invariant
 
 MODELS = ["dagmm", "dsebm_e", "dsebm_r"]
 CONF = Path(__file__).resolve().parents[1] / "conf"

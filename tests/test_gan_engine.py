@@ -12,6 +12,7 @@ from torch import nn
 from ganad_bench.errors import ConfigError, TrainingDiverged
 from ganad_bench.models.registry import create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE, EMA, AdversarialModule, Engine, TrainerConfig
+from tests.checks import poison_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -82,15 +83,7 @@ def test_nan_loss_is_caught_at_the_periodic_check(monkeypatch):
     det = alad(epochs=3, nan_check_every=1000)
     from ganad_bench.models import alad as alad_module
 
-    original = alad_module.BiGANNets.g_loss
-    calls = {"n": 0}
-
-    def poisoned(self, xb):
-        loss, stats = original(self, xb)
-        calls["n"] += 1
-        return (loss * float("nan") if calls["n"] == 8 else loss), stats
-
-    monkeypatch.setattr(alad_module.BiGANNets, "g_loss", poisoned)
+    poison_loss(monkeypatch, alad_module.BiGANNets, "g_loss", at_call=8)
     with pytest.raises(TrainingDiverged, match="epoch 2"):
         det.fit(x)
 

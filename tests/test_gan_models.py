@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from ganad_bench.errors import ConfigError
 from ganad_bench.models import blocks
 from ganad_bench.models.registry import available_detectors, create_detector
-from tests.invariance import assert_order_and_chunk_invariant
+from tests.checks import assert_order_and_chunk_invariant
 
 GAN_MODELS = ["alad", "egbad", "anogan", "ganomaly", "rcgan", "memgan"]
 SHAPES = [(6,), (121,), (274,), (1, 28, 28), (3, 32, 32)]
