@@ -30,12 +30,27 @@ from ganad_bench.models.registry import create_detector
 from ganad_bench.training.device import seed_everything
 
 
+def stratified_subsample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of `size` test rows drawn without replacement, separately among normal and anomalous
+    rows, so that the anomaly ratio is kept (to within one row)."""
+    rng = np.random.default_rng(seed)
+    anomalous = np.flatnonzero(labels == 1)
+    normal = np.flatnonzero(labels != 1)
+    n_anomalous = int(round(size * len(anomalous) / len(labels)))
+    keep = np.concatenate([rng.choice(anomalous, n_anomalous, replace=False),
+                           rng.choice(normal, size - n_anomalous, replace=False)])
+    return np.sort(keep)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=alad dataset=kdd99")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-train", type=int, default=None, help="subsample the normal training rows")
+    parser.add_argument("--max-test", type=int, default=None,
+                        help="score a stratified subsample of the test split (same anomaly ratio; for AnoGAN's "
+                             "costly latent search; every number from it says so)")
     parser.add_argument("--checkpoint-root", default=None, help="per-seed checkpoint folders (resume)")
     parser.add_argument("--all-scores", action="store_true",
                         help="ALAD: also evaluate the other anomaly scores of Table VII on the same trained model")
@@ -62,17 +77,21 @@ def main() -> None:
             x_train = x_train[np.random.default_rng(seed).choice(len(x_train), args.max_train, replace=False)]
         x_val = scaler.transform(raw.features[split.val]).astype(np.float32) if len(split.val) else None
         x_test = scaler.transform(split.test_features(raw.features)).astype(np.float32)
+        y_test = np.asarray(split.test_labels)
+        if args.max_test and len(x_test) > args.max_test:
+            keep = stratified_subsample(y_test, args.max_test, seed)
+            x_test, y_test = x_test[keep], y_test[keep]
         ckpt = str(Path(args.checkpoint_root) / f"seed{seed}") if args.checkpoint_root else None
         curve = []
 
-        def evaluate_now(engine, epoch, x_test=x_test, split=split, curve=curve):
+        def evaluate_now(engine, epoch, x_test=x_test, y_test=y_test, split=split, curve=curve):
             if epoch in args.eval_epochs:
-                entry = {"epoch": epoch, **evaluate(split.test_labels, engine.score(x_test), split.contamination)}
+                entry = {"epoch": epoch, **evaluate(y_test, engine.score(x_test), split.contamination)}
                 module = engine.scoring_module
                 for name in getattr(module, "score_names", ()):
                     chosen, module.score_name = module.score_name, name
-                    entry[f"auroc_{name}"] = evaluate(split.test_labels, engine.score(x_test), split.contamination)[
-                        "auroc"]
+                    other = evaluate(y_test, engine.score(x_test), split.contamination)
+                    entry[f"auroc_{name}"], entry[f"f1_{name}"] = other["auroc"], other["f1"]
                     module.score_name = chosen
                 curve.append(entry)
                 print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}),
@@ -88,7 +107,7 @@ def main() -> None:
         chunk = int(config["trainer"]["score_batch_size"])
         scores = np.concatenate([det.score_samples(x_test[i:i + chunk]) for i in range(0, len(x_test), chunk)])
         score_s = time.perf_counter() - tick
-        metrics = evaluate(split.test_labels, scores, split.contamination)
+        metrics = evaluate(y_test, scores, split.contamination)
         epochs = len(det.history)
         row = {"seed": seed, **metrics, "fit_s": round(fit_s, 1), "score_s": round(score_s, 2), "epochs": epochs,
                "s_per_epoch": round(fit_s / max(epochs, 1), 2), "n_train": len(x_train), "n_test": len(x_test),
@@ -98,14 +117,15 @@ def main() -> None:
             for name in det.module.score_names:
                 det.module.score_name = name
                 other = np.concatenate([det.score_samples(x_test[i:i + chunk]) for i in range(0, len(x_test), chunk)])
-                row[f"score_{name}"] = evaluate(split.test_labels, other, split.contamination)
+                row[f"score_{name}"] = evaluate(y_test, other, split.contamination)
             det.module.score_name = chosen
         rows.append(row)
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
                           if k not in ("last_epoch", "curve")}), flush=True)
         summary = {k: [float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows]))]
                    for k in ("precision", "recall", "f1", "auroc", "auprc") if k in rows[0]}
-        out.write_text(json.dumps({"overrides": args.overrides, "max_train": args.max_train, "config": config,
+        out.write_text(json.dumps({"overrides": args.overrides, "max_train": args.max_train, "max_test": args.max_test,
+                                   "config": config,
                                    "runs": rows, "mean_std": summary}, indent=1, default=str))
     print("mean ± std:", {k: f"{m:.4f} ± {s:.4f}" for k, (m, s) in summary.items()})
 
