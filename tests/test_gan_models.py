@@ -140,6 +140,22 @@ def test_alad_scores(score):
         assert (scores >= 0).all()
 
 
+def test_alad_logits_score_is_the_cross_entropy_of_the_authors_code():
+    """Table VII's Logits score: BCE(D_xx(x, x'), label 1) = -log D_xx(x, x'), the authors' code; Sec. V-F
+    prints log D_xx(x, x'), which ranks backwards once D_xx tells reconstructions apart (README)."""
+    from ganad_bench.models.alad import ALADNets
+
+    torch.manual_seed(0)
+    nets = ALADNets((6,), 3, score="logits").eval()
+    x = torch.randn(12, 6)
+    with torch.no_grad():
+        logit = nets.d_xx(x, nets.reconstruct(x))[0]
+        expected = torch.nn.functional.binary_cross_entropy_with_logits(logit, torch.ones_like(logit),
+                                                                         reduction="none")
+        torch.testing.assert_close(nets.score(x), expected.reshape(-1))
+        torch.testing.assert_close(nets.score(x), -torch.log(torch.sigmoid(logit)).reshape(-1))
+
+
 @pytest.mark.parametrize("name", GAN_MODELS)
 def test_save_and_load_keep_the_scores(name, tmp_path):
     from ganad_bench.models.base import Detector
