@@ -140,7 +140,7 @@ def test_alad_scores(score):
         assert (scores >= 0).all()
 
 
-def test_alad_logits_score_is_the_cross_entropy_of_the_authors_code():
+def test_alad_logits_score_and_validation_loss_follow_the_authors_code():
     """Table VII's Logits score: BCE(D_xx(x, x'), label 1) = -log D_xx(x, x'), the authors' code; Sec. V-F
     prints log D_xx(x, x'), which ranks backwards once D_xx tells reconstructions apart (README)."""
     from ganad_bench.models.alad import ALADNets
@@ -154,6 +154,12 @@ def test_alad_logits_score_is_the_cross_entropy_of_the_authors_code():
                                                                          reduction="none")
         torch.testing.assert_close(nets.score(x), expected.reshape(-1))
         torch.testing.assert_close(nets.score(x), -torch.log(torch.sigmoid(logit)).reshape(-1))
+        # early stopping watches the Features score whichever score is reported (the authors' code)
+        nets.score_name = "features"
+        features_mean = nets.score(x).mean()
+        for name in ("logits", "l1", "l2", "features"):
+            nets.score_name = name
+            torch.testing.assert_close(nets.val_loss(x), features_mean)
 
 
 @pytest.mark.parametrize("name", GAN_MODELS)

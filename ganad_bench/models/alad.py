@@ -29,7 +29,7 @@ Training (appendix): Adam beta1 = 0.5; images lr 2e-4, batch 32, latent 100, at 
 patience 10 on a normal validation set; KDD99 lr 1e-5, batch 50, latent 32, 100 epochs; Arrhythmia
 lr 1e-5, batch 32, latent 64, 1000 epochs (conf/dataset_model/*_alad.yaml); inference with an
 exponential moving average of the weights, decay 0.999. The validation loss for early stopping is
-the mean anomaly score of the normal validation rows (as the authors' code).
+the mean Features score of the normal validation rows, whichever score is reported (the authors' code).
 """
 
 from __future__ import annotations
@@ -131,13 +131,21 @@ class ALADNets(BiGANNets):
         self.score_name = score
 
     def score(self, x):
+        return self.named_score(x, self.score_name)
+
+    def val_loss(self, x):
+        """Early stopping watches the mean Features score of the normal validation rows, whichever score is
+        reported (the authors' code)."""
+        return self.named_score(x, "features").mean()
+
+    def named_score(self, x, name: str):
         x_rec = self.reconstruct(x)
-        if self.score_name == "l1":
+        if name == "l1":
             return flat_norm(x - x_rec, 1)
-        if self.score_name == "l2":
+        if name == "l2":
             return flat_norm(x - x_rec, 2)
         logit_rec, f_rec = self.d_xx(x, x_rec)
-        if self.score_name == "logits":
+        if name == "logits":
             # -log D_xx(x, x'): the cross-entropy against label "real" of the authors' code, which produced
             # Table VII; Sec. V-F prints log D_xx(x, x'), the negation (module docstring)
             return F.softplus(-logit_rec)
