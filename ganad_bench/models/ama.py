@@ -90,6 +90,7 @@ from torch import nn
 
 from ganad_bench.errors import ConfigError
 from ganad_bench.models import blocks
+from ganad_bench.models.alad import flat_norm
 from ganad_bench.models.registry import register
 from ganad_bench.training.detector import AdversarialDetector
 from ganad_bench.training.engine import AdversarialModule
@@ -142,10 +143,6 @@ def frozen_batch_norm(module: nn.Module):
     finally:
         for m, momentum in zip(norms, saved, strict=True):
             m.momentum = momentum
-
-
-def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a - b).flatten(1).abs().sum(1)
 
 
 class AMANets(AdversarialModule):
@@ -305,7 +302,7 @@ class AMANets(AdversarialModule):
     def r_score(self, x):
         """R(x) = ||f(x, x) - f(x, G(E(x)))||_1 (Eq. 5)."""
         x_rec = self.reconstruct(x)
-        return l1(self.pair(x, x)[1], self.pair(x, x_rec)[1])
+        return flat_norm(self.pair(x, x)[1] - self.pair(x, x_rec)[1], 1)
 
     def a_score(self, r: torch.Tensor) -> torch.Tensor:
         """-log A(x) = -log N(R; μ, σ²) (Eq. 6, sign flipped: higher = more anomalous)."""

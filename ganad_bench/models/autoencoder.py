@@ -44,16 +44,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganad_bench.errors import ConfigError
+from ganad_bench.models.blocks import is_image
 from ganad_bench.models.input_map import InputMap
 from ganad_bench.training.detector import AdversarialDetector
 from ganad_bench.training.engine import AdversarialModule, Engine, TrainerConfig
 
 BN_EPS = 1e-4
 SLOPE = 0.01  # F.leaky_relu's default, as the reference code
-
-
-def is_image(shape) -> bool:
-    return len(shape) == 3
 
 
 def check_shape(shape) -> tuple[int, ...]:

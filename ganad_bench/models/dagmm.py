@@ -63,6 +63,7 @@ from torch import nn
 from ganad_bench.data.tensors import in_chunks
 from ganad_bench.errors import ConfigError
 from ganad_bench.models import blocks
+from ganad_bench.models.autoencoder import squared_error
 from ganad_bench.models.registry import register
 from ganad_bench.training.detector import AdversarialDetector
 from ganad_bench.training.engine import AdversarialModule
@@ -166,7 +167,7 @@ class DAGMMNets(AdversarialModule):
         phi, mu, sigma = gmm_parameters(z64, gamma64, self.cov_eps)
         energy = sample_energy(z64, phi, mu, sigma).mean()
         penalty = (1.0 / torch.diagonal(sigma, dim1=-2, dim2=-1)).sum()
-        recon = (x.flatten(1) - rec).pow(2).sum(1).mean()
+        recon = squared_error(x.flatten(1), rec).mean()
         loss = recon + (self.lambda_energy * energy + self.lambda_cov * penalty).to(recon.dtype)
         return loss, {"recon": recon.detach(), "energy": energy.detach(), "penalty": penalty.detach()}
 

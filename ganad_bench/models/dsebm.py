@@ -53,6 +53,7 @@ from torch import nn
 
 from ganad_bench.errors import ConfigError
 from ganad_bench.models import blocks
+from ganad_bench.models.autoencoder import squared_error
 from ganad_bench.models.registry import register
 from ganad_bench.training.detector import AdversarialDetector
 from ganad_bench.training.engine import AdversarialModule
@@ -126,7 +127,7 @@ class DSEBMNets(AdversarialModule):
     def denoising_loss(self, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
         noisy = x + self.noise_std * torch.randn_like(x)
         rec, _ = self.reconstruct(noisy, create_graph=create_graph)
-        return (x - rec).flatten(1).pow(2).sum(1).mean()
+        return squared_error(x, rec).mean()
 
     def g_loss(self, x):
         loss = self.denoising_loss(x, create_graph=True)
@@ -139,7 +140,7 @@ class DSEBMNets(AdversarialModule):
         if self.score_name == "energy":
             return self.energy(x)
         rec, _ = self.reconstruct(x)
-        return (x - rec).flatten(1).pow(2).sum(1).detach()
+        return squared_error(x, rec).detach()
 
 
 class DSEBM(AdversarialDetector):

@@ -50,13 +50,13 @@ from ganad_bench.errors import ConfigError
 from ganad_bench.models.autoencoder import (
     DeepBaselineDetector,
     check_shape,
-    is_image,
     mlp_decoder,
     mlp_encoder,
     squared_error,
     tabular_sizes,
     validate_contrast_norm,
 )
+from ganad_bench.models.blocks import is_image
 from ganad_bench.models.registry import register
 from ganad_bench.training.engine import AdversarialModule
 

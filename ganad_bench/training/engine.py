@@ -261,8 +261,10 @@ class Engine:
         self.phase_params = {name: module.named_group(names) for name, names, _ in self.phases}
         # per phase, the requires_grad flag of every parameter of the module (only its own are trainable)
         self._all_params = list(module.parameters())
-        self._phase_flags = {name: [id(p) in {id(q) for q in params} for p in self._all_params]
-                             for name, params in self.phase_params.items()}
+        self._phase_flags = {}
+        for name, params in self.phase_params.items():
+            own = {id(q) for q in params}
+            self._phase_flags[name] = [id(p) in own for p in self._all_params]
         self.phase_opts = {name: torch.optim.Adam(params, lr=float(config.lr), betas=betas, weight_decay=decay)
                            for name, params in self.phase_params.items()}
         self.loss_names = (["d_loss"] if self.opt_d is not None else []) + [f"{name}_loss" for name, _, _ in
