@@ -1,8 +1,25 @@
-"""Checks shared by the deep detectors' tests: order / chunk invariance of scores, a NaN-poisoned loss."""
+"""Helpers shared by the deep detectors' tests: a CPU trainer config, a toy problem, order / chunk
+invariance of scores, a NaN-poisoned loss."""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def cpu_trainer(**kw) -> dict:
+    """A one-epoch CPU trainer config for tiny problems; keywords override any key."""
+    return {"device": "cpu", "epochs": 1, "batch_size": 4, "lr": 1e-3, "progress": False, **kw}
+
+
+def shifted_gaussians(seed: int = 0, d: int = 6, n_train: int = 512):
+    """(train, test, labels): normal rows around +0.5, anomalies around -0.5 (same spread and norm); the
+    test split has 200 normal rows, then 50 anomalies."""
+    rng = np.random.default_rng(seed)
+
+    def draw(n, sign):
+        return (rng.normal(size=(n, d)) * 0.5 + sign * 0.5).astype(np.float32)
+
+    return draw(n_train, 1), np.vstack([draw(200, 1), draw(50, -1)]), np.r_[np.zeros(200), np.ones(50)]
 
 
 def assert_order_and_chunk_invariant(det, test: np.ndarray, rtol: float = 1e-4, atol: float = 1e-5) -> None:

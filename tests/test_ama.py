@@ -18,29 +18,16 @@ from ganad_bench.models import ama as ama_module
 from ganad_bench.models.ama import AMANets, atypical_latents, atypical_radii, simplex_mix
 from ganad_bench.models.registry import available_detectors, create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE
-from tests.checks import poison_loss
+from tests.checks import cpu_trainer, poison_loss
+from tests.checks import shifted_gaussians as toy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def trainer(**kw):
-    return {"device": "cpu", "epochs": 1, "batch_size": 4, "lr": 1e-3, "progress": False, **kw}
-
-
 def make(seed=0, checkpoint_dir=None, callbacks=(), params=None, **kw):
     params = {"neg_start_epoch": 0, **(params or {})}
-    return create_detector("ama", seed=seed, trainer=trainer(**kw), checkpoint_dir=checkpoint_dir,
+    return create_detector("ama", seed=seed, trainer=cpu_trainer(**kw), checkpoint_dir=checkpoint_dir,
                            callbacks=callbacks, **params)
-
-
-def toy(seed=0, d=6, n_train=512):
-    """Shifted Gaussians: normal rows around +0.5, anomalies around -0.5."""
-    rng = np.random.default_rng(seed)
-
-    def draw(n, sign):
-        return (rng.normal(size=(n, d)) * 0.5 + sign * 0.5).astype(np.float32)
-
-    return draw(n_train, 1), np.vstack([draw(200, 1), draw(50, -1)]), np.r_[np.zeros(200), np.ones(50)]
 
 
 def test_ama_is_registered_and_validates_its_parameters():

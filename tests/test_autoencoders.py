@@ -15,7 +15,7 @@ from ganad_bench.models.base import Detector
 from ganad_bench.models.memae import hard_shrink
 from ganad_bench.models.registry import available_detectors, create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE
-from tests.checks import assert_order_and_chunk_invariant
+from tests.checks import assert_order_and_chunk_invariant, cpu_trainer
 
 MODELS = ["deep_svdd", "dcae", "memae"]
 SHAPES = [(6,), (1, 28, 28)]
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def trainer(**kw):
-    return {"device": "cpu", "epochs": 1, "batch_size": 4, "lr": 1e-3, "lr_milestones": [], "progress": False, **kw}
+    return cpu_trainer(**{"lr_milestones": [], **kw})
 
 
 def make(name, seed=0, checkpoint_dir=None, callbacks=(), params=None, **kw):

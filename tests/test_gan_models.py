@@ -12,20 +12,17 @@ from sklearn.metrics import roc_auc_score
 from ganad_bench.errors import ConfigError
 from ganad_bench.models import blocks
 from ganad_bench.models.registry import available_detectors, create_detector
-from tests.checks import assert_order_and_chunk_invariant
+from tests.checks import assert_order_and_chunk_invariant, cpu_trainer
+from tests.checks import shifted_gaussians as toy
 
 GAN_MODELS = ["alad", "egbad", "anogan", "ganomaly", "rcgan", "memgan"]
 SHAPES = [(6,), (121,), (274,), (1, 28, 28), (3, 32, 32)]
 FAST = {"anogan": {"search_steps": 3}}
 
 
-def trainer(**kw):
-    return {"device": "cpu", "epochs": 1, "batch_size": 4, "lr": 1e-3, "progress": False, **kw}
-
-
 def make(name, seed=0, **kw):
     params = {**FAST.get(name, {}), **kw.pop("params", {})}
-    return create_detector(name, seed=seed, trainer=trainer(**kw), checkpoint_dir=None, **params)
+    return create_detector(name, seed=seed, trainer=cpu_trainer(**kw), checkpoint_dir=None, **params)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -93,16 +90,6 @@ def test_bad_parameters_are_config_errors():
         make("alad", params={"arch": "conv"}).fit(np.zeros((4, 6), np.float32))
     with pytest.raises(ConfigError, match="trainer key"):
         create_detector("alad", trainer={"nope": 1})
-
-
-def toy(seed=0, d=6):
-    """Shifted Gaussians: normal rows around +0.5, anomalies around -0.5 (same spread and norm)."""
-    rng = np.random.default_rng(seed)
-
-    def draw(n, sign):
-        return (rng.normal(size=(n, d)) * 0.5 + sign * 0.5).astype(np.float32)
-
-    return draw(512, 1), np.vstack([draw(200, 1), draw(50, -1)]), np.r_[np.zeros(200), np.ones(50)]
 
 
 @pytest.mark.parametrize("name", GAN_MODELS)

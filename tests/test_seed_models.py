@@ -13,12 +13,13 @@ from ganad_bench.models.memgan import MEMGANNets
 from ganad_bench.models.rcgan import RCGANNets, sample_penalty
 from ganad_bench.models.registry import create_detector
 from ganad_bench.results.image_grid import image_grid, png_bytes
+from tests.checks import cpu_trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def trainer(**kw):
-    return {"device": "cpu", "epochs": 1, "batch_size": 8, "lr": 1e-3, "progress": False, **kw}
+    return cpu_trainer(**{"batch_size": 8, **kw})
 
 
 # ------------------------------------------------------------------------------------------- RCGAN
