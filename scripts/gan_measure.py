@@ -104,8 +104,7 @@ def main() -> None:
         det.fit(x_train, x_val)
         fit_s = time.perf_counter() - tick
         tick = time.perf_counter()
-        chunk = int(config["trainer"]["score_batch_size"])
-        scores = np.concatenate([det.score_samples(x_test[i:i + chunk]) for i in range(0, len(x_test), chunk)])
+        scores = det.score_samples(x_test)  # the engine scores in chunks of trainer.score_batch_size
         score_s = time.perf_counter() - tick
         metrics = evaluate(y_test, scores, split.contamination)
         epochs = len(det.history)
@@ -116,8 +115,7 @@ def main() -> None:
             chosen = det.module.score_name
             for name in det.module.score_names:
                 det.module.score_name = name
-                other = np.concatenate([det.score_samples(x_test[i:i + chunk]) for i in range(0, len(x_test), chunk)])
-                row[f"score_{name}"] = evaluate(y_test, other, split.contamination)
+                row[f"score_{name}"] = evaluate(y_test, det.score_samples(x_test), split.contamination)
             det.module.score_name = chosen
         rows.append(row)
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
