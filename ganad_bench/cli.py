@@ -57,6 +57,7 @@ def _hydra_entry(cfg: DictConfig) -> None:
 def summary_line(row: dict) -> str:
     """One concise line per run: what ran, the headline metric beside the published one, where it went."""
     from ganad_bench.results.published import lookup
+    from ganad_bench.results.tables import flatten_config
 
     what = f"{row['model']} · {row['dataset']}"
     if row.get("normal_class") is not None:
@@ -70,10 +71,8 @@ def summary_line(row: dict) -> str:
     headline = "f1" if "f1" in metrics else "auroc"
     names = [headline, *(name for name in ("auroc", "auprc") if name != headline)]
     parts = [f"{name.upper()} {metrics[name]:.4f}" for name in names if name in metrics]
-    params = ((row.get("config") or {}).get("model") or {}).get("params") or {}
-    variant = ",".join(f"model.params.{key}={value}" for key, value in params.items())  # ablation cells
     published = lookup(row["model"], row["dataset"], headline, row["protocol"], row.get("normal_class"),
-                       anomaly_dataset=row.get("anomaly_dataset"), variant=variant)
+                       anomaly_dataset=row.get("anomaly_dataset"), settings=flatten_config(row.get("config") or {}))
     if published:
         parts[0] += (f" [dim](published {published['reference']} {published['mean']:.4f}, "
                      f"Δ {metrics[headline] - published['mean']:+.4f})[/]")

@@ -10,6 +10,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True, highlight=False)
 
 
+def progress_bar() -> Progress:
+    """The one bar layout: description, bar, done / total, elapsed time; removed when finished."""
+    return Progress(TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
 @contextmanager
 def step(description: str):
     """A spinner while a long step runs (silent when stderr is not a terminal)."""
@@ -28,9 +34,44 @@ def progress(description: str, total: int):
         if not console.is_terminal:
             yield lambda n=1: None
             return
-        with Progress(TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=True) as prog:
+        with progress_bar() as prog:
             task = prog.add_task(description, total=total)
             yield lambda n=1: prog.advance(task, n)
 
     return bar()
+
+
+class EpochProgress:
+    """The training bar: one row, reset at each epoch, its description the last epoch's losses. A no-op
+    when disabled (`trainer.progress=false`) or when stderr is not a terminal.
+
+        with EpochProgress(enabled=True) as bar:
+            bar.start_epoch(n_batches, "epoch 1/10"); bar.advance(); bar.describe("epoch 1/10 loss ...")
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.progress = None
+        if enabled and console.is_terminal:
+            self.progress = progress_bar()
+            self.task = self.progress.add_task("training", total=None)
+
+    def __enter__(self) -> EpochProgress:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def start_epoch(self, total: int, description: str) -> None:
+        if self.progress is not None:
+            self.progress.reset(self.task, total=total, description=description)
+
+    def advance(self) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+    def describe(self, description: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=description)

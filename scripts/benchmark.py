@@ -14,7 +14,6 @@ CPU: peak = the process's maximum RSS so far (monotonic over the cases).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import platform
 import resource
@@ -24,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganad_bench.models import registry
-from ganad_bench.models.registry import available_detectors, create_detector
+from ganad_bench.models.kit.registry import create_detector, detector_class
 from ganad_bench.training.device import resolve_device
 from ganad_bench.training.engine import Engine
 
@@ -50,9 +48,7 @@ def bench_case(model: str, shape_name: str, args) -> dict:
     shape = SHAPES[shape_name]
     device = resolve_device(args.device)
     params = {}
-    available_detectors()  # imports every model file
-    accepted = inspect.signature(registry._REGISTRY[model].__init__).parameters
-    if args.quick and len(shape) == 3 and "width" in accepted:
+    if args.quick and len(shape) == 3 and "width" in detector_class(model).param_names():
         params["width"] = 16
     if model == "anogan":
         params["search_steps"] = args.anogan_steps
@@ -66,15 +62,14 @@ def bench_case(model: str, shape_name: str, args) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     xb = torch.as_tensor(x[:args.batch_size], device=device)
-    bad = torch.zeros((), dtype=torch.bool, device=device)
-    sums = torch.zeros(len(engine.loss_names), device=device)
     engine.module.train()
+    engine.reset_step_stats()
     for _ in range(args.warmup):
-        engine.train_step(xb, bad, sums)
+        engine.train_step(xb)
     sync(device)
     tick = time.perf_counter()
     for _ in range(args.train_steps):
-        engine.train_step(xb, bad, sums)
+        engine.train_step(xb)
     sync(device)
     train_s = time.perf_counter() - tick
     score_batch = TABLE_IV_BATCH.get(shape_name, 32)
@@ -91,7 +86,7 @@ def bench_case(model: str, shape_name: str, args) -> dict:
     return {"model": model, "shape": shape_name, "params_m": round(n_params / 1e6, 3),
             "train_batch": args.batch_size, "train_samples_per_s": round(samples_per_s, 1),
             "score_batch": score_batch, "score_ms_per_batch": round(score_ms, 3),
-            "peak_mb": round(peak_mb(device), 1), "finite": bool(not bad)}
+            "peak_mb": round(peak_mb(device), 1), "finite": not engine.diverged()}
 
 
 def main() -> None:

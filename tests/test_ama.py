@@ -15,8 +15,8 @@ from sklearn.metrics import roc_auc_score
 
 from ganad_bench.errors import ConfigError, TrainingDiverged
 from ganad_bench.models import ama as ama_module
-from ganad_bench.models.ama import AMANets, atypical_latents, atypical_radii, simplex_mix
-from ganad_bench.models.registry import available_detectors, create_detector
+from ganad_bench.models.ama import AMAModule, atypical_latents, atypical_radii, simplex_mix
+from ganad_bench.models.kit.registry import available_detectors, create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE
 from tests.checks import cpu_trainer, poison_loss
 from tests.checks import shifted_gaussians as toy
@@ -45,7 +45,7 @@ def test_composes_with_every_shape(shape):
     scores = det.score_samples(x[:3])
     assert scores.shape == (3,) and np.isfinite(scores).all()
     if len(shape) == 3:
-        assert det.module.latent_dim == 128  # the authors' latent size on images
+        assert det.scoring_module.latent_dim == 128  # the authors' latent size on images
 
 
 def test_short_training_beats_the_untrained_network():
@@ -100,17 +100,17 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 
 def test_nan_loss_raises_training_diverged(monkeypatch):
     train, _, _ = toy(3, n_train=128)
-    poison_loss(monkeypatch, ama_module.AMANets, "g_loss", at_call=3)
+    poison_loss(monkeypatch, ama_module.AMAModule, "g_loss", at_call=3)
     with pytest.raises(TrainingDiverged, match="NaN or inf"):
         make(epochs=2, batch_size=32).fit(train)
 
 
 def test_a_score_is_fitted_on_the_training_r_scores_only(tmp_path):
-    from ganad_bench.models.base import Detector
+    from ganad_bench.models.kit.contract import Detector
 
     train, test, _ = toy(4, n_train=256)
     det = make(epochs=1, batch_size=64).fit(train)
-    module = det.module
+    module = det.scoring_module
     with torch.no_grad():
         r_train = module.eval().r_score(torch.as_tensor(train)).double().numpy()
     assert float(module.r_mean) == pytest.approx(r_train.mean(), rel=1e-5)
@@ -125,7 +125,7 @@ def test_a_score_is_fitted_on_the_training_r_scores_only(tmp_path):
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
     det.save(tmp_path / "det.pkl")
     loaded = Detector.load(tmp_path / "det.pkl")
-    assert (float(loaded.module.r_mean), float(loaded.module.r_std)) == before
+    assert (float(loaded.scoring_module.r_mean), float(loaded.scoring_module.r_std)) == before
     np.testing.assert_allclose(loaded.score_samples(test), scores, rtol=1e-5, atol=1e-6)
 
 
@@ -159,12 +159,17 @@ def test_simplex_coefficients_are_normalised():
     torch.testing.assert_close(mixed, expected)
     same, _ = simplex_mix(torch.ones(16, 5), perms, alphas)  # a convex combination of equal codes is that code
     torch.testing.assert_close(same, torch.ones(16, 5))
-    net = AMANets((6,), 3)
+    net = ama_module_for()
     rnd = net.draw(torch.zeros(20, 6))
     assert rnd["alphas"].shape == (20, 3) and rnd["alphas"].max() <= 0.5 and rnd["perms"].shape == (2, 20)
 
 
-def terms_of(net: AMANets, x: torch.Tensor, seed: int = 0) -> dict:
+def ama_module_for(**params) -> AMAModule:
+    """AMA's module on 6 features, latent size 3, negatives from the first epoch, `params` over the defaults."""
+    return create_detector("ama", latent_dim=3, **{"neg_start_epoch": 0, **params}).build((6,))
+
+
+def terms_of(net: AMAModule, x: torch.Tensor, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     net.eval()
     with torch.no_grad():
@@ -179,8 +184,8 @@ def terms_of(net: AMANets, x: torch.Tensor, seed: int = 0) -> dict:
 def test_each_ablation_switch_changes_only_what_it_names(switch, changed):
     torch.manual_seed(0)
     x = torch.randn(32, 6)
-    full = AMANets((6,), 3)
-    other = AMANets((6,), 3, **switch)
+    full = ama_module_for()
+    other = ama_module_for(**switch)
     # the same networks (spectral norm reparametrises the critic's weights, so copy E and G only then)
     if "lipschitz" in switch:
         other.encoder.load_state_dict(full.encoder.state_dict())
@@ -217,8 +222,8 @@ def test_each_ablation_switch_changes_only_what_it_names(switch, changed):
 def test_neg_in_critic_switch_only_drops_the_critics_negative_term():
     torch.manual_seed(0)
     x = torch.randn(32, 6)
-    full = AMANets((6,), 3).eval()
-    other = AMANets((6,), 3, neg_in_critic=False).eval()
+    full = ama_module_for().eval()
+    other = ama_module_for(neg_in_critic=False).eval()
     other.load_state_dict(full.state_dict())
     torch.manual_seed(1)
     loss_full, t = full.d_loss(x)
@@ -238,7 +243,7 @@ def test_negatives_start_at_their_epoch():
     """The negative term enters the E/G loss from epoch `neg_start_epoch` on (the engine reports the epoch)."""
     torch.manual_seed(0)
     x = torch.randn(32, 6)
-    net = AMANets((6,), 3, neg_start_epoch=2).train()
+    net = ama_module_for(neg_start_epoch=2).train()
     for epoch in range(3):
         net.on_epoch_start(epoch, x)
         loss, t = net.g_loss(x)
@@ -251,10 +256,10 @@ def test_negatives_start_at_their_epoch():
 
 @pytest.mark.parametrize("reuse", [True, False])
 def test_critic_updates_of_a_step_decode_the_batch_once(reuse, monkeypatch):
-    net = AMANets((6,), 3, critic_reuse=reuse).train()
+    net = ama_module_for(critic_reuse=reuse).train()
     calls = []
-    original = AMANets.decode
-    monkeypatch.setattr(AMANets, "decode", lambda self, x, rnd: calls.append(len(x)) or original(self, x, rnd))
+    original = AMAModule.decode
+    monkeypatch.setattr(AMAModule, "decode", lambda self, x, rnd: calls.append(len(x)) or original(self, x, rnd))
     x, other = torch.randn(16, 6), torch.randn(16, 6)
     for _ in range(3):
         net.d_loss(x)

@@ -11,9 +11,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from ganad_bench.models.base import Detector
+from ganad_bench.models.kit.contract import Detector
+from ganad_bench.models.kit.registry import available_detectors, create_detector
 from ganad_bench.models.memae import hard_shrink
-from ganad_bench.models.registry import available_detectors, create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE
 from tests.checks import assert_order_and_chunk_invariant, cpu_trainer
 
@@ -117,7 +117,7 @@ def test_deep_svdd_image_network_is_ruffs_lenet():
 def test_deep_svdd_center_is_fixed_and_never_optimised():
     train, _, _ = toy(2)
     det = make("deep_svdd", epochs=3, batch_size=64).fit(train)
-    module = det.module
+    module = det.scoring_module
     c = module.c.detach().numpy()
     np.testing.assert_array_equal(c, det.center_init)  # unchanged by the 3 epochs of training
     assert (np.abs(c) >= 0.1 - 1e-7).all()  # the eps rule
@@ -138,7 +138,7 @@ def test_deep_svdd_soft_boundary_radius_is_the_quantile():
     nu = 0.2
     det = make("deep_svdd", epochs=3, batch_size=64,
                params={"objective": "soft_boundary", "nu": nu, "warmup_epochs": 1}).fit(train)
-    module = det.module
+    module = det.scoring_module
     with torch.no_grad():
         dist = ((module.encoder(torch.as_tensor(train)) - module.c) ** 2).sum(1)
     radius = float(module.radius)
@@ -157,7 +157,7 @@ def test_memae_addressing_is_non_negative_sparse_and_normalised(similarity, memo
     for x in (train, np.random.default_rng(0).uniform(-1, 1, (8, 1, 28, 28))):
         det = make("memae", epochs=2, batch_size=4, params={"similarity": similarity, "memory_on": memory_on})
         det.fit(np.asarray(x[:64], dtype=np.float32))
-        module = det.module
+        module = det.scoring_module
         assert module.memory.weight.shape[0] == 100 and module.memory.shrink_thres == pytest.approx(0.01)
         with torch.no_grad():
             w = module.addressing(torch.as_tensor(np.asarray(x[:16], dtype=np.float32)))

@@ -15,9 +15,9 @@ from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 
 from ganad_bench.errors import ConfigError, TrainingDiverged
-from ganad_bench.models.base import Detector
 from ganad_bench.models.dagmm import gmm_parameters, sample_energy
-from ganad_bench.models.registry import available_detectors, create_detector
+from ganad_bench.models.kit.contract import Detector
+from ganad_bench.models.kit.registry import available_detectors, create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE, TrainerConfig
 from tests.checks import assert_order_and_chunk_invariant
 
@@ -130,7 +130,7 @@ def test_dagmm_energy_is_finite_on_degenerate_features(case):
     assert all(np.isfinite([h["g_loss"] for h in det.history]))
     scores = det.score_samples(np.vstack([x[:10], rng.uniform(0, 1, size=(10, 6)).astype(np.float32)]))
     assert np.isfinite(scores).all()
-    net = det.module
+    net = det.scoring_module
     assert torch.isfinite(net.sigma).all() and torch.isfinite(net.mu).all()
     assert (torch.linalg.eigvalsh(net.sigma) > 0).all()
 
@@ -138,7 +138,7 @@ def test_dagmm_energy_is_finite_on_degenerate_features(case):
 def test_dagmm_gmm_is_a_valid_mixture():
     train, test, _ = manifold(2)
     det = make("dagmm", epochs=3).fit(train)
-    net = det.module
+    net = det.scoring_module
     assert not net.training and bool(net.fitted)
     with torch.no_grad():
         _, z, gamma = net(torch.as_tensor(test))
@@ -159,12 +159,12 @@ def test_dsebm_e_and_r_share_training_and_differ_only_in_the_score():
     train, test, _ = manifold(3)
     e = make("dsebm_e", seed=4, epochs=3).fit(train)
     r = make("dsebm_r", seed=4, epochs=3).fit(train)
-    state_e, state_r = e.module.state_dict(), r.module.state_dict()
+    state_e, state_r = e.scoring_module.state_dict(), r.scoring_module.state_dict()
     assert state_e.keys() == state_r.keys()
     for key in state_e:
         torch.testing.assert_close(state_e[key], state_r[key], rtol=0, atol=0)
     x = torch.as_tensor(test).requires_grad_(True)
-    energy = e.module.energy(x)
+    energy = e.scoring_module.energy(x)
     (grad,) = torch.autograd.grad(energy.sum(), x)
     np.testing.assert_allclose(e.score_samples(test), energy.detach().numpy(), rtol=1e-6)
     np.testing.assert_allclose(r.score_samples(test), grad.pow(2).sum(1).numpy(), rtol=1e-5)
@@ -257,6 +257,9 @@ def test_dsebm_e_and_r_configs_differ_only_in_the_name():
     assert len(pairs) > 3
     for e, r in pairs:
         a, b = OmegaConf.load(e), OmegaConf.load(r)
+        if "defaults" in a:  # each takes its own model's parameter defaults (the same constructor)
+            assert a.pop("defaults")[0] == {"/model_params@model.params": "dsebm_e"}
+            assert b.pop("defaults")[0] == {"/model_params@model.params": "dsebm_r"}
         if "model" in a:
             assert a.model.name == "dsebm_e" and b.model.name == "dsebm_r"
             a.model.name = b.model.name = "x"

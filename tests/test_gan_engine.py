@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_module
 from torch import nn
 
 from ganad_bench.errors import ConfigError, TrainingDiverged
-from ganad_bench.models.registry import create_detector
-from ganad_bench.training.engine import CHECKPOINT_FILE, EMA, AdversarialModule, Engine, TrainerConfig
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.registry import create_detector
+from ganad_bench.training.engine import CHECKPOINT_FILE, EMA, DetectorModule, Engine, TrainerConfig
 from tests.checks import poison_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -81,14 +82,14 @@ def test_nan_in_the_data_raises_training_diverged(name):
 def test_nan_loss_is_caught_at_the_periodic_check(monkeypatch):
     x, _ = data()
     det = alad(epochs=3, nan_check_every=1000)
-    from ganad_bench.models import alad as alad_module
+    from ganad_bench.models.kit import bigan as bigan_module
 
-    poison_loss(monkeypatch, alad_module.BiGANNets, "g_loss", at_call=8)
+    poison_loss(monkeypatch, bigan_module.BiGANModule, "g_loss", at_call=8)
     with pytest.raises(TrainingDiverged, match="epoch 2"):
         det.fit(x)
 
 
-class Toy(AdversarialModule):
+class Toy(DetectorModule):
     """A one-parameter 'GAN' whose validation loss is constant (early stopping must kick in)."""
 
     discriminator_names = ("d",)
@@ -180,7 +181,7 @@ def test_model_configs_build_their_detector(model):
     cfg = compose_cfg(f"model={model}", "dataset=thyroid", "trainer.device=cpu")
     params = OmegaConf.to_container(cfg.model.params)
     det = create_detector(cfg.model.name, seed=0, trainer=OmegaConf.to_container(cfg.trainer), **params)
-    assert det.uses_trainer and det.trainer.device == "cpu"
+    assert isinstance(det, DeepDetector) and det.trainer.device == "cpu"
 
 
 @pytest.mark.parametrize("experiment", ["alad_table2", "alad_table5", "alad_table7", "alad_table3",
@@ -196,10 +197,10 @@ def test_progress_bar_on_a_terminal(monkeypatch):
 
     from rich.console import Console
 
-    from ganad_bench.training import engine as engine_module
+    from ganad_bench import console as console_module
 
     buffer = io.StringIO()
-    monkeypatch.setattr(engine_module, "console", Console(file=buffer, force_terminal=True, width=120))
+    monkeypatch.setattr(console_module, "console", Console(file=buffer, force_terminal=True, width=120))
     config = TrainerConfig.from_dict({"device": "cpu", "epochs": 2, "batch_size": 16})
     Engine(Toy(), config).fit(np.ones((32, 2), np.float32))
     assert "samples/s" in buffer.getvalue()
@@ -230,7 +231,7 @@ def test_cuda_bf16_compile_and_resume(model, tmp_path):
     assert np.isfinite(resumed.score_samples(x[:50])).all()
 
 
-class TwoPhasesFixed(AdversarialModule):
+class TwoPhasesFixed(DetectorModule):
     """Phase "a" trains `a` on a loss that also depends on `b`; phase "b" has a zero loss. Without gradient
     isolation, phase a's gradient on `b` would leak into b's optimizer step."""
 
@@ -270,7 +271,7 @@ def test_each_phase_steps_only_its_own_parameters_and_critics_step_several_times
     assert set(engine.history[-1]) >= {"d_loss", "a_loss", "b_loss"}
 
 
-class NoDiscriminator(AdversarialModule):
+class NoDiscriminator(DetectorModule):
     generator_names = ("net",)
 
     def __init__(self):

@@ -9,14 +9,23 @@ import torch
 from scipy.optimize import linprog
 
 from ganad_bench.errors import ConfigError
-from ganad_bench.models.memgan import MEMGANNets
-from ganad_bench.models.rcgan import RCGANNets, sample_penalty
-from ganad_bench.models.registry import create_detector
+from ganad_bench.models.kit.registry import create_detector
+from ganad_bench.models.rcgan import sample_penalty
 from ganad_bench.results.image_grid import image_grid, png_bytes
 from tests.checks import cpu_trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
+
+def rcgan_module(**params):
+    """RCGAN's module on 6 features with latent size 3, `params` over the detector's defaults."""
+    return create_detector("rcgan", latent_dim=3, **params).build((6,))
+
+
+def memgan_module(n_memory: int):
+    """MEMGAN's module on 6 features with n_memory units of size 4, without spectral normalisation."""
+    return create_detector("memgan", memory_dim=4, n_memory=n_memory, spectral_norm=False).build((6,))
 
 def trainer(**kw):
     return cpu_trainer(**{"batch_size": 8, **kw})
@@ -36,7 +45,7 @@ def test_penalty_distributions_of_table_4(kind, check):
 @pytest.mark.parametrize("which", ["d_loss", "g_loss"])
 def test_switching_t_off_removes_exactly_the_penalty_term(which):
     torch.manual_seed(0)
-    nets = RCGANNets((6,), 3, penalty="normal", spectral_norm=False).eval()  # eval: no dropout randomness
+    nets = rcgan_module(penalty="normal", spectral_norm=False).eval()  # eval: no dropout randomness
     x = torch.randn(16, 6)
     torch.manual_seed(1)
     with_t, stats = getattr(nets, which)(x)
@@ -59,7 +68,7 @@ def test_switching_t_off_removes_exactly_the_penalty_term(which):
 
 def test_rcgan_scores_follow_eq_11_and_12():
     torch.manual_seed(0)
-    nets = RCGANNets((6,), 3, score="discriminator", spectral_norm=False).eval()
+    nets = rcgan_module(score="discriminator", spectral_norm=False).eval()
     x = torch.randn(10, 6)
     with torch.no_grad():
         logit = nets.d_xx(x, nets.reconstruct(x))[0]
@@ -68,12 +77,12 @@ def test_rcgan_scores_follow_eq_11_and_12():
     # a monotone map of A(x): the same ranking
     assert torch.equal(torch.argsort(ours), torch.argsort(a_score))
     torch.testing.assert_close(torch.sigmoid(ours), a_score)
-    assert RCGANNets((1, 16, 16), 8, width=4).score_name == "features"  # images: Eq. 12
-    assert RCGANNets((6,), 3).score_name == "discriminator"
+    assert create_detector("rcgan", latent_dim=8, width=4).build((1, 16, 16)).score_name == "features"  # images: Eq. 12
+    assert rcgan_module().score_name == "discriminator"
 
 
 def test_rcgan_has_no_latent_discriminator_and_rejects_bad_switches():
-    nets = RCGANNets((6,), 3)
+    nets = rcgan_module()
     assert nets.discriminator_names == ("d_xz", "d_xx")
     with pytest.raises(ConfigError, match="penalty"):
         create_detector("rcgan", trainer=trainer(), penalty="cauchy")
@@ -95,7 +104,7 @@ def in_convex_hull(points: np.ndarray, vertices: np.ndarray) -> bool:
 
 def test_memory_coefficients_are_positive_and_sum_to_one_and_latents_lie_in_the_hull():
     torch.manual_seed(0)
-    nets = MEMGANNets((6,), memory_dim=4, n_memory=10).double()  # float64: the hull test is exact
+    nets = memgan_module(n_memory=10).double()  # float64: the hull test is exact
     alpha = nets.sample_alpha(64, torch.zeros(1, dtype=torch.float64))
     assert (alpha > 0).all()
     torch.testing.assert_close(alpha.sum(1), torch.ones(64, dtype=torch.float64))
@@ -129,7 +138,7 @@ def test_memgan_updates_d_then_e_then_g_then_m_each_with_its_own_parameters():
 
 def test_memgan_score_is_the_reconstruction_error_through_the_memory():
     torch.manual_seed(0)
-    nets = MEMGANNets((6,), memory_dim=4, n_memory=7).eval()
+    nets = memgan_module(n_memory=7).eval()
     x = torch.randn(5, 6)
     with torch.no_grad():
         expected = (x - nets.generator(nets.project(nets.encoder(x)))).norm(dim=1)  # Eq. 8

@@ -111,10 +111,6 @@ def sha256_of(path: Path) -> str:
     return hash_of(path, "sha256")
 
 
-def md5_of(path: Path) -> str:
-    return hash_of(path, "md5")
-
-
 def matches(path: Path, file: CanonicalFile) -> bool:
     return hash_of(path, file.algorithm) == file.checksum
 

@@ -20,7 +20,6 @@ class SourceSpec:
     files: tuple[CanonicalFile, ...]
     parse: Callable[..., dict]  # called with the located paths, in the order of `files`
     anomaly_labels: tuple = ()
-    kind: str = "tabular"  # "tabular" or "image": which protocols apply
 
 
 SOURCES: dict[str, dict[str, SourceSpec]] = {
@@ -33,10 +32,10 @@ SOURCES: dict[str, dict[str, SourceSpec]] = {
     "thyroid": {"odds": SourceSpec((tab.ODDS_FILES["thyroid"],), tab.parse_odds_mat, anomaly_labels=(1,))},
     "musk": {"odds": SourceSpec((tab.ODDS_FILES["musk"],), tab.parse_odds_mat, anomaly_labels=(1,))},
     # Image datasets carry no anomaly definition: the image protocols derive it from dataset.normal_class.
-    "mnist": {"idx": SourceSpec(img.MNIST_FILES, img.parse_mnist, kind="image")},
-    "fashion_mnist": {"idx": SourceSpec(img.FASHION_FILES, img.parse_fashion_mnist, kind="image")},
-    "cifar10": {"python": SourceSpec((img.CIFAR10_FILE,), img.parse_cifar10, kind="image")},
-    "svhn": {"mat": SourceSpec(img.SVHN_FILES, img.parse_svhn, kind="image")},
+    "mnist": {"idx": SourceSpec(img.MNIST_FILES, img.parse_mnist)},
+    "fashion_mnist": {"idx": SourceSpec(img.FASHION_FILES, img.parse_fashion_mnist)},
+    "cifar10": {"python": SourceSpec((img.CIFAR10_FILE,), img.parse_cifar10)},
+    "svhn": {"mat": SourceSpec(img.SVHN_FILES, img.parse_svhn)},
 }
 
 

@@ -6,7 +6,7 @@ worker processes, no per-batch host -> device copy: the pattern of KellerJordan/
 `CifarLoader`. Shared by tabular rows (N, D) and images (N, C, H, W).
 
     x = to_device(x_train, device)                          # float32 tensor on the device
-    for (batch,) in RandpermBatches(x, batch_size=64, seed=seed):   # one epoch
+    for batch in RandpermBatches(x, batch_size=64, seed=seed):   # one epoch
         ...
     scores = torch.cat([model(chunk) for chunk in in_chunks(x_test, 8192)])
 """
@@ -35,43 +35,29 @@ def to_device(x: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
 
 
 class RandpermBatches:
-    """Iterate over batches of rows of same-length device tensors, one epoch per `iter()`.
+    """Iterate over equal batches of rows of a device tensor, one epoch per `iter()`.
 
     Each epoch draws a new permutation of the rows from a generator seeded once with `seed`, so a run
-    is reproducible and different epochs see different batches. With `drop_last` (the default, as the
-    GAN training loops want equal batch sizes for BatchNorm) the last incomplete batch is skipped; the
-    permutation is drawn on the tensors' device, so batching never syncs with the host."""
+    is reproducible and different epochs see different batches. The last incomplete batch is skipped (the
+    GAN training loops want equal batch sizes for BatchNorm, as ALAD's code); the permutation is drawn on
+    the tensor's device, so batching never syncs with the host."""
 
-    def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int = 0, drop_last: bool = True):
-        if not tensors:
-            raise ValueError("RandpermBatches needs at least one tensor")
-        n = len(tensors[0])
-        if any(len(t) != n for t in tensors):
-            raise ValueError(f"tensors of different lengths: {[len(t) for t in tensors]}")
-        if any(t.device != tensors[0].device for t in tensors):
-            raise ValueError("all tensors must live on the same device")
+    def __init__(self, x: torch.Tensor, batch_size: int, seed: int = 0):
         if int(batch_size) < 1:
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
-        self.tensors = tensors
+        self.x = x
         self.batch_size = int(batch_size)
-        self.drop_last = drop_last
-        self.device = tensors[0].device
-        self.generator = torch.Generator(device=self.device)
+        self.generator = torch.Generator(device=x.device)
         self.generator.manual_seed(int(seed))
-
-    @property
-    def n(self) -> int:
-        return len(self.tensors[0])
 
     def __len__(self) -> int:
         """Batches per epoch."""
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        return len(self.x) // self.batch_size
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        order = torch.randperm(self.n, device=self.device, generator=self.generator)
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        order = torch.randperm(len(self.x), device=self.x.device, generator=self.generator)
         for i in range(len(self)):
-            rows = order[i * self.batch_size:(i + 1) * self.batch_size]
-            yield tuple(t[rows] for t in self.tensors)
+            yield self.x[order[i * self.batch_size:(i + 1) * self.batch_size]]
 
 
 def in_chunks(x: torch.Tensor, chunk_size: int) -> Iterator[torch.Tensor]:
@@ -79,12 +65,3 @@ def in_chunks(x: torch.Tensor, chunk_size: int) -> Iterator[torch.Tensor]:
     chunk_size = max(1, int(chunk_size))
     for start in range(0, len(x), chunk_size):
         yield x[start:start + chunk_size]
-
-
-def subset(x: torch.Tensor, rows: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """The rows of a device tensor selected by a boolean mask or an index array (e.g. a protocol's
-    index set, or the normal rows of a labelled tensor)."""
-    rows = torch.as_tensor(rows)
-    if rows.dtype != torch.bool:
-        rows = rows.long()
-    return x[rows.to(x.device)]

@@ -88,12 +88,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganad_bench.errors import ConfigError
-from ganad_bench.models import blocks
-from ganad_bench.models.alad import flat_norm
-from ganad_bench.models.registry import register
-from ganad_bench.training.detector import AdversarialDetector
-from ganad_bench.training.engine import AdversarialModule
+from ganad_bench.models.kit import blocks
+from ganad_bench.models.kit.contract import check_choice, require
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.losses import flat_norm
+from ganad_bench.models.kit.registry import register
+from ganad_bench.training.engine import DetectorModule
 
 LIPSCHITZ = ("sn", "gp", "sn+gp")
 ATYPICAL = ("inward", "outward", "off")
@@ -145,16 +145,16 @@ def frozen_batch_norm(module: nn.Module):
             m.momentum = momentum
 
 
-class AMANets(AdversarialModule):
+class AMAModule(DetectorModule):
+    """E, G, the pair critic D, the losses of Eqs. 2-4 and the scores of Eqs. 5-6 (module docstring)."""
+
     discriminator_names = ("critic",)
     generator_names = ("encoder", "generator")
 
-    def __init__(self, shape, latent_dim: int, arch: str = "auto", width: int = 128, lipschitz: str = "sn",
-                 gp_weight: float = 10.0, critic_steps: int = 5, mirrored: bool = True, simplex_k: int = 3,
-                 alpha_max: float = 0.5, atypical: str = "outward", delta: float = 2.0, neg_fraction: float = 0.1,
-                 neg_start_epoch: int = 0, lambda_inter: float = 0.2, lambda_reg: float = 1.0,
-                 lambda_neg: float = 5.0, score: str = "a", image_dropout: float = 0.0, critic_reuse: bool = True,
-                 neg_in_critic: bool = True):
+    def __init__(self, shape, latent_dim: int, *, arch: str, width: int, lipschitz: str, gp_weight: float,
+                 critic_steps: int, mirrored: bool, simplex: bool, simplex_k: int, alpha_max: float, atypical: str,
+                 delta: float, neg_fraction: float, neg_start_epoch: int, lambda_inter: float, lambda_reg: float,
+                 lambda_neg: float, score: str, image_dropout: float, critic_reuse: bool, neg_in_critic: bool):
         super().__init__()
         self.latent_dim = int(latent_dim)
         self.encoder = blocks.make_encoder(shape, latent_dim, arch, width, sn=False)
@@ -164,7 +164,7 @@ class AMANets(AdversarialModule):
         self.gp_weight = float(gp_weight) if "gp" in lipschitz else 0.0
         self.critic_steps = int(critic_steps)
         self.mirrored = bool(mirrored)
-        self.simplex_k = int(simplex_k) if int(simplex_k) > 1 else 0
+        self.simplex_k = int(simplex_k) if simplex and int(simplex_k) > 1 else 0
         self.alpha_max = float(alpha_max)
         self.atypical = atypical
         self.delta = float(delta)
@@ -319,7 +319,7 @@ class AMANets(AdversarialModule):
 
 
 @register("ama")
-class AMA(AdversarialDetector):
+class AMA(DeepDetector):
     """AMA (module docstring). Parameters: `latent_dim` (None: 128 on images, the blocks' default on tabular
     rows), `arch`, `width` as ALAD; `lipschitz` (`sn` | `gp` | `sn+gp`), `gp_weight`, `critic_steps`;
     `mirrored`, `simplex` / `simplex_k`, `alpha_max`, `atypical` (`inward` | `outward` | `off`), `delta`,
@@ -327,34 +327,22 @@ class AMA(AdversarialDetector):
     `image_dropout`; `critic_reuse` (decode each batch once for its `critic_steps` critic updates);
     `neg_in_critic` (false: the negative term only in the E/G loss)."""
 
-    trainer_defaults = {"epochs": 100, "batch_size": 256, "lr": 3e-4, "betas": (0.0, 0.9), "ema_decay": None,
-                        "lr_milestones": (30, 60, 90), "lr_gamma": 0.1}
-
-    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  latent_dim: int | None = None, arch: str = "auto", width: int = 128, lipschitz: str = "sn",
                  gp_weight: float = 10.0, critic_steps: int = 5, mirrored: bool = True, simplex: bool = True,
                  simplex_k: int = 3, alpha_max: float = 0.5, atypical: str = "outward", delta: float = 2.0,
                  neg_fraction: float = 0.1, neg_start_epoch: int = 10, lambda_inter: float = 0.2,
                  lambda_reg: float = 1.0, lambda_neg: float = 5.0, score: str = "a", image_dropout: float = 0.0,
                  critic_reuse: bool = True, neg_in_critic: bool = True):
-        for name, value, choices in (("lipschitz", lipschitz, LIPSCHITZ), ("atypical", atypical, ATYPICAL),
-                                     ("score", score, SCORES)):
-            if value not in choices:
-                raise ConfigError(f"unknown model.params.{name} '{value}': choose one of {', '.join(choices)}")
-        if int(critic_steps) < 1:
-            raise ConfigError(f"model.params.critic_steps must be >= 1, got {critic_steps}")
-        if not float(delta) > 0:
-            raise ConfigError(f"model.params.delta must be > 0, got {delta}")
-        if not 0.0 <= float(neg_fraction) <= 1.0:
-            raise ConfigError(f"model.params.neg_fraction must be in [0, 1], got {neg_fraction}")
-        if int(simplex_k) < 0 or not float(alpha_max) > 0:
-            raise ConfigError(f"model.params.simplex_k must be >= 0 and alpha_max > 0, got {simplex_k}, {alpha_max}")
-        super().__init__(seed, trainer, checkpoint_dir, callbacks, latent_dim=latent_dim, arch=arch, width=width,
-                         lipschitz=lipschitz, gp_weight=gp_weight, critic_steps=critic_steps, mirrored=mirrored,
-                         simplex=simplex, simplex_k=simplex_k, alpha_max=alpha_max, atypical=atypical, delta=delta,
-                         neg_fraction=neg_fraction, neg_start_epoch=neg_start_epoch, lambda_inter=lambda_inter,
-                         lambda_reg=lambda_reg, lambda_neg=lambda_neg, score=score, image_dropout=image_dropout,
-                         critic_reuse=critic_reuse, neg_in_critic=neg_in_critic)
+        super().__init__(seed, trainer, checkpoint_dir, callbacks)
+        check_choice("lipschitz", lipschitz, LIPSCHITZ)
+        check_choice("atypical", atypical, ATYPICAL)
+        check_choice("score", score, SCORES)
+        require(int(critic_steps) >= 1, "critic_steps", ">= 1", critic_steps)
+        require(float(delta) > 0, "delta", "> 0", delta)
+        require(0.0 <= float(neg_fraction) <= 1.0, "neg_fraction", "in [0, 1]", neg_fraction)
+        require(int(simplex_k) >= 0, "simplex_k", ">= 0", simplex_k)
+        require(float(alpha_max) > 0, "alpha_max", "> 0", alpha_max)
 
     def latent_dim(self, input_shape):
         if self.params["latent_dim"] is None and blocks.is_image(tuple(input_shape)):
@@ -363,16 +351,7 @@ class AMA(AdversarialDetector):
         return super().latent_dim(input_shape)
 
     def build(self, input_shape):
-        p = self.params
-        return AMANets(input_shape, self.latent_dim(input_shape), arch=p["arch"], width=int(p["width"]),
-                       lipschitz=p["lipschitz"], gp_weight=float(p["gp_weight"]), critic_steps=int(p["critic_steps"]),
-                       mirrored=bool(p["mirrored"]), simplex_k=int(p["simplex_k"]) if p["simplex"] else 0,
-                       alpha_max=float(p["alpha_max"]), atypical=p["atypical"], delta=float(p["delta"]),
-                       neg_fraction=float(p["neg_fraction"]),
-                       neg_start_epoch=int(p["neg_start_epoch"]),
-                       lambda_inter=float(p["lambda_inter"]), lambda_reg=float(p["lambda_reg"]),
-                       lambda_neg=float(p["lambda_neg"]), score=p["score"], image_dropout=float(p["image_dropout"]),
-                       critic_reuse=bool(p["critic_reuse"]), neg_in_critic=bool(p["neg_in_critic"]))
+        return AMAModule(input_shape, self.latent_dim(input_shape), **self.module_params("latent_dim"))
 
     def training_r_scores(self, x: np.ndarray) -> np.ndarray:
         return self.engine.score(x, method="r_score")
@@ -381,7 +360,7 @@ class AMA(AdversarialDetector):
         """Fit the Gaussian of Eq. 6 to the R-scores of the training rows (buffers of the scoring network)."""
         r = self.training_r_scores(x)
         mean, std = float(r.mean()), float(r.std())
-        for module in {id(m): m for m in (self.engine.module, self.module)}.values():
+        for module in {id(m): m for m in (self.engine.module, self.scoring_module)}.values():
             module.r_mean.fill_(mean)
             module.r_std.fill_(std)
         self.train_r_stats = {"mean": mean, "std": std}

@@ -3,7 +3,7 @@ a per-sample search for the latent code of each query (the survey's Sec. 3.1, ga
 
 Training: the plain GAN value function (ALAD Sec. III), logits cross-entropy, non-saturating generator
 loss BCE(D(G(z)), 1). Networks: ALAD's GAN of Tables X (KDD99) and XII (Arrhythmia) for tabular data,
-and for images the DCGAN generator / discriminator of the Table IX family (`models.blocks`; ALAD's
+and for images the DCGAN generator / discriminator of the Table IX family (`kit.blocks`; ALAD's
 appendix: "the official DCGAN architecture"); EMA of weights for inference, decay 0.999 (ALAD appendix).
 
 Latent search (Eqs. 4-7): for Gamma = `search_steps` steps, Adam(`search_lr`) minimises
@@ -23,20 +23,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ganad_bench.errors import ConfigError
-from ganad_bench.models import blocks
-from ganad_bench.models.alad import bce, flat_norm
-from ganad_bench.models.registry import register
-from ganad_bench.training.detector import AdversarialDetector
-from ganad_bench.training.engine import AdversarialModule
+from ganad_bench.models.kit import blocks
+from ganad_bench.models.kit.contract import require
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.losses import bce, flat_norm
+from ganad_bench.models.kit.registry import register
+from ganad_bench.training.engine import DetectorModule
 
 
-class AnoGANNets(AdversarialModule):
+class AnoGANModule(DetectorModule):
+    """The DCGAN (G, D) and the latent search of Eqs. 4-7."""
+
     discriminator_names = ("discriminator",)
     generator_names = ("generator",)
 
-    def __init__(self, shape, latent_dim: int, arch: str = "auto", width: int = 128, spectral_norm: bool = False,
-                 weight: float = 0.1, search_steps: int = 500, search_lr: float = 0.01):
+    def __init__(self, shape, latent_dim: int, *, arch: str, width: int, spectral_norm: bool, weight: float,
+                 search_steps: int, search_lr: float):
         super().__init__()
         self.latent_dim = latent_dim
         self.weight, self.search_steps, self.search_lr = float(weight), int(search_steps), float(search_lr)
@@ -82,25 +84,16 @@ class AnoGANNets(AdversarialModule):
 
 
 @register("anogan")
-class AnoGAN(AdversarialDetector):
+class AnoGAN(DeepDetector):
     """AnoGAN / ADGAN (module docstring). Parameters: `latent_dim`, `arch`, `width` as ALAD; `weight` (lambda),
     `search_steps` (Gamma), `search_lr`, `spectral_norm` (off)."""
 
-    trainer_defaults = {"ema_decay": 0.999}
-
-    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  latent_dim: int | None = None, arch: str = "auto", width: int = 128, weight: float = 0.1,
                  search_steps: int = 500, search_lr: float = 0.01, spectral_norm: bool = False):
-        if not 0.0 <= float(weight) <= 1.0:
-            raise ConfigError(f"model.params.weight must be in [0, 1], got {weight}")
-        if int(search_steps) < 0:
-            raise ConfigError(f"model.params.search_steps must be >= 0, got {search_steps}")
-        super().__init__(seed, trainer, checkpoint_dir, callbacks, latent_dim=latent_dim, arch=arch, width=width,
-                         weight=weight, search_steps=search_steps, search_lr=search_lr, spectral_norm=spectral_norm)
+        super().__init__(seed, trainer, checkpoint_dir, callbacks)
+        require(0.0 <= float(weight) <= 1.0, "weight", "in [0, 1]", weight)
+        require(int(search_steps) >= 0, "search_steps", ">= 0", search_steps)
 
     def build(self, input_shape):
-        p = self.params
-        latent = self.latent_dim(input_shape)
-        return AnoGANNets(input_shape, latent, arch=p["arch"], width=int(p["width"]),
-                          spectral_norm=bool(p["spectral_norm"]), weight=p["weight"],
-                          search_steps=p["search_steps"], search_lr=p["search_lr"])
+        return AnoGANModule(input_shape, self.latent_dim(input_shape), **self.module_params("latent_dim"))

@@ -61,14 +61,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganad_bench.data.tensors import in_chunks
-from ganad_bench.errors import ConfigError
-from ganad_bench.models import blocks
-from ganad_bench.models.autoencoder import squared_error
-from ganad_bench.models.registry import register
-from ganad_bench.training.detector import AdversarialDetector
-from ganad_bench.training.engine import AdversarialModule
+from ganad_bench.models.kit import blocks
+from ganad_bench.models.kit.contract import check_choice, require
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.losses import squared_error
+from ganad_bench.models.kit.registry import register
+from ganad_bench.training.engine import DetectorModule
 
-DAGMM_ARCHS = ("auto", "kdd99", "thyroid", "arrhythmia", "mlp")
+# the layouts of Sec. 4.3 picked by the input width under arch=auto (anything else, images too: mlp)
+DAGMM_BY_WIDTH = {121: "kdd99", 6: "thyroid", 274: "arrhythmia"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,15 +86,6 @@ DAGMM_SPECS = {
     "arrhythmia": DAGMMSpec(hidden=(10,), latent_dim=2, n_components=2),
 }
 DAGMM_SPECS["mlp"] = DAGMM_SPECS["kdd99"]
-
-
-def resolve_dagmm_arch(shape: tuple[int, ...], arch: str = "auto") -> str:
-    if arch not in DAGMM_ARCHS:
-        raise ConfigError(f"unknown model.params.arch '{arch}': choose one of {', '.join(DAGMM_ARCHS)}")
-    if arch != "auto":
-        return arch
-    width = int(np.prod(shape))
-    return {121: "kdd99", 6: "thyroid", 274: "arrhythmia"}.get(width, "mlp") if len(shape) == 1 else "mlp"
 
 
 def gmm_parameters(z: torch.Tensor, gamma: torch.Tensor, eps: float):
@@ -121,12 +113,14 @@ def sample_energy(z: torch.Tensor, phi: torch.Tensor, mu: torch.Tensor, sigma: t
     return -torch.logsumexp(torch.log(phi.clamp_min(1e-30)) + log_gauss, dim=1)
 
 
-class DAGMMNets(AdversarialModule):
+class DAGMMModule(DetectorModule):
+    """The compression and estimation networks, the loss of Eq. 7 and the GMM energy used as the score."""
+
     generator_names = ("encoder", "decoder", "estimator")
 
-    def __init__(self, in_features: int, hidden: tuple[int, ...], latent_dim: int, n_components: int,
-                 lambda_energy: float = 0.1, lambda_cov: float = 0.005, cov_eps: float = 1e-6,
-                 norm_eps: float = 1e-6, dropout: float = 0.5, estimator_hidden: int = 10):
+    def __init__(self, in_features: int, hidden: tuple[int, ...], latent_dim: int, n_components: int, *,
+                 lambda_energy: float, lambda_cov: float, cov_eps: float, dropout: float, norm_eps: float = 1e-6,
+                 estimator_hidden: int = 10):
         super().__init__()
         self.lambda_energy, self.lambda_cov = float(lambda_energy), float(lambda_cov)
         self.cov_eps, self.norm_eps = float(cov_eps), float(norm_eps)
@@ -203,41 +197,39 @@ class DAGMMNets(AdversarialModule):
 
 
 @register("dagmm")
-class DAGMM(AdversarialDetector):
+class DAGMM(DeepDetector):
     """DAGMM (module docstring). Parameters: `arch` (auto | kdd99 | thyroid | arrhythmia | mlp), `latent_dim`,
     `hidden` (encoder widths), `n_components` (K) — null: from `arch` —, `lambda_energy` (lambda1 = 0.1),
     `lambda_cov` (lambda2 = 0.005), `cov_eps` (1e-6), `dropout` (0.5)."""
 
-    trainer_defaults = {"ema_decay": None, "lr": 1e-4, "batch_size": 1024, "epochs": 200, "betas": (0.9, 0.999)}
-
-    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  arch: str = "auto", latent_dim: int | None = None, hidden: list[int] | None = None,
                  n_components: int | None = None, lambda_energy: float = 0.1, lambda_cov: float = 0.005,
                  cov_eps: float = 1e-6, dropout: float = 0.5):
-        if arch not in DAGMM_ARCHS:
-            raise ConfigError(f"unknown model.params.arch '{arch}': choose one of {', '.join(DAGMM_ARCHS)}")
-        if n_components is not None and int(n_components) < 1:
-            raise ConfigError(f"model.params.n_components must be >= 1, got {n_components}")
-        if not float(cov_eps) > 0:
-            raise ConfigError(f"model.params.cov_eps must be > 0, got {cov_eps}")
-        super().__init__(seed, trainer, checkpoint_dir, callbacks, arch=arch, latent_dim=latent_dim,
-                         hidden=None if hidden is None else [int(h) for h in hidden], n_components=n_components,
-                         lambda_energy=lambda_energy, lambda_cov=lambda_cov, cov_eps=cov_eps, dropout=dropout)
+        super().__init__(seed, trainer, checkpoint_dir, callbacks)
+        check_choice("arch", arch, blocks.arch_names(DAGMM_BY_WIDTH, conv=False))
+        require(n_components is None or int(n_components) >= 1, "n_components", ">= 1", n_components)
+        require(float(cov_eps) > 0, "cov_eps", "> 0", cov_eps)
+
+    def arch_of(self, input_shape) -> str:
+        """Sec. 4.3's layout for these inputs: by the width of tabular rows, `mlp` for flattened images."""
+        width = int(np.prod(input_shape))
+        arch = blocks.resolve_arch((width,), self.params["arch"], by_width=DAGMM_BY_WIDTH)
+        return "mlp" if len(input_shape) != 1 and self.params["arch"] == "auto" else arch
 
     def spec(self, input_shape) -> DAGMMSpec:
         p = self.params
-        base = DAGMM_SPECS[resolve_dagmm_arch(tuple(input_shape), p["arch"])]
+        base = DAGMM_SPECS[self.arch_of(tuple(input_shape))]
         return DAGMMSpec(hidden=tuple(p["hidden"]) if p["hidden"] is not None else base.hidden,
                          latent_dim=int(p["latent_dim"] or base.latent_dim),
                          n_components=int(p["n_components"] or base.n_components))
 
     def build(self, input_shape):
-        p, spec = self.params, self.spec(input_shape)
-        return DAGMMNets(int(np.prod(input_shape)), spec.hidden, spec.latent_dim, spec.n_components,
-                         lambda_energy=float(p["lambda_energy"]), lambda_cov=float(p["lambda_cov"]),
-                         cov_eps=float(p["cov_eps"]), dropout=float(p["dropout"]))
+        spec = self.spec(input_shape)
+        return DAGMMModule(int(np.prod(input_shape)), spec.hidden, spec.latent_dim, spec.n_components,
+                           **self.module_params("arch", "latent_dim", "hidden", "n_components"))
 
     def after_fit(self, x: np.ndarray) -> None:
-        module = self.module
+        module = self.scoring_module
         module.fit_gmm(torch.as_tensor(np.asarray(x, dtype=np.float32)).to(module.phi.device),
                        chunk=int(self.trainer.score_batch_size))

@@ -1,8 +1,8 @@
 """DCAE — deep convolutional autoencoder baseline (Masci et al. 2011; as used by Ruff et al., ICML 2018,
 Sec. 4.1, whose MNIST / CIFAR-10 numbers MEMGAN Table 1 reprints in its DCAE column; RCGAN Table 1).
 
-Network: Deep SVDD's own autoencoder (`models.autoencoder`: the LeNet-type encoder and its mirrored
-decoder for images, the bias-free MLP for tabular rows), not the Table IX family of `models.blocks`.
+Network: Deep SVDD's own autoencoder (`kit.lenet`: the LeNet-type encoder and its mirrored
+decoder for images, the bias-free MLP for tabular rows), not the Table IX family of `kit.blocks`.
 Why: the published DCAE column is Ruff et al.'s DCAE, which "uses the same network as the Deep SVDD
 encoder, mirrored as decoder" (Ruff Sec. 4.1), so this is the network that produced the numbers we
 compare with, and DCAE is then exactly Deep SVDD's pretraining stage run as a detector. As there,
@@ -18,32 +18,23 @@ of the reconstruction error, its square root: the same ranking, so the same AURO
 
 from __future__ import annotations
 
-from ganad_bench.models.autoencoder import (
-    AutoEncoderModule,
-    DeepBaselineDetector,
-    make_autoencoder,
-    validate_contrast_norm,
-)
-from ganad_bench.models.registry import register
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.lenet import AutoEncoderModule, make_autoencoder
+from ganad_bench.models.kit.registry import register
 
 
 @register("dcae")
-class DCAE(DeepBaselineDetector):
+class DCAE(DeepDetector):
     """DCAE (module docstring). Parameters: `rep_dim` (null: MNIST 32, CIFAR-10 128, tabular by width),
     `hidden` (tabular hidden sizes, null: by width), `bias` (false: Ruff's bias-free layers),
     `contrast_norm` (l1 | l2 | null; images only)."""
 
-    trainer_defaults = {"ema_decay": None, "epochs": 150, "batch_size": 200, "lr": 1e-4, "betas": (0.9, 0.999),
-                        "weight_decay": 1e-6, "lr_milestones": (50,)}
-
-    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  rep_dim: int | None = None, hidden=None, bias: bool = False, contrast_norm: str | None = "l1"):
-        validate_contrast_norm(contrast_norm)
-        super().__init__(seed, trainer, checkpoint_dir, callbacks, rep_dim=rep_dim,
-                         hidden=None if hidden is None else tuple(hidden), bias=bool(bias), contrast_norm=contrast_norm)
+        super().__init__(seed, trainer, checkpoint_dir, callbacks)
 
     def build(self, input_shape):
         p = self.params
-        encoder, decoder = make_autoencoder(input_shape, p["rep_dim"], p["hidden"], p["bias"],
+        encoder, decoder = make_autoencoder(input_shape, p["rep_dim"], p["hidden"], bool(p["bias"]),
                                             sigmoid=self.contrast_normalised(input_shape))
         return AutoEncoderModule(encoder, decoder)

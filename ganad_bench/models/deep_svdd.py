@@ -17,14 +17,14 @@ reference code's eps rule: coordinates with |c_j| < 0.1 are pushed to +-0.1 (kee
 a registered buffer, never a parameter, so no optimiser sees it and it never changes after the pass.
 
 Against hypersphere collapse (Sec. 3.3, Propositions 2-3): every Linear / Conv layer has no bias and
-BatchNorm has no affine parameters; unbounded activations (LeakyReLU). Networks (`models.autoencoder`):
+BatchNorm has no affine parameters; unbounded activations (LeakyReLU). Networks (`kit.lenet`):
 MNIST-type LeNet (conv 8 5x5 -> BN -> LeakyReLU -> maxpool 2, conv 4 5x5 -> BN -> LeakyReLU -> maxpool 2,
 dense 32) for grey images, the CIFAR-10 variant (32 / 64 / 128 filters -> dense 128) for colour images,
 and, our choice for tabular rows, the bias-free MLP of the authors' Deep SAD code (hidden (128, 64) ->
 32 for d >= 100, (32, 16) -> 8 otherwise, -> 4 for d <= 6, as its arrhythmia / thyroid networks).
 
 Pretraining (Sec. 4.1): the encoder is first trained as the encoder of a deep convolutional autoencoder
-(the mirrored decoder of `models.autoencoder`, MSE; `pretrain_epochs`, 0 = none) and its weights start
+(the mirrored decoder of `kit.lenet`, MSE; `pretrain_epochs`, 0 = none) and its weights start
 Deep SVDD. Both stages use Adam with batch 200, lr 1e-4 and weight decay 1e-6 and 150 epochs with the
 learning rate x 0.1 after epoch 50 (the reference code's MNIST settings; `pretrain_lr`,
 `pretrain_weight_decay`, `pretrain_lr_milestones` where the stages should differ). Each stage is its own
@@ -32,7 +32,7 @@ learning rate x 0.1 after epoch 50 (the reference code's MNIST settings; `pretra
 interrupted run resumes inside whichever stage it was in.
 
 Preprocessing (Sec. 4.1): images are globally contrast normalised with the l1 norm and min-max scaled
-with the training (normal-class) images' extremes (`contrast_norm`, `models.autoencoder`); the reference
+with the training (normal-class) images' extremes (`contrast_norm`, `kit.deep`); the reference
 code hard-codes per-class extremes computed the same way on each class's training images.
 """
 
@@ -45,28 +45,22 @@ import torch
 from torch import nn
 
 from ganad_bench.data.tensors import in_chunks, to_device
-from ganad_bench.errors import ConfigError
-from ganad_bench.models.autoencoder import (
-    AutoEncoderModule,
-    DeepBaselineDetector,
-    make_autoencoder,
-    validate_contrast_norm,
-)
-from ganad_bench.models.registry import register
-from ganad_bench.training.device import seed_everything
-from ganad_bench.training.engine import AdversarialModule
+from ganad_bench.models.kit.contract import check_choice, require
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.lenet import AutoEncoderModule, make_autoencoder
+from ganad_bench.models.kit.registry import register
+from ganad_bench.training.engine import DetectorModule, Engine
 
 OBJECTIVES = ("one_class", "soft_boundary")
 CENTER_EPS = 0.1
 
 
-class SVDDModule(AdversarialModule):
+class SVDDModule(DetectorModule):
     """phi (`encoder`), the centre `c` and the radius `radius` (buffers), and the two objectives."""
 
     generator_names = ("encoder",)
 
-    def __init__(self, encoder: nn.Module, rep_dim: int, objective: str = "one_class", nu: float = 0.1,
-                 warmup_epochs: int = 10):
+    def __init__(self, encoder: nn.Module, rep_dim: int, *, objective: str, nu: float, warmup_epochs: int):
         super().__init__()
         self.encoder = encoder
         self.objective, self.nu, self.warmup_epochs = objective, float(nu), int(warmup_epochs)
@@ -118,34 +112,22 @@ class SVDDModule(AdversarialModule):
 
 
 @register("deep_svdd")
-class DeepSVDD(DeepBaselineDetector):
+class DeepSVDD(DeepDetector):
     """Deep SVDD (module docstring). Parameters: `objective` (one_class | soft_boundary), `nu`,
     `warmup_epochs` (soft boundary: epochs before R is first set), `rep_dim` (null: MNIST 32,
     CIFAR-10 128, tabular by width), `hidden` (tabular hidden sizes, null: by width), `pretrain_epochs`
     (autoencoder pretraining; 0: none), `pretrain_lr` / `pretrain_weight_decay` / `pretrain_lr_milestones`
     (null: the trainer's), `contrast_norm` (l1 | l2 | null; images only)."""
 
-    trainer_defaults = {"ema_decay": None, "epochs": 150, "batch_size": 200, "lr": 1e-4, "betas": (0.9, 0.999),
-                        "weight_decay": 1e-6, "lr_milestones": (50,)}
-
-    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  objective: str = "one_class", nu: float = 0.1, warmup_epochs: int = 10,
                  rep_dim: int | None = None, hidden=None, pretrain_epochs: int = 150,
                  pretrain_lr: float | None = None, pretrain_weight_decay: float | None = None,
                  pretrain_lr_milestones=None, contrast_norm: str | None = "l1"):
-        if objective not in OBJECTIVES:
-            raise ConfigError(f"unknown model.params.objective '{objective}': choose one of {', '.join(OBJECTIVES)}")
-        if not 0.0 < float(nu) <= 1.0:
-            raise ConfigError(f"model.params.nu must be in (0, 1], got {nu}")
-        if int(pretrain_epochs) < 0:
-            raise ConfigError(f"model.params.pretrain_epochs must be >= 0, got {pretrain_epochs}")
-        validate_contrast_norm(contrast_norm)
-        super().__init__(seed, trainer, checkpoint_dir, callbacks, objective=objective, nu=float(nu),
-                         warmup_epochs=int(warmup_epochs), rep_dim=rep_dim,
-                         hidden=None if hidden is None else tuple(hidden), pretrain_epochs=int(pretrain_epochs),
-                         pretrain_lr=pretrain_lr, pretrain_weight_decay=pretrain_weight_decay,
-                         pretrain_lr_milestones=None if pretrain_lr_milestones is None
-                         else tuple(int(m) for m in pretrain_lr_milestones), contrast_norm=contrast_norm)
+        super().__init__(seed, trainer, checkpoint_dir, callbacks)
+        check_choice("objective", objective, OBJECTIVES)
+        require(0.0 < float(nu) <= 1.0, "nu", "in (0, 1]", nu)
+        require(int(pretrain_epochs) >= 0, "pretrain_epochs", ">= 0", pretrain_epochs)
         self.center_init: np.ndarray | None = None
 
     def build_autoencoder(self, input_shape) -> AutoEncoderModule:
@@ -158,43 +140,35 @@ class DeepSVDD(DeepBaselineDetector):
         p = self.params
         encoder = encoder if encoder is not None else self.build_autoencoder(input_shape).encoder
         rep_dim = encoder.rep_dim if hasattr(encoder, "rep_dim") else encoder[-1].out_features
-        return SVDDModule(encoder, rep_dim, p["objective"], p["nu"], p["warmup_epochs"])
+        return SVDDModule(encoder, rep_dim, objective=p["objective"], nu=float(p["nu"]),
+                          warmup_epochs=int(p["warmup_epochs"]))
 
     def pretrain_config(self):
         p = self.params
-        changes = {"epochs": p["pretrain_epochs"]}
+        changes = {"epochs": int(p["pretrain_epochs"])}
         for key, name in (("lr", "pretrain_lr"), ("weight_decay", "pretrain_weight_decay"),
                           ("lr_milestones", "pretrain_lr_milestones")):
             if p[name] is not None:
-                changes[key] = p[name]
+                changes[key] = tuple(int(m) for m in p[name]) if key == "lr_milestones" else p[name]
         return dataclasses.replace(self.trainer, **changes)
 
-    def fit(self, x, x_val=None):
-        x = np.asarray(x, dtype=np.float32)
-        self.fit_input_map(x)
-        x = self.preprocess(x)
-        x_val = None if x_val is None else self.preprocess(x_val)
-        self.input_shape = tuple(int(s) for s in x.shape[1:])
-        seed_everything(self.seed)
+    def train(self, x, x_val) -> Engine:
+        """Stage 1: the autoencoder (`pretrain`); the centre from the pretrained encoder; stage 2: `svdd`."""
         autoencoder = self.build_autoencoder(self.input_shape)
-        if self.params["pretrain_epochs"] > 0:
+        if int(self.params["pretrain_epochs"]) > 0:
             self.pretrain_engine = self.train_stage("pretrain", autoencoder, self.pretrain_config(), x, x_val)
             self.pretrain_history = self.pretrain_engine.history
         module = self.build(self.input_shape, encoder=autoencoder.encoder)
         device = next(autoencoder.parameters()).device
-        x_device = to_device(x, device)
-        module.to(device).set_center(x_device, self.trainer.score_batch_size)
+        module.to(device).set_center(to_device(x, device), self.trainer.score_batch_size)
         self.center_init = module.c.detach().cpu().numpy().copy()
-        self.engine = self.train_stage("svdd", module, self.trainer, x, x_val)
-        self.history = self.engine.history
-        self.after_fit(x)
-        return self
+        return self.train_stage("svdd", module, self.trainer, x, x_val)
 
     def after_fit(self, x):
         if self.params["objective"] == "soft_boundary":
-            self.module.set_radius(to_device(x, self.module.c.device), self.trainer.score_batch_size)
+            self.scoring_module.set_radius(to_device(x, self.scoring_module.c.device), self.trainer.score_batch_size)
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("pretrain_engine", None)
+        state.pop("pretrain_engine", None)  # the pretraining stage is not part of a saved detector
         return state

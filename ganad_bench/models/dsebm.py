@@ -51,39 +51,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganad_bench.errors import ConfigError
-from ganad_bench.models import blocks
-from ganad_bench.models.autoencoder import squared_error
-from ganad_bench.models.registry import register
-from ganad_bench.training.detector import AdversarialDetector
-from ganad_bench.training.engine import AdversarialModule
+from ganad_bench.models.kit import blocks
+from ganad_bench.models.kit.contract import check_choice, require
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.losses import squared_error
+from ganad_bench.models.kit.registry import register
+from ganad_bench.training.engine import DetectorModule
 
 SCORES = ("energy", "reconstruction")
-DSEBM_ARCHS = ("auto", "kdd99", "arrhythmia", "mlp", "conv")
 TABULAR_HIDDEN = {"kdd99": (128, 512), "arrhythmia": (10, 2), "mlp": (128, 512)}
-
-
-def resolve_dsebm_arch(shape: tuple[int, ...], arch: str = "auto") -> str:
-    if arch not in DSEBM_ARCHS:
-        raise ConfigError(f"unknown model.params.arch '{arch}': choose one of {', '.join(DSEBM_ARCHS)}")
-    if len(shape) not in (1, 3):
-        raise ConfigError(f"input shape {shape}: expected (features,) or (channels, height, width)")
-    image = len(shape) == 3
-    if arch == "conv" and not image:
-        raise ConfigError(f"arch 'conv' needs images, got tabular inputs of shape {shape}")
-    if image and arch not in ("auto", "conv"):
-        raise ConfigError(f"arch '{arch}' is tabular but the inputs are images {shape}")
-    if arch != "auto":
-        return arch
-    if image:
-        return "conv"
-    return {121: "kdd99", 274: "arrhythmia"}.get(int(shape[0]), "mlp")
 
 
 def make_energy_features(shape, arch: str, hidden: tuple[int, ...] | None = None, filters: int = 64,
                          units: int = 128) -> nn.Module:
     """h(x) (module docstring): softplus layers; the energy subtracts the sum of the last one."""
-    arch = resolve_dsebm_arch(tuple(shape), arch)
+    arch = blocks.resolve_arch(tuple(shape), arch, square_images=False)
     if arch == "conv":
         c, h, w = (int(s) for s in shape)
         side_h, side_w = (h + 1) // 2, (w + 1) // 2              # 3x3 stride-2 "same" convolution
@@ -101,11 +83,12 @@ def make_energy_features(shape, arch: str, hidden: tuple[int, ...] | None = None
     return net
 
 
-class DSEBMNets(AdversarialModule):
+class DSEBMModule(DetectorModule):
+    """h(x) and b', the energy, the denoising score matching loss and the two scores."""
+
     generator_names = ("features", "b_prime")
 
-    def __init__(self, shape, arch: str = "auto", hidden: tuple[int, ...] | None = None, noise_std: float = 1.0,
-                 score: str = "energy"):
+    def __init__(self, shape, *, arch: str, hidden: tuple[int, ...] | None, noise_std: float, score: str):
         super().__init__()
         self.features = make_energy_features(shape, arch, hidden)
         self.b_prime = nn.Parameter(torch.zeros(*shape))
@@ -143,27 +126,24 @@ class DSEBMNets(AdversarialModule):
         return squared_error(x, rec).detach()
 
 
-class DSEBM(AdversarialDetector):
+class DSEBM(DeepDetector):
     """DSEBM (module docstring). Parameters: `arch` (auto | kdd99 | arrhythmia | mlp | conv), `hidden` (tabular
     layer widths; null: by arch), `noise_std` (sigma of the denoising noise, 1.0). The score is fixed by the
     registered name (`dsebm_e`: energy, `dsebm_r`: reconstruction)."""
 
     score_name = "energy"
-    trainer_defaults = {"ema_decay": None, "lr": 1e-4, "batch_size": 100, "epochs": 100, "betas": (0.9, 0.999)}
 
-    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  arch: str = "auto", hidden: list[int] | None = None, noise_std: float = 1.0):
-        if arch not in DSEBM_ARCHS:
-            raise ConfigError(f"unknown model.params.arch '{arch}': choose one of {', '.join(DSEBM_ARCHS)}")
-        if not float(noise_std) > 0:
-            raise ConfigError(f"model.params.noise_std must be > 0, got {noise_std}")
-        super().__init__(seed, trainer, checkpoint_dir, callbacks, arch=arch,
-                         hidden=None if hidden is None else [int(h) for h in hidden], noise_std=float(noise_std))
+        super().__init__(seed, trainer, checkpoint_dir, callbacks)
+        check_choice("arch", arch, blocks.arch_names())
+        require(float(noise_std) > 0, "noise_std", "> 0", noise_std)
 
     def build(self, input_shape):
         p = self.params
-        return DSEBMNets(tuple(input_shape), arch=p["arch"], hidden=None if p["hidden"] is None else tuple(p["hidden"]),
-                         noise_std=p["noise_std"], score=self.score_name)
+        hidden = None if p["hidden"] is None else tuple(int(h) for h in p["hidden"])
+        return DSEBMModule(tuple(input_shape), arch=p["arch"], hidden=hidden, noise_std=float(p["noise_std"]),
+                           score=self.score_name)
 
 
 @register("dsebm_e")

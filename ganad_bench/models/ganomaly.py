@@ -3,7 +3,7 @@ discriminator (the survey's Sec. 3.3, gan_ad_survey.txt, Eqs. 8-13).
 
 Networks: G_E (encoder) x -> z, G_D (decoder) z -> x_hat, E (second encoder, same architecture as G_E)
 x_hat -> z_hat, and a discriminator D with a feature layer f. GANomaly's own DCGAN networks are
-replaced by ALAD's (`models.blocks`: encoder, generator and the plain GAN discriminator of Tables
+replaced by ALAD's (`kit.blocks`: encoder, generator and the plain GAN discriminator of Tables
 IX-XIII), as DESIGN.md asks where the papers differ.
 
 Generator loss (Eq. 11): w_adv * L_adv + w_con * L_con + w_enc * L_enc with
@@ -22,19 +22,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ganad_bench.models import blocks
-from ganad_bench.models.alad import bce
-from ganad_bench.models.registry import register
-from ganad_bench.training.detector import AdversarialDetector
-from ganad_bench.training.engine import AdversarialModule
+from ganad_bench.models.kit import blocks
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.losses import bce
+from ganad_bench.models.kit.registry import register
+from ganad_bench.training.engine import DetectorModule
 
 
-class GANomalyNets(AdversarialModule):
+class GANomalyModule(DetectorModule):
+    """G_E, G_D, E and D, the losses of Eqs. 8-11 and the score of Eq. 12."""
+
     discriminator_names = ("discriminator",)
     generator_names = ("encoder", "decoder", "encoder2")
 
-    def __init__(self, shape, latent_dim: int, arch: str = "auto", width: int = 128, spectral_norm: bool = False,
-                 w_adv: float = 1.0, w_con: float = 50.0, w_enc: float = 1.0):
+    def __init__(self, shape, latent_dim: int, *, arch: str, width: int, spectral_norm: bool, w_adv: float,
+                 w_con: float, w_enc: float):
         super().__init__()
         self.w_adv, self.w_con, self.w_enc = float(w_adv), float(w_con), float(w_enc)
         self.encoder = blocks.make_encoder(shape, latent_dim, arch, width)
@@ -66,21 +68,14 @@ class GANomalyNets(AdversarialModule):
 
 
 @register("ganomaly")
-class GANomaly(AdversarialDetector):
+class GANomaly(DeepDetector):
     """GANomaly (module docstring). Parameters: `latent_dim`, `arch`, `width` as ALAD; `w_adv`, `w_con`,
     `w_enc` (Eq. 11), `spectral_norm` (off)."""
 
-    trainer_defaults = {"ema_decay": 0.999}
-
-    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  latent_dim: int | None = None, arch: str = "auto", width: int = 128, w_adv: float = 1.0,
                  w_con: float = 50.0, w_enc: float = 1.0, spectral_norm: bool = False):
-        super().__init__(seed, trainer, checkpoint_dir, callbacks, latent_dim=latent_dim, arch=arch, width=width,
-                         w_adv=w_adv, w_con=w_con, w_enc=w_enc, spectral_norm=spectral_norm)
+        super().__init__(seed, trainer, checkpoint_dir, callbacks)
 
     def build(self, input_shape):
-        p = self.params
-        latent = self.latent_dim(input_shape)
-        return GANomalyNets(input_shape, latent, arch=p["arch"], width=int(p["width"]),
-                            spectral_norm=bool(p["spectral_norm"]), w_adv=p["w_adv"], w_con=p["w_con"],
-                            w_enc=p["w_enc"])
+        return GANomalyModule(input_shape, self.latent_dim(input_shape), **self.module_params("latent_dim"))

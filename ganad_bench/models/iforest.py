@@ -4,7 +4,7 @@
 `contrast_norm` and `pca` (default off) transform the inputs first (`input_map.InputMap`, fitted on the
 training rows). MEMGAN Table 1's IF column is Deep SVDD's, whose IF saw L1 global-contrast-normalised
 MNIST images reduced by PCA to 95 % of the variance (lukasruff/Deep-SVDD `scripts/mnist_if.sh`:
-`--gcn 1 --unit_norm_used l1 --pca`): `+model.params.contrast_norm=l1 +model.params.pca=0.95` reproduces
+`--gcn 1 --unit_norm_used l1 --pca`): `model.params.contrast_norm=l1 model.params.pca=0.95` reproduces
 that column within 0.5 AUROC points on every class (3 seeds), where plain pixels fall up to 15 points
 short (digits 2, 5, 8). The default keeps ALAD's setting (plain pixels in [-1, 1], ALAD Tables II-III)."""
 
@@ -13,23 +13,25 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from ganad_bench.models.base import Detector, flatten
-from ganad_bench.models.input_map import InputMap
-from ganad_bench.models.registry import register
+from ganad_bench.models.kit.contract import Detector, flatten
+from ganad_bench.models.kit.input_map import InputMap
+from ganad_bench.models.kit.registry import register
 
 
 @register("iforest")
 class IsolationForestDetector(Detector):
-    def __init__(self, seed: int = 0, n_estimators: int = 100, max_samples="auto", max_features: float = 1.0,
+    def __init__(self, seed: int = 0, *, n_estimators: int = 100, max_samples="auto", max_features: float = 1.0,
                  n_jobs: int | None = None, contrast_norm: str | None = None, pca: float | int | None = None):
         super().__init__(seed)
-        self.model = IsolationForest(n_estimators=n_estimators, max_samples=max_samples,
-                                     max_features=max_features, n_jobs=n_jobs, random_state=self.seed)
-        self.input_map = InputMap(contrast_norm, pca, seed=self.seed)
+        self.input_map = InputMap(contrast_norm, pca, seed=self.seed)  # validates the transform's settings
 
     def fit(self, x, x_val=None):
+        p = self.params
         x = flatten(x)
-        self.model.fit(self.input_map.fit(x)(x))
+        self.input_map = InputMap(p["contrast_norm"], p["pca"], seed=self.seed).fit(x)
+        self.model = IsolationForest(n_estimators=p["n_estimators"], max_samples=p["max_samples"],
+                                     max_features=p["max_features"], n_jobs=p["n_jobs"], random_state=self.seed)
+        self.model.fit(self.input_map(x))
         return self
 
     def score_samples(self, x) -> np.ndarray:

@@ -24,43 +24,40 @@ from scipy.special import logsumexp
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 
-from ganad_bench.models.base import Detector, flatten, subsample
-from ganad_bench.models.input_map import InputMap
-from ganad_bench.models.registry import register
+from ganad_bench.models.kit.contract import Detector, flatten, subsample
+from ganad_bench.models.kit.input_map import InputMap
+from ganad_bench.models.kit.registry import register
 
 
 @register("kde")
 class KernelDensityDetector(Detector):
-    def __init__(self, seed: int = 0, bandwidths: list[float] | None = None, cv: int = 5,
+    def __init__(self, seed: int = 0, *, bandwidths: list[float] | None = None, cv: int = 5,
                  max_train_samples: int | None = 10000, max_search_samples: int = 2000,
                  chunk_size: int = 2048, contrast_norm: str | None = None, pca: float | int | None = None):
         super().__init__(seed)
-        # Candidate bandwidths are multiples of the data's typical nearest-scale (see fit).
-        self.bandwidths = bandwidths
-        self.cv = cv
-        self.max_train_samples = max_train_samples
-        self.max_search_samples = max_search_samples
-        self.chunk_size = chunk_size
-        self.input_map = InputMap(contrast_norm, pca, seed=self.seed)
+        self.input_map = InputMap(contrast_norm, pca, seed=self.seed)  # validates the transform's settings
         self.bandwidth: float | None = None
         self.train: np.ndarray | None = None
 
     def _grid(self, x: np.ndarray) -> np.ndarray:
-        if self.bandwidths is not None:
-            return np.asarray(self.bandwidths, dtype=np.float64)
+        if self.params["bandwidths"] is not None:
+            return np.asarray(self.params["bandwidths"], dtype=np.float64)
         # A grid spanning two decades around the per-feature spread, so it fits any feature scaling.
         spread = float(np.sqrt(np.mean(np.var(x, axis=0)))) or 1.0
         return spread * np.logspace(-1.5, 0.5, 13)
 
     def fit(self, x, x_val=None):
-        x = subsample(flatten(x), self.max_train_samples, self.seed)
-        x = self.input_map.fit(x)(x)
-        search = subsample(x, self.max_search_samples, self.seed + 1)
+        p = self.params
+        x = subsample(flatten(x), p["max_train_samples"], self.seed)
+        self.input_map = InputMap(p["contrast_norm"], p["pca"], seed=self.seed).fit(x)
+        x = self.input_map(x)
+        search = subsample(x, p["max_search_samples"], self.seed + 1)
         grid = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": self._grid(search)},
-                            cv=min(self.cv, len(search)))
+                            cv=min(int(p["cv"]), len(search)))
         grid.fit(search)
         self.bandwidth = float(grid.best_params_["bandwidth"])
         self.train = x
+        self.fit_rows = len(x)
         return self
 
     def log_density(self, x) -> np.ndarray:
@@ -70,8 +67,8 @@ class KernelDensityDetector(Detector):
         log_norm = -np.log(n) - 0.5 * d * np.log(2.0 * np.pi * h2)
         train_sq = np.einsum("ij,ij->i", self.train, self.train)
         out = np.empty(len(x))
-        for start in range(0, len(x), self.chunk_size):
-            chunk = x[start:start + self.chunk_size]
+        for start in range(0, len(x), int(self.params["chunk_size"])):
+            chunk = x[start:start + int(self.params["chunk_size"])]
             sq = np.einsum("ij,ij->i", chunk, chunk)[:, None] + train_sq[None, :] - 2.0 * chunk @ self.train.T
             out[start:start + len(chunk)] = logsumexp(-0.5 * np.maximum(sq, 0.0) / h2, axis=1) + log_norm
         return out

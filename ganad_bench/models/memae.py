@@ -47,22 +47,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganad_bench.errors import ConfigError
-from ganad_bench.models.autoencoder import (
-    DeepBaselineDetector,
-    check_shape,
-    mlp_decoder,
-    mlp_encoder,
-    squared_error,
-    tabular_sizes,
-    validate_contrast_norm,
-)
-from ganad_bench.models.blocks import is_image
-from ganad_bench.models.registry import register
-from ganad_bench.training.engine import AdversarialModule
+from ganad_bench.models.kit import blocks
+from ganad_bench.models.kit.blocks import is_image
+from ganad_bench.models.kit.contract import check_choice, require
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.lenet import mlp_decoder, mlp_encoder, tabular_sizes
+from ganad_bench.models.kit.losses import squared_error
+from ganad_bench.models.kit.registry import register
+from ganad_bench.training.engine import DetectorModule
 
 SHRINK_EPS = 1e-12
 SLOPE = 0.2
 SIMILARITIES = ("cosine", "dot")
+MEMORY_ON = ("image", "position")
 
 
 def hard_shrink(w: torch.Tensor, lambd: float) -> torch.Tensor:
@@ -146,21 +143,23 @@ class ConvDecoder(nn.Module):
         return self.net(z)
 
 
-class MemAEModule(AdversarialModule):
+class MemAEModule(DetectorModule):
+    """Encoder, memory and decoder; MSE + entropy loss (Eq. 10); the reconstruction error as the score."""
+
     generator_names = ("encoder", "memory", "decoder")
 
-    def __init__(self, shape, n_slots: int | None = None, shrink_thres: float | None = None,
-                 entropy_weight: float = 0.0002, hidden=None, rep_dim: int | None = None,
-                 similarity: str = "cosine", memory_on: str = "image"):
+    def __init__(self, shape, *, mem_slots: int | None, shrink_thres: float | None, entropy_weight: float, hidden,
+                 rep_dim: int | None, similarity: str, memory_on: str):
         super().__init__()
-        shape = check_shape(shape)
+        blocks.resolve_arch(shape)  # (features,) or square images of side >= 8
+        shape = tuple(int(s) for s in shape)
         self.image = is_image(shape)
         self.per_position = self.image and memory_on == "position"
         if self.image:
             self.encoder = ConvEncoder(shape)
             self.decoder = ConvDecoder(shape, self.encoder.sides)
             dim = self.encoder.out_channels * (1 if self.per_position else self.encoder.sides[-1] ** 2)
-            n = int(n_slots or (100 if int(shape[0]) == 1 else 500))
+            n = int(mem_slots or (100 if int(shape[0]) == 1 else 500))
         else:
             d = int(shape[0])
             default_hidden, default_rep = tabular_sizes(d)
@@ -168,7 +167,7 @@ class MemAEModule(AdversarialModule):
             dim = int(rep_dim or default_rep)
             self.encoder = mlp_encoder(d, hidden, dim, bias=True)
             self.decoder = mlp_decoder(d, hidden, dim, bias=True)
-            n = int(n_slots or 100)
+            n = int(mem_slots or 100)
         lambd = 1.0 / n if shrink_thres is None else float(shrink_thres)
         self.memory = Memory(n, dim, lambd, similarity)
         self.entropy_weight = float(entropy_weight)
@@ -208,32 +207,21 @@ class MemAEModule(AdversarialModule):
 
 
 @register("memae")
-class MemAE(DeepBaselineDetector):
+class MemAE(DeepDetector):
     """MemAE (module docstring). Parameters: `mem_slots` N (null: 100 grey images / tabular, 500 colour
     images), `shrink_thres` lambda (null: 1/N; 0: no shrinkage), `entropy_weight` alpha (0.0002),
     `hidden` / `rep_dim` (tabular networks, null: by width), `contrast_norm` (null | l1 | l2; images only),
     `similarity` (cosine: the paper's Eq. 5 | dot: the authors' code), `memory_on` (image: one query per
     sample, the paper | position: one per feature-map position, the authors' video code)."""
 
-    trainer_defaults = {"ema_decay": None, "epochs": 100, "batch_size": 200, "lr": 1e-4, "betas": (0.9, 0.999)}
-
-    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  mem_slots: int | None = None, shrink_thres: float | None = None, entropy_weight: float = 0.0002,
                  hidden=None, rep_dim: int | None = None, contrast_norm: str | None = None,
                  similarity: str = "cosine", memory_on: str = "image"):
-        validate_contrast_norm(contrast_norm)
-        if memory_on not in ("image", "position"):
-            raise ConfigError(f"unknown model.params.memory_on '{memory_on}': choose image or position")
-        if similarity not in SIMILARITIES:
-            raise ConfigError(f"unknown model.params.similarity '{similarity}': choose cosine or dot")
-        if mem_slots is not None and int(mem_slots) < 1:
-            raise ConfigError(f"model.params.mem_slots must be >= 1, got {mem_slots}")
-        super().__init__(seed, trainer, checkpoint_dir, callbacks, mem_slots=mem_slots, shrink_thres=shrink_thres,
-                         entropy_weight=float(entropy_weight), hidden=None if hidden is None else tuple(hidden),
-                         rep_dim=rep_dim, contrast_norm=contrast_norm, similarity=similarity,
-                         memory_on=memory_on)
+        super().__init__(seed, trainer, checkpoint_dir, callbacks)
+        check_choice("memory_on", memory_on, MEMORY_ON)
+        check_choice("similarity", similarity, SIMILARITIES)
+        require(mem_slots is None or int(mem_slots) >= 1, "mem_slots", ">= 1", mem_slots)
 
     def build(self, input_shape):
-        p = self.params
-        return MemAEModule(input_shape, p["mem_slots"], p["shrink_thres"], p["entropy_weight"], p["hidden"],
-                           p["rep_dim"], p["similarity"], p["memory_on"])
+        return MemAEModule(input_shape, **self.module_params("contrast_norm"))

@@ -22,7 +22,7 @@ The minibatch x and the convex coefficients alpha are drawn once per step and sh
 Anomaly score (Eq. 8): A(x) = ||x - G(P(E(x)))||_2.
 
 Silent in the paper (its network configurations are in a supplement we do not have): E, G and D_xz are the
-shared ALAD family (`models.blocks`, Table IX for images, Tables XI / XIII / generic MLP for rows) with the
+shared ALAD family (`kit.blocks`, Table IX for images, Tables XI / XIII / generic MLP for rows) with the
 latent size d; spectral normalisation of D_xz and E as ALAD (`spectral_norm`, on: without it D_xz wins
 outright within an epoch on MNIST — d_loss 0.001 — and the AUROC falls as training goes on); the memory is
 initialised N(0, 1) (with a Glorot-scale memory the addressing stays uniform, every x is projected to the
@@ -41,21 +41,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganad_bench.errors import ConfigError
-from ganad_bench.models import blocks
-from ganad_bench.models.alad import bce, flat_norm
-from ganad_bench.models.registry import register
+from ganad_bench.models.kit import blocks
+from ganad_bench.models.kit.contract import require
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.losses import bce, flat_norm
+from ganad_bench.models.kit.registry import register
 from ganad_bench.results.image_grid import image_grid, write_png
-from ganad_bench.training.detector import AdversarialDetector
-from ganad_bench.training.engine import AdversarialModule
+from ganad_bench.training.engine import DetectorModule
 
 
-class MEMGANNets(AdversarialModule):
+class MEMGANModule(DetectorModule):
+    """E, G, D_xz and the memory M, Algorithm 1's four updates as engine phases, the score of Eq. 8."""
+
     discriminator_names = ("d_xz",)
     generator_names = ("encoder", "generator", "memory")
 
-    def __init__(self, shape, memory_dim: int, n_memory: int = 50, arch: str = "auto", width: int = 128,
-                 spectral_norm: bool = False, image_dropout: float = 0.2, projection_loss: bool = True):
+    def __init__(self, shape, memory_dim: int, *, n_memory: int, arch: str, width: int, spectral_norm: bool,
+                 image_dropout: float, projection_loss: bool):
         super().__init__()
         self.n_memory, self.memory_dim = int(n_memory), int(memory_dim)
         self.projection_loss = projection_loss
@@ -149,34 +151,25 @@ class MEMGANNets(AdversarialModule):
 
 
 @register("memgan")
-class MEMGAN(AdversarialDetector):
+class MEMGAN(DeepDetector):
     """MEMGAN (module docstring). Parameters: `n_memory` (n), `memory_dim` (d; None: the architecture's
     latent size), `arch`, `width`, `spectral_norm`, `image_dropout` as ALAD; `projection_loss` (l_proj on /
     off: Sec. 7's ablation)."""
 
-    trainer_defaults = {"ema_decay": None}
-
-    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  n_memory: int = 50, memory_dim: int | None = None, arch: str = "auto", width: int = 128,
                  spectral_norm: bool = True, image_dropout: float = 0.2, projection_loss: bool = True):
-        if int(n_memory) < 2:
-            raise ConfigError(f"model.params.n_memory must be >= 2, got {n_memory}")
-        if memory_dim is not None and int(memory_dim) < 1:
-            raise ConfigError(f"model.params.memory_dim must be >= 1, got {memory_dim}")
-        super().__init__(seed, trainer, checkpoint_dir, callbacks, n_memory=int(n_memory), memory_dim=memory_dim,
-                         arch=arch, width=width, spectral_norm=spectral_norm, image_dropout=image_dropout,
-                         projection_loss=projection_loss)
+        super().__init__(seed, trainer, checkpoint_dir, callbacks)
+        require(int(n_memory) >= 2, "n_memory", ">= 2", n_memory)
+        require(memory_dim is None or int(memory_dim) >= 1, "memory_dim", ">= 1", memory_dim)
 
     def build(self, input_shape):
-        p = self.params
-        dim = int(p["memory_dim"] or blocks.default_latent_dim(input_shape, p["arch"]))
-        return MEMGANNets(input_shape, dim, n_memory=p["n_memory"], arch=p["arch"], width=int(p["width"]),
-                          spectral_norm=bool(p["spectral_norm"]), image_dropout=float(p["image_dropout"]),
-                          projection_loss=bool(p["projection_loss"]))
+        dim = int(self.params["memory_dim"] or blocks.default_latent_dim(input_shape, self.params["arch"]))
+        return MEMGANModule(input_shape, dim, **self.module_params("memory_dim"))
 
     def memory_images(self) -> torch.Tensor:
         """The decoded memory units of the scoring network, (n_memory, *input_shape) on the CPU."""
-        module = self.module
+        module = self.scoring_module
         module.eval()
         return module.decode_memory().float().cpu()
 

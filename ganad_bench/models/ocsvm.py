@@ -17,29 +17,27 @@ from __future__ import annotations
 import numpy as np
 from sklearn.svm import OneClassSVM
 
-from ganad_bench.models.base import Detector, flatten, subsample
-from ganad_bench.models.input_map import InputMap
-from ganad_bench.models.registry import register
+from ganad_bench.models.kit.contract import Detector, flatten, subsample
+from ganad_bench.models.kit.input_map import InputMap
+from ganad_bench.models.kit.registry import register
 
 
 @register("ocsvm")
 class OneClassSVMDetector(Detector):
-    def __init__(self, seed: int = 0, nu: float = 0.1, gamma: float | str = "inverse_features",
+    def __init__(self, seed: int = 0, *, nu: float = 0.1, gamma: float | str = "inverse_features",
                  max_train_samples: int | None = 20000, cache_size_mb: int = 1000,
                  contrast_norm: str | None = None, pca: float | int | None = None):
         super().__init__(seed)
-        self.input_map = InputMap(contrast_norm, pca, seed=self.seed)
-        self.nu, self.gamma = float(nu), gamma
-        self.max_train_samples = max_train_samples
-        self.cache_size_mb = cache_size_mb
+        self.input_map = InputMap(contrast_norm, pca, seed=self.seed)  # validates the transform's settings
         self.model: OneClassSVM | None = None
-        self.fit_rows = 0
 
     def fit(self, x, x_val=None):
-        x = subsample(flatten(x), self.max_train_samples, self.seed)
-        x = self.input_map.fit(x)(x)
-        gamma = 1.0 / x.shape[1] if self.gamma == "inverse_features" else self.gamma
-        self.model = OneClassSVM(kernel="rbf", nu=self.nu, gamma=gamma, cache_size=self.cache_size_mb)
+        p = self.params
+        x = subsample(flatten(x), p["max_train_samples"], self.seed)
+        self.input_map = InputMap(p["contrast_norm"], p["pca"], seed=self.seed).fit(x)
+        x = self.input_map(x)
+        gamma = 1.0 / x.shape[1] if p["gamma"] == "inverse_features" else p["gamma"]
+        self.model = OneClassSVM(kernel="rbf", nu=float(p["nu"]), gamma=gamma, cache_size=p["cache_size_mb"])
         self.model.fit(x)
         self.fit_rows = len(x)
         return self

@@ -2,7 +2,7 @@
 
 Networks (Sec. 4): ALICE's E, G, the joint discriminator D_xz and the cycle discriminator D_xx — ALAD's
 networks without D_zz ("the hyper-parameters and neural structures of RCGAN closely follow ALAD",
-Sec. 5.4), built by `models.blocks` from the input shape (ALAD Tables IX / XI / XIII, the generic MLP
+Sec. 5.4), built by `kit.blocks` from the input shape (ALAD Tables IX / XI / XIII, the generic MLP
 for other tabular widths).
 
 Objective (Eq. 10) = V_ano (Eq. 4) + V_cycle (Eq. 9):
@@ -35,11 +35,12 @@ import math
 
 import torch
 
-from ganad_bench.errors import ConfigError
-from ganad_bench.models.alad import BiGANNets, bce, flat_norm
-from ganad_bench.models.blocks import is_image
-from ganad_bench.models.registry import register
-from ganad_bench.training.detector import AdversarialDetector
+from ganad_bench.models.kit.bigan import BiGANModule
+from ganad_bench.models.kit.blocks import is_image
+from ganad_bench.models.kit.contract import check_choice
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.models.kit.losses import bce, flat_norm
+from ganad_bench.models.kit.registry import register
 
 PENALTIES = ("normal", "normal2", "uniform", "none")
 SCORES = ("auto", "discriminator", "features")
@@ -56,11 +57,16 @@ def sample_penalty(kind: str, like: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"no samples for penalty '{kind}'")
 
 
-class RCGANNets(BiGANNets):
+class RCGANModule(BiGANModule):
+    """ALICE's E, G, D_xz, D_xx, the penalty term of Eq. 4 and the scores of Eqs. 11-12."""
+
+    # the scores one trained module can report (`score_name` picks one; scripts/gan_measure.py --all-scores)
     score_names = ("discriminator", "features")
 
-    def __init__(self, shape, latent_dim: int, penalty: str = "normal", score: str = "auto", **kwargs):
-        super().__init__(shape, latent_dim, cycle_x=True, cycle_z=False, **kwargs)
+    def __init__(self, shape, latent_dim: int, *, penalty: str, score: str, arch: str, width: int,
+                 spectral_norm: bool, image_dropout: float):
+        super().__init__(shape, latent_dim, arch=arch, width=width, spectral_norm=spectral_norm, cycle_x=True,
+                         cycle_z=False, image_dropout=image_dropout)
         self.penalty = penalty
         self.score_name = ("features" if is_image(tuple(shape)) else "discriminator") if score == "auto" else score
 
@@ -98,25 +104,17 @@ class RCGANNets(BiGANNets):
 
 
 @register("rcgan")
-class RCGAN(AdversarialDetector):
+class RCGAN(DeepDetector):
     """RCGAN (module docstring). Parameters: `latent_dim`, `arch`, `width`, `spectral_norm`, `image_dropout`
     as ALAD; `penalty` (`normal` | `normal2` | `uniform` | `none`), `score` (`auto` | `discriminator` |
     `features`)."""
 
-    trainer_defaults = {"ema_decay": 0.999}
-
-    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(),
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  latent_dim: int | None = None, arch: str = "auto", width: int = 128, penalty: str = "normal",
                  score: str = "auto", spectral_norm: bool = True, image_dropout: float = 0.2):
-        if penalty not in PENALTIES:
-            raise ConfigError(f"unknown model.params.penalty '{penalty}': choose one of {', '.join(PENALTIES)}")
-        if score not in SCORES:
-            raise ConfigError(f"unknown model.params.score '{score}': choose one of {', '.join(SCORES)}")
-        super().__init__(seed, trainer, checkpoint_dir, callbacks, latent_dim=latent_dim, arch=arch, width=width,
-                         penalty=penalty, score=score, spectral_norm=spectral_norm, image_dropout=image_dropout)
+        super().__init__(seed, trainer, checkpoint_dir, callbacks)
+        check_choice("penalty", penalty, PENALTIES)
+        check_choice("score", score, SCORES)
 
     def build(self, input_shape):
-        p = self.params
-        return RCGANNets(input_shape, self.latent_dim(input_shape), penalty=p["penalty"], score=p["score"],
-                         arch=p["arch"], width=int(p["width"]), spectral_norm=bool(p["spectral_norm"]),
-                         image_dropout=float(p["image_dropout"]))
+        return RCGANModule(input_shape, self.latent_dim(input_shape), **self.module_params("latent_dim"))

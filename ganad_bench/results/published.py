@@ -7,7 +7,6 @@ the protocol agree, and the paper's model name is one of our model's names in th
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,8 +37,8 @@ MODEL_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 # Ablation and sensitivity cells are printed under their own names: (our model, the config settings a
-# variant must have) -> the papers' names for it. A table row whose variant (results.tables) carries all
-# of a rule's settings is compared with those cells; the first matching rule wins.
+# variant must have) -> the papers' names for it. A run whose settings (its flattened config) carry all of
+# a rule's settings is compared with those cells; the first matching rule wins.
 VARIANT_ALIASES: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
     ("rcgan", {"model.params.penalty": "none"}, ("RCGAN w/o t(x)",)),
     ("rcgan", {"model.params.penalty": "normal2"}, ("RCGAN(t=N(0,2I))",)),
@@ -58,18 +57,10 @@ VARIANT_ALIASES: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
 ]
 
 
-def parse_variant(variant: str | None) -> dict[str, str]:
-    """'model.params.penalty=none,trainer.epochs=5' -> {'model.params.penalty': 'none', 'trainer.epochs': '5'}
-    (values may hold commas, e.g. lists: a new item starts only at ',<dotted.key>=')."""
-    if not variant:
-        return {}
-    parts = re.split(r",(?=[A-Za-z_][\w.]*=)", variant)
-    return dict(part.split("=", 1) for part in parts if "=" in part)
-
-
-def model_names(model: str, variant: str | None = None) -> tuple[str, ...]:
-    """The papers' names for our model, or for one of its ablation variants."""
-    settings = parse_variant(variant)
+def model_names(model: str, settings: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The papers' names for our model, or for the ablation variant its run `settings` (the flattened
+    config, `results.tables.flatten_config`) make it."""
+    settings = settings or {}
     for name, required, aliases in VARIANT_ALIASES:
         if name == model and settings and all(settings.get(k) == v for k, v in required.items()):
             return aliases
@@ -107,12 +98,12 @@ def published_table() -> pd.DataFrame:
 
 def lookup(model: str, dataset: str, metric: str, protocol: str, normal_class=None,
            references: list[str] | None = None, anomaly_dataset: str | None = None,
-           variant: str | None = None) -> dict | None:
+           settings: dict[str, str] | None = None) -> dict | None:
     """The first published cell for our (model, dataset, class, metric) under `protocol`, trying the
     tables in `references` order (default: every table of that protocol, in file order). Under
     `cross_dataset` the anomaly dataset must match too."""
     frame = published_table()
-    names = model_names(model, variant)
+    names = model_names(model, settings)
     cls = "" if normal_class is None else str(normal_class)
     hits = frame[(frame["model"].isin(names)) & (frame["dataset"] == dataset) & (frame["metric"] == metric)
                  & (frame["protocol"] == protocol) & (frame["normal_class"] == cls)

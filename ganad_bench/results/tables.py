@@ -7,6 +7,7 @@ of the pivot, in percent as most of the papers print them.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         return frame
+    # the run's settings, for matching ablation cells of the published tables (`published.model_names`)
+    frame["settings"] = [json.dumps(one, sort_keys=True) for one in settings]
     frame["variant"] = ""
     for _, group in frame.groupby(["protocol", "dataset", "model"]).groups.items():
         varying = sorted({k for i in group for k in settings[i]
@@ -73,7 +76,7 @@ def summarize(frame: pd.DataFrame, metrics: list[str], references: list[str] | N
             if metric not in group or group[metric].isna().all():
                 continue
             identity = dict(zip(IDENTITY_COLUMNS, keys, strict=True))
-            cells.append(_cell(identity, metric, group[metric].dropna(), references))
+            cells.append(_cell(identity, metric, group[metric].dropna(), references, group["settings"].iloc[0]))
     # The average over normal classes, per seed, as the one-class tables print it.
     classwise = frame[frame["normal_class"] != ""]
     columns = [c for c in IDENTITY_COLUMNS if c != "normal_class"]
@@ -82,7 +85,7 @@ def summarize(frame: pd.DataFrame, metrics: list[str], references: list[str] | N
         for metric in metrics:
             if metric in group and group[metric].notna().any():
                 identity = dict(zip(columns, keys, strict=True), normal_class=AVERAGE)
-                cells.append(_cell(identity, metric, per_seed[metric].mean(), references))
+                cells.append(_cell(identity, metric, per_seed[metric].mean(), references, group["settings"].iloc[0]))
     long = pd.DataFrame.from_records(cells)
     if long.empty:
         return long
@@ -91,10 +94,10 @@ def summarize(frame: pd.DataFrame, metrics: list[str], references: list[str] | N
     return long.sort_values(order).drop(columns="_order")
 
 
-def _cell(identity: dict, metric: str, values: pd.Series, references) -> dict:
+def _cell(identity: dict, metric: str, values: pd.Series, references, settings: str) -> dict:
     published = lookup(identity["model"], identity["dataset"], metric, identity["protocol"],
                        identity["normal_class"] or None, references, identity["anomaly_dataset"] or None,
-                       identity.get("variant"))
+                       json.loads(settings))
     mean = float(values.mean())
     return {
         **identity,

@@ -1,7 +1,7 @@
 """The training engine shared by every deep detector: the GAN detectors (ALAD, EGBAD, AnoGAN, GANomaly,
 RCGAN, MEMGAN, AMA) and the non-adversarial deep baselines (Deep SVDD, DCAE, MemAE, DAGMM, DSEBM).
 
-    module = SomeAdversarialModule(...)              # networks + losses + score (an `AdversarialModule`)
+    module = SomeDetectorModule(...)              # networks + losses + score (an `DetectorModule`)
     engine = Engine(module, TrainerConfig.from_dict(cfg.trainer), seed=0, checkpoint_dir="run/ckpt")
     engine.fit(x_train, x_val)                        # numpy float32, (n, d) or (n, C, H, W)
     scores = engine.score(x_test)                     # 1-D numpy, higher = more anomalous
@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import importlib.resources
 import logging
 import math
 import os
@@ -59,7 +61,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganad_bench.console import console
+from ganad_bench.console import EpochProgress
 from ganad_bench.data.tensors import RandpermBatches, in_chunks, to_device
 from ganad_bench.errors import ConfigError, TrainingDiverged
 from ganad_bench.training.device import resolve_device
@@ -71,35 +73,34 @@ CHECKPOINT_FILE = "last.pt"
 
 @dataclasses.dataclass
 class TrainerConfig:
-    """The `trainer` config group (conf/trainer/default.yaml). Unknown keys are a `ConfigError`."""
+    """The `trainer` config group as typed fields. The values are declared once, in
+    conf/trainer/default.yaml (with what each key does) and the models' configs over it; `from_dict` fills
+    the keys a caller leaves out from that file. Unknown keys are a `ConfigError`."""
 
-    device: str = "auto"
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    # learning rate of the discriminators (None: `lr`)
-    lr_d: float | None = None
-    weight_decay: float = 0.0
-    # epochs at which every learning rate is multiplied by lr_gamma (a step schedule; [] = constant)
-    lr_milestones: tuple[int, ...] = ()
-    lr_gamma: float = 0.1
-    ema_decay: float | None = 0.999
-    ema_warmup: bool = True
-    early_stopping_patience: int | None = None
-    early_stopping_min_delta: float = 0.0
-    compile: bool = False
-    bf16: bool = False
-    checkpoint_every_epoch: bool = True
-    # epochs between two checkpoints (the last epoch is always saved): DAGMM's 20,000 tiny epochs
-    checkpoint_interval: int = 1
-    score_batch_size: int = 8192
-    nan_check_every: int = 50
-    progress: bool = True
+    device: str
+    epochs: int
+    batch_size: int
+    lr: float
+    betas: tuple[float, float]
+    lr_d: float | None
+    weight_decay: float
+    lr_milestones: tuple[int, ...]
+    lr_gamma: float
+    ema_decay: float | None
+    ema_warmup: bool
+    early_stopping_patience: int | None
+    early_stopping_min_delta: float
+    compile: bool
+    bf16: bool
+    checkpoint_every_epoch: bool
+    checkpoint_interval: int
+    score_batch_size: int
+    nan_check_every: int
+    progress: bool
 
     @classmethod
     def from_dict(cls, values: dict | None) -> TrainerConfig:
-        values = dict(values or {})
+        values = {**trainer_defaults(), **dict(values or {})}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -128,8 +129,22 @@ class TrainerConfig:
                               f"{self.early_stopping_patience}")
 
 
-class AdversarialModule(nn.Module):
-    """One detector's networks, losses and anomaly score. Subclasses set the names of their
+@functools.lru_cache(maxsize=1)
+def _trainer_defaults() -> dict:
+    from omegaconf import OmegaConf
+
+    path = importlib.resources.files("ganad_bench.conf") / "trainer" / "default.yaml"
+    return OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=True)
+
+
+def trainer_defaults() -> dict:
+    """conf/trainer/default.yaml as a dict (a fresh copy)."""
+    return copy.deepcopy(_trainer_defaults())
+
+
+class DetectorModule(nn.Module):
+    """One deep detector's networks, losses and anomaly score (adversarial or not: the autoencoder and
+    energy baselines simply have no discriminators). Subclasses set the names of their
     discriminator and generator-side (generator, encoder, memory) submodules or parameters and
     implement the losses:
 
@@ -161,9 +176,6 @@ class AdversarialModule(nn.Module):
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
         return self.named_group(self.discriminator_names)
-
-    def generator_parameters(self) -> list[nn.Parameter]:
-        return self.named_group(self.generator_names)
 
     def phases(self) -> list[tuple[str, tuple[str, ...], Callable]]:
         return [("g", self.generator_names, self.g_loss)]
@@ -237,12 +249,12 @@ EpochCallback = Callable[["Engine", int], None]
 
 
 class Engine:
-    """Trains one `AdversarialModule` and scores with its EMA copy (module docstring).
+    """Trains one `DetectorModule` and scores with its EMA copy (module docstring).
 
     `callbacks` are called as `callback(engine, epoch)` after each epoch's checkpoint (epoch counts
     from 1); an exception raised there interrupts `fit` like a killed process would (tests use it)."""
 
-    def __init__(self, module: AdversarialModule, config: TrainerConfig, seed: int = 0,
+    def __init__(self, module: DetectorModule, config: TrainerConfig, seed: int = 0,
                  checkpoint_dir: str | Path | None = None, callbacks: Iterable[EpochCallback] = (),
                  fingerprint: dict | None = None):
         self.config = config
@@ -284,10 +296,11 @@ class Engine:
         self.best_state: dict | None = None
         self.stopped_early = False
         self.history: list[dict] = []
+        self.reset_step_stats()
 
     # ----------------------------------------------------------------------------------- scoring
     @property
-    def scoring_module(self) -> AdversarialModule:
+    def scoring_module(self) -> DetectorModule:
         return self.ema.module if self.ema is not None else self.module
 
     def _autocast(self):
@@ -331,7 +344,18 @@ class Engine:
             for group in opt.param_groups:
                 group["lr"] = base * factor
 
-    def train_step(self, x: torch.Tensor, bad: torch.Tensor, sums: torch.Tensor) -> None:
+    def reset_step_stats(self) -> None:
+        """Zero the device-side accumulators of `train_step` (the epoch's loss sums and NaN flag)."""
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self._loss_sums = torch.zeros(len(self.loss_names), device=self.device)
+
+    def diverged(self) -> bool:
+        """Whether a loss was NaN or inf since the last `reset_step_stats` (one host sync)."""
+        return bool(self._nonfinite)
+
+    def train_step(self, x: torch.Tensor) -> None:
+        """One step on the device batch `x`: `critic_steps` discriminator updates, then each generator-side
+        phase, then the EMA; losses are accumulated on the device (no host sync)."""
         losses = []
         if self.opt_d is not None:
             for _ in range(max(1, int(self.module.critic_steps))):
@@ -358,8 +382,8 @@ class Engine:
         if self.ema is not None:
             self.ema.update(self.module)
         losses = torch.stack(losses)
-        bad |= ~torch.isfinite(losses).all()
-        sums += losses
+        self._nonfinite |= ~torch.isfinite(losses).all()
+        self._loss_sums += losses
         self.step += 1
 
     def fit(self, x_train: np.ndarray, x_val: np.ndarray | None = None) -> Engine:
@@ -368,96 +392,88 @@ class Engine:
         val = to_device(np.asarray(x_val, dtype=np.float32), self.device) if x_val is not None and len(x_val) else None
         if len(x) == 0:
             raise ConfigError("no training rows: the protocol left the normal training set empty")
-        batch_size = min(int(config.batch_size), len(x))
-        batches = RandpermBatches(x, batch_size=batch_size, seed=self.seed)
+        batches = RandpermBatches(x, batch_size=min(int(config.batch_size), len(x)), seed=self.seed)
         early_stopping = config.early_stopping_patience is not None and val is not None
         if config.early_stopping_patience is not None and val is None:
             log.info("trainer.early_stopping_patience is set but there are no validation rows: "
                      "training for the full %d epochs", config.epochs)
         if self.checkpoint_dir is not None:
             self._maybe_resume(batches)
-
-        bar = self._progress(len(batches))
-        try:
+        with EpochProgress(enabled=bool(config.progress)) as bar:
             while self.epoch < int(config.epochs) and not self.stopped_early:
                 self._run_epoch(batches, val, early_stopping, bar)
-        finally:
-            if bar is not None:
-                bar[0].stop()
         if early_stopping and self.best_state is not None:
             self.scoring_module.load_state_dict(self.best_state)
         self.scoring_module.eval()
         return self
 
-    def _run_epoch(self, batches: RandpermBatches, val: torch.Tensor | None, early_stopping: bool, bar) -> None:
-        config = self.config
+    def _run_epoch(self, batches: RandpermBatches, val: torch.Tensor | None, early_stopping: bool,
+                   bar: EpochProgress) -> None:
+        """One epoch of steps, then its record (losses, validation, early stopping), log line and checkpoint."""
         self.module.train()
         self._set_lr()
-        self.module.on_epoch_start(self.epoch, batches.tensors[0])
-        bad = torch.zeros((), dtype=torch.bool, device=self.device)
-        sums = torch.zeros(len(self.loss_names), device=self.device)
-        if bar is not None:
-            bar[0].reset(bar[1], total=len(batches), description=f"epoch {self.epoch + 1}/{config.epochs}")
+        self.module.on_epoch_start(self.epoch, batches.x)
+        self.reset_step_stats()
+        bar.start_epoch(len(batches), f"epoch {self.epoch + 1}/{self.config.epochs}")
         tick = time.perf_counter()
         steps = 0
-        for (xb,) in batches:
-            self.train_step(xb, bad, sums)
+        for xb in batches:
+            self.train_step(xb)
             steps += 1
-            if steps % max(1, int(config.nan_check_every)) == 0:
-                self._check_finite(bad, steps)
-            if bar is not None:
-                bar[0].advance(bar[1])
-        self._check_finite(bad, steps)
-        means = (sums / max(steps, 1)).tolist()  # the one host sync of the epoch
+            if steps % max(1, int(self.config.nan_check_every)) == 0:
+                self._check_finite(steps)
+            bar.advance()
+        self._check_finite(steps)
+        means = (self._loss_sums / max(steps, 1)).tolist()  # the one host sync of the epoch
         elapsed = time.perf_counter() - tick
         self.epoch += 1
         record = {"epoch": self.epoch, **dict(zip(self.loss_names, means, strict=True)),
                   "samples_per_s": steps * batches.batch_size / max(elapsed, 1e-9), "seconds": elapsed}
-        if val is not None and (early_stopping or self.epoch == config.epochs):
-            record["val_loss"] = self.validation_loss(val)
-            if not math.isfinite(record["val_loss"]):
-                raise TrainingDiverged(f"validation loss is {record['val_loss']} after epoch {self.epoch}: "
-                                       f"training diverged (try a lower trainer.lr)")
+        if val is not None and (early_stopping or self.epoch == self.config.epochs):
+            record["val_loss"] = self._checked_validation_loss(val)
         if early_stopping:
-            if record["val_loss"] < self.best_val - float(config.early_stopping_min_delta):
-                self.best_val, self.bad_epochs = record["val_loss"], 0
-                self.best_state = {k: v.detach().cpu().clone() for k, v in self.scoring_module.state_dict().items()}
-            else:
-                self.bad_epochs += 1
-                if self.bad_epochs >= int(config.early_stopping_patience):
-                    self.stopped_early = True
+            self._early_stopping_update(record["val_loss"])
         self.history.append(record)
-        losses = " ".join(f"{name} {value:.4f}" for name, value in zip(self.loss_names, means, strict=True))
-        message = f"epoch {self.epoch}/{config.epochs} {losses} {record['samples_per_s']:.0f} samples/s"
+        bar.describe(self._epoch_message(record))
+        due = self.epoch % max(1, int(self.config.checkpoint_interval)) == 0 or self.epoch >= int(self.config.epochs)
+        if self.checkpoint_dir is not None and self.config.checkpoint_every_epoch and (due or self.stopped_early):
+            self.save_checkpoint(batches)
+        for callback in self.callbacks:
+            callback(self, self.epoch)
+
+    def _checked_validation_loss(self, val: torch.Tensor) -> float:
+        loss = self.validation_loss(val)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"validation loss is {loss} after epoch {self.epoch}: "
+                                   f"training diverged (try a lower trainer.lr)")
+        return loss
+
+    def _early_stopping_update(self, val_loss: float) -> None:
+        """Keep the best EMA weights; stop after `early_stopping_patience` epochs without improvement."""
+        if val_loss < self.best_val - float(self.config.early_stopping_min_delta):
+            self.best_val, self.bad_epochs = val_loss, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.scoring_module.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs >= int(self.config.early_stopping_patience):
+                self.stopped_early = True
+
+    def _epoch_message(self, record: dict) -> str:
+        """The epoch's log line (also shown on the progress bar)."""
+        losses = " ".join(f"{name} {record[name]:.4f}" for name in self.loss_names)
+        message = f"epoch {self.epoch}/{self.config.epochs} {losses} {record['samples_per_s']:.0f} samples/s"
         if "val_loss" in record:
             message += f" val_loss {record['val_loss']:.4f}"
         if self.stopped_early:
             message += f" (early stop: best val_loss {self.best_val:.4f})"
         log.info(message)
-        if bar is not None:
-            bar[0].update(bar[1], description=message)
-        due = self.epoch % max(1, int(config.checkpoint_interval)) == 0 or self.epoch >= int(config.epochs)
-        if self.checkpoint_dir is not None and config.checkpoint_every_epoch and (due or self.stopped_early):
-            self.save_checkpoint(batches)
-        for callback in self.callbacks:
-            callback(self, self.epoch)
+        return message
 
-    def _check_finite(self, bad: torch.Tensor, steps: int) -> None:
-        if bool(bad):
+    def _check_finite(self, steps: int) -> None:
+        if self.diverged():
             raise TrainingDiverged(
                 f"a training loss became NaN or inf in epoch {self.epoch + 1} (by step {steps} of the epoch, "
                 f"lr={self.config.lr}, bf16={self.use_bf16}): lower trainer.lr or turn trainer.bf16 off")
-
-    def _progress(self, total: int):
-        if not (self.config.progress and console.is_terminal):
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        prog = Progress(TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, transient=True)
-        task = prog.add_task("training", total=total)
-        prog.start()
-        return prog, task
 
     # ------------------------------------------------------------------------------ checkpoints
     def state_dict(self, batches: RandpermBatches) -> dict:

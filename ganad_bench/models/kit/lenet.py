@@ -1,5 +1,5 @@
-"""Shared pieces of the non-adversarial deep baselines (Deep SVDD, DCAE, MemAE): networks, the
-autoencoder training module, input preprocessing, and the detector base class.
+"""Ruff's autoencoder family, shared by Deep SVDD, DCAE and MemAE (tabular rows): the LeNet-type networks,
+the bias-free MLP, and the plain autoencoder training module.
 
 Networks (written down here once; the model files cite them):
 
@@ -26,40 +26,27 @@ Networks (written down here once; the model files cite them):
   The decoder mirrors it with a linear output (our tabular rows are min-max scaled on the training rows,
   so test rows may leave [0, 1]; Deep SAD's decoder ends in a sigmoid).
 
-Preprocessing (`contrast_norm`, images only): Ruff et al. Sec. 4.1 normalise MNIST / CIFAR-10 by global
-contrast normalisation with the l1 norm, then min-max scale to [0, 1] with the training (normal-class)
-images' extremes. `input_map.InputMap(contrast_norm="l1")` does exactly this per image (mean subtracted,
-divided by its l1 norm), with the min and max of the training images of the run; GCN is invariant to
-our fixed [-1, 1] pixel map, so it sees the same images as Ruff's [0, 1] ones. Tabular rows are used as
-the pipeline scales them (min-max on the training rows).
+Their inputs' contrast normalisation (`contrast_norm`) is the deep detectors' input map (`kit.deep`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ganad_bench.errors import ConfigError
-from ganad_bench.models.blocks import is_image
-from ganad_bench.models.input_map import InputMap
-from ganad_bench.training.detector import AdversarialDetector
-from ganad_bench.training.engine import AdversarialModule, Engine, TrainerConfig
+from ganad_bench.models.kit import blocks
+from ganad_bench.models.kit.blocks import is_image
+from ganad_bench.models.kit.losses import squared_error
+from ganad_bench.training.engine import DetectorModule
 
 BN_EPS = 1e-4
 SLOPE = 0.01  # F.leaky_relu's default, as the reference code
 
 
-def check_shape(shape) -> tuple[int, ...]:
-    shape = tuple(int(s) for s in shape)
-    if len(shape) not in (1, 3):
-        raise ConfigError(f"input shape {shape}: expected (features,) or (channels, height, width)")
-    if is_image(shape) and (shape[1] != shape[2] or shape[1] < 8):
-        raise ConfigError(f"the conv networks need square images of side >= 8, got {shape}")
-    return shape
+def leaky_relu() -> nn.Module:
+    return nn.LeakyReLU(SLOPE)
 
 
 # ------------------------------------------------------------------------------------ LeNet (Ruff)
@@ -144,26 +131,23 @@ class LeNetDecoder(nn.Module):
 
 
 # -------------------------------------------------------------------------------- tabular MLPs
-def mlp_stack(sizes: list[int], bias: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(a, b, bias=bias), bn(b, 1, bias), nn.LeakyReLU(SLOPE)]
-    return layers
-
-
 def mlp_encoder(d: int, hidden: tuple[int, ...], rep_dim: int, bias: bool = False) -> nn.Sequential:
-    return nn.Sequential(*mlp_stack([d, *hidden], bias), nn.Linear(hidden[-1] if hidden else d, rep_dim, bias=bias))
+    """Linear -> BatchNorm1d (eps 1e-4, affine only with biases) -> LeakyReLU(0.01) per hidden layer, then a
+    linear representation layer."""
+    return blocks.mlp([d, *hidden, rep_dim], leaky_relu, norm=lambda n: bn(n, 1, bias), bias=bias, last_act=False)
 
 
 def mlp_decoder(d: int, hidden: tuple[int, ...], rep_dim: int, bias: bool = False) -> nn.Sequential:
-    back = [rep_dim, *reversed(hidden)]
-    return nn.Sequential(*mlp_stack(back, bias), nn.Linear(back[-1], d, bias=bias))
+    """The mirror image of `mlp_encoder`, with a linear output."""
+    return blocks.mlp([rep_dim, *reversed(hidden), d], leaky_relu, norm=lambda n: bn(n, 1, bias), bias=bias,
+                      last_act=False)
 
 
 def make_autoencoder(shape, rep_dim: int | None = None, hidden=None, bias: bool = False,
                      sigmoid: bool = True) -> tuple[nn.Module, nn.Module]:
     """(encoder, decoder) of Deep SVDD / DCAE (module docstring)."""
-    shape = check_shape(shape)
+    blocks.resolve_arch(shape)  # (features,) or square images of side >= 8
+    shape = tuple(int(s) for s in shape)
     rep = int(rep_dim or default_rep_dim(shape))
     if is_image(shape):
         return LeNetEncoder(shape, rep, bias), LeNetDecoder(shape, rep, bias, sigmoid=sigmoid)
@@ -173,12 +157,7 @@ def make_autoencoder(shape, rep_dim: int | None = None, hidden=None, bias: bool 
 
 
 # --------------------------------------------------------------------------------- the modules
-def squared_error(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
-    """||x - x_rec||_2^2 per sample."""
-    return (x - x_rec).flatten(1).pow(2).sum(1)
-
-
-class AutoEncoderModule(AdversarialModule):
+class AutoEncoderModule(DetectorModule):
     """encoder + decoder trained on the mean squared error; score ||x - x_rec||_2^2 (no discriminator)."""
 
     generator_names = ("encoder", "decoder")
@@ -196,53 +175,3 @@ class AutoEncoderModule(AdversarialModule):
 
     def score(self, x):
         return squared_error(x, self.reconstruct(x))
-
-
-# ----------------------------------------------------------------------------- the detectors
-class DeepBaselineDetector(AdversarialDetector):
-    """`AdversarialDetector` plus the images' contrast normalisation (module docstring), fitted on the
-    training images and applied to every input of `fit` and `score_samples`; tabular rows pass through."""
-
-    input_map: InputMap | None = None
-
-    def preprocess(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        if self.input_map is None:
-            return x
-        return self.input_map(x.reshape(len(x), -1).astype(np.float64)).astype(np.float32).reshape(x.shape)
-
-    def contrast_normalised(self, shape) -> bool:
-        return bool(self.params.get("contrast_norm")) and is_image(shape)
-
-    def fit_input_map(self, x: np.ndarray) -> None:
-        self.input_map = None
-        if self.contrast_normalised(x.shape[1:]):
-            self.input_map = InputMap(contrast_norm=self.params["contrast_norm"]).fit(
-                x.reshape(len(x), -1).astype(np.float64))
-
-    def fit(self, x, x_val=None):
-        x = np.asarray(x, dtype=np.float32)
-        self.fit_input_map(x)
-        return super().fit(self.preprocess(x), None if x_val is None else self.preprocess(x_val))
-
-    def score_samples(self, x):
-        return super().score_samples(self.preprocess(x))
-
-    # ---- helpers for detectors trained in several stages (Deep SVDD)
-    def fingerprint(self, stage: str, x: np.ndarray, x_val, trainer: TrainerConfig) -> dict:
-        return {"model": self.name, "stage": stage, "params": repr(sorted(self.params.items())),
-                "shape": self.input_shape, "n_train": len(x), "n_val": 0 if x_val is None else len(x_val),
-                "seed": self.seed, "trainer": repr({k: v for k, v in dataclasses.asdict(trainer).items()
-                                                    if k not in ("progress", "score_batch_size", "device")})}
-
-    def train_stage(self, stage: str, module: AdversarialModule, trainer: TrainerConfig, x, x_val) -> Engine:
-        folder = None if self.checkpoint_dir is None else f"{self.checkpoint_dir}/{stage}"
-        engine = Engine(module, trainer, seed=self.seed, checkpoint_dir=folder, callbacks=self.callbacks,
-                        fingerprint=self.fingerprint(stage, x, x_val, trainer))
-        return engine.fit(x, x_val)
-
-
-def validate_contrast_norm(value) -> None:
-    if value not in (None, "l1", "l2"):
-        raise ConfigError(f"model.params.contrast_norm={value!r}: choose null, l1 or l2")
-

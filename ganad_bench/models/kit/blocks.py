@@ -1,4 +1,5 @@
-"""Network blocks of the GAN detectors, built from the input shape (shared by every model and dataset).
+"""Network blocks built from the input shape: the one MLP builder, the one architecture resolver, and the
+ALAD family of encoders, generators and discriminators shared by the GAN detectors.
 
 Architectures (ALAD appendix, Zenati et al. 2018):
 
@@ -42,7 +43,8 @@ from torch import nn
 from ganad_bench.errors import ConfigError
 
 SLOPE = 0.2
-ARCHS = ("auto", "conv", "kdd99", "arrhythmia", "mlp")
+# tabular layouts picked by the input width under arch=auto
+TABULAR_BY_WIDTH = {121: "kdd99", 274: "arrhythmia"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,23 +75,36 @@ def is_image(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3
 
 
-def resolve_arch(shape: tuple[int, ...], arch: str = "auto") -> str:
+def arch_names(by_width: dict[int, str] | None = None, conv: bool = True) -> tuple[str, ...]:
+    """The `arch` values a model accepts: auto, conv (images), its width-named tabular layouts, mlp."""
+    named = dict.fromkeys((TABULAR_BY_WIDTH if by_width is None else by_width).values())
+    return ("auto", *(("conv",) if conv else ()), *named, "mlp")
+
+
+def resolve_arch(shape: tuple[int, ...], arch: str = "auto", by_width: dict[int, str] | None = None,
+                 square_images: bool = True) -> str:
+    """The one architecture resolver of every model: `conv` for images (C, H, W) (square, side >= 8 unless
+    `square_images=False`), for rows the tabular layout named by their width (`by_width`, default
+    {121: kdd99, 274: arrhythmia}) or `mlp`. An explicit `arch` must be one of those names and fit the
+    input; anything else is a one-line `ConfigError`."""
     shape = tuple(int(s) for s in shape)
-    if arch not in ARCHS:
-        raise ConfigError(f"unknown model.params.arch '{arch}': choose one of {', '.join(ARCHS)}")
+    by_width = TABULAR_BY_WIDTH if by_width is None else by_width
+    choices = arch_names(by_width)
+    if arch not in choices:
+        raise ConfigError(f"unknown model.params.arch '{arch}': choose one of {', '.join(choices)}")
     if len(shape) not in (1, 3):
         raise ConfigError(f"input shape {shape}: expected (features,) or (channels, height, width)")
     if is_image(shape):
         if arch not in ("auto", "conv"):
             raise ConfigError(f"arch '{arch}' is tabular but the inputs are images {shape}")
-        if shape[1] != shape[2] or shape[1] < 8:
+        if square_images and (shape[1] != shape[2] or shape[1] < 8):
             raise ConfigError(f"the conv networks need square images of side >= 8, got {shape}")
         return "conv"
     if arch == "conv":
         raise ConfigError(f"arch 'conv' needs images, got tabular inputs of shape {shape}")
     if arch != "auto":
         return arch
-    return {121: "kdd99", 274: "arrhythmia"}.get(shape[0], "mlp")
+    return by_width.get(shape[0], "mlp")
 
 
 def default_latent_dim(shape: tuple[int, ...], arch: str = "auto") -> int:
@@ -129,22 +144,24 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-def finish(module: nn.Module, image: bool, sn: bool) -> nn.Module:
+def initialize(module: nn.Module, image: bool, spectral_norm: bool) -> nn.Module:
+    """The Table IX-XIII initialisation, then spectral normalisation when `spectral_norm`."""
     init_weights(module, image)
-    return apply_spectral_norm(module) if sn else module
+    return apply_spectral_norm(module) if spectral_norm else module
 
 
-def mlp(sizes: list[int], act, dropout: float | tuple[float, ...] = 0.0, batch_norm_first: bool = False,
+def mlp(sizes: list[int], act, dropout: float | tuple[float, ...] = 0.0, norm=None, bias: bool = True,
         last_act: bool = True) -> nn.Sequential:
-    """Dense layers sizes[0] -> ... -> sizes[-1], each followed by `act()` (and dropout)."""
+    """The one MLP builder: dense layers sizes[0] -> ... -> sizes[-1], each hidden one followed by
+    `norm(width)` (e.g. BatchNorm; None: none), `act()` and dropout; the last layer too when `last_act`."""
     layers: list[nn.Module] = []
     n = len(sizes) - 1
     drops = dropout if isinstance(dropout, tuple) else (dropout,) * n
     for i in range(n):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        layers.append(nn.Linear(sizes[i], sizes[i + 1], bias=bias))
         if i < n - 1 or last_act:
-            if batch_norm_first and i == 0:
-                layers.append(nn.BatchNorm1d(sizes[i + 1]))
+            if norm is not None:
+                layers.append(norm(sizes[i + 1]))
             layers.append(act())
             if drops[i]:
                 layers.append(nn.Dropout(drops[i]))
@@ -203,10 +220,10 @@ def make_encoder(shape, latent_dim: int, arch: str = "auto", width: int = 128, s
         trunk, c_out = conv_trunk(c, side, width)
         s = final_side(side)
         net = nn.Sequential(trunk, nn.Conv2d(c_out, latent_dim, s, stride=1, padding=0), nn.Flatten())
-        return finish(net, True, sn)
+        return initialize(net, True, sn)
     spec = TABULAR_SPECS[arch]
     net = mlp([int(shape[0]), *spec.encoder, latent_dim], lrelu, last_act=False)
-    return finish(net, False, sn)
+    return initialize(net, False, sn)
 
 
 def make_generator(shape, latent_dim: int, arch: str = "auto", width: int = 128) -> nn.Module:
@@ -276,12 +293,12 @@ def make_xz_discriminator(shape, latent_dim: int, arch: str = "auto", width: int
         z_branch = mlp([latent_dim, z_dim, z_dim], lrelu, dropout=image_dropout)
         joint = mlp([c_out * s * s + z_dim, width * 8], lrelu, dropout=image_dropout)
         net = JointDiscriminator(x_branch, z_branch, joint, width * 8)
-        return finish(net, True, sn)
+        return initialize(net, True, sn)
     spec = TABULAR_SPECS[arch]
-    x_branch = mlp([int(shape[0]), spec.xz_x], lrelu, batch_norm_first=True)
+    x_branch = mlp([int(shape[0]), spec.xz_x], lrelu, norm=nn.BatchNorm1d)
     z_branch = mlp([latent_dim, spec.xz_z], lrelu, dropout=0.5)
     joint = mlp([spec.xz_x + spec.xz_z, *spec.xz_joint], lrelu, dropout=0.5)
-    return finish(JointDiscriminator(x_branch, z_branch, joint, spec.xz_joint[-1]), False, sn)
+    return initialize(JointDiscriminator(x_branch, z_branch, joint, spec.xz_joint[-1]), False, sn)
 
 
 def make_xx_discriminator(shape, arch: str = "auto", width: int = 128, sn: bool = False,
@@ -295,10 +312,10 @@ def make_xx_discriminator(shape, arch: str = "auto", width: int = 128, sn: bool 
         body = nn.Sequential(nn.Conv2d(2 * c, w1, 5, stride=2, padding=2), lrelu(), nn.Dropout(image_dropout),
                              nn.Conv2d(w1, w2, 5, stride=2, padding=2), lrelu(), nn.Dropout(image_dropout))
         s = (((side + 1) // 2) + 1) // 2
-        return finish(PairDiscriminator(body, w2 * s * s, pair=True), True, sn)
+        return initialize(PairDiscriminator(body, w2 * s * s, pair=True), True, sn)
     spec = TABULAR_SPECS[arch]
     body = mlp([2 * int(shape[0]), *spec.xx], lrelu, dropout=0.2)
-    return finish(PairDiscriminator(body, spec.xx[-1], pair=True), False, sn)
+    return initialize(PairDiscriminator(body, spec.xx[-1], pair=True), False, sn)
 
 
 def make_zz_discriminator(latent_dim: int, shape, arch: str = "auto", sn: bool = False) -> PairDiscriminator:
@@ -306,7 +323,7 @@ def make_zz_discriminator(latent_dim: int, shape, arch: str = "auto", sn: bool =
     arch = resolve_arch(shape, arch)
     sizes = (64, 32) if arch == "conv" else TABULAR_SPECS[arch].zz
     body = mlp([2 * latent_dim, *sizes], lrelu, dropout=0.2)
-    return finish(PairDiscriminator(body, sizes[-1], pair=True), arch == "conv", sn)
+    return initialize(PairDiscriminator(body, sizes[-1], pair=True), arch == "conv", sn)
 
 
 def make_x_discriminator(shape, arch: str = "auto", width: int = 128, sn: bool = False) -> PairDiscriminator:
@@ -318,7 +335,7 @@ def make_x_discriminator(shape, arch: str = "auto", width: int = 128, sn: bool =
         c, side = int(shape[0]), int(shape[1])
         trunk, c_out = conv_trunk(c, side, width, batch_norm=(False, True))
         s = final_side(side)
-        return finish(PairDiscriminator(trunk, c_out * s * s, pair=False), True, sn)
+        return initialize(PairDiscriminator(trunk, c_out * s * s, pair=False), True, sn)
     spec = TABULAR_SPECS[arch]
     body = mlp([int(shape[0]), *spec.d], lrelu, dropout=spec.d_dropout)
-    return finish(PairDiscriminator(body, spec.d[-1], pair=False), False, sn)
+    return initialize(PairDiscriminator(body, spec.d[-1], pair=False), False, sn)

@@ -1,4 +1,5 @@
-"""An optional input transform of the classic detectors, fitted on their training rows only.
+"""An optional input transform, fitted on a detector's training rows only (the classic detectors' `contrast_norm`
+and `pca`, the deep baselines' `contrast_norm`).
 
 Deep SVDD (Ruff et al. 2018), whose shallow-baseline numbers MEMGAN Tables 1-2 reprint, preprocessed its
 baselines differently per method (reference code lukasruff/Deep-SVDD: `datasets/preprocessing.py` and
@@ -25,10 +26,14 @@ from ganad_bench.errors import ConfigError
 CONTRAST_NORMS = ("l1", "l2")
 
 
+def check_contrast_norm(value) -> None:
+    if value is not None and value not in CONTRAST_NORMS:
+        raise ConfigError(f"model.params.contrast_norm={value!r}: choose null, l1 or l2")
+
+
 class InputMap:
     def __init__(self, contrast_norm: str | None = None, pca: float | int | None = None, seed: int = 0):
-        if contrast_norm is not None and contrast_norm not in CONTRAST_NORMS:
-            raise ConfigError(f"model.params.contrast_norm={contrast_norm!r}: choose null, l1 or l2")
+        check_contrast_norm(contrast_norm)
         if pca is not None and (isinstance(pca, bool) or not isinstance(pca, (int, float)) or
                                 (isinstance(pca, float) and not 0.0 < pca < 1.0) or (isinstance(pca, int) and pca < 1)):
             raise ConfigError(f"model.params.pca={pca!r} must be null, a fraction of variance in (0, 1) or a "
@@ -38,10 +43,6 @@ class InputMap:
         self.seed = seed
         self.low = self.span = None
         self.pca = None
-
-    @property
-    def active(self) -> bool:
-        return self.contrast_norm is not None or self.pca_components is not None
 
     def fit(self, x: np.ndarray) -> InputMap:
         """Fit on flattened (n, features) training rows."""

@@ -1,0 +1,151 @@
+"""`DeepDetector`: the detector contract (`kit.contract`) on top of the training engine, the base of every
+deep detector, adversarial or not.
+
+A method file subclasses it, declares its parameters as keyword-only constructor arguments, and
+implements `build(input_shape) -> DetectorModule` (optionally `after_fit(x_train)`, e.g. AMA fitting its
+A-score on the training R-scores, or `train(x, x_val)` for several stages, e.g. Deep SVDD's pretraining);
+the rest — the input map, seeding, building the networks from the data's shape, training, EMA scoring
+in chunks, save / load — is here:
+
+    det = create_detector("alad", seed=0, trainer={"epochs": 5, "device": "cpu"})
+    det.fit(x_train, x_val)          # float32 (n, d) or (n, C, H, W) in [-1, 1]
+    det.score_samples(x_test)        # 1-D, higher = more anomalous
+
+`trainer` is the trainer config group (keys: `engine.TrainerConfig`; keys left out take
+conf/trainer/default.yaml's values); `checkpoint_dir` is where `fit` saves and resumes its per-epoch
+checkpoints (None: no checkpoints); `callbacks` (tests) are passed to the engine.
+
+Input map (`contrast_norm`, for the detectors that declare it; images only): Ruff et al. Sec. 4.1 normalise
+MNIST / CIFAR-10 by global contrast normalisation with the l1 norm, then min-max scale to [0, 1] with the
+training (normal-class) images' extremes. `input_map.InputMap(contrast_norm="l1")` does exactly this per
+image (mean subtracted, divided by its l1 norm), with the min and max of the training images of the run;
+GCN is invariant to our fixed [-1, 1] pixel map, so it sees the same images as Ruff's [0, 1] ones. Tabular
+rows are used as the pipeline scales them (min-max on the training rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from ganad_bench.models.kit import blocks
+from ganad_bench.models.kit.contract import Detector
+from ganad_bench.models.kit.input_map import InputMap, check_contrast_norm
+from ganad_bench.training.device import seed_everything
+from ganad_bench.training.engine import DetectorModule, Engine, TrainerConfig
+
+# trainer keys that never change what is trained (left out of the checkpoint fingerprint)
+BOOKKEEPING_TRAINER_KEYS = ("progress", "score_batch_size", "device")
+
+
+class DeepDetector(Detector):
+    def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=()):
+        super().__init__(seed)
+        self.trainer = TrainerConfig.from_dict(trainer)
+        self.checkpoint_dir = checkpoint_dir
+        self.callbacks = list(callbacks)
+        check_contrast_norm(self.params.get("contrast_norm"))
+        self.engine: Engine | None = None
+        self.input_shape: tuple[int, ...] | None = None
+        self.input_map: InputMap | None = None
+
+    # --------------------------------------------------------------------- what a method implements
+    def build(self, input_shape: tuple[int, ...]) -> DetectorModule:
+        raise NotImplementedError
+
+    def after_fit(self, x: np.ndarray) -> None:
+        """Called once training has ended, with the (preprocessed) training rows (default: nothing)."""
+
+    def module_params(self, *leave_out: str) -> dict:
+        """The parameters the method's module takes as keywords: all but `leave_out` (resolved by the
+        detector, e.g. a null latent size)."""
+        return {key: value for key, value in self.params.items() if key not in leave_out}
+
+    def latent_dim(self, input_shape: tuple[int, ...]) -> int:
+        """`params.latent_dim`, or the architecture's default (`blocks.default_latent_dim`) when it is null."""
+        return int(self.params["latent_dim"] or blocks.default_latent_dim(input_shape, self.params["arch"]))
+
+    # ------------------------------------------------------------------------------------ training
+    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> DeepDetector:
+        x = np.asarray(x, dtype=np.float32)
+        self.input_map = self.fit_input_map(x)
+        x = self.preprocess(x)
+        x_val = None if x_val is None else self.preprocess(x_val)
+        self.input_shape = tuple(int(s) for s in x.shape[1:])
+        seed_everything(self.seed)
+        self.engine = self.train(x, x_val)
+        self.history = self.engine.history
+        self.after_fit(x)
+        return self
+
+    def train(self, x: np.ndarray, x_val: np.ndarray | None) -> Engine:
+        """Build the network and train it in one stage (Deep SVDD: two); returns the scoring stage's engine."""
+        return self.train_stage(None, self.build(self.input_shape), self.trainer, x, x_val)
+
+    def train_stage(self, stage: str | None, module: DetectorModule, trainer: TrainerConfig, x, x_val) -> Engine:
+        """Train `module` with its own engine; a named stage checkpoints into its own sub-folder."""
+        folder = self.checkpoint_dir
+        if folder is not None and stage is not None:
+            folder = f"{folder}/{stage}"
+        fingerprint = {"model": self.name, "stage": stage, "params": repr(sorted(self.params.items())),
+                       "shape": self.input_shape, "n_train": len(x), "n_val": 0 if x_val is None else len(x_val),
+                       "seed": self.seed, "trainer": repr({k: v for k, v in dataclasses.asdict(trainer).items()
+                                                           if k not in BOOKKEEPING_TRAINER_KEYS})}
+        engine = Engine(module, trainer, seed=self.seed, checkpoint_dir=folder, callbacks=self.callbacks,
+                        fingerprint=fingerprint)
+        return engine.fit(x, x_val)
+
+    # --------------------------------------------------------------------------------- input map
+    def contrast_normalised(self, shape) -> bool:
+        return bool(self.params.get("contrast_norm")) and blocks.is_image(tuple(shape))
+
+    def fit_input_map(self, x: np.ndarray) -> InputMap | None:
+        if not self.contrast_normalised(x.shape[1:]):
+            return None
+        return InputMap(contrast_norm=self.params["contrast_norm"]).fit(x.reshape(len(x), -1).astype(np.float64))
+
+    def preprocess(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if self.input_map is None:
+            return x
+        return self.input_map(x.reshape(len(x), -1).astype(np.float64)).astype(np.float32).reshape(x.shape)
+
+    # ----------------------------------------------------------------------------------- scoring
+    @property
+    def scoring_module(self) -> DetectorModule:
+        """The network used for scoring (the EMA copy when the trainer keeps one)."""
+        if self.engine is None:
+            raise RuntimeError(f"{self.name}: call fit() before score_samples()")
+        return self.engine.scoring_module
+
+    @property
+    def device(self) -> str:
+        return str(self.engine.device if self.engine is not None else self.trainer.device)
+
+    def score_samples(self, x: np.ndarray) -> np.ndarray:
+        if self.engine is None:
+            raise RuntimeError(f"{self.name}: call fit() before score_samples()")
+        return self.engine.score(self.preprocess(x))
+
+    # save / load (the contract pickles the detector): spectrally normalised modules only serialise
+    # through state_dict, so a pickled detector holds the scoring network's state and rebuilds it.
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["callbacks"] = []  # test hooks are not part of a saved detector
+        engine = state.pop("engine", None)
+        state["engine"] = None
+        if engine is not None:
+            state["_scoring_state"] = {k: v.detach().cpu() for k, v in engine.scoring_module.state_dict().items()}
+        return state
+
+    def __setstate__(self, state):
+        scoring_state = state.pop("_scoring_state", None)
+        self.__dict__.update(state)
+        if scoring_state is not None:
+            with torch.random.fork_rng(devices=[]):
+                module = self.build(self.input_shape)
+            self.engine = Engine(module, self.trainer, seed=self.seed)
+            self.engine.scoring_module.load_state_dict(scoring_state)
+            self.engine.scoring_module.eval()

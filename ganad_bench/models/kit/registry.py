@@ -1,0 +1,76 @@
+"""Name -> detector class, filled by the `@register` decorator in each method file, and the two ways to
+make a detector:
+
+* `create_detector(name, seed=0, dataset=None, trainer=None, **params)` — the Python API. It composes
+  the same Hydra config as `ganad-bench model=<name> [dataset=<dataset>]` (the model's parameters and
+  training settings, per dataset where `conf/dataset_model/` has a file), then lays `trainer` and
+  `params` over it, so a detector made here trains exactly like the CLI's.
+* `build_detector(name, seed, params, trainer, ...)` — from settings that are already composed (`run`).
+"""
+
+from __future__ import annotations
+
+from ganad_bench.errors import ConfigError
+from ganad_bench.models.kit.contract import Detector
+from ganad_bench.models.kit.deep import DeepDetector
+from ganad_bench.training.device import resolve_device
+
+_DETECTORS: dict[str, type[Detector]] = {}
+
+
+def register(name: str):
+    def decorate(cls):
+        if name in _DETECTORS:
+            raise ValueError(f"detector '{name}' registered twice")
+        cls.name = name
+        _DETECTORS[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_detectors() -> list[str]:
+    import ganad_bench.models  # noqa: F401  (imports every method file, which registers itself)
+
+    return sorted(_DETECTORS)
+
+
+def detector_class(name: str) -> type[Detector]:
+    names = available_detectors()
+    if name not in _DETECTORS:
+        raise ConfigError(f"unknown model '{name}': choose one of {', '.join(names)}")
+    return _DETECTORS[name]
+
+
+def is_deep(name: str) -> bool:
+    """Whether the detector trains networks with the engine (and so takes a `trainer` config)."""
+    return issubclass(detector_class(name), DeepDetector)
+
+
+def build_detector(name: str, seed: int = 0, params: dict | None = None, trainer: dict | None = None,
+                   checkpoint_dir=None, callbacks=()) -> Detector:
+    """A fresh detector from composed settings: `params` are its `model.params`, `trainer` the trainer config
+    group (deep detectors only; `checkpoint_dir` holds their per-epoch checkpoints, `callbacks` go to the
+    engine)."""
+    cls = detector_class(name)
+    if trainer is not None:  # a bad trainer.device is a config error for every model (it is recorded)
+        resolve_device(str(trainer.get("device") or "auto"))
+    runtime = {}
+    if issubclass(cls, DeepDetector):
+        runtime = {"trainer": dict(trainer or {}), "checkpoint_dir": checkpoint_dir, "callbacks": callbacks}
+    try:
+        return cls(seed=seed, **runtime, **dict(params or {}))
+    except TypeError as err:
+        raise ConfigError(f"model {name}: {err} (check the model.params keys)") from None
+
+
+def create_detector(name: str, seed: int = 0, dataset: str | None = None, trainer: dict | None = None,
+                    checkpoint_dir=None, callbacks=(), **params) -> Detector:
+    """A fresh detector with the CLI's settings for `name` (and `dataset`), `trainer` and `params` laid over
+    them: `create_detector("iforest").fit(x).score_samples(x)`."""
+    from ganad_bench.config import model_settings
+
+    detector_class(name)  # an unknown name fails before any config is composed
+    settings = model_settings(name, dataset)
+    return build_detector(name, seed, {**settings["params"], **params}, {**settings["trainer"], **(trainer or {})},
+                          checkpoint_dir=checkpoint_dir, callbacks=callbacks)
