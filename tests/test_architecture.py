@@ -1,0 +1,171 @@
+"""The layout's rules, checked on the source (DESIGN.md "Layout"): method files are leaves on a kit that
+imports no method; the training and data layers never import the models layer; one MLP builder and one
+architecture resolver; short functions; scripts use only public names. And the settings' rules: every
+experiment composes, every registered detector goes config -> detector -> fit -> score, and the Python
+API composes exactly the CLI's settings."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from ganad_bench import available_detectors, create_detector
+from ganad_bench.models.kit.registry import detector_class, is_deep
+from tests.checks import cpu_trainer
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "ganad_bench"
+METHODS = {p.stem for p in (PACKAGE / "models").glob("*.py") if p.stem != "__init__"}
+
+
+def modules_imported(path: Path) -> set[str]:
+    """Every `ganad_bench...` module a file imports (`from a.b import c` counts as a.b and a.b.c)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name.startswith("ganad_bench")}
+
+
+def python_files(*folders: Path) -> list[Path]:
+    return sorted(p for folder in folders for p in folder.rglob("*.py"))
+
+
+def test_method_files_are_leaves_on_a_kit_that_imports_no_method():
+    method_modules = {f"ganad_bench.models.{m}" for m in METHODS}
+    for path in python_files(PACKAGE, REPO / "scripts", REPO / "conf"):
+        imported = modules_imported(path) & method_modules
+        if path.parent == PACKAGE / "models" and path.stem in METHODS:
+            assert not imported - {f"ganad_bench.models.{path.stem}"}, (path, imported)  # no other method
+        else:
+            assert not imported, (path, imported)
+
+
+def test_training_and_data_layers_do_not_import_the_models_layer():
+    for path in python_files(PACKAGE / "training", PACKAGE / "data"):
+        assert not {m for m in modules_imported(path) if m.startswith("ganad_bench.models")}, path
+
+
+def functions(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def test_one_mlp_builder_and_one_architecture_resolver():
+    names = [(node.name, path.name) for path in python_files(PACKAGE) for node in functions(path)]
+    assert [n for n in names if n[0] == "mlp"] == [("mlp", "blocks.py")]
+    resolvers = [n for n in names if "resolve" in n[0] and "arch" in n[0]]
+    assert resolvers == [("resolve_arch", "blocks.py")]
+    assert not [n for n in names if n[0] in ("mlp_stack", "check_shape")]
+
+
+def test_functions_are_short_and_run_reads_as_its_stages():
+    long = [(path.relative_to(REPO), node.name, node.end_lineno - node.lineno + 1)
+            for path in python_files(PACKAGE) for node in functions(path) if node.end_lineno - node.lineno + 1 > 60]
+    assert not long, long
+    run = next(node for node in functions(PACKAGE / "run.py") if node.name == "run")
+    assert run.end_lineno - run.lineno + 1 <= 40
+    called = {n.func.id for n in ast.walk(run) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert {"prepare_data", "fit_and_score", "record_result"} <= called
+
+
+def test_scripts_use_only_public_names():
+    for path in python_files(REPO / "scripts"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not [a.name for a in node.names if a.name.startswith("_")], (path, node.lineno)
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                raise AssertionError(f"{path.name}:{node.lineno} uses the private name {node.attr}")
+
+
+# ------------------------------------------------------------------------------------------- settings
+def compose_app(*overrides: str, hydra_config: bool = False):
+    with initialize_config_module("ganad_bench.conf", version_base=None):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra_config)
+
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_with_each_value_of_its_sweep(experiment):
+    cfg = compose_app(f"experiment={experiment}", hydra_config=True)
+    OmegaConf.to_container(cfg, resolve=False)
+    for key, values in (cfg.hydra.sweeper.params or {}).items():
+        if key in ("model", "dataset", "protocol"):  # the config groups a sweep switches between
+            for value in str(values).split(","):
+                swept = compose_app(f"experiment={experiment}", f"{key}={value.strip()}")
+                assert swept[key].name == value.strip()
+                OmegaConf.to_container(swept, resolve=True)
+
+
+def tiny_params(name: str) -> dict:
+    """Small versions of the expensive settings, for the parameters a detector has."""
+    small = {"width": 8, "search_steps": 3, "pretrain_epochs": 1, "mem_slots": 10}
+    return {k: v for k, v in small.items() if k in detector_class(name).param_names()}
+
+
+@pytest.mark.parametrize("name", available_detectors())
+@pytest.mark.parametrize("shape", [(6,), (1, 16, 16)], ids=["rows", "images"])
+def test_every_registered_detector_goes_from_config_to_scores(name, shape, one_torch_thread):
+    rng = np.random.default_rng(0)
+    train = np.tanh(rng.normal(size=(48, *shape))).astype(np.float32)
+    test = np.tanh(rng.normal(size=(10, *shape))).astype(np.float32)
+    trainer = cpu_trainer(epochs=1, batch_size=16) if is_deep(name) else None
+    detector = create_detector(name, seed=0, trainer=trainer, **tiny_params(name))
+    scores = detector.fit(train).score_samples(test)
+    assert scores.shape == (10,) and np.isfinite(scores).all()
+
+
+DATASETS = sorted(p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", available_detectors())
+def test_the_python_api_composes_the_clis_settings(name):
+    """`create_detector(name, dataset=d)` trains with exactly the model and trainer settings of
+    `ganad-bench model=<name> dataset=<d>`; without a dataset, with the constructor's parameters and the
+    trainer settings of a dataset that has no dataset_model file for the model."""
+    plain = [d for d in DATASETS if not (REPO / "conf" / "dataset_model" / f"{d}_{name}.yaml").exists()]
+    for dataset, cli_dataset in [(None, plain[0]), *((d, d) for d in DATASETS)]:
+        cli = OmegaConf.to_container(compose_app(f"model={name}", f"dataset={cli_dataset}"), resolve=True)
+        detector = create_detector(name, dataset=dataset)
+        expected = detector_class(name).default_params() if dataset is None else cli["model"]["params"]
+        assert detector.params == expected, (name, dataset)
+        if is_deep(name):
+            composed = type(detector.trainer).from_dict(cli["trainer"])
+            assert dataclasses.asdict(detector.trainer) == dataclasses.asdict(composed), (name, dataset)
+
+
+def test_model_parameters_are_declared_once_in_the_constructor():
+    for path in (REPO / "conf" / "model").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        model = data.get("model", data)
+        # the defaults come from the constructor (model_params/<name>); a file keeps only values taken
+        # from elsewhere in the config (OC-SVM's nu = the protocol's contamination)
+        own = model.get("params") or {}
+        assert all("${" in str(v) for v in own.values()), (path.name, own)
+        assert {"/model_params@model.params": path.stem} in data["defaults"] or \
+            {"/model_params@params": path.stem} in data["defaults"], path.name
+
+
+def test_the_cli_and_the_python_api_build_the_same_memgan():
+    out = subprocess.run([sys.executable, "-c", "from ganad_bench.cli import main; main()", "model=memgan",
+                          "--cfg", "job"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    cli = yaml.safe_load(out.stdout)
+    detector = create_detector("memgan", dataset=cli["dataset"]["name"])
+    assert detector.params == cli["model"]["params"]
+    assert detector.trainer.epochs == cli["trainer"]["epochs"] and detector.trainer.lr == cli["trainer"]["lr"]
