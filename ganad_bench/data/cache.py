@@ -4,13 +4,16 @@ checksums, so a cached array can never outlive the file it came from."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import logging
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from ganad_bench.atomic import write_atomic
+
+log = logging.getLogger("ganad_bench")
 _memo: dict[Path, dict[str, np.ndarray]] = {}
 
 
@@ -23,8 +26,10 @@ def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dic
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError):
-            arrays = None  # a damaged cache entry is rebuilt from the verified source
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+            # a damaged cache entry (truncated, empty, not an npz) is rebuilt from the verified source
+            log.warning("parsed-data cache %s is unreadable (%s: %s): rebuilding it", path, type(err).__name__, err)
+            arrays = None
     if arrays is None:
         arrays = build()
         _write_npz(path, arrays)
@@ -36,10 +41,6 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     if any(array.dtype == object for array in arrays.values()):
         raise TypeError("object arrays cannot be cached without pickle: convert them to fixed-width dtypes")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.part")
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs a re-parse next time
+        write_atomic(path, lambda out: np.savez(out, **arrays), binary=True)
+    except OSError as err:  # a read-only or full cache only costs a re-parse next time
+        log.warning("could not write the parsed-data cache %s (%s): continuing without it", path, err)

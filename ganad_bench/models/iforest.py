@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from ganad_bench.models.kit.contract import Detector, flatten
+from ganad_bench.models.kit.contract import Detector, flatten, is_count, is_fraction, require
 from ganad_bench.models.kit.input_map import InputMap
 from ganad_bench.models.kit.registry import register
 
@@ -24,6 +24,12 @@ class IsolationForestDetector(Detector):
                  n_jobs: int | None = None, contrast_norm: str | None = None, pca: float | int | None = None):
         super().__init__(seed)
         self.input_map = InputMap(contrast_norm, pca, seed=self.seed)  # validates the transform's settings
+        require(is_count(n_estimators), "n_estimators", "an integer >= 1", n_estimators)
+        require(max_samples == "auto" or is_count(max_samples) or is_fraction(max_samples), "max_samples",
+                "auto, an integer >= 1 or a fraction in (0, 1]", max_samples)
+        require(is_count(max_features) or is_fraction(max_features), "max_features",
+                "an integer >= 1 or a fraction in (0, 1]", max_features)
+        require(n_jobs is None or isinstance(n_jobs, int), "n_jobs", "an integer or null", n_jobs)
 
     def fit(self, x, x_val=None):
         p = self.params

@@ -24,7 +24,7 @@ from scipy.special import logsumexp
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 
-from ganad_bench.models.kit.contract import Detector, flatten, subsample
+from ganad_bench.models.kit.contract import Detector, flatten, is_count, is_number, require, subsample
 from ganad_bench.models.kit.input_map import InputMap
 from ganad_bench.models.kit.registry import register
 
@@ -36,6 +36,15 @@ class KernelDensityDetector(Detector):
                  chunk_size: int = 2048, contrast_norm: str | None = None, pca: float | int | None = None):
         super().__init__(seed)
         self.input_map = InputMap(contrast_norm, pca, seed=self.seed)  # validates the transform's settings
+        require(bandwidths is None or (isinstance(bandwidths, (list, tuple)) and bandwidths
+                                       and all(is_number(b) and b > 0 for b in bandwidths)),
+                "bandwidths", "null or a list of numbers > 0", bandwidths)
+        require(is_count(cv) and cv >= 2, "cv", "an integer >= 2", cv)
+        require(max_train_samples is None or is_count(max_train_samples), "max_train_samples",
+                "an integer >= 1 or null", max_train_samples)
+        require(is_count(max_search_samples) and max_search_samples >= 2, "max_search_samples", "an integer >= 2",
+                max_search_samples)
+        require(is_count(chunk_size), "chunk_size", "an integer >= 1", chunk_size)
         self.bandwidth: float | None = None
         self.train: np.ndarray | None = None
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.svm import OneClassSVM
 
-from ganad_bench.models.kit.contract import Detector, flatten, subsample
+from ganad_bench.models.kit.contract import Detector, flatten, is_count, is_fraction, is_number, require, subsample
 from ganad_bench.models.kit.input_map import InputMap
 from ganad_bench.models.kit.registry import register
 
@@ -29,6 +29,12 @@ class OneClassSVMDetector(Detector):
                  contrast_norm: str | None = None, pca: float | int | None = None):
         super().__init__(seed)
         self.input_map = InputMap(contrast_norm, pca, seed=self.seed)  # validates the transform's settings
+        require(is_fraction(nu), "nu", "a fraction in (0, 1]", nu)
+        require(gamma in ("inverse_features", "scale", "auto") or (is_number(gamma) and gamma > 0), "gamma",
+                "inverse_features, scale, auto or a number > 0", gamma)
+        require(max_train_samples is None or is_count(max_train_samples), "max_train_samples",
+                "an integer >= 1 or null", max_train_samples)
+        require(is_number(cache_size_mb) and cache_size_mb > 0, "cache_size_mb", "a number > 0", cache_size_mb)
         self.model: OneClassSVM | None = None
 
     def fit(self, x, x_val=None):

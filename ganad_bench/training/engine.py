@@ -61,9 +61,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganad_bench.atomic import write_atomic
 from ganad_bench.console import EpochProgress
 from ganad_bench.data.tensors import RandpermBatches, in_chunks, to_device
 from ganad_bench.errors import ConfigError, TrainingDiverged
+from ganad_bench.provenance import code_version
 from ganad_bench.training.device import resolve_device
 
 log = logging.getLogger("ganad_bench")
@@ -105,11 +107,8 @@ class TrainerConfig:
         unknown = sorted(set(values) - names)
         if unknown:
             raise ConfigError(f"unknown trainer key(s) {', '.join(unknown)}: choose from {', '.join(sorted(names))}")
-        if "betas" in values and values["betas"] is not None:
-            values["betas"] = tuple(float(b) for b in values["betas"])
-        if values.get("lr_milestones") is not None:
-            values["lr_milestones"] = tuple(int(m) for m in values["lr_milestones"])
-        config = cls(**values)
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        config = cls(**{name: typed(f"trainer.{name}", value, types[name]) for name, value in values.items()})
         config.validate()
         return config
 
@@ -127,6 +126,45 @@ class TrainerConfig:
         if self.early_stopping_patience is not None and int(self.early_stopping_patience) < 1:
             raise ConfigError(f"trainer.early_stopping_patience must be >= 1 or null, got "
                               f"{self.early_stopping_patience}")
+
+
+def typed(key: str, value, annotation: str):
+    """`value` as the type a TrainerConfig field declares (its annotation string); a one-line ConfigError
+    that names the key otherwise (`trainer.epochs=abc`, `trainer.lr=[1]`)."""
+    optional = annotation.endswith(" | None")
+    kind = annotation.removesuffix(" | None")
+    if value is None and optional:
+        return None
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if kind == "int":
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind == "str":
+            return str(value)
+        if kind.startswith("tuple["):  # tuple[float, float] / tuple[int, ...]
+            item = float if "float" in kind else int
+            if isinstance(value, (str, bytes)) or value is None:
+                raise ValueError
+            items = tuple(typed(key, v, item.__name__) for v in value)
+            if kind == "tuple[float, float]" and len(items) != 2:
+                raise ValueError
+            return items
+    except (TypeError, ValueError, OverflowError):
+        pass
+    else:
+        return value
+    what = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}.get(
+        kind, f"a list ({kind})")
+    raise ConfigError(f"{key} must be {what}{' or null' if optional else ''}, got {value!r}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -229,8 +267,12 @@ class EMA:
 
 
 def rng_states(batches: RandpermBatches) -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-             "batches": batches.generator.get_state()}
+    """Every random stream of a run, in types that `torch.load(weights_only=True)` reads back (NumPy's
+    state as a tensor, no pickled NumPy objects)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                    int(has_gauss), float(cached)),
+             "torch": torch.get_rng_state(), "batches": batches.generator.get_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -238,7 +280,8 @@ def rng_states(batches: RandpermBatches) -> dict:
 
 def set_rng_states(state: dict, batches: RandpermBatches) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     batches.generator.set_state(state["batches"])
     if "cuda" in state and torch.cuda.is_available():
@@ -296,6 +339,8 @@ class Engine:
         self.best_state: dict | None = None
         self.stopped_early = False
         self.history: list[dict] = []
+        # {epoch, code_version} of the checkpoint this engine resumed from (None: trained from the start)
+        self.resumed_from: dict | None = None
         self.reset_step_stats()
 
     # ----------------------------------------------------------------------------------- scoring
@@ -479,6 +524,7 @@ class Engine:
     def state_dict(self, batches: RandpermBatches) -> dict:
         return {
             "fingerprint": self.fingerprint,
+            "code_version": code_version()["label"],
             "module": self.module.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -493,22 +539,43 @@ class Engine:
         }
 
     def save_checkpoint(self, batches: RandpermBatches) -> Path:
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        path = self.checkpoint_dir / CHECKPOINT_FILE
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state_dict(batches), tmp)
-        os.replace(tmp, path)
-        return path
+        """`last.pt`, written to a uniquely named temporary file in the same folder and renamed over the old
+        one: a kill at any moment leaves the previous checkpoint or the new one, never a partial file, and
+        two processes never share a temporary name."""
+        state = self.state_dict(batches)
+        return write_atomic(self.checkpoint_dir / CHECKPOINT_FILE, lambda out: torch.save(state, out), binary=True)
 
     def _maybe_resume(self, batches: RandpermBatches) -> None:
         path = self.checkpoint_dir / CHECKPOINT_FILE
         if not path.exists():
             return
-        # on the CPU: RNG states must stay CPU tensors; load_state_dict copies weights to the device
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("fingerprint") != self.fingerprint or set(state.get("optimizers", {})) != set(self.optimizers()):
+        try:
+            # weights_only: tensors and plain Python values only, so a crafted file cannot run code; on the
+            # CPU (RNG states must stay CPU tensors; load_state_dict copies weights to the device)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            missing = CHECKPOINT_KEYS - set(state)
+        except Exception as err:  # truncated, empty, not a checkpoint, or holding objects it may not load
+            set_aside(path, f"unreadable ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
+            return
+        if missing:
+            set_aside(path, f"incomplete (no {', '.join(sorted(missing))})")
+            return
+        if state["fingerprint"] != self.fingerprint or set(state["optimizers"]) != set(self.optimizers()):
             log.warning("checkpoint %s was written by a different model/data/trainer setup: starting afresh", path)
             return
+        try:
+            self._restore(state, batches)
+        except Exception as err:
+            set_aside(path, f"could not be restored ({type(err).__name__})")
+            raise RuntimeError(f"checkpoint {path} could not be restored and was set aside: run again to start "
+                               f"this run over") from err
+        if state["code_version"] != code_version()["label"]:
+            log.warning("checkpoint %s was written by code version %s; resuming with %s", path,
+                        state["code_version"], code_version()["label"])
+        self.resumed_from = {"epoch": self.epoch, "code_version": state["code_version"]}
+        log.info("resumed from %s at epoch %d", path, self.epoch)
+
+    def _restore(self, state: dict, batches: RandpermBatches) -> None:
         self.module.load_state_dict(state["module"])
         for name, opt in self.optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
@@ -520,4 +587,16 @@ class Engine:
         self.best_state = state["best_state"]
         self.stopped_early = bool(state["stopped_early"])
         self.history = list(state["history"])
-        log.info("resumed from %s at epoch %d", path, self.epoch)
+
+
+CHECKPOINT_KEYS = {"fingerprint", "code_version", "module", "optimizers", "ema", "rng", "epoch", "step", "best_val",
+                   "bad_epochs", "best_state", "stopped_early", "history"}
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Rename a checkpoint that cannot be used to `<name>.bad-<time>` (kept for inspection) and warn: the run
+    starts over instead of failing on it at every retry."""
+    target = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(path, target)
+    log.warning("checkpoint %s is %s: moved to %s, training starts over", path, why, target.name)
+    return target

@@ -30,6 +30,8 @@ class Detector(ABC):
     name: str = "detector"
     # rows the detector was actually fitted on when it subsamples its training set (None: all of them)
     fit_rows: int | None = None
+    # deep detectors: {epoch, code_version} of the checkpoint the training resumed from (None: from scratch)
+    resumed_from: dict | None = None
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
@@ -115,3 +117,17 @@ def require(condition: bool, param: str, rule: str, value) -> None:
     """A `model.params.<param>` that must satisfy `rule` (e.g. "in [0, 1]", ">= 1")."""
     if not condition:
         raise ConfigError(f"model.params.{param} must be {rule}, got {value}")
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_count(value) -> bool:
+    """An integer >= 1 (not a bool, not a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def is_fraction(value) -> bool:
+    """A float in (0, 1] (an int is a count, not a fraction)."""
+    return isinstance(value, float) and 0.0 < value <= 1.0

@@ -30,14 +30,15 @@ import dataclasses
 import numpy as np
 import torch
 
+from ganad_bench.config import BOOKKEEPING_TRAINER_KEYS
 from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.input_map import InputMap, check_contrast_norm
 from ganad_bench.training.device import seed_everything
 from ganad_bench.training.engine import DetectorModule, Engine, TrainerConfig
 
-# trainer keys that never change what is trained (left out of the checkpoint fingerprint)
-BOOKKEEPING_TRAINER_KEYS = ("progress", "score_batch_size", "device")
+# a checkpoint resumes on another device too: the fingerprint ignores it with the bookkeeping keys
+FINGERPRINT_IGNORES = (*BOOKKEEPING_TRAINER_KEYS, "device")
 
 
 class DeepDetector(Detector):
@@ -77,6 +78,7 @@ class DeepDetector(Detector):
         seed_everything(self.seed)
         self.engine = self.train(x, x_val)
         self.history = self.engine.history
+        self.resumed_from = self.engine.resumed_from
         self.after_fit(x)
         return self
 
@@ -92,7 +94,7 @@ class DeepDetector(Detector):
         fingerprint = {"model": self.name, "stage": stage, "params": repr(sorted(self.params.items())),
                        "shape": self.input_shape, "n_train": len(x), "n_val": 0 if x_val is None else len(x_val),
                        "seed": self.seed, "trainer": repr({k: v for k, v in dataclasses.asdict(trainer).items()
-                                                           if k not in BOOKKEEPING_TRAINER_KEYS})}
+                                                           if k not in FINGERPRINT_IGNORES})}
         engine = Engine(module, trainer, seed=self.seed, checkpoint_dir=folder, callbacks=self.callbacks,
                         fingerprint=fingerprint)
         return engine.fit(x, x_val)

@@ -1,0 +1,30 @@
+"""Files written whole or not at all: the one implementation behind result rows, checkpoints, cached arrays
+and job outcomes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+
+def write_atomic(path: Path, write: Callable[[IO], None], binary: bool = False) -> Path:
+    """Call `write(handle)` on a uniquely named temporary file beside `path` (`.<name>.<random>.part`), fsync,
+    then rename it over `path`: readers see the old file or the whole new one, a kill at any moment leaves
+    at most a `.part` file (removed by the run that next holds the folder), and two writers never share a
+    temporary name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb" if binary else "w") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
