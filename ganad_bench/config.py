@@ -14,6 +14,7 @@ Where each setting is declared (once):
 from __future__ import annotations
 
 import copy
+import re
 from functools import cache
 
 from omegaconf import DictConfig, OmegaConf
@@ -22,6 +23,10 @@ from omegaconf.errors import OmegaConfBaseException
 from ganad_bench.errors import ConfigError
 
 PARAMS_GROUP = "model_params"
+# trainer keys that never change what is trained or scored (kept out of a run's identity, its table variant
+# and the checkpoint fingerprint)
+BOOKKEEPING_TRAINER_KEYS = ("progress", "score_batch_size", "nan_check_every", "checkpoint_every_epoch",
+                            "checkpoint_interval")
 
 
 def _first_set(*values):
@@ -29,8 +34,17 @@ def _first_set(*values):
     return next((value for value in values if value is not None), None)
 
 
+def _safe_name(value) -> str:
+    """`${safe_name:...}`: a config value as one harmless path component (Hydra's run and job folders are
+    named from the config before any check has run: `seed=/../../x` must not name a folder elsewhere)."""
+    text = re.sub(r"[^A-Za-z0-9_.=+-]", "_", str(value)).lstrip(".")
+    return text[:64] or "_"
+
+
 if not OmegaConf.has_resolver("first_set"):
     OmegaConf.register_new_resolver("first_set", _first_set)
+if not OmegaConf.has_resolver("safe_name"):
+    OmegaConf.register_new_resolver("safe_name", _safe_name)
 
 
 def _plain(value):
@@ -63,7 +77,25 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         with initialize_config_module(config_module="ganad_bench.conf", version_base=None):
             return compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"invalid config {' '.join(overrides)}: {str(err).splitlines()[0]}") from None
+        raise ConfigError(composition_error(err)) from None
+
+
+def composition_error(err: Exception) -> str:
+    """Hydra's multi-line composition errors as one line that keeps the fix (e.g. "use +foo=1")."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    first = lines[0] if lines else type(err).__name__
+    key = re.match(r"Could not override '(model\.params\.)?([^']+)'", first)
+    if key and key.group(1):
+        return f"unknown model parameter '{key.group(2)}': `--cfg job` lists model.params (to add a key anyway: " \
+               f"+model.params.{key.group(2)}=...)"
+    hints = [line for line in lines[1:] if line.startswith(("To append", "Either remove", "Available options"))]
+    if first.startswith("Available options") or any(h.startswith("Available options") for h in hints):
+        options = lines[lines.index(next(h for h in lines if h.startswith("Available options"))) + 1:]
+        options = [o for o in options if not o.startswith(("Config search path", "provider="))]
+        return f"{first} (choose one of {', '.join(options)})"
+    if "grammar" in str(err) or type(err).__name__ == "OverrideParseException":
+        return f"cannot parse the override ({first}): write key=value, a sweep as key=a,b,c or 'key=range(10)'"
+    return " ".join([first, *hints[:1]])
 
 
 @cache
@@ -89,4 +121,48 @@ def to_container(cfg: DictConfig) -> dict:
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as err:
         message = str(err).splitlines()[0]
-        raise ConfigError(f"invalid config: {message} (check the keys named on the command line)") from None
+        hint = "check the keys named on the command line"
+        if "Interpolation key 'dataset." in message:  # protocol=tabular on an image dataset, ...
+            hint = "the protocol reads a dataset setting this dataset does not have: pick the dataset's own protocol"
+        raise ConfigError(f"invalid config: {message} ({hint})") from None
+
+
+def check_run_config(config: dict) -> dict:
+    """A resolved run config checked and made canonical before anything is written: every value that names
+    a folder is a known name or a non-negative integer, the normal class is an index (a class name and its
+    index are one run), settings a protocol does not use are rejected or cleared. Returns a new dict;
+    a bad value is a one-line ConfigError that names the fix."""
+    from ganad_bench.data.image_sources import CLASS_NAMES
+    from ganad_bench.data.protocols import PROTOCOLS
+    from ganad_bench.data.registry import source_spec
+    from ganad_bench.models.kit.registry import detector_class
+
+    config = copy.deepcopy(config)
+    seed = config.get("seed")
+    if type(seed) is not int or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}: e.g. seed=0, or a sweep seed=0,1,2")
+    if not isinstance(config.get("force", False), bool):
+        raise ConfigError(f"force must be true or false, got {config.get('force')!r}")
+    detector_class(str(config["model"]["name"]))
+    dataset, protocol = config["dataset"], config["protocol"]
+    source_spec(str(dataset["name"]), dataset.get("source"))
+    if protocol.get("name") not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol '{protocol.get('name')}': choose one of {', '.join(PROTOCOLS)}")
+    if protocol["name"] == "cross_dataset":
+        if not protocol.get("anomaly_dataset"):
+            raise ConfigError("protocol cross_dataset needs protocol.anomaly_dataset, the dataset whose test images "
+                              "are the anomalies: e.g. protocol.anomaly_dataset=mnist")
+        source_spec(str(protocol["anomaly_dataset"]), protocol.get("anomaly_source"))
+        dataset["normal_class"] = None  # every class is normal
+    elif protocol["name"] in ("one_class", "alad_image"):
+        from ganad_bench.data.dataset import class_index
+
+        names = CLASS_NAMES.get(dataset["name"])
+        if names is None:
+            raise ConfigError(f"protocol {protocol['name']} needs an image dataset with classes and {dataset['name']} "
+                              f"is tabular: use protocol=tabular")
+        dataset["normal_class"] = class_index(names, dataset.get("normal_class"), dataset["name"])
+    elif dataset.get("normal_class") is not None:
+        raise ConfigError(f"dataset.normal_class={dataset['normal_class']!r}: {dataset['name']} under the "
+                          f"{protocol['name']} protocol has no normal class; remove it (dataset.normal_class=null)")
+    return config

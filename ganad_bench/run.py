@@ -1,9 +1,14 @@
 """`run(cfg) -> result row`: the only orchestration code, as three stages. Importable and testable
 without Hydra's entry point: compose a config, call `run`, read the row.
 
-1. `prepare_data(config)` — validate the config and locate the data (user errors raise `GanadError` here,
-   before any result file exists), load, split by the protocol, scale with statistics of the training
-   rows only;
+First the config is checked and made canonical (`config.check_run_config`: every bad value raises a
+one-line `GanadError` before anything is written) and the run's folder named from its identity. A finished
+row is skipped (unless `force`, which also discards old checkpoints); otherwise the run takes the folder's
+lock (`results.store.RunLock`: a second process on the same folder skips the run, status "busy"), removes
+temporary files a killed process left, and goes through the stages:
+
+1. `prepare_data(config)` — locate and verify the data, load, split by the protocol, scale with statistics
+   of the training rows only;
 2. `fit_and_score(detector, data, ...)` — fit on the normal training rows, score the test split in chunks;
 3. `record_result(...)` — metrics and every fact of the run in one atomic `result.json`.
 
@@ -16,8 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import platform
-import subprocess
+import os
+import shutil
 import time
 import traceback
 from datetime import datetime, timezone
@@ -26,36 +31,62 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from ganad_bench import __version__
-from ganad_bench.config import to_container
+from ganad_bench.config import check_run_config, to_container
 from ganad_bench.console import progress, step
 from ganad_bench.data.dataset import RawDataset
 from ganad_bench.data.files import DataSettings
 from ganad_bench.data.preprocessing import make_scaler
 from ganad_bench.data.protocols import Split, make_split
 from ganad_bench.data.registry import load_raw
-from ganad_bench.errors import GanadError, TrainingDiverged
+from ganad_bench.errors import ConfigError, GanadError, TrainingDiverged
 from ganad_bench.metrics import evaluate
 from ganad_bench.models.kit.contract import Detector
-from ganad_bench.models.kit.registry import build_detector
-from ganad_bench.results.store import RESULT_FILE, config_hash, finished, run_dir, write_json_atomic
+from ganad_bench.models.kit.registry import build_detector, is_deep
+from ganad_bench.provenance import code_version, versions
+from ganad_bench.results.store import (
+    RESULT_FILE,
+    RunLock,
+    config_hash,
+    finished,
+    remove_stale_temp_files,
+    run_dir,
+    write_json_atomic,
+)
 from ganad_bench.training.device import seed_everything
 
 log = logging.getLogger("ganad_bench")
+CHECKPOINT_DIR = "checkpoints"
 
 
 def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
-    config = to_container(cfg)
-    folder = run_dir(Path(config["paths"]["results_dir"]), config)
+    config = check_run_config(to_container(cfg))
+    deep = is_deep(config["model"]["name"])
+    folder = run_dir(Path(config["paths"]["results_dir"]), config, deep)
     existing = None if config.get("force") else finished(folder)
     if existing is not None:
         return {**existing, "skipped": True, "result_path": str(folder / RESULT_FILE)}
+    with RunLock(writable_folder(folder)) as lock:
+        if not lock.acquired:  # another process (a second sweep on this folder) is training it
+            return {"status": "busy", "holder": lock.holder, "result_path": str(folder / RESULT_FILE),
+                    "seed": config["seed"], "model": config["model"]["name"], "dataset": config["dataset"]["name"],
+                    "protocol": config["protocol"]["name"], "normal_class": config["dataset"].get("normal_class")}
+        existing = None if config.get("force") else finished(folder)  # it may have finished meanwhile
+        if existing is not None:
+            return {**existing, "skipped": True, "result_path": str(folder / RESULT_FILE)}
+        remove_stale_temp_files(folder)
+        if config.get("force"):
+            discard_checkpoints(folder)
+        return train_and_record(config, folder, deep, job_dir)
+
+
+def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None) -> dict:
+    """The three stages of one run, under its lock."""
     started = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     # deep detectors checkpoint every epoch into the run's own folder, so rerunning an interrupted
     # config resumes its training where it stopped; the detector is built first so that a bad model
     # parameter fails before any data is read
     detector = build_detector(config["model"]["name"], int(config["seed"]), config["model"].get("params"),
-                              config["trainer"], checkpoint_dir=str(folder / "checkpoints"))
+                              config["trainer"], checkpoint_dir=str(folder / CHECKPOINT_DIR))
     data = prepare_data(config)
     row = describe_run(config, data)
     try:
@@ -70,9 +101,30 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
         row.update(status="diverged", error=str(err))
     except Exception as err:  # recorded, not swallowed: the row says failed and the CLI exits non-zero
         row.update(status="failed", error=f"{type(err).__name__}: {err}")
-        log.error("run failed:\n%s", traceback.format_exc())
-    record_result(folder, row, config, detector, started, job_dir)
+        log.info("run failed (the row records it):\n%s", traceback.format_exc())  # the log file, not the terminal
+    record_result(folder, row, config, detector, started, job_dir, deep)
     return {**row, "result_path": str(folder / RESULT_FILE)}
+
+
+def writable_folder(folder: Path) -> Path:
+    """`folder`, created; a one-line ConfigError when the output location cannot hold it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the run folder {folder} ({err.strerror or err}): set paths.output_dir "
+                          f"(or paths.results_dir) to a writable folder") from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"the run folder {folder} is not writable: set paths.output_dir (or paths.results_dir) to "
+                          f"a writable folder")
+    return folder
+
+
+def discard_checkpoints(folder: Path) -> None:
+    """`force=true` trains from scratch: the old checkpoints are removed first."""
+    checkpoints = folder / CHECKPOINT_DIR
+    if checkpoints.exists():
+        shutil.rmtree(checkpoints)
+        log.info("force=true: removed the checkpoints in %s, training from scratch", checkpoints)
 
 
 @dataclasses.dataclass
@@ -145,13 +197,15 @@ def describe_run(config: dict, data: PreparedData) -> dict:
 
 
 def record_result(folder: Path, row: dict, config: dict, detector: Detector, started: tuple[float, str],
-                  job_dir: str | None) -> None:
+                  job_dir: str | None, deep: bool) -> None:
     """Stage 3: complete the row with the run's bookkeeping and write `result.json` atomically."""
     row["timings"]["total_s"] = round(time.perf_counter() - started[0], 3)
+    code = code_version()
     row.update({
-        "device": detector.device, "versions": versions(), "git_revision": git_revision(), "started_at": started[1],
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "log_dir": job_dir,
-        "config_hash": config_hash(config), "config": config,
+        "device": detector.device, "versions": versions(), "code_version": code["label"],
+        "git_revision": code["git_revision"], "git_dirty": code["git_dirty"], "resumed_from": detector.resumed_from,
+        "started_at": started[1], "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "log_dir": job_dir, "config_hash": config_hash(config, deep), "config": config,
     })
     write_json_atomic(folder / RESULT_FILE, row)
 
@@ -166,24 +220,3 @@ def score_in_chunks(detector: Detector, x: np.ndarray, chunk_size: int) -> np.nd
             parts.append(np.asarray(detector.score_samples(chunk), dtype=np.float64).reshape(-1))
             advance(len(chunk))
     return np.concatenate(parts) if parts else np.empty(0)
-
-
-def versions() -> dict[str, str]:
-    import hydra
-    import omegaconf
-    import sklearn
-    import torch
-
-    return {"ganad_bench": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "scikit_learn": sklearn.__version__, "hydra": hydra.__version__,
-            "omegaconf": omegaconf.__version__}
-
-
-def git_revision() -> str | None:
-    """The checkout's commit when running from a git working tree (None for an installed package)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None

@@ -55,29 +55,33 @@ class RawDataset:
         return self.features.ndim == 4
 
     def class_index(self, value, key: str = "dataset.normal_class") -> int:
-        """The class index named by `value`: an index (3, or "3") or a class name ("cat"); anything else
-        is a ConfigError that lists the valid choices."""
-        names = self.class_names
-        choices = ", ".join(f"{i} ({n})" if n != str(i) else n for i, n in enumerate(names))
-        named = any(n != str(i) for i, n in enumerate(names))  # digit datasets: the index is the name
-        if not names:
-            raise ConfigError(f"{self.name} has no classes to pick a normal class from: set {key}=null")
-        if value is None:
-            raise ConfigError(f"{key} is not set and this protocol needs a normal class of {self.name}: "
-                              f"choose one of {choices}")
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}={value!r} is not a class of {self.name}: choose one of {choices}")
-        if isinstance(value, (int, np.integer)):
-            if 0 <= int(value) < len(names):
-                return int(value)
-        else:
-            text = str(value).strip()
-            if text in names:
-                return names.index(text)
-            lowered = [n.lower() for n in names]
-            if text.lower() in lowered:
-                return lowered.index(text.lower())
-            if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
-                return int(text)
-        how = f"an index 0..{len(names) - 1} or a name: " if named else ""
-        raise ConfigError(f"{key}={value!r} is not a class of {self.name}: choose {how or 'one of '}{choices}")
+        """The class index named by `value` (`class_index`)."""
+        return class_index(self.class_names, value, self.name, key)
+
+
+def class_index(names, value, dataset: str, key: str = "dataset.normal_class") -> int:
+    """The class index named by `value`: an index (3, or "3") or a class name ("cat"); anything else
+    is a ConfigError that lists the valid choices."""
+    choices = ", ".join(f"{i} ({n})" if n != str(i) else n for i, n in enumerate(names))
+    named = any(n != str(i) for i, n in enumerate(names))  # digit datasets: the index is the name
+    if not names:
+        raise ConfigError(f"{dataset} has no classes to pick a normal class from: set {key}=null")
+    if value is None:
+        raise ConfigError(f"{key} is not set and this protocol needs a normal class of {dataset}: "
+                          f"choose one of {choices}")
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} is not a class of {dataset}: choose one of {choices}")
+    if isinstance(value, (int, np.integer)):
+        if 0 <= int(value) < len(names):
+            return int(value)
+    else:
+        text = str(value).strip()
+        if text in names:
+            return names.index(text)
+        lowered = [n.lower() for n in names]
+        if text.lower() in lowered:
+            return lowered.index(text.lower())
+        if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+            return int(text)
+    how = f"an index 0..{len(names) - 1} or a name: " if named else ""
+    raise ConfigError(f"{key}={value!r} is not a class of {dataset}: choose {how or 'one of '}{choices}")

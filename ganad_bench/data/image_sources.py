@@ -80,6 +80,8 @@ CIFAR10_FILE = CanonicalFile(
     urls=("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
 )
 CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+# batches.meta's label_names of the official archive (the parser reads them from the file)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 # ------------------------------------------------------------------------------------------------ SVHN
 SVHN_PAGE = "http://ufldl.stanford.edu/housenumbers/"
@@ -212,3 +214,6 @@ def _arrays(images: list[np.ndarray], labels: list[np.ndarray], class_names, pat
 
 parse_mnist = functools.partial(parse_idx_dataset, class_names=DIGITS, page=MNIST_PAGE)
 parse_fashion_mnist = functools.partial(parse_idx_dataset, class_names=FASHION_CLASSES, page=FASHION_PAGE)
+
+# each image dataset's classes, by index (what `dataset.normal_class` names, before any file is read)
+CLASS_NAMES = {"mnist": DIGITS, "fashion_mnist": FASHION_CLASSES, "cifar10": CIFAR10_CLASSES, "svhn": DIGITS}

@@ -1,34 +1,63 @@
-"""One folder per run, named from the run's identity, holding `result.json` written atomically.
+"""One folder per run, named from the run's identity, holding `result.json` written atomically, and the
+lock that keeps two processes from training the same run.
 
-The identity is the resolved config minus the keys that do not change the result (where files live,
-`force`); its SHA-256 names the folder, so running the same config again finds the finished row and
-skips it, however the sweep that produced it was launched.
+The identity is exactly the part of the (checked, canonical) config that can change a result: not where
+files live, `force`, progress bars, chunk sizes, checkpoint cadence, settings the run's protocol does not
+use, nor, for the classic detectors, the trainer group. Its SHA-256 names the folder, so running the same
+config again finds the finished row and skips it, however the sweep that produced it was launched.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
-import tempfile
+import socket
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from ganad_bench.atomic import write_atomic
+from ganad_bench.config import BOOKKEEPING_TRAINER_KEYS
+
+log = logging.getLogger("ganad_bench")
+
 NON_IDENTITY_KEYS = ("paths", "force", "hydra")
 RESULT_FILE = "result.json"
+LOCK_FILE = ".lock"
+# the protocol keys each protocol reads (data/protocols.make_split, metrics); the others never change a run
+PROTOCOL_KEYS = {
+    "tabular": ("train_fraction", "contamination", "val_fraction"),
+    "one_class": ("contamination", "val_fraction"),
+    "alad_image": ("train_fraction", "contamination", "val_fraction"),
+    "cross_dataset": ("anomaly_dataset", "anomaly_source", "anomaly_fraction", "contamination", "val_fraction"),
+}
+# dataset keys that act only through the protocol's interpolations (tabular.yaml)
+DATASET_VIA_PROTOCOL = ("train_fraction", "contamination")
 
 
-def identity(config: dict) -> dict:
-    return {key: value for key, value in config.items() if key not in NON_IDENTITY_KEYS}
+def identity(config: dict, trains_networks: bool = True) -> dict:
+    """The part of a checked config that can change the run's result (module docstring)."""
+    out = {key: value for key, value in config.items() if key not in NON_IDENTITY_KEYS}
+    protocol = config.get("protocol") or {}
+    used = PROTOCOL_KEYS.get(protocol.get("name"), tuple(protocol))
+    out["protocol"] = {k: v for k, v in protocol.items() if k == "name" or k in used}
+    out["dataset"] = {k: v for k, v in (config.get("dataset") or {}).items() if k not in DATASET_VIA_PROTOCOL}
+    trainer = config.get("trainer") or {}
+    out["trainer"] = {k: v for k, v in trainer.items() if k not in BOOKKEEPING_TRAINER_KEYS} if trains_networks else {}
+    return out
 
 
-def config_hash(config: dict) -> str:
-    blob = json.dumps(identity(config), sort_keys=True, default=str).encode()
+def config_hash(config: dict, trains_networks: bool = True) -> str:
+    blob = json.dumps(identity(config, trains_networks), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
-def run_dir(results_dir: Path, config: dict) -> Path:
-    """`<results>/<dataset>/<protocol>/<model>/<normal class>/seed<seed>-<hash>`: readable and unique."""
+def run_dir(results_dir: Path, config: dict, trains_networks: bool = True) -> Path:
+    """`<results>/<dataset>/<protocol>/<model>/<normal class>/seed<seed>-<hash>`: readable and unique. Every
+    part is a checked name or integer (`config.check_run_config`), never raw user text."""
     normal_class = config.get("dataset", {}).get("normal_class")
     protocol = config["protocol"]
     if protocol["name"] == "cross_dataset":  # every class is normal; the anomalies come from elsewhere
@@ -41,35 +70,26 @@ def run_dir(results_dir: Path, config: dict) -> Path:
         / str(protocol["name"])
         / str(config["model"]["name"])
         / part
-        / f"seed{config['seed']}-{config_hash(config)[:12]}"
+        / f"seed{config['seed']}-{config_hash(config, trains_networks)[:12]}"
     )
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: readers see the old file or
-    the whole new one, never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(payload, out, indent=2, sort_keys=False, default=str)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """The row as JSON, written whole or not at all (`atomic.write_atomic`)."""
+    text = json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n"
+    write_atomic(path, lambda out: out.write(text))
 
 
 def read_result(folder: Path) -> dict | None:
+    """The row in `folder`, or None when there is none or it cannot be read (`iter_results` lists those)."""
     path = Path(folder) / RESULT_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        row = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
+    return row if isinstance(row, dict) else None
 
 
 def finished(folder: Path) -> dict | None:
@@ -78,15 +98,68 @@ def finished(folder: Path) -> dict | None:
     return row if row is not None and row.get("status") == "ok" else None
 
 
-def iter_results(folders: Iterable[Path]) -> list[dict]:
-    """Every readable result row under the given folders, once per config hash (the newest wins)."""
+def iter_results(folders: Iterable[Path], unreadable: list[Path] | None = None) -> list[dict]:
+    """Every readable result row under the given folders, once per config hash (the newest wins); the paths
+    of rows that cannot be read are appended to `unreadable`."""
     rows: dict[str, dict] = {}
     for folder in folders:
         for path in sorted(Path(folder).rglob(RESULT_FILE)):
             row = read_result(path.parent)
             if row is None:
+                if unreadable is not None:
+                    unreadable.append(path)
                 continue
             key = row.get("config_hash", str(path))
             if key not in rows or str(row.get("finished_at", "")) > str(rows[key].get("finished_at", "")):
                 rows[key] = row
     return list(rows.values())
+
+
+class RunLock:
+    """An exclusive lock on `<run folder>/.lock` (`fcntl.flock`), held while a process trains the run, so
+    that two sweeps on one output folder never train the same run twice. The kernel releases it when its
+    holder exits or is killed (SIGKILL included), so a lock left by a dead process is simply taken over; the
+    file stays and records the last holder (pid, host, time).
+
+        with RunLock(folder) as lock:
+            if not lock.acquired: ...      # lock.holder says who runs it
+    """
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / LOCK_FILE
+        self.acquired = False
+        self.holder = ""
+        self._handle = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.seek(0)
+            self.holder = self._handle.read().strip() or "another process"
+            self._handle.close()
+            return self
+        self.acquired = True
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self._handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.acquired:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the temporary files (`.*.part`) a killed process left in a run folder. Only the lock's holder
+    calls this, so no other process is writing there."""
+    stale = [p for p in Path(folder).rglob(".*.part") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d temporary file(s) left by an interrupted run in %s", len(stale), folder)
+    return stale

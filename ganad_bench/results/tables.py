@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ganad_bench.config import BOOKKEEPING_TRAINER_KEYS
 from ganad_bench.results.published import lookup
 
 IDENTITY_COLUMNS = ["protocol", "dataset", "anomaly_dataset", "normal_class", "model", "variant"]
 AVERAGE = "average"
 # Config keys that tell runs of one cell apart rather than making a different method.
 # keys that never change a result (bookkeeping, progress, chunking, checkpoint cadence)
-NOT_A_VARIANT = ("seed", "force", "paths.", "dataset.normal_class", "protocol.anomaly_dataset", "trainer.progress",
-                 "trainer.checkpoint", "trainer.score_batch_size", "trainer.nan_check_every")
+NOT_A_VARIANT = ("seed", "force", "paths.", "dataset.normal_class", "protocol.anomaly_dataset",
+                 *(f"trainer.{key}" for key in BOOKKEEPING_TRAINER_KEYS))
 
 
 def flatten_config(config: dict, prefix: str = "") -> dict[str, str]:
@@ -43,6 +44,8 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
         if row.get("status") != "ok":
             continue
         record = {key: row.get(key) for key in [*IDENTITY_COLUMNS[:-1], "seed"]}
+        # rows from before code versions were recorded have only the commit
+        record["code_version"] = str(row.get("code_version") or (row.get("git_revision") or "unknown")[:12])
         record["normal_class"] = "" if record["normal_class"] is None else str(record["normal_class"])
         record["anomaly_dataset"] = record["anomaly_dataset"] or ""  # set by cross_dataset only
         record.update(row.get("metrics", {}))

@@ -14,6 +14,7 @@ from ganad_bench.errors import ConfigError
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.deep import DeepDetector
 from ganad_bench.training.device import resolve_device
+from ganad_bench.training.engine import TrainerConfig
 
 _DETECTORS: dict[str, type[Detector]] = {}
 
@@ -53,8 +54,8 @@ def build_detector(name: str, seed: int = 0, params: dict | None = None, trainer
     group (deep detectors only; `checkpoint_dir` holds their per-epoch checkpoints, `callbacks` go to the
     engine)."""
     cls = detector_class(name)
-    if trainer is not None:  # a bad trainer.device is a config error for every model (it is recorded)
-        resolve_device(str(trainer.get("device") or "auto"))
+    if trainer is not None:  # a bad trainer value is a config error for every model (the row records them)
+        resolve_device(TrainerConfig.from_dict(trainer).device)
     runtime = {}
     if issubclass(cls, DeepDetector):
         runtime = {"trainer": dict(trainer or {}), "checkpoint_dir": checkpoint_dir, "callbacks": callbacks}
