@@ -1,22 +1,29 @@
-"""Thin entry points. `ganad-bench` (Hydra app around `run.run`) and `ganad-bench-table`."""
+"""Thin entry points: `ganad-bench` (a Hydra app around `run.run`) and `ganad-bench-table`.
+
+`ganad-bench` never ends in a traceback for a user's mistake or an interrupt: bad overrides are checked
+before Hydra starts (one line naming the fix, exit 2), a bad value of one job of a sweep is recorded for
+that job while the others go on, Ctrl-C at any moment exits 130, and the exit status (1 when any run did
+not finish) is read from the outcomes the jobs wrote (`outcomes.py`), so it is right whichever Hydra
+launcher ran them. Heavy modules (Hydra, torch) are imported inside the functions.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import uuid
 from importlib.resources import files
 from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-from ganad_bench import config as _config  # noqa: F401  (registers the config resolvers)
-from ganad_bench.console import console
-from ganad_bench.errors import GanadError
+from ganad_bench.errors import ConfigError, GanadError
 
 CONFIG_GROUPS = ("model", "dataset", "protocol", "trainer", "paths", "experiment")
-_failed_runs: list[str] = []
+# hydra/launcher options that come from optional packages: `pip install 'ganad_bench[launchers]'`
+LAUNCHER_PACKAGES = {"joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+                     "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+                     "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher")}
 
 
 def config_dir() -> Path:
@@ -29,33 +36,121 @@ def group_options(group: str) -> list[str]:
 
 
 def check_group_choices(argv: list[str]) -> None:
-    """Reject an unknown `model=`/`dataset=`/... choice with a one-line message before Hydra starts."""
+    """Reject an unknown `model=`/`dataset=`/... choice, or a launcher whose package is missing, with a
+    one-line message before Hydra starts."""
     for token in argv:
         key, sep, value = token.lstrip("+~").partition("=")
+        if key == "hydra/launcher" and value in LAUNCHER_PACKAGES:
+            module, package = LAUNCHER_PACKAGES[value]
+            if not _has_module(module):
+                raise ConfigError(f"hydra/launcher={value} needs the {package} package: "
+                                  f"pip install 'ganad_bench[launchers]'")
         if not sep or key not in CONFIG_GROUPS or "(" in value or value in ("", "null"):
             continue
         options = group_options(key)
         for choice in value.split(","):
             if choice not in options and not (config_dir() / key / f"{choice}.yaml").is_file():
-                raise GanadError(f"unknown {key} '{choice}': choose one of {', '.join(options)}")
+                raise ConfigError(f"unknown {key} '{choice}': choose one of {', '.join(options)}")
 
 
-@hydra.main(config_path="pkg://ganad_bench.conf", config_name="config", version_base=None)
-def _hydra_entry(cfg: DictConfig) -> None:
-    from ganad_bench.run import run  # imported here so `--help` stays fast
+def _has_module(name: str) -> bool:
+    import importlib.util
 
     try:
-        row = run(cfg, job_dir=HydraConfig.get().runtime.output_dir)
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def config_overrides(argv: list[str]) -> list[str]:
+    """The config overrides among the command's arguments (not Hydra's flags, not `hydra...` settings),
+    each sweep (`a,b,c`, `range(...)`) reduced to its first value; glob sweeps are left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    tokens = [t for t in argv if "=" in t and not t.startswith("-") and not t.lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(tokens)
+    except Exception as err:  # Hydra's grammar errors
+        from ganad_bench.config import composition_error
+
+        raise ConfigError(composition_error(err)) from None
+    overrides = []
+    for token, override in zip(tokens, parsed, strict=True):
+        if not override.is_sweep_override():
+            overrides.append(token)
+        elif "glob(" not in token:
+            first = next(iter(override.sweep_string_iterator()), None)
+            if first is not None:
+                overrides.append(f"{override.get_key_element()}={first}")
+    return overrides
+
+
+def check_before_hydra(argv: list[str]) -> None:
+    """What Hydra would report in several lines (or after creating folders), checked first: the overrides
+    compose, and the output folder can be written."""
+    from ganad_bench.config import compose_config, to_container
+
+    check_group_choices(argv)
+    if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")):
+        return
+    config = to_container(compose_config(config_overrides(argv)))
+    output = Path(str(config["paths"]["output_dir"])).expanduser()
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"paths.output_dir={output} is a file: choose a folder, e.g. paths.output_dir=outputs")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create paths.output_dir={output} ({err.strerror or err}): choose a writable "
+                          f"folder") from None
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise ConfigError(f"paths.output_dir={output} is not writable: choose a writable folder")
+
+
+def ganad_job(cfg) -> None:
+    """The Hydra task: one run. Module-level and undecorated, so launchers (joblib, submitit) pickle it by
+    reference. A user error or a crash ends this job only: it is recorded in the job's outcome."""
+    import logging
+    import traceback
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from rich.markup import escape
+
+    from ganad_bench.console import console
+    from ganad_bench.outcomes import write_outcome
+    from ganad_bench.run import run
+
+    hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    single = hydra_cfg.mode == RunMode.RUN
+    try:
+        row = run(cfg, job_dir=str(job_dir))
     except GanadError as err:
-        console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
-        raise SystemExit(1) from None
+        write_outcome(job_dir, {"status": "invalid", "error": str(err)})
+        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        if single:
+            raise SystemExit(2) from None
+        return
+    except Exception as err:  # a fault before the run could record it: this job failed, the sweep goes on
+        logging.getLogger("ganad_bench").info("job failed:\n%s", traceback.format_exc())  # the log file only
+        write_outcome(job_dir, {"status": "failed", "error": f"{type(err).__name__}: {err}"})
+        console.print(f"[bold red]failed:[/] {escape(f'{type(err).__name__}: {err}')} (log: {job_dir})", soft_wrap=True)
+        return
+    status = "skipped" if row.get("skipped") else row["status"]
+    write_outcome(job_dir, {"status": status, "result_path": row.get("result_path"), "error": row.get("error")})
     console.print(summary_line(row), soft_wrap=True)
-    if row["status"] != "ok":
-        _failed_runs.append(row["result_path"])
+
+
+def hydra_app():
+    import hydra
+
+    return hydra.main(config_path="pkg://ganad_bench.conf", config_name="config", version_base=None)(ganad_job)
 
 
 def summary_line(row: dict) -> str:
     """One concise line per run: what ran, the headline metric beside the published one, where it went."""
+    from rich.markup import escape
+
     from ganad_bench.results.published import lookup
     from ganad_bench.results.tables import flatten_config
 
@@ -64,9 +159,15 @@ def summary_line(row: dict) -> str:
         what += f" class {row['normal_class']}"
     what += f" · {row['protocol']} · seed {row['seed']}"
     if row.get("skipped"):
-        return f"[yellow]skip[/] {what}: already finished (force=true reruns it) → {row['result_path']}"
+        from ganad_bench.provenance import code_version
+
+        older = row.get("code_version") not in (None, code_version()["label"])
+        note = f", by code version {row.get('code_version')}" if older else ""
+        return f"[yellow]skip[/] {what}: already finished{note} (force=true reruns it) → {row['result_path']}"
+    if row["status"] == "busy":
+        return f"[yellow]busy[/] {what}: being trained by {row['holder']}; this command leaves it to that process"
     if row["status"] != "ok":
-        return f"[bold red]{row['status']}[/] {what}: {row.get('error', '')} → {row['result_path']}"
+        return f"[bold red]{row['status']}[/] {what}: {escape(str(row.get('error', '')))} → {row['result_path']}"
     metrics = row["metrics"]
     headline = "f1" if "f1" in metrics else "auroc"
     names = [headline, *(name for name in ("auroc", "auprc") if name != headline)]
@@ -80,50 +181,83 @@ def summary_line(row: dict) -> str:
 
 
 def main() -> None:
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    raise SystemExit(_main(sys.argv[1:]))
+
+
+def _stop(signum, frame) -> None:
+    """Ctrl-C / SIGTERM at any moment: one line and exit 128 + signal at once. Unwinding instead would let the
+    interrupt surface inside Hydra's or OmegaConf's internals as some other error with a traceback. Nothing
+    is lost: rows and checkpoints are only ever replaced whole (atomic renames), the run lock dies with the
+    process, the next run removes temporary files, and the interrupted run resumes from its checkpoint."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\x1b[?25h")  # a progress bar may have hidden the cursor
+    sys.stderr.write("interrupted: run the same command again to finish only the missing runs\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+def _main(argv: list[str]) -> int:
+    from rich.markup import escape
+
+    from ganad_bench.console import console
+
     try:
-        check_group_choices(sys.argv[1:])
+        check_before_hydra(argv)
     except GanadError as err:
-        console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
-        raise SystemExit(2) from None
-    try:
-        _hydra_entry()
-    except KeyboardInterrupt:
-        # the interrupted run wrote nothing; finished runs are kept and skipped next time
-        console.print("[yellow]interrupted[/]: run the same command again to finish only the missing runs")
-        raise SystemExit(130) from None
-    if _failed_runs:
-        console.print(f"[bold red]{len(_failed_runs)} run(s) did not finish[/]: see their result.json")
-        raise SystemExit(1)
+        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        return 2
+    # one id per command, shared with its workers (environment), so two sweeps started in the same second
+    # get different sweep folders
+    os.environ.setdefault("GANAD_SWEEP_ID", uuid.uuid4().hex[:6])
+    from ganad_bench.outcomes import FINE, launched, read_outcomes
+
+    first = len(launched)
+    hydra_app()()
+    outcomes = [outcome for folder in launched[first:] for outcome in read_outcomes(folder)]
+    bad = [o for o in outcomes if o["status"] not in FINE]
+    if not bad:
+        return 0
+    if len(outcomes) > 1:  # a single run's own line has said it all
+        for outcome in bad[:10]:  # the jobs' own lines may be in their logs (joblib, submitit)
+            console.print(f"[bold red]{outcome['status']}[/] {escape(Path(outcome['job_dir']).name)}: "
+                          f"{escape(outcome.get('error') or 'no outcome recorded (killed?)')}", soft_wrap=True)
+        kinds = ", ".join(sorted({o["status"] for o in bad}))
+        console.print(f"[bold red]{len(bad)} of {len(outcomes)} run(s) did not finish[/] ({kinds}): see each "
+                      f"job's outcome.json and result.json", soft_wrap=True)
+    return 2 if all(o["status"] == "invalid" for o in bad) and len(outcomes) == 1 else 1
 
 
 def table_main(argv: list[str] | None = None) -> None:
     """`ganad-bench-table [DIR ...]`: our rows beside the published numbers."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from ganad_bench.console import console
     from ganad_bench.results.store import iter_results
     from ganad_bench.results.tables import default_metrics, pivot, rows_frame, summarize, to_rich, write_tables
 
-    parser = argparse.ArgumentParser(prog="ganad-bench-table", description=table_main.__doc__)
-    parser.add_argument("folders", nargs="*", type=Path, default=[Path("outputs/results")],
-                        help="folders searched recursively for result.json (default: outputs/results)")
-    parser.add_argument("--metric", action="append", help="metric to tabulate (repeatable; default: "
-                        "f1, precision, recall for tabular rows, auroc otherwise)")
-    parser.add_argument("--reference", action="append", metavar="PAPER:TABLE",
-                        help="published table(s) to compare with, in order of preference, e.g. alad:II")
-    parser.add_argument("--out", type=Path, default=Path("outputs/tables/table"),
-                        help="output prefix: writes PREFIX.csv and PREFIX_<protocol>_<metric>.md/.tex")
-    args = parser.parse_args(argv)
-
+    args = table_arguments(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         console.print(f"[bold red]error:[/] no such folder: {', '.join(missing)} (run ganad-bench first)")
         raise SystemExit(2)
-    frame = rows_frame(iter_results(args.folders))
+    unreadable: list[Path] = []
+    frame = rows_frame(iter_results(args.folders, unreadable))
+    for path in unreadable:
+        console.print(f"[yellow]warning:[/] skipped {escape(str(path))}: not a readable result (rerun its config to "
+                      f"rebuild it)",
+                      soft_wrap=True)
+    if args.code_version and not frame.empty:
+        frame = frame[frame["code_version"].str.startswith(args.code_version)]
     if frame.empty:
-        console.print(f"[bold red]error:[/] no finished result.json under {', '.join(map(str, args.folders))}")
+        console.print(f"[bold red]error:[/] no finished result.json under {', '.join(map(str, args.folders))}"
+                      + (f" from code version {args.code_version}" if args.code_version else ""))
         raise SystemExit(1)
+    warn_mixed_code_versions(frame, console)
     metrics = args.metric or default_metrics(frame)
     long = summarize(frame, metrics, args.reference)
-    from rich.console import Console
-
     # the table is the command's output: stdout, never squeezed below a readable width when piped
     out = Console()
     if not out.is_terminal:
@@ -133,3 +267,32 @@ def table_main(argv: list[str] | None = None) -> None:
         out.print(to_rich(table, f"{metrics[0].upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"))
     for path in write_tables(long, args.out, metrics):
         console.print(f"wrote {path}")
+
+
+def table_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ganad-bench-table", description=table_main.__doc__)
+    parser.add_argument("folders", nargs="*", type=Path, default=[Path("outputs/results")],
+                        help="folders searched recursively for result.json (default: outputs/results)")
+    parser.add_argument("--metric", action="append", help="metric to tabulate (repeatable; default: "
+                        "f1, precision, recall for tabular rows, auroc otherwise)")
+    parser.add_argument("--reference", action="append", metavar="PAPER:TABLE",
+                        help="published table(s) to compare with, in order of preference, e.g. alad:II")
+    parser.add_argument("--code-version", metavar="LABEL",
+                        help="only rows from this code version (a prefix of the rows' code_version, e.g. a commit)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/tables/table"),
+                        help="output prefix: writes PREFIX.csv and PREFIX_<protocol>_<metric>.md/.tex")
+    return parser.parse_args(argv)
+
+
+def warn_mixed_code_versions(frame, console) -> None:
+    """One warning when some cells average rows written by different code versions."""
+    from ganad_bench.results.tables import IDENTITY_COLUMNS
+
+    mixed = frame.groupby(IDENTITY_COLUMNS, sort=False)["code_version"].nunique()
+    mixed = mixed[mixed > 1]
+    if mixed.empty:
+        return
+    first = mixed.index[0]
+    versions = sorted(frame[(frame[IDENTITY_COLUMNS] == list(first)).all(axis=1)]["code_version"].unique())
+    console.print(f"[yellow]warning:[/] {len(mixed)} cell(s) mix rows of several code versions (e.g. {first[4]} · "
+                  f"{first[1]}: {', '.join(versions)}): choose one with --code-version", soft_wrap=True)
