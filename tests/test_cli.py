@@ -66,7 +66,7 @@ def test_wrong_checksum_exits_non_zero(tmp_path):
     data.mkdir(parents=True)
     (data / "musk.mat").write_bytes(b"MATLAB 5.0 MAT-file, truncated")
     done = ganad(tmp_path, "dataset=musk", data_dir=tmp_path / "data")
-    assert done.returncode == 1 and "sha256" in done.stderr and "replace it" in done.stderr
+    assert done.returncode == 2 and "sha256" in done.stderr and "replace it" in done.stderr  # a user error: 2
     assert "Traceback" not in done.stderr and results(tmp_path) == []
 
 
@@ -95,8 +95,8 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     done = ganad(tmp_path, "-m", "model=iforest", "model.params.n_estimators=-1,10")
     assert done.returncode == 1
     rows = [json.loads(p.read_text()) for p in results(tmp_path)]
-    assert sorted(r["status"] for r in rows) == ["failed", "ok"]
-    assert "1 run(s) did not finish" in done.stderr
+    assert [r["status"] for r in rows] == ["ok"]  # the bad value is recorded as an invalid job, no row
+    assert "1 of 2 run(s) did not finish (invalid)" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_table_command_writes_markdown_csv_latex(tmp_path):
@@ -124,3 +124,18 @@ def test_summary_line_puts_the_headline_metric_beside_the_published_one():
            "status": "ok", "metrics": {"auroc": 0.9, "auprc": 0.8}, "timings": {"total_s": 1.0}, "result_path": "x"}
     line = summary_line(row)
     assert "AUROC 0.9000 [dim](published memgan:1 0.9860" in line and "AUPRC 0.8000" in line
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launchers_record_every_job_and_exit_from_the_rows(tmp_path, launcher):
+    """10 runs, one of which fails (its loss diverges): 9 ok rows, 1 failed row, exit 1, whichever launcher
+    ran them."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher" if launcher == "joblib"
+                        else "hydra_plugins.hydra_submitit_launcher")
+    extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.tasks_per_node=1"]
+    done = ganad(tmp_path, "-m", f"hydra/launcher={launcher}", *extra, "model=dcae", "trainer.epochs=1",
+                 "trainer.device=cpu", "trainer.lr=1e30,1e-3,2e-3,3e-3,4e-3,5e-3,6e-3,7e-3,8e-3,9e-3")
+    assert done.returncode == 1, done.stderr
+    rows = [json.loads(p.read_text()) for p in results(tmp_path)]
+    assert sorted(r["status"] for r in rows) == ["diverged"] + ["ok"] * 9
+    assert "1 of 10 run(s) did not finish (diverged)" in done.stderr and "Traceback" not in done.stderr

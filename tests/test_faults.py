@@ -1,0 +1,301 @@
+"""Bad input and faults, as a user or an adversary would throw them at `ganad-bench`: every bad input exits
+non-zero with ONE line that names the fix, no traceback and no result row; every fault (a corrupt cache,
+checkpoint or row, a crafted checkpoint, a concurrent process) leaves the outputs usable for the next run.
+
+The command runs in this process (`cli._main`, Hydra's state cleared between calls), which keeps this table
+of cases fast; tests/test_cli.py runs the real entry point in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+
+from ganad_bench.cli import _main
+from ganad_bench.results.store import RESULT_FILE, RunLock
+
+
+def cli(tmp_path, *args: str, multirun: bool = False, capsys=None) -> tuple[int, list[str]]:
+    """Run `ganad-bench [args]` in this process with every path under tmp_path; (exit code, stderr lines
+    without Hydra's own log lines)."""
+    argv = (["-m"] if multirun else []) + [f"paths.output_dir={tmp_path / 'outputs'}",
+                                           f"paths.cache_dir={tmp_path / 'cache'}", "paths.download=false", *args]
+    GlobalHydra.instance().clear()
+    old_argv = sys.argv
+    sys.argv = ["ganad-bench", *argv]
+    try:
+        code = _main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:
+        sys.argv = old_argv
+        GlobalHydra.instance().clear()
+    err = capsys.readouterr().err if capsys is not None else ""
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("[20")]
+    return code, lines
+
+
+def rows(tmp_path) -> list:
+    return sorted((tmp_path / "outputs").rglob(RESULT_FILE))
+
+
+def logs(tmp_path) -> str:
+    """Every Hydra job log of the command(s) run so far (warnings also reach stderr)."""
+    return "".join(p.read_text() for p in sorted((tmp_path / "outputs").glob("*/*/*.log")) +
+                   sorted((tmp_path / "outputs").glob("multirun/*/*/*.log")))
+
+
+BAD_INPUTS = [
+    # unknown names (checked before Hydra starts)
+    (["model=nope"], "unknown model 'nope': choose one of"),
+    (["dataset=imagenet"], "unknown dataset 'imagenet'"),
+    (["protocol=nope"], "unknown protocol 'nope'"),
+    (["trainer=nope"], "unknown trainer 'nope'"),
+    (["experiment=nope"], "unknown experiment 'nope'"),
+    (["foo=1"], "Could not override 'foo'. To append to your config use +foo=1"),
+    (["model=iforest", "model.params.bogus=1"], "unknown model parameter 'bogus'"),
+    (["model=alad", "+model.params.score=l1"], "Either remove + prefix"),
+    (["seed=[1"], "cannot parse the override"),
+    (["'seed=range(a)'"], "cannot parse the override"),
+    # values that would name folders
+    (["model=iforest", "seed=abc"], "seed must be a non-negative integer, got 'abc'"),
+    (["model=iforest", "seed=-1"], "seed must be a non-negative integer, got -1"),
+    (["model=iforest", "seed=1.5"], "seed must be a non-negative integer, got 1.5"),
+    (["model=iforest", "seed=true"], "seed must be a non-negative integer, got True"),
+    (["model=iforest", "seed=/../../x"], "seed must be a non-negative integer"),
+    (["model=iforest", "seed=null"], "seed must be a non-negative integer, got None"),
+    (["model=iforest", "dataset.normal_class=../../../../x"], "has no normal class; remove it"),
+    (["model=iforest", "dataset.normal_class=3"], "has no normal class; remove it"),
+    (["model=iforest", "dataset=mnist", "dataset.normal_class=11"], "dataset.normal_class=11 is not a class of mnist"),
+    (["model=iforest", "dataset=mnist", "dataset.normal_class=../x"], "is not a class of mnist"),
+    (["model=iforest", "dataset=cifar10", "dataset.normal_class=dragon"], "is not a class of cifar10"),
+    (["model=iforest", "model.name=../../x"], "unknown model '../../x'"),
+    (["model=iforest", "dataset.name=../x"], "unknown dataset '../x'"),
+    (["model=iforest", "protocol.name=../x"], "unknown protocol '../x'"),
+    (["model=iforest", "force=maybe"], "force must be true or false"),
+    # protocol and data settings
+    (["model=iforest", "protocol.train_fraction=1.5"], "protocol.train_fraction must be a number in (0, 1), got 1.5"),
+    (["model=iforest", "protocol.contamination=0"], "protocol.contamination must be a number in (0, 1), got 0"),
+    (["model=iforest", "protocol=one_class"], "protocol one_class needs an image dataset"),
+    (["model=iforest", "protocol=cross_dataset"], "protocol cross_dataset needs protocol.anomaly_dataset"),
+    (["model=iforest", "dataset=fashion_mnist", "protocol=cross_dataset", "protocol.anomaly_dataset=x/../y"],
+     "unknown dataset 'x/../y'"),
+    (["model=iforest", "dataset.source=zzz"], "has no source 'zzz'"),
+    (["model=iforest", "dataset.scaler=zscore"], "unknown dataset.scaler 'zscore'"),
+    (["model=iforest", "dataset=musk"], "musk.mat not found"),
+    # trainer values, for every model
+    (["model=iforest", "trainer.device=tpu"], "unknown trainer.device 'tpu'"),
+    (["model=iforest", "trainer.epochs=abc"], "trainer.epochs must be an integer, got 'abc'"),
+    (["model=rcgan", "trainer.epochs=-1"], "trainer.epochs must be >= 0, got -1"),
+    (["model=rcgan", "trainer.batch_size=0"], "trainer.batch_size must be >= 1, got 0"),
+    (["model=rcgan", "trainer.lr=0"], "trainer.lr must be > 0, got 0"),
+    (["model=rcgan", "trainer.betas=[0.5]"], "trainer.betas must be a list"),
+    (["model=rcgan", "trainer.ema_decay=1.5"], "trainer.ema_decay must be in [0, 1) or null"),
+    (["model=rcgan", "trainer.progress=maybe"], "trainer.progress must be true or false"),
+    # model parameters
+    (["model=alad", "model.params.score=nope"], "unknown model.params.score 'nope'"),
+    (["model=alad", "model.params.arch=conv"], "arch 'conv' needs images"),
+    (["model=ama", "model.params.lipschitz=zz"], "unknown model.params.lipschitz 'zz'"),
+    (["model=memgan", "model.params.n_memory=1"], "model.params.n_memory must be >= 2, got 1"),
+    (["model=deep_svdd", "model.params.nu=2"], "model.params.nu must be in (0, 1], got 2"),
+    (["model=ocsvm", "model.params.pca=2.5"], "model.params.pca=2.5 must be null"),
+    (["model=iforest", "model.params.contrast_norm=l3"], "model.params.contrast_norm='l3': choose null, l1 or l2"),
+    (["model=iforest", "model.params.n_estimators=-1"], "model.params.n_estimators must be an integer >= 1, got -1"),
+    (["model=ocsvm", "model.params.gamma=-2"], "model.params.gamma must be inverse_features, scale, auto"),
+    (["model=kde", "model.params.cv=abc"], "model.params.cv must be an integer >= 2, got abc"),
+    (["model=iforest", "dataset=mnist", "protocol=tabular"], "pick the dataset's own protocol"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_non_zero_and_writes_no_row(tmp_path, capsys, args, message):
+    code, lines = cli(tmp_path, *[a.strip("'") for a in args], capsys=capsys)
+    assert code not in (0, None), lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and message in lines[0], lines
+    assert rows(tmp_path) == []
+
+
+def test_the_table_has_at_least_forty_cases():
+    assert len(BAD_INPUTS) >= 40
+
+
+def test_output_dir_that_is_a_file_or_under_one(tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    for key, target, message in (("output_dir", blocker, "is a file: choose a folder"),
+                                 ("output_dir", blocker / "sub", "cannot create"),
+                                 ("results_dir", blocker, "cannot create the run folder")):
+        code, lines = cli(tmp_path, "model=iforest", f"paths.{key}={target}", capsys=capsys)  # the last one wins
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_missing_launcher_package_names_the_extra(tmp_path, capsys, monkeypatch):
+    from ganad_bench import cli as cli_module
+
+    monkeypatch.setitem(cli_module.LAUNCHER_PACKAGES, "joblib", ("not_a_module.at_all", "hydra-joblib-launcher"))
+    code, lines = cli(tmp_path, "hydra/launcher=joblib", "model=iforest", multirun=True, capsys=capsys)
+    assert code == 2 and lines == ["error: hydra/launcher=joblib needs the hydra-joblib-launcher package: "
+                                   "pip install 'ganad_bench[launchers]'"]
+
+
+def test_a_bad_value_in_a_sweep_ends_that_job_only(tmp_path, capsys):
+    code, lines = cli(tmp_path, "model=iforest", "protocol.train_fraction=0.5,1.5,0.6", multirun=True, capsys=capsys)
+    assert code == 1
+    assert len(rows(tmp_path)) == 2  # the two good jobs ran, after the bad one
+    assert any("1 of 3 run(s) did not finish (invalid)" in line for line in lines)
+    assert not any("Traceback" in line for line in lines)
+
+
+# ----------------------------------------------------------------------------------------- run identity
+def result_of(tmp_path, capsys, *args):
+    code, _ = cli(tmp_path, "model=iforest", *args, capsys=capsys)
+    assert code == 0
+    return {json.loads(p.read_text())["config_hash"] for p in rows(tmp_path)}
+
+
+def test_bookkeeping_keys_and_unused_settings_do_not_change_the_run(tmp_path, capsys):
+    first = result_of(tmp_path, capsys)
+    for args in (["trainer.progress=false"], ["trainer.score_batch_size=100"], ["trainer.epochs=3"],
+                 ["trainer.checkpoint_interval=5"], ["+protocol.anomaly_fraction=0.3"]):
+        assert result_of(tmp_path, capsys, *args) == first, args  # iforest has no trainer; tabular no anomaly set
+
+
+def test_a_class_name_and_its_index_are_one_run():
+    from ganad_bench.config import check_run_config, compose_config, to_container
+    from ganad_bench.results.store import config_hash
+
+    by_name = check_run_config(to_container(compose_config(["dataset=cifar10", "dataset.normal_class=cat"])))
+    by_index = check_run_config(to_container(compose_config(["dataset=cifar10", "dataset.normal_class=3"])))
+    assert by_name["dataset"]["normal_class"] == 3 and config_hash(by_name) == config_hash(by_index)
+
+
+def test_rows_record_the_code_version(tmp_path, capsys):
+    result_of(tmp_path, capsys)
+    (path,) = rows(tmp_path)
+    row = json.loads(path.read_text())
+    assert row["code_version"] and "git_dirty" in row and row["resumed_from"] is None
+
+
+# ----------------------------------------------------------------------------------------------- faults
+def deep_run(tmp_path, capsys, *args):
+    return cli(tmp_path, "model=dcae", "trainer.epochs=2", "trainer.device=cpu", *args, capsys=capsys)
+
+
+def checkpoint_of(tmp_path):
+    (path,) = (tmp_path / "outputs" / "results").rglob("last.pt")
+    return path
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_a_corrupt_checkpoint_is_set_aside_and_the_run_starts_over(tmp_path, capsys, damage):
+    code, _ = deep_run(tmp_path, capsys)
+    assert code == 0
+    checkpoint = checkpoint_of(tmp_path)
+    expected = json.loads(rows(tmp_path)[0].read_text())["metrics"]
+    blob = checkpoint.read_bytes()
+    checkpoint.write_bytes({"empty": b"", "truncated": blob[:len(blob) // 3], "garbage": os.urandom(500)}[damage])
+    code, lines = deep_run(tmp_path, capsys, "force=true")  # force: train again (and so read the checkpoint)
+    assert code == 0, lines
+    code, lines = deep_run(tmp_path, capsys)
+    assert code == 0 and json.loads(rows(tmp_path)[0].read_text())["metrics"] == expected
+
+
+def test_a_crafted_checkpoint_runs_no_code(tmp_path, capsys):
+    code, _ = deep_run(tmp_path, capsys)
+    checkpoint = checkpoint_of(tmp_path)
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"fingerprint": Payload()}, checkpoint)
+    (rows(tmp_path)[0]).unlink()  # the run is not finished: the next command trains it and meets the file
+    code, lines = deep_run(tmp_path, capsys)
+    assert code == 0, lines
+    assert not marker.exists()
+    assert list(checkpoint.parent.glob("last.pt.bad-*")), "the crafted file is set aside"
+
+
+def test_force_trains_from_scratch(tmp_path, capsys):
+    deep_run(tmp_path, capsys)
+    code, _ = deep_run(tmp_path, capsys, "force=true")
+    assert code == 0
+    assert "training from scratch" in logs(tmp_path) and "resumed from" not in logs(tmp_path)
+    assert json.loads(rows(tmp_path)[0].read_text())["resumed_from"] is None
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not a zip", b"\x93NUMPY"])
+def test_a_corrupt_parsed_cache_is_rebuilt(tmp_path, capsys, damage, tiny_data):
+    from ganad_bench.data import cache
+
+    code, _ = cli(tmp_path, "model=iforest", "dataset=musk", f"paths.data_dir={tiny_data}", capsys=capsys)
+    assert code == 0
+    (entry,) = (tmp_path / "cache" / "parsed").glob("musk-*.npz")
+    entry.write_bytes(damage)
+    cache._memo.clear()
+    code, _ = cli(tmp_path, "model=iforest", "dataset=musk", f"paths.data_dir={tiny_data}", "seed=1", capsys=capsys)
+    assert code == 0 and "rebuilding it" in logs(tmp_path)
+    with np.load(entry) as npz:
+        assert "features" in npz.files or len(npz.files) > 0
+
+
+def test_a_corrupt_row_is_retrained_and_reported_by_the_table(tmp_path, capsys):
+    from ganad_bench.cli import table_main
+
+    cli(tmp_path, "model=iforest", "seed=0,1", multirun=True, capsys=capsys)
+    damaged = rows(tmp_path)[0]
+    damaged.write_text('{"status": "ok", "metr')
+    table_main([str(tmp_path / "outputs" / "results"), "--out", str(tmp_path / "t")])
+    err = capsys.readouterr().err
+    assert f"warning: skipped {damaged}" in err.replace("\n", "")
+    code, _ = cli(tmp_path, "model=iforest", "seed=0,1", multirun=True, capsys=capsys)
+    assert code == 0 and json.loads(damaged.read_text())["status"] == "ok"
+
+
+def test_a_run_locked_by_another_process_is_left_to_it(tmp_path, capsys):
+    from ganad_bench.config import check_run_config, compose_config, to_container
+    from ganad_bench.results.store import run_dir
+
+    config = check_run_config(to_container(compose_config([f"paths.output_dir={tmp_path / 'outputs'}",
+                                                           "model=iforest"])))
+    folder = run_dir(tmp_path / "outputs" / "results", config, trains_networks=False)
+    with RunLock(folder) as held:
+        assert held.acquired
+        code, lines = cli(tmp_path, "model=iforest", capsys=capsys)
+    assert code == 0 and any(line.startswith("busy iforest") for line in lines)
+    assert rows(tmp_path) == []
+    code, lines = cli(tmp_path, "model=iforest", capsys=capsys)  # released (as by a killed holder): it runs
+    assert code == 0 and len(rows(tmp_path)) == 1
+
+
+def test_temporary_files_of_a_killed_run_are_removed(tmp_path, capsys):
+    deep_run(tmp_path, capsys)
+    folder = rows(tmp_path)[0].parent
+    rows(tmp_path)[0].unlink()
+    leftovers = [folder / ".result.json.abc.part", folder / "checkpoints" / ".last.pt.xyz.part"]
+    for path in leftovers:
+        path.write_bytes(b"partial")
+    code, _ = deep_run(tmp_path, capsys)
+    assert code == 0 and not any(p.exists() for p in leftovers)
+
+
+def test_pickled_payload_is_not_needed_for_checkpoints(tmp_path):
+    """Checkpoints hold tensors and plain values only (they load with weights_only=True)."""
+    from ganad_bench import create_detector
+
+    det = create_detector("dcae", trainer={"epochs": 1, "device": "cpu", "progress": False},
+                          checkpoint_dir=str(tmp_path / "ck"))
+    det.fit(np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32))
+    state = torch.load(tmp_path / "ck" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    with pytest.raises(pickle.UnpicklingError):
+        torch.save({"x": object()}, tmp_path / "obj.pt")
+        torch.load(tmp_path / "obj.pt", weights_only=True)
