@@ -88,6 +88,9 @@ class AnoGAN(DeepDetector):
     """AnoGAN / ADGAN (module docstring). Parameters: `latent_dim`, `arch`, `width` as ALAD; `weight` (lambda),
     `search_steps` (Gamma), `search_lr`, `spectral_norm` (off)."""
 
+    # every score costs a latent search: calibrate `threshold_` on fewer training rows than the others
+    calibration_rows = 1_000
+
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  latent_dim: int | None = None, arch: str = "auto", width: int = 128, weight: float = 0.1,
                  search_steps: int = 500, search_lr: float = 0.01, spectral_norm: bool = False):

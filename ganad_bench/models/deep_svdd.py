@@ -167,8 +167,3 @@ class DeepSVDD(DeepDetector):
     def after_fit(self, x):
         if self.params["objective"] == "soft_boundary":
             self.scoring_module.set_radius(to_device(x, self.scoring_module.c.device), self.trainer.score_batch_size)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("pretrain_engine", None)  # the pretraining stage is not part of a saved detector
-        return state

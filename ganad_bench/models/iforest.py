@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from ganad_bench.models.kit.contract import Detector, flatten, is_count, is_fraction, require
+from ganad_bench.models.kit.contract import ShallowDetector, flatten, is_count, is_fraction, require
 from ganad_bench.models.kit.input_map import InputMap
 from ganad_bench.models.kit.registry import register
 
 
 @register("iforest")
-class IsolationForestDetector(Detector):
+class IsolationForestDetector(ShallowDetector):
     def __init__(self, seed: int = 0, *, n_estimators: int = 100, max_samples="auto", max_features: float = 1.0,
                  n_jobs: int | None = None, contrast_norm: str | None = None, pca: float | int | None = None):
         super().__init__(seed)
@@ -31,14 +31,13 @@ class IsolationForestDetector(Detector):
                 "an integer >= 1 or a fraction in (0, 1]", max_features)
         require(n_jobs is None or isinstance(n_jobs, int), "n_jobs", "an integer or null", n_jobs)
 
-    def fit(self, x, x_val=None):
+    def fit_model(self, x, x_val=None):
         p = self.params
         x = flatten(x)
         self.input_map = InputMap(p["contrast_norm"], p["pca"], seed=self.seed).fit(x)
         self.model = IsolationForest(n_estimators=p["n_estimators"], max_samples=p["max_samples"],
                                      max_features=p["max_features"], n_jobs=p["n_jobs"], random_state=self.seed)
         self.model.fit(self.input_map(x))
-        return self
 
     def score_samples(self, x) -> np.ndarray:
         # sklearn's score_samples is higher for NORMAL points; the contract wants the opposite.

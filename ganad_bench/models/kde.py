@@ -24,13 +24,13 @@ from scipy.special import logsumexp
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 
-from ganad_bench.models.kit.contract import Detector, flatten, is_count, is_number, require, subsample
+from ganad_bench.models.kit.contract import ShallowDetector, flatten, is_count, is_number, require, subsample
 from ganad_bench.models.kit.input_map import InputMap
 from ganad_bench.models.kit.registry import register
 
 
 @register("kde")
-class KernelDensityDetector(Detector):
+class KernelDensityDetector(ShallowDetector):
     def __init__(self, seed: int = 0, *, bandwidths: list[float] | None = None, cv: int = 5,
                  max_train_samples: int | None = 10000, max_search_samples: int = 2000,
                  chunk_size: int = 2048, contrast_norm: str | None = None, pca: float | int | None = None):
@@ -55,7 +55,7 @@ class KernelDensityDetector(Detector):
         spread = float(np.sqrt(np.mean(np.var(x, axis=0)))) or 1.0
         return spread * np.logspace(-1.5, 0.5, 13)
 
-    def fit(self, x, x_val=None):
+    def fit_model(self, x, x_val=None):
         p = self.params
         x = subsample(flatten(x), p["max_train_samples"], self.seed)
         self.input_map = InputMap(p["contrast_norm"], p["pca"], seed=self.seed).fit(x)
@@ -67,7 +67,6 @@ class KernelDensityDetector(Detector):
         self.bandwidth = float(grid.best_params_["bandwidth"])
         self.train = x
         self.fit_rows = len(x)
-        return self
 
     def log_density(self, x) -> np.ndarray:
         x = self.input_map(flatten(x))

@@ -17,13 +17,21 @@ from __future__ import annotations
 import numpy as np
 from sklearn.svm import OneClassSVM
 
-from ganad_bench.models.kit.contract import Detector, flatten, is_count, is_fraction, is_number, require, subsample
+from ganad_bench.models.kit.contract import (
+    ShallowDetector,
+    flatten,
+    is_count,
+    is_fraction,
+    is_number,
+    require,
+    subsample,
+)
 from ganad_bench.models.kit.input_map import InputMap
 from ganad_bench.models.kit.registry import register
 
 
 @register("ocsvm")
-class OneClassSVMDetector(Detector):
+class OneClassSVMDetector(ShallowDetector):
     def __init__(self, seed: int = 0, *, nu: float = 0.1, gamma: float | str = "inverse_features",
                  max_train_samples: int | None = 20000, cache_size_mb: int = 1000,
                  contrast_norm: str | None = None, pca: float | int | None = None):
@@ -37,7 +45,7 @@ class OneClassSVMDetector(Detector):
         require(is_number(cache_size_mb) and cache_size_mb > 0, "cache_size_mb", "a number > 0", cache_size_mb)
         self.model: OneClassSVM | None = None
 
-    def fit(self, x, x_val=None):
+    def fit_model(self, x, x_val=None):
         p = self.params
         x = subsample(flatten(x), p["max_train_samples"], self.seed)
         self.input_map = InputMap(p["contrast_norm"], p["pca"], seed=self.seed).fit(x)
@@ -46,7 +54,6 @@ class OneClassSVMDetector(Detector):
         self.model = OneClassSVM(kernel="rbf", nu=float(p["nu"]), gamma=gamma, cache_size=p["cache_size_mb"])
         self.model.fit(x)
         self.fit_rows = len(x)
-        return self
 
     def score_samples(self, x) -> np.ndarray:
         x = self.input_map(flatten(x))

@@ -2,10 +2,18 @@
 
     detector = create_detector("iforest", seed=0)
     detector.fit(x_train)              # normal samples only; returns self
-    scores = detector.score_samples(x) # 1-D, HIGHER = MORE anomalous
+    scores = detector.score_samples(x) # 1-D, HIGHER = MORE anomalous (= decision_function, PyOD's name)
+    flags = detector.predict(x)        # 1 = anomaly: score >= threshold_
     detector.save(path); Detector.load(path)
 
-Scores of a test set never depend on its order or on how it is chunked.
+Scores of a test set never depend on its order or on how it is chunked. After `fit`, as PyOD's detectors,
+`decision_scores_` holds the scores of (at most `calibration_rows` of) the training rows and `threshold_`
+their `1 - contamination` quantile, which `predict` uses (`contamination` is not a model parameter: 0.1 by
+default, a run sets its protocol's).
+
+Saved detectors never need unpickling: `save` writes tensors and plain values only (the weights of a deep
+detector; the training rows of a classic one, which `load` refits deterministically from its seed) and
+`load` reads them with `torch.load(weights_only=True)`.
 
 A detector's parameters (the config's `model.params`) are declared once: as the keyword-only arguments
 of its constructor, with the paper's values as defaults. `default_params()` reads them from there (the
@@ -17,13 +25,14 @@ config composes them, `ganad_bench.config`), and every instance records the valu
 from __future__ import annotations
 
 import inspect
-import pickle
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
 
 from ganad_bench.errors import ConfigError
+
+SAVE_FORMAT = 1
 
 
 class Detector(ABC):
@@ -32,6 +41,9 @@ class Detector(ABC):
     fit_rows: int | None = None
     # deep detectors: {epoch, code_version} of the checkpoint the training resumed from (None: from scratch)
     resumed_from: dict | None = None
+    # the anomaly fraction `predict` flags (module docstring) and how many training rows calibrate it
+    contamination: float = 0.1
+    calibration_rows: int = 10_000
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
@@ -71,26 +83,96 @@ class Detector(ABC):
         """Where the detector computes (recorded in the result row)."""
         return "cpu"
 
-    @abstractmethod
     def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> Detector:
-        """Fit on normal training samples (`x_val`: optional normal validation samples)."""
+        """Fit on normal training samples (`x_val`: optional normal validation samples), then calibrate
+        `decision_scores_` and `threshold_` on the training rows."""
+        self.fit_model(x, x_val)
+        rows = subsample(np.asarray(x), self.calibration_rows, self.seed)
+        self.decision_scores_ = np.asarray(self.score_samples(rows), dtype=np.float64)
+        self.threshold_ = float(np.percentile(self.decision_scores_, 100.0 * (1.0 - float(self.contamination))))
+        return self
+
+    @abstractmethod
+    def fit_model(self, x: np.ndarray, x_val: np.ndarray | None = None) -> None:
+        """The method's own fitting (what `fit` calls before calibrating)."""
 
     @abstractmethod
     def score_samples(self, x: np.ndarray) -> np.ndarray:
         """Anomaly scores, one per sample; higher means more anomalous."""
 
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """PyOD's name for `score_samples` (higher = more anomalous)."""
+        return self.score_samples(x)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """1 where the score reaches `threshold_` (the training scores' 1 - contamination quantile), else 0."""
+        if getattr(self, "threshold_", None) is None:
+            raise RuntimeError(f"{self.name}: call fit() before predict()")
+        return (self.score_samples(x) >= self.threshold_).astype(np.int64)
+
+    def validation_loss(self, x_val: np.ndarray) -> float:
+        """A loss on normal validation rows, lower = better, for model selection without labels: the mean
+        anomaly score (deep detectors: their own validation loss)."""
+        return float(np.mean(self.score_samples(x_val)))
+
     def write_artifacts(self, folder: Path) -> dict:
         """Files or facts a run keeps beside its result (e.g. MEMGAN's decoded memory); default none."""
         return {}
 
-    def save(self, path: str | Path) -> None:
-        with open(path, "wb") as handle:
-            pickle.dump(self, handle)
+    # ------------------------------------------------------------------------------------ save / load
+    def saved_state(self) -> dict:
+        """What `save` stores besides the parameters: tensors and plain values only."""
+        raise NotImplementedError
+
+    def load_state(self, state: dict) -> None:
+        """Restore from `saved_state()`'s dict (the detector was built with the saved parameters)."""
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        import torch
+
+        from ganad_bench.atomic import write_atomic
+
+        payload = {"format": SAVE_FORMAT, "model": self.name, "seed": self.seed, "params": self.get_params(),
+                   "contamination": float(self.contamination), "state": self.saved_state()}
+        return write_atomic(Path(path), lambda out: torch.save(payload, out), binary=True)
 
     @staticmethod
-    def load(path: str | Path) -> Detector:
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
+    def load(path: str | Path, device: str = "cpu") -> Detector:
+        """A saved detector, read without unpickling anything (`torch.load(weights_only=True)`)."""
+        import torch
+
+        from ganad_bench.models.kit.registry import build_detector
+
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if payload.get("format") != SAVE_FORMAT:
+            raise ConfigError(f"{path} is not a saved ganad_bench detector (format {payload.get('format')!r})")
+        trainer = {"device": device, "progress": False} if payload["state"].get("trainer") is None else \
+            {**payload["state"]["trainer"], "device": device, "progress": False}
+        detector = build_detector(payload["model"], payload["seed"], payload["params"], trainer)
+        detector.contamination = payload["contamination"]
+        detector.load_state(payload["state"])
+        return detector
+
+
+class ShallowDetector(Detector):
+    """A detector without networks (Isolation Forest, OC-SVM, KDE): `fit_model` receives the training rows
+    from `fit`, which keeps a reference to them, and a saved detector is those rows: `load` refits it, which
+    gives the same model, as the fit is deterministic given the seed."""
+
+    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> Detector:
+        self.fit_input = np.asarray(x)
+        return super().fit(x, x_val)
+
+    def saved_state(self) -> dict:
+        import torch
+
+        if getattr(self, "fit_input", None) is None:
+            raise RuntimeError(f"{self.name}: call fit() before save()")
+        return {"rows": torch.from_numpy(np.ascontiguousarray(self.fit_input))}
+
+    def load_state(self, state: dict) -> None:
+        self.fit(state["rows"].numpy())
 
 
 def flatten(x: np.ndarray) -> np.ndarray:

@@ -69,7 +69,7 @@ class DeepDetector(Detector):
         return int(self.params["latent_dim"] or blocks.default_latent_dim(input_shape, self.params["arch"]))
 
     # ------------------------------------------------------------------------------------ training
-    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> DeepDetector:
+    def fit_model(self, x: np.ndarray, x_val: np.ndarray | None = None) -> None:
         x = np.asarray(x, dtype=np.float32)
         self.input_map = self.fit_input_map(x)
         x = self.preprocess(x)
@@ -80,7 +80,6 @@ class DeepDetector(Detector):
         self.history = self.engine.history
         self.resumed_from = self.engine.resumed_from
         self.after_fit(x)
-        return self
 
     def train(self, x: np.ndarray, x_val: np.ndarray | None) -> Engine:
         """Build the network and train it in one stage (Deep SVDD: two); returns the scoring stage's engine."""
@@ -131,23 +130,43 @@ class DeepDetector(Detector):
             raise RuntimeError(f"{self.name}: call fit() before score_samples()")
         return self.engine.score(self.preprocess(x))
 
-    # save / load (the contract pickles the detector): spectrally normalised modules only serialise
-    # through state_dict, so a pickled detector holds the scoring network's state and rebuilds it.
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["callbacks"] = []  # test hooks are not part of a saved detector
-        engine = state.pop("engine", None)
-        state["engine"] = None
-        if engine is not None:
-            state["_scoring_state"] = {k: v.detach().cpu() for k, v in engine.scoring_module.state_dict().items()}
-        return state
+    def validation_loss(self, x_val: np.ndarray) -> float:
+        """The module's own loss on normal validation rows (`DetectorModule.val_loss`, e.g. ALAD's mean Features
+        score), on the scoring network."""
+        if self.engine is None:
+            raise RuntimeError(f"{self.name}: call fit() before validation_loss()")
+        x = torch.as_tensor(self.preprocess(x_val)).to(self.engine.device)
+        return float(self.engine.validation_loss(x))
 
-    def __setstate__(self, state):
-        scoring_state = state.pop("_scoring_state", None)
-        self.__dict__.update(state)
-        if scoring_state is not None:
-            with torch.random.fork_rng(devices=[]):
-                module = self.build(self.input_shape)
-            self.engine = Engine(module, self.trainer, seed=self.seed)
-            self.engine.scoring_module.load_state_dict(scoring_state)
-            self.engine.scoring_module.eval()
+    def reconstruct(self, x: np.ndarray) -> np.ndarray | None:
+        """The scoring network's reconstructions of `x` (for pictures of a run), None when it has none."""
+        module = self.scoring_module
+        if not hasattr(module, "reconstruct"):
+            return None
+        module.eval()
+        with torch.no_grad():
+            out = module.reconstruct(torch.as_tensor(self.preprocess(x)).to(self.engine.device))
+        return out.float().cpu().numpy()
+
+    # ------------------------------------------------------------------------------- save / load
+    def saved_state(self) -> dict:
+        """The scoring network's weights and buffers (EMA copy, fitted statistics such as AMA's R-score
+        Gaussian or DAGMM's mixture), its input shape, the fitted input map and the trainer settings."""
+        if self.engine is None:
+            raise RuntimeError(f"{self.name}: call fit() before save()")
+        return {"input_shape": list(self.input_shape), "trainer": dataclasses.asdict(self.trainer),
+                "module": {k: v.detach().cpu() for k, v in self.engine.scoring_module.state_dict().items()},
+                "input_map": None if self.input_map is None else self.input_map.state(),
+                "decision_scores": torch.from_numpy(np.asarray(self.decision_scores_)),
+                "threshold": float(self.threshold_)}
+
+    def load_state(self, state: dict) -> None:
+        self.input_shape = tuple(int(s) for s in state["input_shape"])
+        self.input_map = None if state["input_map"] is None else InputMap.from_state(state["input_map"])
+        with torch.random.fork_rng(devices=[]):  # building the networks must not move the caller's RNG
+            module = self.build(self.input_shape)
+        self.engine = Engine(module, self.trainer, seed=self.seed)
+        self.engine.scoring_module.load_state_dict(state["module"])
+        self.engine.scoring_module.eval()
+        self.decision_scores_ = state["decision_scores"].numpy()
+        self.threshold_ = float(state["threshold"])

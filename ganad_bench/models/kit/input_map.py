@@ -58,6 +58,19 @@ class InputMap:
             self.pca = _fit_pca(x, self.pca_components, self.seed)
         return self
 
+    def state(self) -> dict:
+        """The fitted contrast normalisation as plain values (saved with a deep detector; PCA is only used
+        by the classic detectors, which are saved as their training rows)."""
+        if self.pca is not None:
+            raise ValueError("an InputMap with PCA is saved as its training rows, not as a state")
+        return {"contrast_norm": self.contrast_norm, "low": self.low, "span": self.span}
+
+    @classmethod
+    def from_state(cls, state: dict) -> InputMap:
+        input_map = cls(contrast_norm=state["contrast_norm"])
+        input_map.low, input_map.span = state["low"], state["span"]
+        return input_map
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.contrast_norm is not None:
             x = (self._gcn(x) - self.low) / self.span
