@@ -52,9 +52,22 @@ VARIANT_ALIASES: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
      ("ALAD Baseline + DL",)),
     ("alad", {"model.params.spectral_norm": "True", "model.params.latent_discriminator": "False"},
      ("ALAD Baseline + SN",)),
+    # Table VII's anomaly scores of the full model; the default (features) is the full ALAD of the other tables
+    *[("alad", {"model.params.spectral_norm": "True", "model.params.latent_discriminator": "True",
+                "model.params.score": score}, (f"ALAD(score={name})",))
+      for score, name in (("l1", "L1"), ("l2", "L2"), ("logits", "Logits"))],
     ("alad", {"model.params.spectral_norm": "True", "model.params.latent_discriminator": "True"},
-     ("ALAD Baseline + SN + DL", "ALAD")),
+     ("ALAD Baseline + SN + DL", "ALAD", "ALAD(score=Features)")),
 ]
+
+# Where our methods come from, for the footnotes that say which of our models a paper's column holds.
+CITATIONS: dict[str, str] = {
+    "iforest": "Liu et al. 2008", "ocsvm": "Schölkopf et al. 2001", "alad": "Zenati et al. 2018",
+    "anogan": "Schlegl et al. 2017", "egbad": "Zenati et al. 2018", "ganomaly": "Akcay et al. 2018",
+    "memgan": "Yang et al. 2020", "rcgan": "Yang et al. 2020", "ama": "Somepalli et al. 2021",
+    "deep_svdd": "Ruff et al. 2018", "dcae": "Masci et al. 2011", "memae": "Gong et al. 2019",
+    "dagmm": "Zong et al. 2018", "dsebm_r": "Zhai et al. 2016", "dsebm_e": "Zhai et al. 2016",
+}
 
 
 def model_names(model: str, settings: dict[str, str] | None = None) -> tuple[str, ...]:
@@ -81,8 +94,9 @@ TABLE_PROTOCOLS: dict[tuple[str, str], str] = {
 
 @lru_cache(maxsize=1)
 def published_table() -> pd.DataFrame:
-    """Every published cell, with `metric` in fractions (`f1_pct` 92.94 -> `f1` 0.9294) and a
-    `reference` column such as 'alad:II'."""
+    """Every published cell, with `metric` in fractions (`f1_pct` 92.94 -> `f1` 0.9294), a `reference`
+    column such as 'alad:II', and `normal_class` as our rows record it (the class index: the papers' 'cat'
+    is CIFAR-10's '3'), the paper's own label kept in `class_label`."""
     frame = pd.read_csv(PUBLISHED_CSV, dtype={"table": str, "normal_class": str}, keep_default_na=False,
                         na_values={"mean": [""], "std": [""]})
     pct = frame["metric"].str.endswith("_pct")
@@ -93,7 +107,17 @@ def published_table() -> pd.DataFrame:
     frame["protocol"] = [TABLE_PROTOCOLS.get((p, t), "") for p, t in zip(frame["paper"], frame["table"], strict=True)]
     # cross_dataset cells (AMA Table 1) say where their anomalies came from: "anomalies from mnist"
     frame["anomaly_dataset"] = frame["note"].str.extract(r"anomalies from (\w+)", expand=False).fillna("")
+    frame["class_label"] = frame["normal_class"]
+    frame["normal_class"] = [_class_index(d, c) for d, c in zip(frame["dataset"], frame["normal_class"], strict=True)]
     return frame
+
+
+def _class_index(dataset: str, label: str) -> str:
+    """A paper's class label as our rows' normal class: the index of a class name, anything else as is."""
+    from ganad_bench.data.image_sources import CLASS_NAMES
+
+    names = list(CLASS_NAMES.get(dataset, ()))
+    return str(names.index(label)) if label in names else label
 
 
 def lookup(model: str, dataset: str, metric: str, protocol: str, normal_class=None,

@@ -20,7 +20,8 @@ IDENTITY_COLUMNS = ["protocol", "dataset", "anomaly_dataset", "normal_class", "m
 AVERAGE = "average"
 # Config keys that tell runs of one cell apart rather than making a different method.
 # keys that never change a result (bookkeeping, progress, chunking, checkpoint cadence)
-NOT_A_VARIANT = ("seed", "force", "paths.", "dataset.normal_class", "protocol.anomaly_dataset",
+NOT_A_VARIANT = ("seed", "force", "paths.", "plots", "logger", "optimize", "dataset.normal_class",
+                 "protocol.anomaly_dataset",
                  *(f"trainer.{key}" for key in BOOKKEEPING_TRAINER_KEYS))
 
 
@@ -62,7 +63,10 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
         varying = sorted({k for i in group for k in settings[i]
                           if len({settings[j].get(k) for j in group}) > 1})
         for i in group:
-            frame.loc[i, "variant"] = ",".join(f"{k}={settings[i].get(k)}" for k in varying)
+            # a run whose sweep picked settings on test labels is always labelled so, in every table
+            marked = varying + (["allow_test_selection"] if settings[i].get("allow_test_selection") == "True"
+                                and "allow_test_selection" not in varying else [])
+            frame.loc[i, "variant"] = ",".join(f"{k}={settings[i].get(k)}" for k in marked)
     return frame
 
 
@@ -142,22 +146,61 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
-                          ("#", r"\#"), ("±", r"$\pm$"), ("Δ", r"$\Delta$")):
-        text = text.replace(char, escaped)
-    return text
+# every character LaTeX treats specially in text (escaped one character at a time, so that no
+# replacement is escaped again), and the symbols the tables print
+LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+                 ">": r"\textgreater{}", "±": r"$\pm$", "Δ": r"$\Delta$", "†": r"\dag{}", "‡": r"\ddag{}",
+                 "§": r"\S{}", "¶": r"\P{}"}
+# the sub-columns of a model's group of columns, by the suffix of their names (`pivot`, `paper.paper_pivot`)
+GROUP_PARTS = {"ours": "ours", "pub": "published", "Δ": "Δ"}
 
 
-def to_latex(table: pd.DataFrame, caption: str) -> str:
-    spec = "ll" + "r" * (len(table.columns) - 2)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}",
-             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(_latex_escape(str(c)) for c in table.columns) + r" \\", r"\midrule"]
-    for row in table.itertuples(index=False):
-        lines.append(" & ".join(_latex_escape(str(v)) for v in row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_ESCAPES.get(char, char) for char in text)
+
+
+def column_groups(columns: list[str], lead: int = 2) -> list[tuple[str, list[str]]]:
+    """The columns after the `lead` label columns, grouped by model: ("IF", ["ours", "pub", "Δ"]) from
+    "IF ours" / "IF pub" / "IF Δ" (a column without a known suffix is its group's "ours")."""
+    groups: list[tuple[str, list[str]]] = []
+    for column in columns[lead:]:
+        name, _, part = column.rpartition(" ")
+        if part not in GROUP_PARTS or not name:
+            name, part = column, "ours"
+        if groups and groups[-1][0] == name:
+            groups[-1][1].append(part)
+        else:
+            groups.append((name, [part]))
+    return groups
+
+
+def to_latex(table: pd.DataFrame, caption: str, notes: list[str] | tuple[str, ...] = ()) -> str:
+    """A booktabs table with one header group per model (ours / published / Δ) and `notes` below it."""
+    columns = [str(c) for c in table.columns]
+    groups = column_groups(columns)
+    spec = "ll" + "".join("r" * len(parts) for _, parts in groups)
+    tops, rules, start = [], [], 3
+    for name, parts in groups:
+        tops.append(rf"\multicolumn{{{len(parts)}}}{{c}}{{{latex_escape(name)}}}")
+        rules.append(rf"\cmidrule(lr){{{start}-{start + len(parts) - 1}}}")
+        start += len(parts)
+    subs = [latex_escape(GROUP_PARTS[part]) for _, parts in groups for part in parts]
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}",
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(["", "", *tops]) + r" \\", " ".join(rules),
+             " & ".join([*(latex_escape(c) for c in columns[:2]), *subs]) + r" \\", r"\midrule"]
+    lines += [" & ".join(latex_escape(str(v)) for v in row) + r" \\" for row in table.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [rf"\par\footnotesize {latex_escape(note)}" for note in notes]
+    return "\n".join([*lines, r"\end{table}"]) + "\n"
+
+
+def table_console():
+    """The console the tables print on: stdout, never squeezed below a readable width when piped."""
+    from rich.console import Console
+
+    out = Console()
+    return out if out.is_terminal else Console(width=220)
 
 
 def to_rich(table: pd.DataFrame, title: str):

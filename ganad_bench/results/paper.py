@@ -1,0 +1,547 @@
+"""One published table in the paper's own layout (`ganad-bench-table --paper memgan:1`), and the experiment
+behind it: how many of its runs are finished, how many missing (`ganad-bench-paper`).
+
+The table has every cell the paper prints, in the paper's order, with ours beside it where we have runs
+(mean ± std over seeds and the number of seeds, the difference to the published number). A column we
+have no run for is shown published-only. Our cell is marked (†) where its runs' training budget or model
+settings differ from the experiment's paper settings (`conf/experiment/<paper>_table<N>.yaml`), and an
+average row is compared with the paper's only when every class of the table has runs of ours.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from ganad_bench.errors import ConfigError, GanadError
+from ganad_bench.results.published import CITATIONS, TABLE_PROTOCOLS, model_names, published_table
+from ganad_bench.results.tables import AVERAGE, flatten_config, summarize
+
+ROMAN = {"I": "1", "II": "2", "III": "3", "IV": "4", "V": "5", "VI": "6", "VII": "7", "VIII": "8"}
+# metrics the papers print in percent (the published table holds them as fractions)
+FRACTIONS = ("auroc", "auprc", "f1", "precision", "recall")
+METRIC_LABELS = {"f1": "F1", "auroc": "AUROC", "precision": "Precision", "recall": "Recall",
+                 "inference_ms_per_batch": "inference ms / batch"}
+# the settings that make a run the paper's, beside model.params (deep models only: the others never train)
+BUDGET_KEYS = ("trainer.epochs", "trainer.batch_size", "trainer.lr")
+MARKERS = ("†", "‡", "§", "¶")
+KEYS = ["dataset", "anomaly_dataset", "normal_class", "column", "metric"]
+OUR_COLUMNS = [*KEYS, "model", "variant", "mean", "std", "n_seeds", "differs", "partial"]
+
+
+def table_references() -> list[str]:
+    """Every published table, as `paper:table`, by paper and table number."""
+    def number(reference: str) -> tuple[str, int]:
+        paper, table = reference.split(":")
+        return paper, int(ROMAN.get(table, table))
+
+    return sorted(set(published_table()["reference"]), key=number)
+
+
+def check_reference(text: str) -> str:
+    """`ALAD:ii` -> `alad:II`; an unknown table is a one-line ConfigError that lists the known ones."""
+    paper, _, table = text.partition(":")
+    reference = f"{paper.strip().lower()}:{table.strip().upper()}"
+    if reference not in table_references():
+        raise ConfigError(f"no published table {text}: choose one of {', '.join(table_references())}")
+    return reference
+
+
+def table_experiments(reference: str) -> list[str]:
+    """The experiment configs of a table: `<paper>_table<N>` (roman numerals as numbers) first, then its
+    parts and companions (`ama_table2_mnist`, `memgan_table1_baselines`)."""
+    from ganad_bench.cli import group_options
+
+    paper, table = reference.split(":")
+    stem = f"{paper}_table{ROMAN.get(table, table)}"
+    options = group_options("experiment")
+    return [name for name in options if name == stem] + [name for name in options if name.startswith(f"{stem}_")]
+
+
+def require_experiments(reference: str) -> list[str]:
+    """The table's experiment configs; none is a one-line ConfigError naming the tables that have one."""
+    names = table_experiments(reference)
+    if not names:
+        known = [f"{ref} ({', '.join(table_experiments(ref))})" for ref in table_references()
+                 if table_experiments(ref)]
+        raise ConfigError(f"no experiment config for {reference}: the tables with one are {', '.join(known)}")
+    return names
+
+
+# ---------------------------------------------------------------------------------------------- the sweep
+
+
+def _parse(tokens: list[str]) -> list:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ganad_bench.config import composition_error
+
+    try:
+        return OverridesParser.create().parse_overrides(tokens)
+    except Exception as err:  # Hydra's grammar errors
+        raise ConfigError(composition_error(err)) from None
+
+
+@contextmanager
+def hydra_initialised():
+    """Hydra set up with the app's configs for the block (a no-op inside a Hydra app or an outer block), so
+    that many compositions share one initialisation."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        yield
+        return
+    with initialize_config_module(config_module="ganad_bench.conf", version_base=None):
+        yield
+
+
+@cache
+def sweeper_params(experiment: str) -> tuple[str, ...]:
+    """The experiment's `hydra.sweeper.params` as overrides (`seed=range(10)`), read as Hydra composes them."""
+    from hydra import compose
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ganad_bench.config import composition_error
+
+    try:
+        with hydra_initialised():
+            config = compose(config_name="config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(composition_error(err)) from None
+    params = OmegaConf.to_container(config.hydra.sweeper.params) or {}
+    return tuple(f"{key}={value}" for key, value in params.items())
+
+
+def expand_sweep(tokens: list[str]) -> list[list[str]]:
+    """Every job of a multirun, as Hydra's basic sweeper makes them (a later value of a key wins: the command
+    line over the experiment's sweep)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.errors import HydraException
+
+    try:
+        (jobs,) = BasicSweeper.split_arguments(_parse(tokens), None)
+    except HydraException as err:
+        raise ConfigError(f"cannot expand the sweep: {err}") from None
+    return jobs
+
+
+@cache
+def swept_values(experiment: str) -> dict[str, frozenset[str]]:
+    """The values each swept key of an experiment takes, as rows record them (`False`, `0.0001`)."""
+    values = {}
+    for override in _parse(list(sweeper_params(experiment))):
+        typed = override.sweep_iterator() if override.is_sweep_override() else [override.value()]
+        values[override.get_key_element()] = frozenset(str(value) for value in typed)
+    return values
+
+
+def experiment_runs(experiment: str, overrides: list[str]) -> tuple[list[tuple[Path, dict]], list[str]]:
+    """(run folder, checked config) of every job of `ganad-bench -m experiment=<name> <overrides>`, and the
+    errors of the jobs that would be invalid."""
+    from ganad_bench.models.kit.registry import is_deep
+    from ganad_bench.results.store import run_dir
+
+    tokens = [*sweeper_params(experiment), *(t for t in overrides if not t.lstrip("+~").startswith("hydra"))]
+    composed: dict[tuple, dict | GanadError] = {}
+    runs, errors = [], []
+    with hydra_initialised():
+        for job in expand_sweep(tokens):
+            try:
+                config = _job_config(experiment, job, composed)
+            except GanadError as err:
+                errors.append(str(err))
+                continue
+            deep = is_deep(config["model"]["name"])
+            runs.append((run_dir(Path(config["paths"]["results_dir"]), config, deep), config))
+    return runs, errors
+
+
+def _job_config(experiment: str, job: list[str], composed: dict) -> dict:
+    """One job's checked config. Jobs that differ only in the seed are composed once (`composed` keeps the
+    compositions, and their errors, by the other overrides): a sweep of 10 seeds costs one composition."""
+    from ganad_bench.config import check_run_config, compose_config, to_container
+
+    rest = tuple(o for o in job if not o.startswith("seed="))
+    if rest not in composed:
+        try:
+            composed[rest] = to_container(compose_config([f"experiment={experiment}", *rest]))
+        except GanadError as err:
+            composed[rest] = err
+    if isinstance(composed[rest], GanadError):
+        raise composed[rest]
+    seeds = [override.value() for override in _parse([o for o in job if o.startswith("seed=")])]
+    return check_run_config({**composed[rest], **({"seed": seeds[-1]} if seeds else {})})
+
+
+def table_plan(reference: str, overrides: list[str]) -> list[tuple[str, list[tuple[Path, dict]], list[str]]]:
+    """(experiment, runs, invalid-job errors) for each experiment of the table; an experiment whose runs are
+    all an earlier one's (`alad_table3_cifar10` is part of `alad_table3`) is left out, and a run shared by
+    two experiments is counted with the first."""
+    seen: set[Path] = set()
+    plans = []
+    for experiment in require_experiments(reference):
+        runs, errors = experiment_runs(experiment, overrides)
+        fresh = [(folder, config) for folder, config in runs if folder not in seen]
+        if runs and not fresh:
+            continue
+        seen.update(folder for folder, _ in fresh)
+        plans.append((experiment, fresh, errors))
+    return plans
+
+
+def time_estimate(missing: list[dict], rows: list[dict]) -> str:
+    """A rough time for the missing runs: each at the mean time of the finished rows of its model on its
+    dataset, else of its model on any dataset; "unknown" for models without a finished row."""
+    times: dict = {}
+    for row in rows:
+        total = (row.get("timings") or {}).get("total_s")
+        if row.get("status") == "ok" and total is not None:
+            times.setdefault((row["model"], row["dataset"]), []).append(float(total))
+            times.setdefault(row["model"], []).append(float(total))
+    seconds, untimed = 0.0, Counter()
+    for config in missing:
+        model = config["model"]["name"]
+        seen = times.get((model, config["dataset"]["name"])) or times.get(model)
+        if seen:
+            seconds += sum(seen) / len(seen)
+        else:
+            untimed[model] += 1
+    timed = len(missing) - sum(untimed.values())
+    parts = [f"about {_duration(seconds)} for {timed} run(s), from finished runs' timings"] if timed else []
+    if untimed:
+        parts.append(f"unknown for {', '.join(f'{n} {model}' for model, n in untimed.items())} run(s) "
+                     f"(no finished run of that model to time)")
+    return "; ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def report_plan(reference: str, plans: list, rows: list[dict], console) -> list[str]:
+    """Print, per experiment of the table, how many of its runs are finished and missing (with a rough time
+    for the missing ones) and the invalid jobs; returns the experiments that have missing runs."""
+    from rich.markup import escape
+
+    from ganad_bench.results.store import finished
+
+    todo = []
+    for experiment, runs, errors in plans:
+        missing = [config for folder, config in runs if finished(folder) is None]
+        line = f"{reference} · experiment={experiment}: {len(runs)} run(s), {len(runs) - len(missing)} finished, " \
+               f"{len(missing)} missing"
+        console.print(escape(line + (f" · {time_estimate(missing, rows)}" if missing else "")), soft_wrap=True)
+        if errors:
+            console.print(f"[yellow]warning:[/] {len(errors)} job(s) of {experiment} are invalid, e.g. "
+                          f"{escape(errors[0])}", soft_wrap=True)
+        if missing:
+            todo.append(experiment)
+    return todo
+
+
+def launch(experiment: str, overrides: list[str], console) -> int:
+    """Run `ganad-bench -m experiment=<name> <overrides>` (finished runs are skipped) and return its exit
+    status. Ctrl-C is left to that command, which reports it and exits 130; this one then stops too."""
+    import signal
+    import subprocess
+    import sys
+
+    command = ["-m", f"experiment={experiment}", *overrides]
+    console.print(f"running: ganad-bench {' '.join(command)}", soft_wrap=True, markup=False)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command sets its own handler
+    try:
+        done = subprocess.run([sys.executable, "-c", "from ganad_bench.cli import main; main()", *command],
+                              check=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return done.returncode
+
+
+# ----------------------------------------------------------------------------------------------- the cells
+
+
+@cache
+def paper_settings(experiment: str, model: str, dataset: str) -> dict[str, str]:
+    """The settings a run of `model` on `dataset` gets from `experiment`, flattened as `rows_frame` records
+    them: trainer.epochs / batch_size / lr (for models that train networks), then model.params."""
+    from ganad_bench.config import compose_config, to_container
+    from ganad_bench.models.kit.registry import is_deep
+
+    with hydra_initialised():
+        config = to_container(compose_config([f"experiment={experiment}", f"model={model}", f"dataset={dataset}"]))
+    flat = flatten_config({"trainer": config["trainer"] if is_deep(model) else {},
+                           "model": {"params": config["model"].get("params") or {}}})
+    return {key: value for key, value in flat.items() if key in BUDGET_KEYS or key.startswith("model.params.")}
+
+
+def settings_difference(settings: dict[str, str], model: str, dataset: str, experiments: list[str]) -> str:
+    """"" when a run has the paper settings of one of the table's experiments (a value an experiment sweeps
+    over is one of its settings), else how it differs from the first:
+    "trainer.epochs=2 (paper settings: 7), model.params.width=16 (128)". Keys a row does not record are
+    not compared."""
+    if not any(key in BUDGET_KEYS or key.startswith("model.params.") for key in settings):
+        return ""  # nothing to compare (and no composition to pay for)
+    first = None
+    for experiment in experiments:
+        try:
+            expected = paper_settings(experiment, model, dataset)
+        except GanadError:  # a model or dataset the configs no longer have: nothing to compare with
+            continue
+        swept = swept_values(experiment)
+        differing = [(key, settings[key], value) for key, value in expected.items()
+                     if key in settings and settings[key] != value and settings[key] not in swept.get(key, ())]
+        if not differing:
+            return ""
+        first = first or differing
+    if not first:
+        return ""
+    return ", ".join(f"{key}={ours} ({'paper settings: ' if i == 0 else ''}{paper})"
+                     for i, (key, ours, paper) in enumerate(first))
+
+
+def _our_cells(frame: pd.DataFrame, published: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Our cells that can fall in the table: `summarize`'s mean / std / n seeds per (dataset, class, model,
+    variant, metric), the table's column for each (the paper's name for our model or ablation variant),
+    and `differs`, how the cell's runs differ from the paper settings."""
+    if frame.empty:
+        return pd.DataFrame(columns=OUR_COLUMNS)
+    protocol = TABLE_PROTOCOLS.get(tuple(reference.split(":")), "")
+    part = frame[(frame["protocol"] == protocol) & frame["dataset"].isin(set(published["dataset"]))]
+    long = summarize(part, list(dict.fromkeys(published["metric"]))) if not part.empty else pd.DataFrame()
+    if long.empty:
+        return pd.DataFrame(columns=OUR_COLUMNS)
+    long = long[long["normal_class"] != AVERAGE]
+    table_models = set(published["model"])
+    columns = {}
+    first_settings = part.groupby(["model", "dataset", "variant"])["settings"].first()
+    for (model, dataset, variant), settings in first_settings.items():
+        names = model_names(model, json.loads(settings))
+        columns[(model, dataset, variant)] = next((name for name in names if name in table_models), None)
+    long = long.assign(column=[columns.get(key) for key in zip(long["model"], long["dataset"], long["variant"],
+                                                                strict=True)])
+    differs = _differences(part, table_experiments(reference))
+    long = long.merge(differs, on=["dataset", "anomaly_dataset", "normal_class", "model", "variant"], how="left")
+    return long[long["column"].notna()].assign(partial="")[OUR_COLUMNS]
+
+
+def _differences(frame: pd.DataFrame, experiments: list[str]) -> pd.DataFrame:
+    """Per (dataset, class, model, variant): the distinct ways its runs differ from the paper settings."""
+    memo: dict[tuple, str] = {}
+    found = []
+    for model, dataset, settings in zip(frame["model"], frame["dataset"], frame["settings"], strict=True):
+        if (model, dataset, settings) not in memo:
+            memo[(model, dataset, settings)] = settings_difference(json.loads(settings), model, dataset, experiments)
+        found.append(memo[(model, dataset, settings)])
+    keys = ["dataset", "anomaly_dataset", "normal_class", "model", "variant"]
+    grouped = frame[keys].assign(differs=found).groupby(keys, sort=False)["differs"]
+    return grouped.agg(lambda values: tuple(sorted(set(values) - {""}))).reset_index()
+
+
+def _averages(ours: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Our average rows, for the datasets whose table prints one: the mean over classes of our per-class
+    means, ± the std across classes, n the fewest seeds of a class. With every class of the table it stands
+    beside the paper's average; with some classes only it is `partial` ("2 of 10 classes")."""
+    from ganad_bench.data.image_sources import CLASS_NAMES
+
+    lines = []
+    for dataset, cells in published.groupby("dataset", sort=False):
+        if AVERAGE not in set(cells["normal_class"]):
+            continue
+        required = set(cells["normal_class"]) - {AVERAGE} or {str(i) for i in range(len(CLASS_NAMES[dataset]))}
+        mine = ours[(ours["dataset"] == dataset) & ours["normal_class"].isin(required)]
+        for (column, model, variant, metric), group in mine.groupby(["column", "model", "variant", "metric"],
+                                                                    sort=False):
+            n_classes = group["normal_class"].nunique()
+            lines.append({
+                "dataset": dataset, "anomaly_dataset": "", "normal_class": AVERAGE, "column": column,
+                "metric": metric, "model": model, "variant": variant, "mean": group["mean"].mean(),
+                "std": group["mean"].std(ddof=1) if n_classes > 1 else 0.0, "n_seeds": group["n_seeds"].min(),
+                "differs": tuple(sorted({d for ds in group["differs"] for d in ds})),
+                "partial": "" if n_classes == len(required) else f"{n_classes} of {len(required)} classes"})
+    return pd.DataFrame(lines, columns=OUR_COLUMNS)
+
+
+def paper_cells(frame: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """One line per cell of the paper's table, in its order: every published cell (`column` is the paper's
+    column, `class_label` its class), ours beside it where we have runs (mean, std, n_seeds, diff, the
+    `differs` notes), then our partial averages, which have no published number. `rows_frame` makes `frame`."""
+    published = published_table()
+    published = published[published["reference"] == reference]
+    ours = _our_cells(frame, published, reference)
+    averages = _averages(ours, published)
+    complete = averages[averages["partial"] == ""]
+    if not complete.empty:  # (complete averages exist only where ours has class cells)
+        ours = pd.concat([ours, complete], ignore_index=True)
+    paper = published.rename(columns={"model": "column", "mean": "published", "std": "published_std"})
+    cells = paper[[*KEYS, "class_label", "published", "published_std"]].merge(ours, on=KEYS, how="left")
+    partial = averages[averages["partial"] != ""]
+    if not partial.empty:
+        labels = partial.assign(class_label=[f"{AVERAGE} ({text})" for text in partial["partial"]],
+                                published=math.nan, published_std=math.nan)
+        cells = pd.concat([cells, labels[cells.columns]], ignore_index=True)
+    cells["partial"] = cells["partial"].fillna("")
+    cells["differs"] = [d if isinstance(d, tuple) else () for d in cells["differs"]]
+    cells["diff"] = cells["mean"] - cells["published"]
+    return _layout(_in_paper_order(cells, published))
+
+
+def _in_paper_order(cells: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Datasets, classes, columns and metrics in the order the paper prints them, partial averages last."""
+    ranks = {key: {value: i for i, value in enumerate(dict.fromkeys(published[key]))}
+             for key in ("dataset", "anomaly_dataset", "normal_class", "model", "metric")}
+    order = pd.DataFrame({
+        "dataset": cells["dataset"].map(ranks["dataset"]), "anomalies": cells["anomaly_dataset"].map(
+            ranks["anomaly_dataset"]), "class": cells["normal_class"].map(ranks["normal_class"]),
+        "partial": cells["partial"], "column": cells["column"].map(ranks["model"]),
+        "variant": cells["variant"].fillna(""), "metric": cells["metric"].map(ranks["metric"])})
+    return cells.iloc[order.sort_values(list(order.columns), kind="stable").index].reset_index(drop=True)
+
+
+def _layout(cells: pd.DataFrame) -> pd.DataFrame:
+    """Where each cell goes (`row_a`, `row_b`, `group`), as the papers lay them out: one metric -> rows
+    (dataset, class), a group of columns per model; several metrics (precision / recall / F1) -> rows
+    (dataset, model), a group per metric. A model with runs of several settings gets a group (or row) for
+    each, named by the differing keys."""
+    variants = cells.dropna(subset=["variant"]).groupby("column")["variant"].nunique()
+    label = [f"{c} [{v}]" if variants.get(c, 0) > 1 else c for c, v in zip(cells["column"], cells["variant"],
+                                                                            strict=True)]
+    datasets = [f"{d} vs {a}" if a else d for d, a in zip(cells["dataset"], cells["anomaly_dataset"], strict=True)]
+    if by_metric(cells):
+        return cells.assign(row_a=datasets, row_b=label, group=[METRIC_LABELS.get(m, m) for m in cells["metric"]])
+    return cells.assign(row_a=datasets, row_b=cells["class_label"].replace("", "-"), group=label)
+
+
+def by_metric(cells: pd.DataFrame) -> bool:
+    """Whether the table is laid out with a group of columns per metric (and the models on its rows)."""
+    return cells["metric"].nunique() > 1
+
+
+# ------------------------------------------------------------------------------------------- the rendering
+
+
+def scale(metric: str) -> float:
+    """100 for the metrics the papers print in percent, else 1."""
+    return 100.0 if metric in FRACTIONS else 1.0
+
+
+def markers(cells: pd.DataFrame) -> dict[str, str]:
+    """A footnote mark for each distinct way our runs differ from the paper settings: †, ‡, §, ¶, †5, ..."""
+    found = dict.fromkeys(d for ds in cells["differs"] for d in ds)
+    return {d: MARKERS[i] if i < len(MARKERS) else f"†{i + 1}" for i, d in enumerate(found)}
+
+
+def _ours_text(cell, marks: dict[str, str]) -> str:
+    """"90.10 ± 0.14 (n=2)†": mean ± std, the number of seeds, the marks of settings off the paper's."""
+    if pd.isna(cell.mean):
+        return ""
+    k, n = scale(cell.metric), int(cell.n_seeds)
+    # one seed has no spread; an average's spread is across classes
+    spread = f" (n={n})" if n == 1 and cell.normal_class != AVERAGE else f" ± {k * cell.std:.2f} (n={n})"
+    return f"{k * cell.mean:.2f}{spread}" + "".join(marks[d] for d in cell.differs)
+
+
+def _published_text(cell) -> str:
+    if pd.isna(cell.published):
+        return ""
+    k = scale(cell.metric)
+    return f"{k * cell.published:.2f}" + ("" if pd.isna(cell.published_std) else f" ± {k * cell.published_std:.2f}")
+
+
+def paper_pivot(cells: pd.DataFrame) -> pd.DataFrame:
+    """The table as printed: two label columns, then per group "<group> ours" / "pub" / "Δ" (text)."""
+    lead = ["dataset", "model" if by_metric(cells) else "class"]
+    marks = markers(cells)
+    lines: dict[tuple, dict] = {}
+    for cell in cells.itertuples(index=False):
+        line = lines.setdefault((cell.row_a, cell.row_b), dict(zip(lead, (cell.row_a, cell.row_b), strict=True)))
+        line[f"{cell.group} ours"] = _ours_text(cell, marks)
+        line[f"{cell.group} pub"] = _published_text(cell)
+        line[f"{cell.group} Δ"] = "" if pd.isna(cell.diff) else f"{scale(cell.metric) * cell.diff:+.2f}"
+    groups = list(dict.fromkeys(cells["group"]))
+    columns = [*lead, *(f"{group} {part}" for group in groups for part in ("ours", "pub", "Δ"))]
+    return pd.DataFrame(list(lines.values())).reindex(columns=columns).fillna("")
+
+
+def caption(reference: str, cells: pd.DataFrame) -> str:
+    """What the table is and how to read its three sub-columns."""
+    paper, table = reference.split(":")
+    metrics = ", ".join(METRIC_LABELS.get(m, m) for m in dict.fromkeys(cells["metric"]))
+    unit = " (%)" if all(m in FRACTIONS for m in cells["metric"]) else ""
+    protocol = TABLE_PROTOCOLS.get((paper, table), "")
+    return (f"{paper.upper()} Table {table}: {metrics}{unit}, {protocol} protocol. Ours: mean ± std over seeds "
+            f"(n seeds); pub: the paper's number; Δ = ours − published")
+
+
+def footnotes(cells: pd.DataFrame) -> list[str]:
+    """Which of our models each paper column holds (where the names differ), the marks of runs whose
+    settings differ from the paper's, how averages are made, and the columns we have no run for."""
+    notes = []
+    held = cells.dropna(subset=["model"]).drop_duplicates(["column", "model"])
+    for column, model in zip(held["column"], held["model"], strict=True):
+        if _plain(column) != _plain(model):
+            cited = f" ({CITATIONS[model]})" if model in CITATIONS else ""
+            notes.append(f"{column}: our {model}{cited}")
+    notes += [f"{mark} {difference}" for difference, mark in markers(cells).items()]
+    if (cells["normal_class"] == AVERAGE).any() and cells.loc[cells["normal_class"] == AVERAGE, "mean"].notna().any():
+        notes.append(f"{AVERAGE}: the mean over classes of our per-class means, ± the std across classes, n the "
+                     f"fewest seeds of a class; compared with the paper's only when every class of the table has "
+                     f"runs (else labelled with the classes it covers)")
+    missing = [c for c, has in cells.groupby("column", sort=False)["mean"].apply(lambda m: m.notna().any()).items()
+               if not has]
+    if missing:
+        notes.append(f"published only (no run of ours): {', '.join(missing)}")
+    return notes
+
+
+def _plain(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def write_paper_table(cells: pd.DataFrame, out_prefix: Path, reference: str) -> list[Path]:
+    """`<prefix>_<paper>_<table>.csv` (every cell, unrounded fractions), `.md` and `.tex` (the layout, with
+    the footnotes) and `.png` (ours beside the published numbers)."""
+    from ganad_bench.results.table_plots import bar_chart
+    from ganad_bench.results.tables import to_latex, to_markdown
+
+    stem = out_prefix.parent / f"{out_prefix.name}_{reference.replace(':', '_')}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    table, notes, title = paper_pivot(cells), footnotes(cells), caption(reference, cells)
+    paths = [stem.with_suffix(suffix) for suffix in (".csv", ".md", ".tex", ".png")]
+    columns = [*KEYS[:3], "class_label", *KEYS[3:], "model", "variant", "mean", "std", "n_seeds", "published",
+               "published_std", "diff", "partial"]
+    cells[columns].assign(differs=["; ".join(d) for d in cells["differs"]]).to_csv(paths[0], index=False)
+    paths[1].write_text(f"**{title}**\n\n" + to_markdown(table) + "".join(f"\n{note}\n" for note in notes))
+    paths[2].write_text(to_latex(table, title, notes))
+    scaled = cells.assign(**{key: cells[key] * cells["metric"].map(scale)
+                             for key in ("mean", "std", "published", "published_std")})
+    bar_chart(scaled, paths[3], title)
+    return paths
+
+
+def show_paper_table(frame: pd.DataFrame, reference: str, out_prefix: Path, console) -> list[Path]:
+    """Print the table (stdout) and its footnotes, write its files, and list them on `console`."""
+    from rich.markup import escape
+
+    from ganad_bench.results.tables import table_console, to_rich
+
+    cells = paper_cells(frame, reference)
+    out = table_console()
+    out.print(to_rich(paper_pivot(cells), caption(reference, cells)))
+    for note in footnotes(cells):
+        out.print(escape(note), soft_wrap=True)
+    written = write_paper_table(cells, out_prefix, reference)
+    for path in written:
+        console.print(f"wrote {path}", soft_wrap=True)
+    return written

@@ -1,0 +1,48 @@
+"""A paper table as a bar chart: ours beside the published number in every cell, so that where a
+reproduction falls short (or a column has no run yet) shows at a glance. Drawn with matplotlib's
+object API on a Figure of its own (the Agg canvas): no pyplot state, no display needed."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PANEL_COLUMNS = 3
+
+
+def bar_chart(cells: pd.DataFrame, path: Path, title: str) -> Path:
+    """One panel per group of the table (`paper.paper_cells`: a model, or a metric), one pair of bars per
+    row: ours (error bar: our std) and published (the paper's std where it gives one). The values are in
+    the units printed (`mean`, `std`, `published`, `published_std`); the format follows `path`'s suffix."""
+    from matplotlib.figure import Figure
+
+    groups = list(dict.fromkeys(cells["group"]))
+    n_cols = min(PANEL_COLUMNS, len(groups))
+    n_rows = math.ceil(len(groups) / n_cols)
+    widest = int(cells.groupby("group")[["row_a", "row_b"]].apply(lambda part: len(part.drop_duplicates())).max())
+    figure = Figure(figsize=(n_cols * max(3.0, 0.28 * widest + 1.0), 2.8 * n_rows + 0.6), layout="constrained")
+    axes = figure.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for axis, group in zip(axes, groups, strict=False):
+        _panel(axis, cells[cells["group"] == group], group)
+    for axis in axes[len(groups):]:
+        axis.set_visible(False)
+    axes[0].legend(fontsize=6)
+    figure.suptitle("\n".join(textwrap.wrap(title, 160)), fontsize=7)
+    figure.savefig(path, dpi=80)
+    return path
+
+
+def _panel(axis, part: pd.DataFrame, group: str) -> None:
+    x = np.arange(len(part))
+    for offset, (value, spread, label) in zip((-0.2, 0.2), (("mean", "std", "ours"),
+                                                           ("published", "published_std", "published")), strict=True):
+        axis.bar(x + offset, part[value].to_numpy(float), 0.4, yerr=part[spread].fillna(0).to_numpy(float),
+                 capsize=1.5, label=label, error_kw={"elinewidth": 0.6})
+    names = [f"{a} {b}" if b != "-" else a for a, b in zip(part["row_a"], part["row_b"], strict=True)]
+    axis.set_xticks(x, names, rotation=60, ha="right", fontsize=6)
+    axis.tick_params(axis="y", labelsize=6)
+    axis.set_title(group, fontsize=8)

@@ -1,0 +1,163 @@
+"""One published table in the paper's layout (`ganad-bench-table --paper`), and `ganad-bench-paper`: the
+experiment behind a table, its finished and missing runs."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from ganad_bench.cli import paper_main, table_main
+from ganad_bench.results import paper
+from ganad_bench.results.published import lookup, model_names
+from ganad_bench.results.tables import rows_frame, to_latex
+
+MEMGAN_1 = ["OCSVM", "DCAE", "IF", "ADGAN", "KDE", "DSVDD", "MEMAE", "MEMGAN"]
+
+
+def row(model, dataset, seed, protocol="one_class", normal_class=None, config=None, **metrics):
+    return {"model": model, "dataset": dataset, "seed": seed, "protocol": protocol, "normal_class": normal_class,
+            "status": "ok", "metrics": metrics, "config": config or {"seed": seed, "model": {"name": model}}}
+
+
+def anogan_on_every_digit(seeds=(0, 1)):
+    return [row("anogan", "mnist", s, normal_class=c, auroc=0.90 + 0.01 * c + 0.002 * s) for c in range(10)
+            for s in seeds]
+
+
+def memgan_rows(classes, seeds=(0,), epochs=7, width=128, n_memory=50):
+    config = {"model": {"name": "memgan", "params": {"width": width, "n_memory": n_memory}},
+              "trainer": {"epochs": epochs}}
+    return [row("memgan", "mnist", s, normal_class=c, config={**config, "seed": s}, auroc=0.8)
+            for c in classes for s in seeds]
+
+
+def line(table, dataset, label):
+    return table[(table.iloc[:, 0] == dataset) & (table.iloc[:, 1] == label)].iloc[0]
+
+
+def test_paper_layout_has_every_published_column_with_ours_beside_it():
+    cells = paper.paper_cells(rows_frame(anogan_on_every_digit()), "memgan:1")
+    table = paper.paper_pivot(cells)
+    assert list(table.columns[:2]) == ["dataset", "class"]
+    assert list(table.columns[2:]) == [f"{m} {part}" for m in MEMGAN_1 for part in ("ours", "pub", "Δ")]
+    assert list(table["class"]) == [*map(str, range(10)), "average"]
+    zero = line(table, "mnist", "0")
+    assert zero["ADGAN ours"] == "90.10 ± 0.14 (n=2)" and zero["ADGAN pub"] == "96.60 ± 1.30"
+    assert zero["ADGAN Δ"] == "-6.50" and zero["IF ours"] == "" and zero["IF pub"] == "98.00 ± 0.30"
+    average = line(table, "mnist", "average")
+    assert average["ADGAN ours"].startswith("94.60 ± 3.03") and average["ADGAN Δ"] == "+3.20"
+    notes = paper.footnotes(cells)
+    assert "ADGAN: our anogan (Schlegl et al. 2017)" in notes
+    assert "published only (no run of ours): OCSVM, DCAE, IF, KDE, DSVDD, MEMAE, MEMGAN" in notes
+
+
+def test_multi_metric_tables_put_models_on_rows_and_one_seed_has_no_spread():
+    rows = [row("iforest", "kdd99", 0, "tabular", f1=0.9, precision=0.8, recall=0.95)]
+    table = paper.paper_pivot(paper.paper_cells(rows_frame(rows), "alad:II"))
+    assert list(table.columns[:2]) == ["dataset", "model"] and "F1 ours" in table.columns
+    assert list(table["model"][:7]) == ["OC-SVM", "IF", "DSEBM-r", "DSEBM-e", "DAGMM", "AnoGAN", "ALAD"]
+    assert line(table, "kdd99", "IF")["F1 ours"] == "90.00 (n=1)"
+
+
+def test_a_partial_class_set_is_labelled_and_never_compared():
+    cells = paper.paper_cells(rows_frame(memgan_rows([0, 1])), "memgan:1")
+    table = paper.paper_pivot(cells)
+    partial = line(table, "mnist", "average (2 of 10 classes)")
+    assert partial["MEMGAN ours"].startswith("80.00") and partial["MEMGAN pub"] == "" and partial["MEMGAN Δ"] == ""
+    assert line(table, "mnist", "average")["MEMGAN ours"] == ""
+    assert math.isnan(cells[cells["partial"] != ""]["diff"].iloc[0])
+
+
+def test_runs_off_the_paper_settings_are_marked():
+    rows = memgan_rows([0], epochs=2, width=16) + memgan_rows([1])
+    cells = paper.paper_cells(rows_frame(rows), "memgan:1")
+    table = paper.paper_pivot(cells)
+    assert line(table, "mnist", "0")["MEMGAN [model.params.width=16,trainer.epochs=2] ours"].endswith("†")
+    assert not line(table, "mnist", "1")["MEMGAN [model.params.width=128,trainer.epochs=7] ours"].endswith("†")
+    assert "† trainer.epochs=2 (paper settings: 7), model.params.width=16 (128)" in paper.footnotes(cells)
+    swept = paper.paper_cells(rows_frame(memgan_rows([0], n_memory=25)), "memgan:3")  # a value Table 3 sweeps
+    assert not any(swept["differs"])
+
+
+def test_latex_escapes_and_groups_the_columns_per_model():
+    table = pd.DataFrame([{"dataset": "kdd_99", "class": "#1", "A&B ours": "50% ± 1 {x}†", "A&B pub": "$5~^",
+                           "A&B Δ": "+1.00"}])
+    latex = to_latex(table, "F1 (%) of a_b", notes=["† trainer.lr=1e-05 (paper settings: 0.0001) \\ x"])
+    assert r"\multicolumn{3}{c}{A\&B}" in latex and r"\cmidrule(lr){3-5}" in latex
+    assert r"ours & published & $\Delta$ \\" in latex
+    assert r"kdd\_99 & \#1 & 50\% $\pm$ 1 \{x\}\dag{} & \$5\textasciitilde{}\textasciicircum{} & +1.00" in latex
+    assert r"\caption{F1 (\%) of a\_b}" in latex and r"\dag{} trainer.lr=1e-05" in latex
+    assert r"\textbackslash{} x" in latex
+
+
+def test_files_are_written_with_a_small_png(tmp_path):
+    cells = paper.paper_cells(rows_frame(anogan_on_every_digit()), "memgan:1")
+    written = paper.write_paper_table(cells, tmp_path / "t", "memgan:1")
+    assert [p.name for p in written] == [f"t_memgan_1.{s}" for s in ("csv", "md", "tex", "png")]
+    png = written[3].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 400_000
+    assert "ADGAN: our anogan" in written[1].read_text()
+    assert pd.read_csv(written[0])["column"].nunique() == len(MEMGAN_1)
+
+
+def test_unknown_table_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        table_main(["--paper", "memgan:9", str(tmp_path)])
+    assert stop.value.code == 2
+    (message,) = capsys.readouterr().err.strip().splitlines()
+    assert message.startswith("error: no published table memgan:9: choose one of alad:II, ") and "ama:2" in message
+
+
+def test_tables_map_to_their_experiment_configs():
+    assert paper.check_reference("ALAD:ii") == "alad:II"
+    assert paper.table_experiments("alad:II") == ["alad_table2"]
+    assert {"ama_table2_cifar10", "ama_table2_mnist"} <= set(paper.table_experiments("ama:2"))
+    assert paper.table_experiments("memgan:1") == ["memgan_table1", "memgan_table1_baselines"]
+    assert paper.table_experiments("alad:IV") == []
+
+
+def test_published_classes_are_our_class_indices_and_alad_scores_have_columns():
+    assert lookup("memgan", "cifar10", "auroc", "one_class", normal_class=3)["mean"] == pytest.approx(0.557)  # "cat"
+    full = {"model.params.spectral_norm": "True", "model.params.latent_discriminator": "True"}
+    assert model_names("alad", {**full, "model.params.score": "l1"}) == ("ALAD(score=L1)",)
+    assert "ALAD" in model_names("alad", {**full, "model.params.score": "features"})
+
+
+def test_time_estimate_uses_finished_runs_of_the_same_model():
+    rows = [{"status": "ok", "model": "iforest", "dataset": "thyroid", "timings": {"total_s": t}} for t in (10, 30)]
+    missing = [{"model": {"name": m}, "dataset": {"name": "kdd99"}} for m in ("iforest", "iforest", "alad")]
+    text = paper.time_estimate(missing, rows)
+    assert text.startswith("about 40 s for 2 run(s)") and "unknown for 1 alad run(s)" in text
+    assert paper.time_estimate(missing[2:], rows).startswith("unknown")
+
+
+def test_paper_command_counts_finished_and_missing_runs(make_cfg, tmp_path, capsys, monkeypatch):
+    from ganad_bench.run import run
+
+    for seed in (0, 1):
+        assert run(make_cfg("dataset=thyroid", f"seed={seed}"))["status"] == "ok"
+    overrides = ["model=iforest", "dataset=thyroid", "seed=0,1,2", f"paths.output_dir={tmp_path / 'outputs'}"]
+    paper_main(["rcgan:1", *overrides])
+    captured = capsys.readouterr()
+    assert "rcgan:1 · experiment=rcgan_table1: 3 run(s), 2 finished, 1 missing · about" in captured.err
+    assert "ganad-bench-paper rcgan:1 --run model=iforest" in captured.err
+    table = pd.read_csv(tmp_path / "outputs" / "tables" / "table_rcgan_1.csv")
+    ours = table[(table["column"] == "IF") & (table["dataset"] == "thyroid")]
+    assert list(ours["n_seeds"]) == [2, 2, 2]
+    table_main([str(tmp_path / "outputs"), "--paper", "rcgan:1", "--out", str(tmp_path / "t")])
+    assert "| thyroid | IF |" in (tmp_path / "t_rcgan_1.md").read_text()
+    launched = []
+    monkeypatch.setattr(paper, "launch", lambda *args: launched.append(args[:2]) or 0)
+    paper_main(["rcgan:1", "--run", *overrides])
+    assert launched == [("rcgan_table1", overrides)]
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("memgan:9", "error: no published table memgan:9: choose one of alad:II"),
+    ("alad:IV", "error: no experiment config for alad:IV: the tables with one are alad:II (alad_table2)")])
+def test_paper_command_rejects_unknown_and_unsupported_tables(table, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        paper_main([table])
+    assert stop.value.code == 2
+    (line_,) = capsys.readouterr().err.strip().splitlines()
+    assert line_.startswith(message)
