@@ -18,6 +18,7 @@ def write_atomic(path: Path, write: Callable[[IO], None], binary: bool = False) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600: give the file the permissions open() would
     try:
         with os.fdopen(handle, "wb" if binary else "w") as out:
             write(out)
@@ -28,3 +29,9 @@ def write_atomic(path: Path, write: Callable[[IO], None], binary: bool = False) 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -17,6 +17,8 @@ import uuid
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
+
 from ganad_bench.errors import ConfigError, GanadError
 
 CONFIG_GROUPS = ("model", "dataset", "protocol", "trainer", "paths", "experiment")
@@ -78,10 +80,11 @@ def config_overrides(argv: list[str]) -> list[str]:
     for token, override in zip(tokens, parsed, strict=True):
         if not override.is_sweep_override():
             overrides.append(token)
-        elif "glob(" not in token:
+        elif override.is_choice_sweep() or override.is_range_sweep():
             first = next(iter(override.sweep_string_iterator()), None)
             if first is not None:
                 overrides.append(f"{override.get_key_element()}={first}")
+        # glob(...) and a sweeper's interval(...) cannot be enumerated here: the sweeper composes them
     return overrides
 
 
@@ -106,7 +109,7 @@ def check_before_hydra(argv: list[str]) -> None:
         raise ConfigError(f"paths.output_dir={output} is not writable: choose a writable folder")
 
 
-def ganad_job(cfg) -> None:
+def ganad_job(cfg) -> float | None:
     """The Hydra task: one run. Module-level and undecorated, so launchers (joblib, submitit) pickle it by
     reference. A user error or a crash ends this job only: it is recorded in the job's outcome."""
     import logging
@@ -130,15 +133,29 @@ def ganad_job(cfg) -> None:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         if single:
             raise SystemExit(2) from None
-        return
+        return None
     except Exception as err:  # a fault before the run could record it: this job failed, the sweep goes on
         logging.getLogger("ganad_bench").info("job failed:\n%s", traceback.format_exc())  # the log file only
         write_outcome(job_dir, {"status": "failed", "error": f"{type(err).__name__}: {err}"})
         console.print(f"[bold red]failed:[/] {escape(f'{type(err).__name__}: {err}')} (log: {job_dir})", soft_wrap=True)
-        return
+        return None
     status = "skipped" if row.get("skipped") else row["status"]
     write_outcome(job_dir, {"status": status, "result_path": row.get("result_path"), "error": row.get("error")})
     console.print(summary_line(row), soft_wrap=True)
+    return sweeper_objective(row, hydra_cfg)
+
+
+def sweeper_objective(row: dict, hydra_cfg) -> float | None:
+    """The value a hyperparameter sweeper (Optuna) optimises: the row's `objective` (`optimize`). A run that
+    has none (failed, or no validation rows) gives +inf to a minimising search, -inf to a maximising one,
+    so the search goes on and never picks it."""
+    value = row.get("objective")
+    if value is not None and value == value:  # not None, not NaN
+        return float(value)
+    if "optuna" not in str(hydra_cfg.sweeper.get("_target_", "")):
+        return None
+    maximise = str(hydra_cfg.sweeper.get("direction", "minimize")).lower().startswith("max")
+    return float("-inf") if maximise else float("inf")
 
 
 def hydra_app():
@@ -230,15 +247,29 @@ def _main(argv: list[str]) -> int:
 
 
 def table_main(argv: list[str] | None = None) -> None:
-    """`ganad-bench-table [DIR ...]`: our rows beside the published numbers."""
-    from rich.console import Console
+    """`ganad-bench-table [DIR ...] [--paper PAPER:TABLE]`: our rows beside the published numbers (with --paper:
+    one published table in the paper's layout, every column of it)."""
     from rich.markup import escape
 
     from ganad_bench.console import console
+    from ganad_bench.results import paper
     from ganad_bench.results.store import iter_results
-    from ganad_bench.results.tables import default_metrics, pivot, rows_frame, summarize, to_rich, write_tables
+    from ganad_bench.results.tables import (
+        default_metrics,
+        pivot,
+        rows_frame,
+        summarize,
+        table_console,
+        to_rich,
+        write_tables,
+    )
 
     args = table_arguments(argv)
+    try:
+        reference = paper.check_reference(args.paper) if args.paper else None
+    except ConfigError as err:
+        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        raise SystemExit(2) from None
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         console.print(f"[bold red]error:[/] no such folder: {', '.join(missing)} (run ganad-bench first)")
@@ -251,17 +282,21 @@ def table_main(argv: list[str] | None = None) -> None:
                       soft_wrap=True)
     if args.code_version and not frame.empty:
         frame = frame[frame["code_version"].str.startswith(args.code_version)]
-    if frame.empty:
-        console.print(f"[bold red]error:[/] no finished result.json under {', '.join(map(str, args.folders))}"
-                      + (f" from code version {args.code_version}" if args.code_version else ""))
+    where = ", ".join(map(str, args.folders)) + (f" from code version {args.code_version}" if args.code_version else "")
+    if frame.empty and not reference:
+        console.print(f"[bold red]error:[/] no finished result.json under {where}")
         raise SystemExit(1)
-    warn_mixed_code_versions(frame, console)
+    if frame.empty:  # the paper's table is still worth seeing: what a first run will stand beside
+        console.print(f"[yellow]warning:[/] no finished result.json under {where}: the published numbers only",
+                      soft_wrap=True)
+    else:
+        warn_mixed_code_versions(frame, console)
+    if reference:
+        paper.show_paper_table(frame, reference, args.out, console)
+        return
     metrics = args.metric or default_metrics(frame)
     long = summarize(frame, metrics, args.reference)
-    # the table is the command's output: stdout, never squeezed below a readable width when piped
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=220)
+    out = table_console()
     for protocol in long["protocol"].unique():
         table = pivot(long, metrics[0], protocol)
         out.print(to_rich(table, f"{metrics[0].upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"))
@@ -279,6 +314,9 @@ def table_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="published table(s) to compare with, in order of preference, e.g. alad:II")
     parser.add_argument("--code-version", metavar="LABEL",
                         help="only rows from this code version (a prefix of the rows' code_version, e.g. a commit)")
+    parser.add_argument("--paper", metavar="PAPER:TABLE",
+                        help="one published table in the paper's layout, e.g. memgan:1 or alad:II: writes "
+                             "PREFIX_<paper>_<table>.csv/.md/.tex/.png")
     parser.add_argument("--out", type=Path, default=Path("outputs/tables/table"),
                         help="output prefix: writes PREFIX.csv and PREFIX_<protocol>_<metric>.md/.tex")
     return parser.parse_args(argv)
@@ -296,3 +334,114 @@ def warn_mixed_code_versions(frame, console) -> None:
     versions = sorted(frame[(frame[IDENTITY_COLUMNS] == list(first)).all(axis=1)]["code_version"].unique())
     console.print(f"[yellow]warning:[/] {len(mixed)} cell(s) mix rows of several code versions (e.g. {first[4]} · "
                   f"{first[1]}: {', '.join(versions)}): choose one with --code-version", soft_wrap=True)
+
+
+def paper_main(argv: list[str] | None = None) -> None:
+    """`ganad-bench-paper PAPER:TABLE [--run] [OVERRIDE ...]`: how many runs of the table's experiment are
+    finished and missing; with --run, run the missing ones (`ganad-bench -m experiment=<name> OVERRIDE ...`);
+    then the table in the paper's layout (as `ganad-bench-table --paper`)."""
+    from rich.markup import escape
+
+    from ganad_bench.config import compose_config, to_container
+    from ganad_bench.console import console, step
+    from ganad_bench.results import paper
+    from ganad_bench.results.store import iter_results
+    from ganad_bench.results.tables import rows_frame
+
+    parser = argparse.ArgumentParser(prog="ganad-bench-paper", description=paper_main.__doc__)
+    parser.add_argument("table", metavar="PAPER:TABLE", help="a published table, e.g. memgan:1, alad:II, rcgan:1")
+    parser.add_argument("--run", action="store_true", help="run the missing runs, then print the table")
+    parser.add_argument("--out", type=Path, help="output prefix of the table's files (default: "
+                        "<paths.output_dir>/tables/table, writing table_<paper>_<table>.csv/.md/.tex/.png)")
+    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+                        help="ganad-bench overrides for every run, e.g. trainer.epochs=2 seed=0,1 paths.output_dir=DIR")
+    args = parser.parse_intermixed_args(argv)
+    try:
+        reference = paper.check_reference(args.table)
+        with step(f"counting the runs of {reference}"):
+            plans = paper.table_plan(reference, args.overrides)
+        paths = to_container(compose_config(config_overrides(args.overrides)))["paths"]
+    except GanadError as err:
+        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        _stop(signal.SIGINT, None)
+    results = Path(paths["results_dir"])
+    rows = iter_results([results]) if results.is_dir() else []
+    todo = paper.report_plan(reference, plans, rows, console)
+    status = 0
+    for experiment in todo if args.run else []:
+        status = max(status, paper.launch(experiment, args.overrides, console))
+        if status >= 128:  # interrupted: the command has said so
+            raise SystemExit(status)
+    if args.run:
+        rows = iter_results([results]) if results.is_dir() else []
+    elif todo:
+        console.print(escape(f"to run them: ganad-bench-paper {' '.join([reference, '--run', *args.overrides])}"),
+                      soft_wrap=True)
+    out = args.out or Path(paths["output_dir"]) / "tables" / "table"
+    paper.show_paper_table(rows_frame(rows), reference, out, console)
+    if status:
+        raise SystemExit(status)
+
+
+def score_main(argv: list[str] | None = None) -> None:
+    """`ganad-bench-score RUN_DIR FILE`: score new rows or images with a finished run's own preprocessing and
+    detector; writes one CSV line per input (score, and flag = score at or above the run's threshold)."""
+    from rich.markup import escape
+
+    from ganad_bench.console import console
+    from ganad_bench.runs import load_run, read_inputs
+
+    parser = argparse.ArgumentParser(prog="ganad-bench-score", description=score_main.__doc__)
+    parser.add_argument("run_dir", type=Path, help="a run folder (outputs/results/.../seed<seed>-<hash>)")
+    parser.add_argument("inputs", type=Path, help="a .npy array or .csv of raw rows, or a folder of .png images")
+    parser.add_argument("--out", type=Path, default=None, help="CSV to write (default: INPUTS.scores.csv)")
+    parser.add_argument("--device", default="cpu", help="where a deep detector scores (cpu, cuda, mps)")
+    args = parser.parse_args(argv)
+    try:
+        run = load_run(args.run_dir, device=args.device)
+        x, names = read_inputs(args.inputs)
+        scores = run.score(x)
+    except GanadError as err:
+        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        raise SystemExit(2) from None
+    import pandas as pd
+
+    frame = pd.DataFrame({"score": scores, "flag": run.flags(scores)})
+    if names is not None:
+        frame.insert(0, "file", names)
+    out = args.out or args.inputs.with_name(args.inputs.name + ".scores.csv")
+    frame.to_csv(out, index=False, float_format="%.17g")
+    console.print(f"wrote {len(frame)} scores ({int(frame['flag'].sum())} flagged) → {escape(str(out))}")
+
+
+def plot_main(argv: list[str] | None = None) -> None:
+    """`ganad-bench-plot [DIR ...]`: one ROC figure per table cell (every seed of a model on a dataset and
+    class), from the runs' scores.npz; the per-run plots are drawn when a run ends."""
+    from ganad_bench.console import console
+    from ganad_bench.results.plots import plot_cell_rocs
+    from ganad_bench.results.store import load_results
+    from ganad_bench.runs import SCORES_FILE
+
+    parser = argparse.ArgumentParser(prog="ganad-bench-plot", description=plot_main.__doc__)
+    parser.add_argument("folders", nargs="*", type=Path, default=[Path("outputs/results")])
+    parser.add_argument("--out", type=Path, default=Path("outputs/plots"), help="folder for the PNG files")
+    args = parser.parse_args(argv)
+    frame = load_results(args.folders)
+    if frame.empty or "status" not in frame:
+        console.print("[bold red]error:[/] no result.json under " + ", ".join(map(str, args.folders)))
+        raise SystemExit(1)
+    frame = frame[frame["status"] == "ok"].fillna({"normal_class": "all"})
+    for (model, dataset, protocol, normal_class), cell in frame.groupby(["model", "dataset", "protocol",
+                                                                         "normal_class"]):
+        curves = []
+        for _, row in cell.sort_values("seed").iterrows():
+            path = Path(row["run_dir"]) / SCORES_FILE
+            if path.is_file():
+                with np.load(path, allow_pickle=False) as saved:
+                    curves.append((f"seed {row['seed']}", saved["labels"], saved["scores"]))
+        if curves:
+            name = f"{dataset}_{protocol}_{model}_{normal_class}_roc.png".replace("/", "_")
+            plot_cell_rocs(curves, args.out / name, f"{model} · {dataset} · {normal_class}")
+            console.print(f"wrote {args.out / name}")

@@ -141,8 +141,10 @@ def check_run_config(config: dict) -> dict:
     seed = config.get("seed")
     if type(seed) is not int or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}: e.g. seed=0, or a sweep seed=0,1,2")
-    if not isinstance(config.get("force", False), bool):
-        raise ConfigError(f"force must be true or false, got {config.get('force')!r}")
+    for key in ("force", "plots", "allow_test_selection"):
+        if not isinstance(config.get(key, False), bool):
+            raise ConfigError(f"{key} must be true or false, got {config.get(key)!r}")
+    check_reporting(config)
     detector_class(str(config["model"]["name"]))
     dataset, protocol = config["dataset"], config["protocol"]
     source_spec(str(dataset["name"]), dataset.get("source"))
@@ -166,3 +168,26 @@ def check_run_config(config: dict) -> dict:
         raise ConfigError(f"dataset.normal_class={dataset['normal_class']!r}: {dataset['name']} under the "
                           f"{protocol['name']} protocol has no normal class; remove it (dataset.normal_class=null)")
     return config
+
+
+TEST_METRICS = ("auroc", "auprc", "f1", "precision", "recall")
+LOGGERS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+
+
+def check_reporting(config: dict) -> None:
+    """`optimize` and `logger`: known values; test metrics only when test selection is declared."""
+    import importlib.util
+
+    optimize = config.get("optimize") or "val_loss"
+    if optimize != "val_loss" and optimize not in TEST_METRICS:
+        raise ConfigError(f"optimize={optimize!r}: choose val_loss or one of {', '.join(TEST_METRICS)}")
+    if optimize in TEST_METRICS and not config.get("allow_test_selection"):
+        raise ConfigError(f"optimize={optimize} selects settings on test labels: add allow_test_selection=true to "
+                          f"do it anyway (recorded in every row), or keep optimize=val_loss")
+    logger = config.get("logger")
+    if logger is not None:
+        if logger not in LOGGERS:
+            raise ConfigError(f"logger={logger!r}: choose null, {', '.join(LOGGERS)}")
+        module, extra = LOGGERS[logger]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"logger={logger} needs the {module} package: pip install 'ganad_bench[{extra}]'")

@@ -43,6 +43,7 @@ from ganad_bench.metrics import evaluate
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.registry import build_detector, is_deep
 from ganad_bench.provenance import code_version, versions
+from ganad_bench.results.loggers import epoch_loggers
 from ganad_bench.results.store import (
     RESULT_FILE,
     RunLock,
@@ -85,8 +86,9 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
     # deep detectors checkpoint every epoch into the run's own folder, so rerunning an interrupted
     # config resumes its training where it stopped; the detector is built first so that a bad model
     # parameter fails before any data is read
+    loggers = epoch_loggers(config, folder) if deep else []
     detector = build_detector(config["model"]["name"], int(config["seed"]), config["model"].get("params"),
-                              config["trainer"], checkpoint_dir=str(folder / CHECKPOINT_DIR))
+                              config["trainer"], checkpoint_dir=str(folder / CHECKPOINT_DIR), callbacks=loggers)
     data = prepare_data(config)
     row = describe_run(config, data)
     try:
@@ -95,6 +97,8 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
         row.update(metrics=evaluate(data.split.test_labels, scores, data.split.contamination),
                    artifacts=detector.write_artifacts(folder), fit_rows=detector.fit_rows or len(data.x_train),
                    timings=timings, status="ok")
+        row.update(objective=objective(config, detector, data, row["metrics"]),
+                   files=keep_run_files(folder, config, detector, data, scores))
     except GanadError:
         raise
     except TrainingDiverged as err:
@@ -102,6 +106,9 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
     except Exception as err:  # recorded, not swallowed: the row says failed and the CLI exits non-zero
         row.update(status="failed", error=f"{type(err).__name__}: {err}")
         log.info("run failed (the row records it):\n%s", traceback.format_exc())  # the log file, not the terminal
+    finally:
+        for logger in loggers:
+            logger.finish(row)
     record_result(folder, row, config, detector, started, job_dir, deep)
     return {**row, "result_path": str(folder / RESULT_FILE)}
 
@@ -129,7 +136,7 @@ def discard_checkpoints(folder: Path) -> None:
 
 @dataclasses.dataclass
 class PreparedData:
-    """One run's data: the raw dataset(s), the protocol's split and the scaled arrays."""
+    """One run's data: the raw dataset(s), the protocol's split, the fitted scaler and the scaled arrays."""
 
     raw: RawDataset
     split: Split
@@ -137,6 +144,7 @@ class PreparedData:
     x_val: np.ndarray | None
     x_test: np.ndarray
     load_s: float
+    scaler: object = None
     anomaly_raw: RawDataset | None = None
 
 
@@ -159,7 +167,7 @@ def prepare_data(config: dict) -> PreparedData:
     x_val = scaler.transform(raw.features[split.val]) if len(split.val) else None
     return PreparedData(raw=raw, split=split, x_train=scaler.transform(raw.features[split.train]), x_val=x_val,
                         x_test=scaler.transform(split.test_features(raw.features)), anomaly_raw=anomaly_raw,
-                        load_s=time.perf_counter() - tick)
+                        scaler=scaler, load_s=time.perf_counter() - tick)
 
 
 def fit_and_score(detector: Detector, data: PreparedData, score_batch_size: int) -> tuple[np.ndarray, dict]:
@@ -167,6 +175,8 @@ def fit_and_score(detector: Detector, data: PreparedData, score_batch_size: int)
     chunks; NaN or inf scores raise `TrainingDiverged`. Returns the scores and the stage's timings."""
     timings = {"load_s": round(data.load_s, 3)}
     tick = time.perf_counter()
+    # `predict` and new data's flags use the protocol's anomaly fraction where it has one
+    detector.contamination = data.split.contamination or type(detector).contamination
     with step(f"fitting {detector.name} on {len(data.x_train)} normal rows"):
         detector.fit(data.x_train, data.x_val)
     timings["fit_s"] = round(time.perf_counter() - tick, 3)
@@ -179,6 +189,25 @@ def fit_and_score(detector: Detector, data: PreparedData, score_batch_size: int)
     return scores, timings
 
 
+def objective(config: dict, detector: Detector, data: PreparedData, metrics: dict) -> float | None:
+    """What a hyperparameter search minimises or maximises (`optimize`): by default `val_loss`, the detector's
+    loss on the normal validation rows (None without them); a test metric only with
+    `allow_test_selection=true` (checked by `config.check_run_config`)."""
+    name = config.get("optimize") or "val_loss"
+    if name != "val_loss":
+        return metrics.get(name)
+    return None if data.x_val is None or not len(data.x_val) else detector.validation_loss(data.x_val)
+
+
+def keep_run_files(folder: Path, config: dict, detector: Detector, data: PreparedData, scores: np.ndarray) -> dict:
+    """What a run keeps to be looked at and reused without training again: `scores.npz` (test scores, labels,
+    the F1 threshold, the fitted scaler), `metrics.csv` (losses and validation per epoch), `detector.pt` (deep
+    detectors; classic ones are refitted from the data by `load_run`) and the plots (`plots=true`)."""
+    from ganad_bench.runs import save_run_files
+
+    return save_run_files(folder, config, detector, data, scores)
+
+
 def describe_run(config: dict, data: PreparedData) -> dict:
     """The row's description of what ran on which data (before anything is fitted)."""
     raw, split = data.raw, data.split
@@ -189,7 +218,8 @@ def describe_run(config: dict, data: PreparedData) -> dict:
         "normal_class": split.normal_class if raw.is_image else config["dataset"].get("normal_class"),
         "seed": int(config["seed"]), "metrics": {}, "sizes": split.sizes(),
         "anomaly_ratio_test": float(split.test_labels.mean()), "contamination": split.contamination,
-        "n_features": raw.n_features, "data_files": raw.files, "timings": {"load_s": round(data.load_s, 3)},
+        "n_features": raw.n_features, "feature_shape": list(raw.features.shape[1:]), "data_files": raw.files,
+        "timings": {"load_s": round(data.load_s, 3)},
     }
     if split.anomaly_dataset is not None:
         row.update(anomaly_dataset=split.anomaly_dataset, anomaly_data_files=data.anomaly_raw.files)
@@ -206,6 +236,8 @@ def record_result(folder: Path, row: dict, config: dict, detector: Detector, sta
         "git_revision": code["git_revision"], "git_dirty": code["git_dirty"], "resumed_from": detector.resumed_from,
         "started_at": started[1], "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "log_dir": job_dir, "config_hash": config_hash(config, deep), "config": config,
+        "optimize": config.get("optimize") or "val_loss",
+        "allow_test_selection": bool(config.get("allow_test_selection")),
     })
     write_json_atomic(folder / RESULT_FILE, row)
 

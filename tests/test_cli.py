@@ -126,7 +126,8 @@ def test_summary_line_puts_the_headline_metric_beside_the_published_one():
     assert "AUROC 0.9000 [dim](published memgan:1 0.9860" in line and "AUPRC 0.8000" in line
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+# submitit starts a process per job (~8 s each here): slow; the README reports both launchers
+@pytest.mark.parametrize("launcher", ["joblib", pytest.param("submitit_local", marks=pytest.mark.slow)])
 def test_parallel_launchers_record_every_job_and_exit_from_the_rows(tmp_path, launcher):
     """10 runs, one of which fails (its loss diverges): 9 ok rows, 1 failed row, exit 1, whichever launcher
     ran them."""

@@ -38,6 +38,10 @@ class Scaler:
         self.scale = np.where(spread > 0, spread, 1.0)
         return self
 
+    def state(self) -> dict:
+        """The fitted scaling as plain arrays (kept with a run, so its detector can score new raw rows)."""
+        return {"kind": self.kind, "offset": self.offset, "scale": self.scale}
+
     def transform(self, x: np.ndarray) -> np.ndarray:
         shape = x.shape
         flat = (x.reshape(len(x), -1) - self.offset) / self.scale
@@ -67,6 +71,9 @@ class PixelScaler:
                               f"use dataset.scaler=standard or minmax for tabular data")
         return self  # a fixed map: nothing to learn, and nothing learned from test images
 
+    def state(self) -> dict:
+        return {"kind": self.kind, "pixel_range": np.array([self.low, self.high])}
+
     def transform(self, x: np.ndarray) -> np.ndarray:
         out = x.astype(np.float32)
         out *= np.float32((self.high - self.low) / 255.0)
@@ -82,3 +89,13 @@ def make_scaler(dataset_cfg) -> Scaler | PixelScaler:
     if kind not in SCALERS:
         raise ConfigError(f"unknown dataset.scaler '{kind}': choose one of {', '.join((*SCALERS, PIXEL_SCALER))}")
     return Scaler(kind)
+
+
+def scaler_from_state(state: dict) -> Scaler | PixelScaler:
+    """The scaler `state()` described (no refitting)."""
+    kind = str(state["kind"])
+    if kind == PIXEL_SCALER:
+        return PixelScaler(tuple(float(v) for v in state["pixel_range"]))
+    scaler = Scaler(kind)
+    scaler.offset, scaler.scale = np.asarray(state["offset"]), np.asarray(state["scale"])
+    return scaler

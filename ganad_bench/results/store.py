@@ -18,13 +18,18 @@ import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ganad_bench.atomic import write_atomic
 from ganad_bench.config import BOOKKEEPING_TRAINER_KEYS
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger("ganad_bench")
 
-NON_IDENTITY_KEYS = ("paths", "force", "hydra")
+# where files go and what a run keeps or reports never change its result
+NON_IDENTITY_KEYS = ("paths", "force", "hydra", "plots", "logger", "optimize", "allow_test_selection")
 RESULT_FILE = "result.json"
 LOCK_FILE = ".lock"
 # the protocol keys each protocol reads (data/protocols.make_split, metrics); the others never change a run
@@ -163,3 +168,25 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
     if stale:
         log.info("removed %d temporary file(s) left by an interrupted run in %s", len(stale), folder)
     return stale
+
+
+def load_results(folders: Iterable[Path] | Path) -> pd.DataFrame:
+    """Every result row under the folders (finished, failed and diverged ones alike), one line each, with
+    the run folder, status and error, code version, and the nested fields flattened with dots:
+    `metrics.auroc`, `timings.fit_s`, `config.trainer.lr`, `config.model.params.width`, ...
+
+        frame = load_results("outputs/results")
+        frame[frame.status == "ok"].groupby(["model", "dataset"])["metrics.f1"].agg(["mean", "std", "count"])
+    """
+    import pandas as pd
+
+    folders = [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
+    rows = []
+    for folder in folders:
+        for path in sorted(folder.rglob(RESULT_FILE)):
+            row = read_result(path.parent)
+            if row is not None:
+                rows.append({"run_dir": str(path.parent), **row})
+    if not rows:
+        return pd.DataFrame()
+    return pd.json_normalize(rows, sep=".")

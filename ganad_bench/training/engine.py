@@ -360,8 +360,11 @@ class Engine:
         module.eval()
         fn = getattr(module, method)
         parts = []
-        for chunk in in_chunks(torch.as_tensor(np.asarray(x, dtype=np.float32)), self.config.score_batch_size):
-            parts.append(fn(chunk.to(self.device)).float().reshape(-1).cpu())
+        rows = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+        for chunk in in_chunks(rows, self.config.score_batch_size):
+            # a fresh, aligned, row-major copy: CPU kernels round differently with the input's memory layout and
+            # alignment, and a run rescoring its own test file must reproduce its stored scores bit for bit
+            parts.append(fn(chunk.to(self.device, copy=True)).float().reshape(-1).cpu())
         module.train(was_training)
         return torch.cat(parts).double().numpy() if parts else np.empty(0)
 

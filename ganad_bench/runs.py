@@ -1,0 +1,203 @@
+"""A finished run, kept so that it can be looked at and reused without training again.
+
+Files in a run folder (beside `result.json`):
+
+* `scores.npz` — the test scores and labels, the F1 threshold (tabular protocols), the fitted scaler;
+* `metrics.csv` — one line per epoch: every loss, samples/s, validation loss (deep detectors);
+* `detector.pt` — a deep detector's scoring network (`Detector.save`: tensors only, read with
+  `weights_only=True`); a classic detector is refitted from the verified data files instead, which gives
+  the same model (its fit is deterministic given the seed) without storing a training set per run;
+* `evaluation.png`, `learning_curve.png`, `reconstructions.png` — the plots (`plots=true`, the default).
+
+    run = load_run("outputs/results/thyroid/tabular/rcgan/all/seed0-…")
+    scores = run.score(raw_rows)      # the run's own scaler, then the detector
+    flags = run.flags(scores)         # score >= the run's threshold
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ganad_bench.errors import ConfigError, DataError
+
+log = logging.getLogger("ganad_bench")
+
+SCORES_FILE = "scores.npz"
+METRICS_FILE = "metrics.csv"
+DETECTOR_FILE = "detector.pt"
+RECONSTRUCTIONS_SHOWN = 8
+
+
+def save_run_files(folder: Path, config: dict, detector, data, scores: np.ndarray) -> dict:
+    """Write the files of the module docstring; returns their names (recorded in the row)."""
+    from ganad_bench.atomic import write_atomic
+    from ganad_bench.metrics import contamination_threshold
+    from ganad_bench.models.kit.deep import DeepDetector
+
+    folder = Path(folder)
+    labels = np.asarray(data.split.test_labels).astype(np.int8)
+    contamination = data.split.contamination
+    threshold = np.nan if contamination is None else contamination_threshold(scores, contamination)
+    scaler = {f"scaler_{k}": np.asarray(v) for k, v in data.scaler.state().items()}
+    write_atomic(folder / SCORES_FILE, lambda out: np.savez(out, scores=scores, labels=labels,
+                                                             threshold=np.float64(threshold), **scaler), binary=True)
+    files = {"scores": SCORES_FILE}
+    history = epoch_history(detector)
+    if history:
+        import pandas as pd
+
+        text = pd.DataFrame.from_records(history).to_csv(index=False)
+        write_atomic(folder / METRICS_FILE, lambda out: out.write(text))
+        files["metrics"] = METRICS_FILE
+    if isinstance(detector, DeepDetector):
+        detector.save(folder / DETECTOR_FILE)
+        files["detector"] = DETECTOR_FILE
+    if config.get("plots", True):
+        try:
+            files.update(draw_run_plots(folder, config, detector, data, scores, labels, threshold, history))
+        except Exception as err:  # a picture never costs a run its result
+            log.warning("could not draw the plots of %s (%s: %s)", folder, type(err).__name__, err)
+    return files
+
+
+def epoch_history(detector) -> list[dict]:
+    """The per-epoch records of every training stage (`stage` names them: Deep SVDD's pretraining first)."""
+    stages = [("pretrain", getattr(detector, "pretrain_history", None)), ("train", getattr(detector, "history", None))]
+    return [{"stage": stage, **record} for stage, records in stages for record in (records or [])]
+
+
+def draw_run_plots(folder: Path, config: dict, detector, data, scores, labels, threshold, history) -> dict:
+    from ganad_bench.results.plots import plot_evaluation, plot_learning_curve
+
+    what = f"{config['model']['name']} · {config['dataset']['name']} · seed {config['seed']}"
+    if config["dataset"].get("normal_class") is not None:
+        what += f" · class {data.split.normal_class}"
+    files = {"evaluation_plot": plot_evaluation(labels, scores, folder / "evaluation.png", what,
+                                                None if np.isnan(threshold) else threshold).name}
+    curve = plot_learning_curve([r for r in history if r["stage"] == "train"], folder / "learning_curve.png", what)
+    if curve is not None:
+        files["learning_curve_plot"] = curve.name
+    grid = reconstruction_grid(detector, data.x_test, labels)
+    if grid is not None:
+        from ganad_bench.results.image_grid import write_png
+
+        files["reconstructions_plot"] = write_png(folder / "reconstructions.png", grid).name
+    return files
+
+
+def reconstruction_grid(detector, x_test: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """Test images (first row normal, then anomalous) over their reconstructions, where the model has them."""
+    from ganad_bench.results.image_grid import image_grid
+
+    if x_test.ndim != 4 or not hasattr(detector, "reconstruct"):
+        return None
+    shown = RECONSTRUCTIONS_SHOWN
+    picks = np.r_[np.flatnonzero(labels == 0)[:shown], np.flatnonzero(labels == 1)[:shown]]
+    recon = detector.reconstruct(x_test[picks])
+    if recon is None or recon.shape != x_test[picks].shape:
+        return None
+    low = float(min(x_test[picks].min(), recon.min()))
+    high = float(max(x_test[picks].max(), recon.max()))
+    return image_grid(np.concatenate([x_test[picks], recon]), columns=len(picks), value_range=(low, high))
+
+
+# ------------------------------------------------------------------------------------------- reuse
+@dataclasses.dataclass
+class TrainedRun:
+    """A finished run, ready to score new data the way it scored its test split."""
+
+    folder: Path
+    row: dict
+    detector: object
+    scaler: object
+    threshold: float | None
+
+    def score(self, raw: np.ndarray) -> np.ndarray:
+        """Scores of rows or images in the dataset's raw form (the run's scaler, then its detector)."""
+        expected = tuple(self.row.get("feature_shape") or ()) or None
+        x = np.asarray(raw)
+        if expected is not None and tuple(x.shape[1:]) != expected:
+            raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this run was trained on {expected}")
+        return np.asarray(self.detector.score_samples(self.scaler.transform(x)), dtype=np.float64)
+
+    def flags(self, scores: np.ndarray) -> np.ndarray | None:
+        """1 where a score reaches the run's threshold (its F1 threshold; the detector's `threshold_` when the
+        protocol has no contamination)."""
+        threshold = self.threshold if self.threshold is not None else self.detector.threshold_
+        return (np.asarray(scores) >= threshold).astype(np.int64)
+
+
+def load_run(folder: str | Path, device: str = "cpu") -> TrainedRun:
+    """The run in `folder` (a finished one), its detector and scaler restored without unpickling anything."""
+    from ganad_bench.data.preprocessing import scaler_from_state
+    from ganad_bench.models.kit.contract import Detector
+    from ganad_bench.results.store import read_result
+
+    folder = Path(folder)
+    row = read_result(folder)
+    if row is None or row.get("status") != "ok":
+        raise ConfigError(f"{folder} holds no finished run (no result.json with status ok): pick a run folder "
+                          f"under outputs/results")
+    try:
+        with np.load(folder / SCORES_FILE, allow_pickle=False) as saved:
+            scaler_state = {k.removeprefix("scaler_"): saved[k] for k in saved.files if k.startswith("scaler_")}
+            threshold = float(saved["threshold"])
+    except (OSError, KeyError, ValueError) as err:
+        raise DataError(f"{folder / SCORES_FILE} is missing or unreadable ({err}): rerun the run with "
+                        f"force=true") from None
+    if (folder / DETECTOR_FILE).is_file():
+        detector = Detector.load(folder / DETECTOR_FILE, device=device)
+    else:
+        detector = refit_classic_detector(row["config"])
+    threshold = None if np.isnan(threshold) else threshold
+    return TrainedRun(folder, row, detector, scaler_from_state(scaler_state), threshold)
+
+
+def refit_classic_detector(config: dict):
+    """A classic detector of a run, fitted again on the run's own training rows (same data, same seed)."""
+    from ganad_bench.models.kit.registry import build_detector, is_deep
+    from ganad_bench.run import prepare_data
+
+    if is_deep(config["model"]["name"]):
+        raise DataError(f"the run's {DETECTOR_FILE} is missing: rerun it with force=true")
+    data = prepare_data(config)
+    detector = build_detector(config["model"]["name"], int(config["seed"]), config["model"].get("params"))
+    detector.contamination = data.split.contamination or type(detector).contamination
+    return detector.fit(data.x_train, data.x_val)
+
+
+def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
+    """Rows or images to score: a `.npy` array, a `.csv` of numbers (a header row is skipped), or a folder
+    of `.png` images (sorted by name; grey or RGB, 8-bit). Returns the array and the image names."""
+    path = Path(path)
+    if path.is_dir():
+        return read_png_folder(path)
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False), None
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path, header=None)
+        if not all(np.issubdtype(t, np.number) for t in frame.dtypes):
+            frame = pd.read_csv(path)
+        return frame.to_numpy(dtype=np.float64), None
+    raise ConfigError(f"cannot read {path}: give a .npy array, a .csv of numbers or a folder of .png images")
+
+
+def read_png_folder(folder: Path) -> tuple[np.ndarray, list[str]]:
+    import matplotlib.image
+
+    names = sorted(p.name for p in folder.glob("*.png"))
+    if not names:
+        raise ConfigError(f"{folder} holds no .png images")
+    images = []
+    for name in names:
+        pixels = matplotlib.image.imread(folder / name)  # PNGs read as floats in [0, 1]
+        pixels = np.round(pixels * 255.0).astype(np.uint8) if pixels.dtype != np.uint8 else pixels
+        pixels = pixels[..., :3] if pixels.ndim == 3 and pixels.shape[2] == 4 else pixels
+        images.append(pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0))
+    return np.stack(images), names

@@ -1,0 +1,215 @@
+"""What a run keeps and how it is reused: scores, per-epoch metrics, plots, the saved detector, rescoring
+with `ganad-bench-score`, the scikit-learn-style API, `load_results`, the objective a hyperparameter sweeper
+gets, the optional loggers."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+
+from ganad_bench import create_detector
+from ganad_bench.errors import ConfigError
+from ganad_bench.run import prepare_data, run
+from ganad_bench.runs import load_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def folder_of(row: dict) -> Path:
+    return Path(row["result_path"]).parent
+
+
+@pytest.fixture
+def dcae_run(make_cfg):
+    return run(make_cfg("model=dcae", "trainer.epochs=2", "trainer.device=cpu", "protocol.val_fraction=0.2"))
+
+
+def test_a_deep_run_keeps_scores_metrics_plots_and_its_detector(dcae_run):
+    folder = folder_of(dcae_run)
+    assert dcae_run["files"] == {"scores": "scores.npz", "metrics": "metrics.csv", "detector": "detector.pt",
+                                 "evaluation_plot": "evaluation.png", "learning_curve_plot": "learning_curve.png"}
+    with np.load(folder / "scores.npz") as saved:
+        assert roc_auc_score(saved["labels"], saved["scores"]) == pytest.approx(dcae_run["metrics"]["auroc"])
+        threshold = float(saved["threshold"])
+    flagged = (np.load(folder / "scores.npz")["scores"] >= threshold).sum()
+    assert flagged >= 1
+    lines = (folder / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("stage,epoch,") and "g_loss" in lines[0] and len(lines) == 3
+    for name in ("evaluation.png", "learning_curve.png"):
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (folder / name).stat().st_size < 200_000
+
+
+def test_no_plots_when_turned_off(make_cfg):
+    row = run(make_cfg("plots=false"))
+    assert set(row["files"]) == {"scores"} and not list(folder_of(row).glob("*.png"))
+
+
+def test_a_loaded_deep_run_rescores_its_test_split_exactly(dcae_run):
+    loaded = load_run(folder_of(dcae_run))
+    data = prepare_data(dcae_run["config"])
+    raw = data.split.test_features(data.raw.features)
+    saved = np.load(folder_of(dcae_run) / "scores.npz")
+    np.testing.assert_array_equal(loaded.score(raw), saved["scores"])
+    np.testing.assert_array_equal(loaded.flags(saved["scores"]), (saved["scores"] >= saved["threshold"]).astype(int))
+
+
+def test_a_classic_run_is_refitted_to_the_same_scores(make_cfg):
+    row = run(make_cfg("model=iforest"))
+    loaded = load_run(folder_of(row))
+    data = prepare_data(row["config"])
+    np.testing.assert_array_equal(loaded.score(data.split.test_features(data.raw.features)),
+                                  np.load(folder_of(row) / "scores.npz")["scores"])
+
+
+def test_ganad_bench_score_reproduces_the_stored_scores(dcae_run, tmp_path, capsys):
+    from ganad_bench.cli import score_main
+
+    data = prepare_data(dcae_run["config"])
+    np.save(tmp_path / "test.npy", data.split.test_features(data.raw.features))
+    np.savetxt(tmp_path / "test.csv", data.split.test_features(data.raw.features), delimiter=",", fmt="%.17g")
+    saved = np.load(folder_of(dcae_run) / "scores.npz")["scores"]
+    for name in ("test.npy", "test.csv"):
+        score_main([str(folder_of(dcae_run)), str(tmp_path / name), "--out", str(tmp_path / f"{name}.out.csv")])
+        written = np.loadtxt(tmp_path / f"{name}.out.csv", delimiter=",", skiprows=1)
+        np.testing.assert_array_equal(written[:, 0], saved)
+    assert "wrote 1886 scores" in capsys.readouterr().err
+
+
+def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
+    from ganad_bench.cli import score_main
+
+    np.save(tmp_path / "bad.npy", np.zeros((3, 4)))
+    for args in ([str(tmp_path), str(tmp_path / "bad.npy")], [str(folder_of(dcae_run)), str(tmp_path / "bad.npy")],
+                 [str(folder_of(dcae_run)), str(tmp_path / "x.txt")]):
+        with pytest.raises(SystemExit) as exit_:
+            score_main(args)
+        assert exit_.value.code == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("error: ")
+
+
+@pytest.mark.parametrize("name", ["iforest", "dcae"])
+def test_scikit_learn_style_api(name):
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(200, 5)).astype(np.float32)
+    test = np.vstack([rng.normal(size=(50, 5)), rng.normal(3.0, size=(10, 5))]).astype(np.float32)
+    trainer = {"epochs": 2, "device": "cpu", "progress": False} if name == "dcae" else None
+    det = create_detector(name, trainer=trainer)
+    copy = clone(det)
+    assert copy.get_params() == det.get_params() and copy is not det
+    det.fit(train)
+    assert len(det.decision_scores_) == 200
+    assert det.threshold_ == pytest.approx(np.percentile(det.decision_scores_, 90))
+    np.testing.assert_array_equal(det.decision_function(test), det.score_samples(test))
+    np.testing.assert_array_equal(det.predict(test), (det.score_samples(test) >= det.threshold_).astype(int))
+    assert det.predict(train).mean() == pytest.approx(0.1, abs=0.02)
+    key = "n_estimators" if name == "iforest" else "rep_dim"
+    assert clone(det).set_params(**{key: 7}).get_params()[key] == 7
+    with pytest.raises(ValueError, match="no parameter"):
+        det.set_params(nope=1)
+
+
+def test_saved_detectors_reload_without_pickle(tmp_path):
+    from ganad_bench.models.kit.contract import Detector
+
+    rng = np.random.default_rng(1)
+    train, test = rng.normal(size=(120, 4)).astype(np.float32), rng.normal(size=(30, 4)).astype(np.float32)
+    for name in ("kde", "ocsvm", "dcae"):
+        trainer = {"epochs": 1, "device": "cpu", "progress": False} if name == "dcae" else None
+        det = create_detector(name, trainer=trainer).fit(train)
+        det.save(tmp_path / f"{name}.pt")
+        again = Detector.load(tmp_path / f"{name}.pt")
+        np.testing.assert_array_equal(again.score_samples(test), det.score_samples(test))
+        assert again.threshold_ == det.threshold_
+
+
+def test_load_results_has_every_row_with_config_metrics_and_timings(make_cfg, monkeypatch, tmp_path):
+    from ganad_bench.models import iforest
+    from ganad_bench.results.store import load_results
+
+    run(make_cfg())
+    monkeypatch.setattr(iforest.IsolationForestDetector, "fit_model",
+                        lambda self, x, x_val=None: (_ for _ in ()).throw(RuntimeError("boom")))
+    run(make_cfg("seed=1"))
+    frame = load_results(tmp_path / "outputs" / "results")
+    assert sorted(frame["status"]) == ["failed", "ok"]
+    assert {"metrics.auroc", "timings.fit_s", "config.trainer.lr", "config.model.params.n_estimators", "error",
+            "run_dir", "code_version"} <= set(frame.columns)
+
+
+def test_the_objective_is_the_validation_loss_unless_test_selection_is_declared(make_cfg):
+    row = run(make_cfg("model=dcae", "trainer.epochs=1", "trainer.device=cpu", "protocol.val_fraction=0.2"))
+    assert row["optimize"] == "val_loss" and row["objective"] > 0 and not row["allow_test_selection"]
+    assert run(make_cfg())["objective"] is None  # no validation rows
+    with pytest.raises(ConfigError, match="allow_test_selection=true"):
+        run(make_cfg("optimize=auroc"))
+    chosen = run(make_cfg("optimize=auroc", "allow_test_selection=true", "seed=3"))
+    assert chosen["objective"] == chosen["metrics"]["auroc"] and chosen["allow_test_selection"]
+
+
+def test_tables_label_runs_selected_on_test_labels():
+    from ganad_bench.results.tables import rows_frame
+
+    rows = [{"status": "ok", "model": "iforest", "dataset": "thyroid", "protocol": "tabular", "seed": s,
+             "metrics": {"f1": 0.5}, "config": {"allow_test_selection": True}} for s in (0, 1)]
+    assert set(rows_frame(rows)["variant"]) == {"allow_test_selection=True"}
+
+
+def test_loggers_need_their_package_and_log_every_epoch(make_cfg, monkeypatch):
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.raises(ConfigError, match=r"pip install 'ganad_bench\[tensorboard\]'"):
+            run(make_cfg("logger=tensorboard"))
+    calls = []
+    fake = types.ModuleType("mlflow")
+    fake.__spec__ = importlib.machinery.ModuleSpec("mlflow", None)
+    for name in ("set_tracking_uri", "start_run", "set_tags", "log_params", "log_metrics", "end_run"):
+        setattr(fake, name, lambda *a, _name=name, **k: calls.append((_name, a, k)))
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    run(make_cfg("model=dcae", "trainer.epochs=3", "trainer.device=cpu", "logger=mlflow"))
+    names = [c[0] for c in calls]
+    assert names.count("log_metrics") == 4 and names[-1] == "end_run"  # 3 epochs, then the test metrics
+    assert calls[-1][2]["status"] == "FINISHED"
+
+
+def test_plot_command_draws_one_roc_figure_per_cell(make_cfg, tmp_path):
+    from ganad_bench.cli import plot_main
+
+    for seed in (0, 1):
+        run(make_cfg(f"seed={seed}"))
+    plot_main([str(tmp_path / "outputs" / "results"), "--out", str(tmp_path / "plots")])
+    (figure,) = (tmp_path / "plots").glob("*.png")
+    assert figure.name == "thyroid_tabular_iforest_all_roc.png"
+
+
+def ganad(tmp_path, *args):
+    env = {**os.environ, "GANAD_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "-c", "from ganad_bench.cli import main; main()", *args],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+
+
+def test_an_optuna_search_takes_its_objective_from_validation_data(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    done = ganad(tmp_path, "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=0",
+                 "trainer.lr=tag(log,interval(1e-4,1e-2))", "model=dcae", "trainer.epochs=1",
+                 "trainer.device=cpu", "protocol.val_fraction=0.2", f"paths.output_dir={tmp_path / 'out'}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result,) = (tmp_path / "out" / "multirun").glob("*/optimization_results.yaml")
+    best = float(result.read_text().split("best_value:")[1].split()[0])
+    rows = [json.loads(p.read_text()) for p in (tmp_path / "out" / "results").rglob("result.json")]
+    assert len(rows) == 3 and best == pytest.approx(min(r["objective"] for r in rows))
+
+
+def test_shell_completion_is_hydras(tmp_path):
+    done = ganad(tmp_path, "-sc", "install=bash")
+    assert done.returncode == 0 and "complete" in done.stdout
