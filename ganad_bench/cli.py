@@ -267,6 +267,7 @@ def table_main(argv: list[str] | None = None) -> None:
     args = table_arguments(argv)
     try:
         reference = paper.check_reference(args.paper) if args.paper else None
+        args.reference = [paper.check_reference(r) for r in args.reference or []] or None
     except ConfigError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise SystemExit(2) from None

@@ -36,15 +36,33 @@ def test_mean_std_over_seeds_and_difference():
 
 
 def test_classwise_rows_get_the_average_row():
-    rows = [row("ocsvm", "mnist", s, "one_class", c, auroc=0.9 + 0.01 * c) for c in range(3) for s in (0, 1)]
+    rows = [row("ocsvm", "mnist", s, "one_class", c, auroc=0.9 + 0.01 * c) for c in range(10) for s in (0, 1)]
     long = summarize(rows_frame(rows), ["auroc"])
-    assert list(long["normal_class"]) == ["0", "1", "2", "average"]
+    assert list(long["normal_class"]) == [*map(str, range(10)), "average"]
     average = long[long["normal_class"] == "average"].iloc[0]
-    assert average["mean"] == pytest.approx(0.91)
+    assert average["mean"] == pytest.approx(0.945)
     assert average["reference"] == "memgan:1"
     table = pivot(long, "auroc", "one_class")
     assert list(table.columns) == ["dataset", "class", "ocsvm", "ocsvm pub", "ocsvm Δ"]
     assert table.iloc[0]["ocsvm pub"] == "98.60"
+
+
+def test_a_partial_class_set_has_a_labelled_average_with_nothing_published_beside_it():
+    rows = [row("ocsvm", "mnist", 0, "one_class", c, auroc=0.9) for c in (0, 1)]
+    long = summarize(rows_frame(rows), ["auroc"])
+    average = long.iloc[-1]
+    assert average["normal_class"] == "average (2 of 10 classes)" and math.isnan(average["published"])
+    assert pivot(long, "auroc", "one_class").iloc[0]["ocsvm"] == "90.00 (n=1)"  # one seed: no "± 0.00"
+
+
+def test_an_unknown_reference_table_is_a_one_line_error(tmp_path, capsys):
+    from ganad_bench.cli import table_main
+
+    with pytest.raises(SystemExit) as exit_:
+        table_main([str(tmp_path), "--reference", "memgan:9"])
+    assert exit_.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: no published table memgan:9: choose one of alad:II")
 
 
 def test_unpublished_cells_stay_empty():

@@ -84,21 +84,39 @@ def summarize(frame: pd.DataFrame, metrics: list[str], references: list[str] | N
                 continue
             identity = dict(zip(IDENTITY_COLUMNS, keys, strict=True))
             cells.append(_cell(identity, metric, group[metric].dropna(), references, group["settings"].iloc[0]))
-    # The average over normal classes, per seed, as the one-class tables print it.
-    classwise = frame[frame["normal_class"] != ""]
-    columns = [c for c in IDENTITY_COLUMNS if c != "normal_class"]
-    for keys, group in classwise.groupby(columns, sort=False):
-        per_seed = group.groupby("seed")
-        for metric in metrics:
-            if metric in group and group[metric].notna().any():
-                identity = dict(zip(columns, keys, strict=True), normal_class=AVERAGE)
-                cells.append(_cell(identity, metric, per_seed[metric].mean(), references, group["settings"].iloc[0]))
+    cells += average_cells(frame, metrics, references)
     long = pd.DataFrame.from_records(cells)
     if long.empty:
         return long
-    long["_order"] = long["normal_class"].map(lambda c: (2, 0, "") if c == AVERAGE else _class_order(c))
+    long["_order"] = long["normal_class"].map(lambda c: (2, 0, c) if c.startswith(AVERAGE) else _class_order(c))
     order = ["protocol", "dataset", "anomaly_dataset", "_order", "model", "metric"]
     return long.sort_values(order).drop(columns="_order")
+
+
+def average_cells(frame: pd.DataFrame, metrics: list[str], references) -> list[dict]:
+    """The average over normal classes, per seed, as the one-class tables print it: compared with the
+    paper's average only over the dataset's complete class set (and the seeds that have every class); a
+    partial set is labelled "average (k of n classes)" and has no published number beside it."""
+    from ganad_bench.data.image_sources import CLASS_NAMES
+
+    cells = []
+    classwise = frame[frame["normal_class"] != ""]
+    columns = [c for c in IDENTITY_COLUMNS if c != "normal_class"]
+    for keys, group in classwise.groupby(columns, sort=False):
+        identity = dict(zip(columns, keys, strict=True))
+        n_classes = len(CLASS_NAMES.get(identity["dataset"], ())) or group["normal_class"].nunique()
+        covered = group["normal_class"].nunique()
+        complete_seeds = group.groupby("seed")["normal_class"].nunique() >= n_classes
+        if covered >= n_classes and complete_seeds.any():
+            group, label, refs = group[group["seed"].isin(complete_seeds[complete_seeds].index)], AVERAGE, references
+        else:
+            label, refs = f"{AVERAGE} ({covered} of {n_classes} classes)", ["-"]  # no published table matches
+        per_seed = group.groupby("seed")
+        for metric in metrics:
+            if metric in group and group[metric].notna().any():
+                cells.append(_cell({**identity, "normal_class": label}, metric, per_seed[metric].mean(), refs,
+                                   group["settings"].iloc[0]))
+    return cells
 
 
 def _cell(identity: dict, metric: str, values: pd.Series, references, settings: str) -> dict:
@@ -119,6 +137,13 @@ def _cell(identity: dict, metric: str, values: pd.Series, references, settings: 
     }
 
 
+def format_ours(cell) -> str:
+    """`mean ± std` in percent; one seed has no spread: `mean (n=1)`."""
+    if int(cell["n_seeds"]) < 2:
+        return f"{100 * cell['mean']:.2f} (n={int(cell['n_seeds'])})"
+    return f"{100 * cell['mean']:.2f} ± {100 * cell['std']:.2f}"
+
+
 def pivot(long: pd.DataFrame, metric: str, protocol: str) -> pd.DataFrame:
     """Rows (dataset, class) x columns (model: ours / published / Δ), formatted in percent."""
     part = long[(long["metric"] == metric) & (long["protocol"] == protocol)]
@@ -131,7 +156,7 @@ def pivot(long: pd.DataFrame, metric: str, protocol: str) -> pd.DataFrame:
         by_model = {row["label"]: row for _, row in group.iterrows()}
         for model in models:
             row = by_model.get(model)
-            line[f"{model}"] = "" if row is None else f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"
+            line[f"{model}"] = "" if row is None else format_ours(row)
             line[f"{model} pub"] = "" if row is None or math.isnan(row["published"]) else (
                 f"{100 * row['published']:.2f}")
             line[f"{model} Δ"] = "" if row is None or math.isnan(row["diff"]) else f"{100 * row['diff']:+.2f}"
