@@ -22,6 +22,7 @@ from ganad_bench import create_detector
 from ganad_bench.errors import ConfigError
 from ganad_bench.run import prepare_data, run
 from ganad_bench.runs import load_run
+from tests.test_image_data import image_data  # noqa: F401  (the tiny image files fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -213,3 +214,23 @@ def test_an_optuna_search_takes_its_objective_from_validation_data(tmp_path):
 def test_shell_completion_is_hydras(tmp_path):
     done = ganad(tmp_path, "-sc", "install=bash")
     assert done.returncode == 0 and "complete" in done.stdout
+
+
+def test_an_image_run_keeps_reconstructions_and_scores_a_folder_of_pngs(image_data, tmp_path, capsys):
+    """Tiny MNIST files (tests/test_image_data.py): DCAE's reconstructions.png, then the run rescores its test
+    images written as PNG files to the stored scores."""
+    from ganad_bench.cli import score_main
+    from ganad_bench.results.image_grid import write_png
+    from tests.test_image_data import compose
+
+    row = run(compose(tmp_path, image_data[0], "model=dcae", "dataset=mnist", "dataset.normal_class=1",
+                      "trainer.epochs=1", "trainer.device=cpu", "trainer.batch_size=8"))
+    assert row["status"] == "ok" and row["files"]["reconstructions_plot"] == "reconstructions.png"
+    data = prepare_data(row["config"])
+    images = data.split.test_features(data.raw.features)  # uint8 (n, 1, 28, 28)
+    folder = tmp_path / "pngs"
+    for i, image in enumerate(images):
+        write_png(folder / f"{i:04d}.png", np.moveaxis(image, 0, -1))
+    score_main([str(folder_of(row)), str(folder), "--out", str(tmp_path / "s.csv")])
+    written = np.genfromtxt(tmp_path / "s.csv", delimiter=",", skip_header=1, usecols=1)
+    np.testing.assert_array_equal(written, np.load(folder_of(row) / "scores.npz")["scores"])

@@ -50,9 +50,7 @@ def png_bytes(picture: np.ndarray) -> bytes:
 
 
 def write_png(path: str | Path, picture: np.ndarray) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(png_bytes(picture))
-    tmp.replace(path)
-    return path
+    from ganad_bench.atomic import write_atomic
+
+    data = png_bytes(picture)
+    return write_atomic(Path(path), lambda out: out.write(data), binary=True)
