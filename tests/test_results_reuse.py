@@ -22,9 +22,10 @@ from ganad_bench import create_detector
 from ganad_bench.errors import ConfigError
 from ganad_bench.run import prepare_data, run
 from ganad_bench.runs import load_run
-from tests.test_image_data import image_data  # noqa: F401  (the tiny image files fixture)
+from tests import test_image_data
 
 REPO = Path(__file__).resolve().parents[1]
+image_files = test_image_data.image_data  # the tiny image files fixture, under this module's name
 
 
 def folder_of(row: dict) -> Path:
@@ -216,14 +217,14 @@ def test_shell_completion_is_hydras(tmp_path):
     assert done.returncode == 0 and "complete" in done.stdout
 
 
-def test_an_image_run_keeps_reconstructions_and_scores_a_folder_of_pngs(image_data, tmp_path, capsys):
+def test_an_image_run_keeps_reconstructions_and_scores_a_folder_of_pngs(image_files, tmp_path, capsys):
     """Tiny MNIST files (tests/test_image_data.py): DCAE's reconstructions.png, then the run rescores its test
     images written as PNG files to the stored scores."""
     from ganad_bench.cli import score_main
     from ganad_bench.results.image_grid import write_png
     from tests.test_image_data import compose
 
-    row = run(compose(tmp_path, image_data[0], "model=dcae", "dataset=mnist", "dataset.normal_class=1",
+    row = run(compose(tmp_path, image_files[0], "model=dcae", "dataset=mnist", "dataset.normal_class=1",
                       "trainer.epochs=1", "trainer.device=cpu", "trainer.batch_size=8"))
     assert row["status"] == "ok" and row["files"]["reconstructions_plot"] == "reconstructions.png"
     data = prepare_data(row["config"])
