@@ -1,10 +1,13 @@
-"""Parsers for the canonical files of the four image benchmarks (DESIGN.md, Datasets table).
+"""Parsers for the canonical files of the image benchmarks (DESIGN.md, Datasets table): MNIST, Fashion-MNIST,
+CIFAR-10, SVHN, and Omniglot (AMA Table 1's second anomaly set for Fashion-MNIST).
 
 Every parser returns the same arrays, which `RawDataset.from_arrays` turns into a dataset:
 
-- ``features``: uint8 images of shape (N, C, H, W) (C = 1 for MNIST / Fashion-MNIST, 3 for CIFAR-10 / SVHN),
-  exactly the upstream pixel values; scaling is a preprocessing step (`ganad_bench.data.preprocessing`);
-- ``labels``: the ORIGINAL class index 0..9 (SVHN's label 10 is the digit 0, so it becomes 0);
+- ``features``: uint8 images of shape (N, C, H, W) (C = 1 for MNIST / Fashion-MNIST / Omniglot, 3 for CIFAR-10 /
+  SVHN), exactly the upstream pixel values (Omniglot: its 105 x 105 glyphs resized to 28 x 28 and inverted, see
+  `parse_omniglot`); scaling is a preprocessing step (`ganad_bench.data.preprocessing`);
+- ``labels``: the ORIGINAL class index 0..9 (SVHN's label 10 is the digit 0, so it becomes 0; Omniglot: the
+  alphabet, 0..49);
 - ``official_split``: 0 for a row of the official training set, 1 for the official test set, training
   rows first; the image protocols (`ganad_bench.data.protocols`) start from it;
 - ``class_names``: the name of each class index (`dataset.normal_class` accepts either).
@@ -17,8 +20,10 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import pickle
 import tarfile
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -91,6 +96,37 @@ SVHN_FILES = (
     CanonicalFile(name="test_32x32.mat", subdir="svhn", sha256=None, md5="eb5a983be6a315427106f1b164d9cef3",
                   page=SVHN_PAGE, urls=("http://ufldl.stanford.edu/housenumbers/test_32x32.mat",)),
 )
+
+# -------------------------------------------------------------------------------------------- Omniglot
+OMNIGLOT_PAGE = "https://github.com/brendenlake/omniglot"
+OMNIGLOT_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
+# Upstream publishes no checksum. These are the MD5s torchvision verifies the same two files against
+# (pytorch/vision, torchvision/datasets/omniglot.py, `zips_md5`), the reference every Omniglot user shares.
+OMNIGLOT_MD5 = {"images_background.zip": "68d2efa1b9178cc56df9314c21c6e718",
+                "images_evaluation.zip": "6b91aef0f799c5bb55b94e3f2daec811"}
+# `page` is the file's own download URL, so that the missing-file and checksum messages name it exactly.
+OMNIGLOT_FILES = tuple(
+    CanonicalFile(name=name, subdir="omniglot", sha256=None, md5=md5, page=OMNIGLOT_URL + name,
+                  urls=(OMNIGLOT_URL + name,))
+    for name, md5 in OMNIGLOT_MD5.items()
+)
+# The alphabet folders of the two zips (Lake et al.'s background / evaluation split: 964 + 659 characters,
+# 19,280 + 13,180 drawings), in sorted order; the class index is the position in background + evaluation.
+OMNIGLOT_BACKGROUND = (
+    "Alphabet_of_the_Magi", "Anglo-Saxon_Futhorc", "Arcadian", "Armenian", "Asomtavruli_(Georgian)", "Balinese",
+    "Bengali", "Blackfoot_(Canadian_Aboriginal_Syllabics)", "Braille", "Burmese_(Myanmar)", "Cyrillic",
+    "Early_Aramaic", "Futurama", "Grantha", "Greek", "Gujarati", "Hebrew", "Inuktitut_(Canadian_Aboriginal_Syllabics)",
+    "Japanese_(hiragana)", "Japanese_(katakana)", "Korean", "Latin", "Malay_(Jawi_-_Arabic)", "Mkhedruli_(Georgian)",
+    "N_Ko", "Ojibwe_(Canadian_Aboriginal_Syllabics)", "Sanskrit", "Syriac_(Estrangelo)", "Tagalog", "Tifinagh",
+)
+OMNIGLOT_EVALUATION = (
+    "Angelic", "Atemayar_Qelisayer", "Atlantean", "Aurek-Besh", "Avesta", "Ge_ez", "Glagolitic", "Gurmukhi", "Kannada",
+    "Keble", "Malayalam", "Manipuri", "Mongolian", "Old_Church_Slavonic_(Cyrillic)", "Oriya", "Sylheti",
+    "Syriac_(Serto)", "Tengwar", "Tibetan", "ULOG",
+)
+OMNIGLOT_ALPHABETS = OMNIGLOT_BACKGROUND + OMNIGLOT_EVALUATION
+OMNIGLOT_GLYPH = 105  # the drawings' side in the zips
+OMNIGLOT_SIDE = 28  # MNIST's side: the cross_dataset protocol needs Fashion-MNIST's (1, 28, 28)
 
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned byte data, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # unsigned byte data, 1 dimension
@@ -198,6 +234,73 @@ def parse_svhn(train_mat, test_mat) -> dict[str, np.ndarray]:
     return _arrays(images, labels, DIGITS, Path(test_mat), SVHN_PAGE)
 
 
+def parse_omniglot(background_zip, evaluation_zip) -> dict[str, np.ndarray]:
+    """images_background.zip / images_evaluation.zip (`<folder>/<Alphabet>/<characterNN>/<id>.png`, 105 x 105
+    1-bit PNGs, black strokes on white) -> (N, 1, 28, 28) uint8, read straight from the zips (no extraction).
+
+    The background set is the official train split (0) and the evaluation set the test split (1), Lake et
+    al.'s own split; `cross_dataset` draws its anomalies from the evaluation set. Labels are alphabets (50
+    classes): Omniglot serves as an anomaly set, where labels are unused, and an alphabet is a meaningful
+    class for `alad_image` (one alphabet normal), which the 1,623 characters of 20 drawings each are not."""
+    images, labels = [], []
+    for path, alphabets in ((background_zip, OMNIGLOT_BACKGROUND), (evaluation_zip, OMNIGLOT_EVALUATION)):
+        x, y = _read_glyph_zip(Path(path), alphabets)
+        images.append(x)
+        labels.append(y)
+    return _arrays(images, labels, OMNIGLOT_ALPHABETS, Path(evaluation_zip), OMNIGLOT_PAGE)
+
+
+def _read_glyph_zip(path: Path, alphabets: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Every drawing of one Omniglot zip, sorted by member name (deterministic row order), with its
+    alphabet's class index. Members outside `<zip stem>/<Alphabet>/<character>/<id>.png` (folders, macOS
+    metadata) are skipped; an alphabet that is not the official set's means another file."""
+    page = OMNIGLOT_URL + path.name
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = sorted(name for name in archive.namelist() if _is_glyph(name, path.stem))
+            if not members:
+                raise DataError(f"{path} holds no {path.stem}/<alphabet>/<character>/<id>.png drawing: "
+                                f"{_replace(path, page)}")
+            unknown = sorted({name.split("/")[1] for name in members} - set(alphabets))
+            if unknown:
+                raise DataError(f"{path} has alphabet folders that are not the official set's ({', '.join(unknown)}):"
+                                f" {_replace(path, page)}")
+            glyphs = np.stack([_glyph(archive.read(name), path, name) for name in members])
+    except GanadError:
+        raise
+    except Exception as err:  # zipfile, zlib and PIL raise many types on damage; all mean "replace it"
+        raise DataError(f"{path} is not a readable Omniglot zip ({type(err).__name__}: {err}): "
+                        f"{_replace(path, page)}") from None
+    offset = OMNIGLOT_ALPHABETS.index(alphabets[0])
+    labels = np.array([offset + alphabets.index(name.split("/")[1]) for name in members], dtype=np.int64)
+    return glyphs[:, None], labels
+
+
+def _is_glyph(name: str, folder: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 4 and parts[0] == folder and parts[3].endswith(".png") and not parts[3].startswith(".")
+
+
+def _glyph(blob: bytes, path: Path, name: str) -> np.ndarray:
+    """One 105 x 105 drawing -> 28 x 28 uint8, strokes bright on a dark background.
+
+    Resize: Pillow's bilinear filter, which widens its support by the scale factor when it shrinks (an
+    anti-aliased, area-like average of the 3.75 x 3.75 source pixels behind each output pixel): exactly
+    torchvision's `transforms.Resize` on an image, the resize of AMA's public code. AMA does not say how it
+    sized Omniglot; 28 x 28 is what pairing it with Fashion-MNIST requires. Inversion: the files draw black
+    strokes on white; MNIST and Fashion-MNIST draw the object bright on black, and un-inverted glyphs would
+    be told apart from Fashion-MNIST by their mean brightness alone."""
+    from PIL import Image  # Pillow: a dependency of matplotlib
+
+    with Image.open(io.BytesIO(blob)) as image:
+        if image.size != (OMNIGLOT_GLYPH, OMNIGLOT_GLYPH):
+            raise DataError(f"{path}: {name} is {image.size[0]} x {image.size[1]} pixels, expected {OMNIGLOT_GLYPH}"
+                            f" x {OMNIGLOT_GLYPH}: {_replace(path, OMNIGLOT_URL + path.name)}")
+        bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Pillow < 9.1 has no Resampling enum
+        small = image.convert("L").resize((OMNIGLOT_SIDE, OMNIGLOT_SIDE), bilinear)
+    return 255 - np.asarray(small, dtype=np.uint8)
+
+
 def _arrays(images: list[np.ndarray], labels: list[np.ndarray], class_names, path: Path, page: str) -> dict:
     """Train and test parts -> the arrays of one dataset (train rows first)."""
     labels_all = np.concatenate(labels).astype(np.int64)
@@ -216,4 +319,5 @@ parse_mnist = functools.partial(parse_idx_dataset, class_names=DIGITS, page=MNIS
 parse_fashion_mnist = functools.partial(parse_idx_dataset, class_names=FASHION_CLASSES, page=FASHION_PAGE)
 
 # each image dataset's classes, by index (what `dataset.normal_class` names, before any file is read)
-CLASS_NAMES = {"mnist": DIGITS, "fashion_mnist": FASHION_CLASSES, "cifar10": CIFAR10_CLASSES, "svhn": DIGITS}
+CLASS_NAMES = {"mnist": DIGITS, "fashion_mnist": FASHION_CLASSES, "cifar10": CIFAR10_CLASSES, "svhn": DIGITS,
+               "omniglot": OMNIGLOT_ALPHABETS}

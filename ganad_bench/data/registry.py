@@ -36,6 +36,8 @@ SOURCES: dict[str, dict[str, SourceSpec]] = {
     "fashion_mnist": {"idx": SourceSpec(img.FASHION_FILES, img.parse_fashion_mnist)},
     "cifar10": {"python": SourceSpec((img.CIFAR10_FILE,), img.parse_cifar10)},
     "svhn": {"mat": SourceSpec(img.SVHN_FILES, img.parse_svhn)},
+    # AMA Table 1's anomalies for Fashion-MNIST: the two official zips, 105 x 105 glyphs resized to 28 x 28
+    "omniglot": {"zip": SourceSpec(img.OMNIGLOT_FILES, img.parse_omniglot)},
 }
 
 
