@@ -121,7 +121,7 @@ def test_ablation_variants_are_compared_with_their_own_published_cells():
     uniform = lookup("rcgan", "kdd99", "f1", "tabular", settings={"model.params.penalty": "uniform"})
     assert uniform["reference"] == "rcgan:4" and uniform["mean"] == pytest.approx(0.9460)
     memory = lookup("memgan", "mnist", "auroc", "one_class", normal_class="5",
-                    settings={"model.params.n_memory": "200"})
+                    settings={"dataset.name": "mnist", "model.params.n_memory": "200"})
     assert memory["reference"] == "memgan:3" and memory["mean"] == pytest.approx(0.937)
     baseline = lookup("alad", "kdd99", "f1", "tabular", settings={"model.params.spectral_norm": "False",
                                                                   "model.params.latent_discriminator": "False"})
@@ -131,7 +131,8 @@ def test_ablation_variants_are_compared_with_their_own_published_cells():
 def test_the_default_variant_falls_back_to_the_main_table():
     from ganad_bench.results.published import lookup
 
-    cell = lookup("memgan", "mnist", "auroc", "one_class", normal_class="2", settings={"model.params.n_memory": "50"})
+    default_n = {"dataset.name": "mnist", "model.params.n_memory": "50"}
+    cell = lookup("memgan", "mnist", "auroc", "one_class", normal_class="2", settings=default_n)
     assert cell["reference"] == "memgan:1" and cell["mean"] == pytest.approx(0.945)
     assert lookup("memgan", "mnist", "auroc", "one_class", normal_class="2",
-                  settings={"model.params.n_memory": "25"}) is None  # Table 3 covers classes 0, 1, 5 only
+                  settings={**default_n, "model.params.n_memory": "25"}) is None  # Table 3: classes 0, 1, 5 only
