@@ -44,3 +44,15 @@ def poison_loss(monkeypatch, cls, method: str, at_call: int) -> None:
         return (loss * float("nan") if calls["n"] == at_call else loss), stats
 
     monkeypatch.setattr(cls, method, poisoned)
+
+
+class Interrupt(Exception):
+    """Raised by `stop_after`: a run killed between two epochs (after that epoch's checkpoint)."""
+
+
+def stop_after(epoch: int):
+    """An engine callback that interrupts training once `epoch` epochs are done, as a killed process would."""
+    def callback(engine, done):
+        if done == epoch:
+            raise Interrupt(f"killed after epoch {done}")
+    return callback

@@ -13,7 +13,7 @@ from ganad_bench.errors import ConfigError, TrainingDiverged
 from ganad_bench.models.kit.deep import DeepDetector
 from ganad_bench.models.kit.registry import create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE, EMA, DetectorModule, Engine, TrainerConfig
-from tests.checks import poison_loss
+from tests.checks import Interrupt, poison_loss, stop_after
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -22,16 +22,6 @@ def data(seed=0, n=200, d=6):
     rng = np.random.default_rng(seed)
     return (rng.normal(size=(n, d)) * 0.5 + 0.5).astype(np.float32), rng.normal(size=(60, d)).astype(np.float32)
 
-
-class Interrupt(Exception):
-    pass
-
-
-def stop_after(epoch):
-    def callback(engine, done):
-        if done == epoch:
-            raise Interrupt(f"killed after epoch {done}")
-    return callback
 
 
 def alad(checkpoint_dir=None, callbacks=(), epochs=4, name="alad", **kw):
