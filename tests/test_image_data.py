@@ -97,10 +97,10 @@ def write_svhn(folder: Path, n_train: int = 20, n_test: int = 10, seed: int = 0)
 
 
 def trust_files(monkeypatch, data: Path) -> None:
-    """Replace the canonical checksums of the image files by those of the tiny files under `data` (a
-    monkeypatched copy of the registry: production constants are untouched and still verified)."""
+    """Replace the canonical checksums of every registered file that exists under `data` by the tiny file's
+    own (a monkeypatched copy of the registry: production constants are untouched and still verified)."""
     patched = dict(registry.SOURCES)
-    for name in IMAGE_DATASETS:
+    for name in registry.SOURCES:
         patched[name] = {}
         for source, spec in registry.SOURCES[name].items():
             files = tuple(dataclasses.replace(f, sha256=sha256_of(data / f.subdir / f.name))

@@ -8,7 +8,6 @@ of the registry, so the real verification path runs while the production constan
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import zipfile
 from pathlib import Path
@@ -18,11 +17,10 @@ import pytest
 from PIL import Image
 
 from ganad_bench.data import image_sources as img
-from ganad_bench.data import registry
-from ganad_bench.data.files import DataSettings, sha256_of
+from ganad_bench.data.files import DataSettings
 from ganad_bench.data.registry import load_raw
 from ganad_bench.errors import ChecksumMismatch, DataError
-from tests.test_image_data import compose, write_idx_set
+from tests.test_image_data import compose, trust_files, write_idx_set
 
 URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
 # alphabet -> characters -> drawings per character; sorted member order puts Greek before Latin
@@ -71,24 +69,12 @@ def write_omniglot(data: Path) -> dict:
                                     start=30)}
 
 
-def trust(monkeypatch, data: Path) -> None:
-    """Every registered file that exists under `data` is verified against its own SHA-256."""
-    patched = {}
-    for name, sources in registry.SOURCES.items():
-        patched[name] = {}
-        for source, spec in sources.items():
-            files = tuple(dataclasses.replace(f, sha256=sha256_of(data / f.subdir / f.name))
-                          if (data / f.subdir / f.name).is_file() else f for f in spec.files)
-            patched[name][source] = dataclasses.replace(spec, files=files)
-    monkeypatch.setattr(registry, "SOURCES", patched)
-
-
 @pytest.fixture
 def omniglot(tmp_path, monkeypatch):
     data = tmp_path / "data"
     columns = write_omniglot(data)
     write_idx_set(data / "fashion_mnist", seed=100)  # 60 train / 30 test images
-    trust(monkeypatch, data)
+    trust_files(monkeypatch, data)
     settings = DataSettings(data_dir=data, cache_dir=tmp_path / "cache", download=False)
     return data, settings, columns
 
@@ -171,7 +157,7 @@ def test_damaged_zips_are_one_line_data_errors(tmp_path, monkeypatch, damage, ex
     data = tmp_path / "data"
     write_omniglot(data)
     damage(data / "omniglot" / "images_background.zip")
-    trust(monkeypatch, data)  # the damaged file passes its checksum: the parser must catch it
+    trust_files(monkeypatch, data)  # the damaged file passes its checksum: the parser must catch it
     settings = DataSettings(data_dir=data, cache_dir=tmp_path / "cache", download=False)
     with pytest.raises(DataError, match=expected) as caught:
         load_raw("omniglot", None, settings)
@@ -205,7 +191,7 @@ def test_a_missing_omniglot_stops_the_run_with_the_download_url(tmp_path, monkey
 
     data = tmp_path / "data"
     write_idx_set(data / "fashion_mnist", seed=100)
-    trust(monkeypatch, data)
+    trust_files(monkeypatch, data)
     with pytest.raises(DataError, match=rf"images_background.zip not found: .*\(from {URL}images_background.zip\), "
                                         r"or set paths.data_dir=DIR"):
         run(compose(tmp_path, data, "dataset=fashion_mnist", "protocol=cross_dataset",
