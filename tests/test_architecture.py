@@ -173,3 +173,13 @@ def test_the_cli_and_the_python_api_build_the_same_memgan():
     detector = create_detector("memgan", dataset=cli["dataset"]["name"])
     assert detector.params == cli["model"]["params"]
     assert detector.trainer.epochs == cli["trainer"]["epochs"] and detector.trainer.lr == cli["trainer"]["lr"]
+
+
+def test_every_package_is_in_the_distribution():
+    """`pip install .` (not editable) ships exactly the packages pyproject.toml lists: a new sub-package that is
+    not listed works in a checkout and fails after a plain install."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert found | {"ganad_bench.conf"} == listed
