@@ -53,6 +53,7 @@ from ganad_bench.results.store import (
     run_dir,
     write_json_atomic,
 )
+from ganad_bench.runs import save_run_files
 from ganad_bench.training.device import seed_everything
 
 log = logging.getLogger("ganad_bench")
@@ -98,7 +99,7 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
                    artifacts=detector.write_artifacts(folder), fit_rows=detector.fit_rows or len(data.x_train),
                    timings=timings, status="ok")
         row.update(objective=objective(config, detector, data, row["metrics"]),
-                   files=keep_run_files(folder, config, detector, data, scores))
+                   files=save_run_files(folder, config, detector, data, scores))
     except GanadError:
         raise
     except TrainingDiverged as err:
@@ -176,7 +177,7 @@ def fit_and_score(detector: Detector, data: PreparedData, score_batch_size: int)
     timings = {"load_s": round(data.load_s, 3)}
     tick = time.perf_counter()
     # `predict` and new data's flags use the protocol's anomaly fraction where it has one
-    detector.contamination = data.split.contamination or type(detector).contamination
+    detector.set_contamination(data.split.contamination)
     with step(f"fitting {detector.name} on {len(data.x_train)} normal rows"):
         detector.fit(data.x_train, data.x_val)
     timings["fit_s"] = round(time.perf_counter() - tick, 3)
@@ -197,15 +198,6 @@ def objective(config: dict, detector: Detector, data: PreparedData, metrics: dic
     if name != "val_loss":
         return metrics.get(name)
     return None if data.x_val is None or not len(data.x_val) else detector.validation_loss(data.x_val)
-
-
-def keep_run_files(folder: Path, config: dict, detector: Detector, data: PreparedData, scores: np.ndarray) -> dict:
-    """What a run keeps to be looked at and reused without training again: `scores.npz` (test scores, labels,
-    the F1 threshold, the fitted scaler), `metrics.csv` (losses and validation per epoch), `detector.pt` (deep
-    detectors; classic ones are refitted from the data by `load_run`) and the plots (`plots=true`)."""
-    from ganad_bench.runs import save_run_files
-
-    return save_run_files(folder, config, detector, data, scores)
 
 
 def describe_run(config: dict, data: PreparedData) -> dict:

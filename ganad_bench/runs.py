@@ -93,7 +93,7 @@ def reconstruction_grid(detector, x_test: np.ndarray, labels: np.ndarray) -> np.
     """Test images (first row normal, then anomalous) over their reconstructions, where the model has them."""
     from ganad_bench.results.image_grid import image_grid
 
-    if x_test.ndim != 4 or not hasattr(detector, "reconstruct"):
+    if x_test.ndim != 4:
         return None
     shown = RECONSTRUCTIONS_SHOWN
     picks = np.r_[np.flatnonzero(labels == 0)[:shown], np.flatnonzero(labels == 1)[:shown]]
@@ -166,7 +166,7 @@ def refit_classic_detector(config: dict):
         raise DataError(f"the run's {DETECTOR_FILE} is missing: rerun it with force=true")
     data = prepare_data(config)
     detector = build_detector(config["model"]["name"], int(config["seed"]), config["model"].get("params"))
-    detector.contamination = data.split.contamination or type(detector).contamination
+    detector.set_contamination(data.split.contamination)
     return detector.fit(data.x_train, data.x_val)
 
 

@@ -108,13 +108,13 @@ def average_cells(frame: pd.DataFrame, metrics: list[str], references) -> list[d
         covered = group["normal_class"].nunique()
         complete_seeds = group.groupby("seed")["normal_class"].nunique() >= n_classes
         if covered >= n_classes and complete_seeds.any():
-            group, label, refs = group[group["seed"].isin(complete_seeds[complete_seeds].index)], AVERAGE, references
-        else:
-            label, refs = f"{AVERAGE} ({covered} of {n_classes} classes)", ["-"]  # no published table matches
+            group, label = group[group["seed"].isin(complete_seeds[complete_seeds].index)], AVERAGE
+        else:  # a label no published cell carries, so nothing is compared with it
+            label = f"{AVERAGE} ({covered} of {n_classes} classes)"
         per_seed = group.groupby("seed")
         for metric in metrics:
             if metric in group and group[metric].notna().any():
-                cells.append(_cell({**identity, "normal_class": label}, metric, per_seed[metric].mean(), refs,
+                cells.append(_cell({**identity, "normal_class": label}, metric, per_seed[metric].mean(), references,
                                    group["settings"].iloc[0]))
     return cells
 

@@ -100,6 +100,14 @@ class Detector(ABC):
     def score_samples(self, x: np.ndarray) -> np.ndarray:
         """Anomaly scores, one per sample; higher means more anomalous."""
 
+    def set_contamination(self, value: float | None) -> None:
+        """The anomaly fraction `predict` flags: a protocol's (before `fit`), or the default where it has none."""
+        self.contamination = type(self).contamination if value is None else float(value)
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray | None:
+        """Reconstructions of `x` for pictures of a run; None for detectors that do not reconstruct."""
+        return None
+
     def decision_function(self, x: np.ndarray) -> np.ndarray:
         """PyOD's name for `score_samples` (higher = more anomalous)."""
         return self.score_samples(x)
