@@ -12,6 +12,7 @@ from ganad_bench.errors import ConfigError
 from ganad_bench.models.kit.registry import create_detector
 from ganad_bench.models.rcgan import sample_penalty
 from ganad_bench.results.image_grid import image_grid, png_bytes
+from ganad_bench.training.noise import RandomStream, seed_streams
 from tests.checks import cpu_trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -38,8 +39,9 @@ def trainer(**kw):
     ("uniform", lambda t: t.min() >= -1 and t.max() <= 1 and abs(t.mean().item()) < 0.05),
 ])
 def test_penalty_distributions_of_table_4(kind, check):
-    torch.manual_seed(0)
-    assert check(sample_penalty(kind, torch.zeros(20000, 6)))
+    stream = RandomStream()
+    seed_streams(stream, 0)
+    assert check(sample_penalty(kind, torch.zeros(20000, 6), stream))
 
 
 @pytest.mark.parametrize("which", ["d_loss", "g_loss"])
@@ -47,22 +49,22 @@ def test_switching_t_off_removes_exactly_the_penalty_term(which):
     torch.manual_seed(0)
     nets = rcgan_module(penalty="normal", spectral_norm=False).eval()  # eval: no dropout randomness
     x = torch.randn(16, 6)
-    torch.manual_seed(1)
+    seed_streams(nets, 1)  # the losses draw z and the penalty batch from the module's random stream
     with_t, stats = getattr(nets, which)(x)
     nets.penalty = "none"
-    torch.manual_seed(1)
+    seed_streams(nets, 1)
     without_t, stats_off = getattr(nets, which)(x)
     key = "d_penalty" if which == "d_loss" else "g_penalty"
     assert set(stats) - set(stats_off) == {key}
     torch.testing.assert_close(with_t - stats[key], without_t)
     # and by hand: the third term of Eq. 4 on a batch from t(x), discriminator label 0, encoder label 1
     nets.penalty = "normal"
-    torch.manual_seed(5)
-    x_pen = sample_penalty("normal", x)
+    seed_streams(nets, 5)
+    x_pen = sample_penalty("normal", x, nets.noise)
     logit = nets.d_xz(x_pen, nets.encoder(x_pen))[0]
     target = 0.0 if which == "d_loss" else 1.0
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logit, torch.full_like(logit, target))
-    torch.manual_seed(5)
+    seed_streams(nets, 5)
     torch.testing.assert_close(nets.penalty_terms(x, discriminator=which == "d_loss"), expected)
 
 

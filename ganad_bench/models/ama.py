@@ -148,6 +148,10 @@ def frozen_batch_norm(module: nn.Module):
 class AMAModule(DetectorModule):
     """E, G, the pair critic D, the losses of Eqs. 2-4 and the scores of Eqs. 5-6 (module docstring)."""
 
+    # the critic steps share a decoded batch kept on the module between calls (`_critic_cache`) and the losses draw from
+    # the global generator: not stackable (`training.pack`), its runs train one after another
+    packable = False
+
     discriminator_names = ("critic",)
     generator_names = ("encoder", "generator")
 

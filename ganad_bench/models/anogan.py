@@ -48,14 +48,14 @@ class AnoGANModule(DetectorModule):
         self.register_buffer("z_val", torch.randn(256, latent_dim))
 
     def d_loss(self, x):
-        z = torch.randn(len(x), self.latent_dim, device=x.device, dtype=x.dtype)
+        z = self.noise.normal((len(x), self.latent_dim), x)
         with torch.no_grad():
             x_gen = self.generator(z)
         loss = bce(self.discriminator(x)[0], 1.0) + bce(self.discriminator(x_gen)[0], 0.0)
         return loss, {"d": loss.detach()}
 
     def g_loss(self, x):
-        z = torch.randn(len(x), self.latent_dim, device=x.device, dtype=x.dtype)
+        z = self.noise.normal((len(x), self.latent_dim), x)
         loss = bce(self.discriminator(self.generator(z))[0], 1.0)
         return loss, {"g": loss.detach()}
 

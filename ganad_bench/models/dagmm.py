@@ -67,6 +67,7 @@ from ganad_bench.models.kit.deep import DeepDetector
 from ganad_bench.models.kit.losses import squared_error
 from ganad_bench.models.kit.registry import register
 from ganad_bench.training.engine import DetectorModule
+from ganad_bench.training.noise import Dropout
 
 # the layouts of Sec. 4.3 picked by the input width under arch=auto (anything else, images too: mlp)
 DAGMM_BY_WIDTH = {121: "kdd99", 6: "thyroid", 274: "arrhythmia"}
@@ -129,7 +130,7 @@ class DAGMMModule(DetectorModule):
         self.encoder = nn.Sequential(blocks.mlp([d, *hidden], nn.Tanh), nn.Linear(([d, *hidden])[-1], latent_dim))
         back = [latent_dim, *hidden[::-1]]
         self.decoder = nn.Sequential(blocks.mlp(back, nn.Tanh), nn.Linear(back[-1], d))
-        self.estimator = nn.Sequential(nn.Linear(latent_dim + 2, estimator_hidden), nn.Tanh(), nn.Dropout(dropout),
+        self.estimator = nn.Sequential(nn.Linear(latent_dim + 2, estimator_hidden), nn.Tanh(), Dropout(dropout),
                                        nn.Linear(estimator_hidden, n_components), nn.Softmax(dim=1))
         blocks.init_weights(self, image=False)
         d = latent_dim + 2

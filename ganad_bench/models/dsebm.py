@@ -108,7 +108,7 @@ class DSEBMModule(DetectorModule):
         return x - grad, energy
 
     def denoising_loss(self, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
-        noisy = x + self.noise_std * torch.randn_like(x)
+        noisy = x + self.noise_std * self.noise.normal(x.shape, x)
         rec, _ = self.reconstruct(noisy, create_graph=create_graph)
         return squared_error(x, rec).mean()
 

@@ -71,6 +71,7 @@ from ganad_bench.models.kit.deep import DeepDetector
 from ganad_bench.models.kit.losses import bce, flat_norm
 from ganad_bench.models.kit.registry import register
 from ganad_bench.training.engine import DetectorModule, Engine
+from ganad_bench.training.noise import Dropout
 
 # the authors' widths and latent sizes of their two image designs
 CIFAR_SHAPE = (3, 32, 32)
@@ -136,7 +137,7 @@ def cifar10_networks(latent_dim: int, width: int) -> tuple[nn.Module, blocks.Pai
         body += [bn(c_out)] if i < 3 else []
         body.append(nn.LeakyReLU(0.2))
         c_in = c_out
-    body += [nn.Flatten(), nn.Dropout(0.2)]
+    body += [nn.Flatten(), Dropout(0.2)]
     discriminator = blocks.PairDiscriminator(nn.Sequential(*body), chans[0] * 2 * 2, pair=False)
     return init_networks(nn.Sequential(*layers), glorot=True), init_networks(discriminator, glorot=True)
 
@@ -171,7 +172,7 @@ class FenceGANModule(DetectorModule):
         return [] if self.pretraining else super().phases()
 
     def sample(self, like: torch.Tensor) -> torch.Tensor:
-        return self.generator(torch.randn(len(like), self.latent_dim, device=like.device, dtype=like.dtype))
+        return self.generator(self.noise.normal((len(like), self.latent_dim), like))
 
     def d_loss(self, x):
         with torch.no_grad():

@@ -53,6 +53,10 @@ from ganad_bench.training.engine import DetectorModule
 class MEMGANModule(DetectorModule):
     """E, G, D_xz and the memory M, Algorithm 1's four updates as engine phases, the score of Eq. 8."""
 
+    # the phases of a step share the convex coefficients kept on the module (`_step_alpha`): not stackable
+    # (`training.pack`), its runs train one after another
+    packable = False
+
     discriminator_names = ("d_xz",)
     generator_names = ("encoder", "generator", "memory")
 
@@ -71,7 +75,7 @@ class MEMGANModule(DetectorModule):
     # ------------------------------------------------------------------------------- memory maths
     def sample_alpha(self, n: int, like: torch.Tensor) -> torch.Tensor:
         """Random convex coefficients: softmax of a standard normal vector (positive, summing to 1)."""
-        return torch.softmax(torch.randn(n, self.n_memory, device=like.device, dtype=like.dtype), dim=1)
+        return torch.softmax(self.noise.normal((n, self.n_memory), like), dim=1)
 
     def combine(self, alpha: torch.Tensor) -> torch.Tensor:
         """z = M^T alpha for each row of alpha."""

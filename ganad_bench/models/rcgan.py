@@ -41,19 +41,20 @@ from ganad_bench.models.kit.contract import check_choice
 from ganad_bench.models.kit.deep import DeepDetector
 from ganad_bench.models.kit.losses import bce, flat_norm
 from ganad_bench.models.kit.registry import register
+from ganad_bench.training.noise import RandomStream
 
 PENALTIES = ("normal", "normal2", "uniform", "none")
 SCORES = ("auto", "discriminator", "features")
 
 
-def sample_penalty(kind: str, like: torch.Tensor) -> torch.Tensor:
-    """A batch from t(x) shaped like `like` (RCGAN Table 4's three distributions)."""
+def sample_penalty(kind: str, like: torch.Tensor, stream: RandomStream) -> torch.Tensor:
+    """A batch from t(x) shaped like `like` (RCGAN Table 4's three distributions), drawn from `stream`."""
     if kind == "normal":
-        return torch.randn_like(like)
+        return stream.normal(like.shape, like)
     if kind == "normal2":
-        return torch.randn_like(like) * math.sqrt(2.0)  # N(0, 2I): variance 2
+        return stream.normal(like.shape, like) * math.sqrt(2.0)  # N(0, 2I): variance 2
     if kind == "uniform":
-        return torch.rand_like(like) * 2.0 - 1.0
+        return stream.uniform(like.shape, like) * 2.0 - 1.0
     raise ValueError(f"no samples for penalty '{kind}'")
 
 
@@ -74,7 +75,7 @@ class RCGANModule(BiGANModule):
         """The third term of Eq. 4 for one player (None without t(x))."""
         if self.penalty == "none":
             return None
-        x_pen = sample_penalty(self.penalty, x)
+        x_pen = sample_penalty(self.penalty, x, self.noise)
         if discriminator:
             with torch.no_grad():
                 z_pen = self.encoder(x_pen)

@@ -45,7 +45,7 @@ class BiGANModule(DetectorModule):
         self.generator_names = ("encoder", "generator")
 
     def sample_z(self, n: int, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, device=like.device, dtype=like.dtype)
+        return self.noise.normal((n, self.latent_dim), like)
 
     def d_loss(self, x):
         z = self.sample_z(len(x), x)

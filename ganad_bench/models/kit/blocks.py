@@ -38,9 +38,13 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 from ganad_bench.errors import ConfigError
+from ganad_bench.training.noise import Dropout
 
 SLOPE = 0.2
 # tabular layouts picked by the input width under arch=auto
@@ -136,11 +140,25 @@ def init_weights(module: nn.Module, image: bool) -> nn.Module:
     return module
 
 
+class SpectralNorm(_SpectralNorm):
+    """torch's spectral-norm parametrization with its power iteration written as in-place copies instead of
+    `out=` arguments, which `torch.func.vmap` cannot batch (a pack trains stacked members under vmap); the
+    same numbers, the same state (`_u`, `_v`) and the same state-dict names."""
+
+    @torch.no_grad()
+    def _power_method(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
+        for _ in range(n_power_iterations):
+            self._u.copy_(F.normalize(torch.mv(weight_mat, self._v), dim=0, eps=self.eps))
+            self._v.copy_(F.normalize(torch.mv(weight_mat.H, self._u), dim=0, eps=self.eps))
+
+
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral normalisation (Miyato et al. 2018) on every Linear / Conv layer of `module`."""
+    """Spectral normalisation (Miyato et al. 2018) on every Linear / Conv layer of `module` (torch's
+    `spectral_norm` defaults: one power iteration, eps 1e-12; ConvTranspose2d normalised along dim 1)."""
     for m in list(module.modules()):
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            nn.utils.parametrizations.spectral_norm(m)
+            dim = 1 if isinstance(m, nn.ConvTranspose2d) else 0
+            parametrize.register_parametrization(m, "weight", SpectralNorm(m.weight, 1, dim, 1e-12))
     return module
 
 
@@ -164,7 +182,7 @@ def mlp(sizes: list[int], act, dropout: float | tuple[float, ...] = 0.0, norm=No
                 layers.append(norm(sizes[i + 1]))
             layers.append(act())
             if drops[i]:
-                layers.append(nn.Dropout(drops[i]))
+                layers.append(Dropout(drops[i]))
     return nn.Sequential(*layers)
 
 
@@ -197,7 +215,7 @@ def conv_trunk(channels: int, side: int, width: int, batch_norm: tuple[bool, ...
             layers.append(nn.BatchNorm2d(c_out))
         layers.append(lrelu())
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         c_in = c_out
     return nn.Sequential(*layers), c_in
 
@@ -309,8 +327,8 @@ def make_xx_discriminator(shape, arch: str = "auto", width: int = 128, sn: bool 
     if arch == "conv":
         c, side = int(shape[0]), int(shape[1])
         w1, w2 = max(1, width // 2), width
-        body = nn.Sequential(nn.Conv2d(2 * c, w1, 5, stride=2, padding=2), lrelu(), nn.Dropout(image_dropout),
-                             nn.Conv2d(w1, w2, 5, stride=2, padding=2), lrelu(), nn.Dropout(image_dropout))
+        body = nn.Sequential(nn.Conv2d(2 * c, w1, 5, stride=2, padding=2), lrelu(), Dropout(image_dropout),
+                             nn.Conv2d(w1, w2, 5, stride=2, padding=2), lrelu(), Dropout(image_dropout))
         s = (((side + 1) // 2) + 1) // 2
         return initialize(PairDiscriminator(body, w2 * s * s, pair=True), True, sn)
     spec = TABULAR_SPECS[arch]
