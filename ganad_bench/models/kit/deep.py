@@ -36,6 +36,7 @@ from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.input_map import InputMap, check_contrast_norm
 from ganad_bench.training.device import seed_everything
 from ganad_bench.training.engine import DetectorModule, Engine, TrainerConfig
+from ganad_bench.training.pack import current_rendezvous
 
 # a checkpoint resumes on another device too: the fingerprint ignores it with the bookkeeping keys
 FINGERPRINT_IGNORES = (*BOOKKEEPING_TRAINER_KEYS, "device")
@@ -96,7 +97,8 @@ class DeepDetector(Detector):
                                                            if k not in FINGERPRINT_IGNORES})}
         engine = Engine(module, trainer, seed=self.seed, checkpoint_dir=folder, callbacks=self.callbacks,
                         fingerprint=fingerprint)
-        return engine.fit(x, x_val)
+        rendezvous = current_rendezvous()  # a run of a pack trains its stages with the others' (`training.pack`)
+        return rendezvous.train(engine, x, x_val) if rendezvous is not None else engine.fit(x, x_val)
 
     # --------------------------------------------------------------------------------- input map
     def contrast_normalised(self, shape) -> bool:

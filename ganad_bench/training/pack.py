@@ -1,0 +1,503 @@
+"""Packs: several runs of one configuration (differing in seed and / or normal class) trained as one stacked
+model in one process.
+
+Small anomaly-detection networks are dispatch-bound: one run's step is mostly the launching of hundreds of
+tiny kernels. A pack stacks its K members' parameters along a leading member axis and evaluates every
+loss once for all of them (`torch.func.vmap` over `torch.func.functional_call` of the module's own loss
+methods), so each kernel does K runs' work. Each member keeps everything its run has alone:
+
+* its own data (class), split, batch order (its `RandpermBatches` generator) and random streams (the
+  module's `RandomStream` buffers, keyed by its seed: `training.noise`), EMA, spectral-norm vectors and
+  BatchNorm statistics (buffers, stacked);
+* its own optimiser state: Adam and its L2 weight decay are elementwise, so one update over the stacked
+  parameters, masked per member, is K independent Adams (same formula as `torch.optim.Adam`);
+* its own epochs: members with fewer batches (a smaller class) sit out the pack's remaining steps of the
+  epoch, masked (no update, no state change); early stopping, validation, the NaN guard, checkpoints and
+  history are the member `Engine`'s own, at the end of its epoch; a member that diverges is recorded as
+  diverged and the others go on.
+
+So a member's checkpoint is its run's checkpoint (the same file, resumable alone or in any pack) and its
+result equals the run trained alone within float rounding. A pack of one is the plain loop, with no
+stacking at all (`Engine.fit`).
+
+Between epochs the members' own modules and optimisers hold the state (hooks such as Deep SVDD's radius
+run on them); during an epoch the stacked copy does. A module that cannot be stacked (`packable = False`,
+or a loss that vmap cannot batch) trains its members one after another, with one log line.
+
+`run_together(functions)` runs whole runs (data, model, stages, scoring, result rows) side by side in
+threads that take turns, and trains their stages as packs: each `DeepDetector.train_stage` call meets the
+other members' at a `Rendezvous`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from ganad_bench.console import EpochProgress
+from ganad_bench.errors import TrainingDiverged
+
+log = logging.getLogger("ganad_bench")
+
+
+class NotPackable(Exception):
+    """A module's losses cannot be evaluated stacked (raised on the first step, before any update)."""
+
+
+# --------------------------------------------------------------------------------------------- training
+def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
+    """Train the `Engine`s on their (x_train, x_val) pairs; returns, per member, the engine or the
+    `TrainingDiverged` that ended it. Any other exception (an interrupt, a failing callback) ends the pack."""
+    engines, datasets = list(engines), list(datasets)
+    if len(engines) > 1 and not all(stackable(e) for e in engines):
+        log.info("%s cannot be trained as a pack: its %d runs train one after another",
+                 type(engines[0].module).__name__, len(engines))
+        return [train_pack([e], [d])[0] for e, d in zip(engines, datasets, strict=True)]
+    outcomes: list = [None] * len(engines)
+    datas = [engine.prepare(x, x_val) for engine, (x, x_val) in zip(engines, datasets, strict=True)]
+    with EpochProgress(enabled=any(bool(e.config.progress) for e in engines)) as bar:
+        while True:
+            live = [k for k, e in enumerate(engines) if outcomes[k] is None and not e.training_done]
+            if not live:
+                break
+            epoch = min(engines[k].epoch for k in live)
+            group = [k for k in live if engines[k].epoch == epoch]  # members behind (resumed earlier) catch up first
+            try:
+                run_epoch([engines[k] for k in group], [datas[k] for k in group], bar, outcomes, group)
+            except NotPackable as err:  # found on the first stacked step, before anything changed
+                log.info("%s cannot be trained as a pack (%s): its %d runs train one after another",
+                         type(engines[0].module).__name__, err, len(engines))
+                for engine in engines:
+                    engine.module.packable = False
+                break
+    if len(engines) > 1 and not stackable(engines[0]):
+        return [train_pack([e], [d])[0] for e, d in zip(engines, datasets, strict=True)]
+    for k, engine in enumerate(engines):
+        if outcomes[k] is None:
+            engine.finish(datas[k])
+            outcomes[k] = engine
+    return outcomes
+
+
+def stackable(engine) -> bool:
+    """Whether the engine's module may be trained stacked (bf16 / compile steps are per run, on CUDA)."""
+    return bool(engine.module.packable) and not engine.use_bf16 and not engine.use_compile
+
+
+def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, index: list[int]) -> None:
+    """One epoch of the `engines` (all at the same epoch), stacked when there are several, then the members'
+    end-of-epoch records (a member's `TrainingDiverged` goes to `outcomes[index[k]]`)."""
+    for k, (engine, data) in enumerate(zip(engines, datas, strict=True)):
+        engine.pack_member = f"run {k + 1}/{len(engines)}" if len(engines) > 1 else None
+        engine.start_epoch(data)
+    lead = engines[0]
+    runs = f" ({len(engines)} runs packed)" if len(engines) > 1 else ""
+    bar.start_epoch(max(len(d.batches) for d in datas), f"epoch {lead.epoch + 1}/{lead.config.epochs}{runs}")
+    tick = time.perf_counter()
+    steps, diverged = (plain_epoch(lead, datas[0], bar) if len(engines) == 1 else
+                       StackedMembers(engines).epoch(datas, bar))
+    elapsed = time.perf_counter() - tick
+    for k, engine in enumerate(engines):
+        try:
+            if diverged[k] is not None:
+                raise diverged[k]
+            engine.end_epoch(datas[k], steps[k], elapsed, bar)
+        except TrainingDiverged as err:
+            outcomes[index[k]] = err
+
+
+def plain_epoch(engine, data, bar: EpochProgress) -> tuple[list[int], list]:
+    """One run's epoch, step by step on its own module (a pack of one)."""
+    steps = 0
+    check_every = max(1, int(engine.config.nan_check_every))
+    try:
+        for xb in data.batches:
+            engine.train_step(xb)
+            steps += 1
+            if steps % check_every == 0:
+                engine.check_finite(steps)
+            bar.advance()
+        engine.check_finite(steps)
+    except TrainingDiverged as err:
+        return [steps], [err]
+    return [steps], [None]
+
+
+# ------------------------------------------------------------------------------------------- stacking
+class MethodCall(nn.Module):
+    """Calls a bound loss method of the wrapped module, so that `functional_call` can swap its tensors."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.m = module
+
+    def forward(self, method: Callable, x: torch.Tensor):
+        return method(x)
+
+
+@dataclasses.dataclass
+class Group:
+    """One optimiser's parameters: a column range of the flat parameter matrix and its Adam state."""
+
+    name: str
+    start: int
+    stop: int
+    lr: float
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+    steps: list[torch.Tensor]  # per member, Adam's step count (a float32 scalar tensor, as the fused Adam keeps it)
+
+
+class StackedMembers:
+    """The stacked state of several engines for one epoch: every parameter in one (K, P) matrix, laid out
+    optimiser by optimiser, the buffers stacked, per optimiser the Adam moments, the EMA matrix."""
+
+    def __init__(self, engines: list):
+        self.engines = engines
+        self.k = len(engines)
+        lead = engines[0]
+        self.call = MethodCall(lead.module)
+        self.device = lead.device
+        self.layout = parameter_layout(lead)  # [(name, shape, group)] in flat order
+        self.spans = {}
+        offset = 0
+        for name, shape, _ in self.layout:
+            self.spans[name] = (offset, offset + math.prod(shape), shape)
+            offset += math.prod(shape)
+        self.flat = torch.stack([flatten_parameters(e.module, self.layout) for e in engines])
+        self.buffers = {n: torch.stack([dict(e.module.named_buffers())[n].detach() for e in engines]).clone()
+                        for n, _ in lead.module.named_buffers()}
+        self.groups = {name: self.make_group(name, opt) for name, opt in lead.optimizers().items()}
+        self.ema = None
+        if lead.ema is not None:
+            self.ema = torch.stack([flatten_parameters(e.ema.module, self.layout) for e in engines])
+            self.ema_buffers = {n: torch.stack([dict(e.ema.module.named_buffers())[n] for e in engines]).clone()
+                                for n in self.buffers}
+            self.ema_steps = torch.tensor([float(e.ema.steps) for e in engines], dtype=torch.float64,
+                                          device=self.device)
+        self.loss_sums = torch.zeros(self.k, len(lead.loss_names), device=self.device)
+        self.nonfinite = torch.zeros(self.k, dtype=torch.bool, device=self.device)
+        self.checked = False
+
+    # ----------------------------------------------------------------------------- state in / out
+    def make_group(self, name: str, opt: torch.optim.Optimizer) -> Group:
+        names = [n for n, _, g in self.layout if g == name]
+        start, stop = self.spans[names[0]][0], self.spans[names[-1]][1]
+        group = opt.param_groups[0]
+        moments, steps = [], []
+        for engine in self.engines:
+            e_opt = engine.optimizers()[name]
+            by_name = named_parameter_objects(engine.module)
+            states = [e_opt.state.get(by_name[n], {}) for n in names]
+            steps.append(states[0]["step"].detach().to(self.device, torch.float32).clone() if states[0] else
+                         torch.zeros((), dtype=torch.float32, device=self.device))
+            moments.append([torch.cat([s[key].reshape(-1) if s else torch.zeros(self.spans[n][1] - self.spans[n][0],
+                                                                                device=self.device)
+                                       for n, s in zip(names, states, strict=True)])
+                            for key in ("exp_avg", "exp_avg_sq")])
+        return Group(name, start, stop, float(group["lr"]), tuple(group["betas"]), float(group["eps"]),
+                     float(group["weight_decay"]), torch.stack([m[0] for m in moments]),
+                     torch.stack([m[1] for m in moments]), steps)
+
+    @torch.no_grad()
+    def write_back(self, steps: list[int]) -> None:
+        """The members' modules, optimisers, EMA copies and epoch sums from the stacked state."""
+        for k, engine in enumerate(self.engines):
+            unflatten_into(engine.module, self.flat[k], self.spans)
+            for name, buffer in engine.module.named_buffers():
+                buffer.copy_(self.buffers[name][k])
+            for group in self.groups.values():
+                self.write_optimizer(engine, group, k)
+            if self.ema is not None:
+                unflatten_into(engine.ema.module, self.ema[k], self.spans)
+                for name, buffer in engine.ema.module.named_buffers():
+                    buffer.copy_(self.ema_buffers[name][k])
+                engine.ema.steps = int(self.ema_steps[k])
+            engine.step += steps[k]
+            engine._loss_sums = self.loss_sums[k].clone()
+            engine._nonfinite = self.nonfinite[k].clone()
+
+    def write_optimizer(self, engine, group: Group, k: int) -> None:
+        """Member k's Adam state in `torch.optim.Adam`'s own format (its checkpoint is a single run's)."""
+        opt = engine.optimizers()[group.name]
+        if float(group.steps[k]) == 0.0:  # never stepped (a member with no batch yet): no state, as torch's Adam
+            return
+        by_name = named_parameter_objects(engine.module)
+        for name, _, g in self.layout:
+            if g != group.name:
+                continue
+            start, stop, shape = self.spans[name]
+            a, b = start - group.start, stop - group.start
+            opt.state[by_name[name]] = {"step": group.steps[k].clone(),
+                                        "exp_avg": group.exp_avg[k, a:b].reshape(shape).clone(),
+                                        "exp_avg_sq": group.exp_avg_sq[k, a:b].reshape(shape).clone()}
+
+    # ------------------------------------------------------------------------------------ steps
+    def epoch(self, datas: list, bar: EpochProgress) -> tuple[list[int], list]:
+        """Every member's batches of one epoch, stacked step by step; members with fewer batches are masked."""
+        lengths = [len(d.batches) for d in datas]
+        iterators = [iter(d.batches) for d in datas]
+        dead = [None] * self.k
+        steps = [0] * self.k
+        check_every = max(1, int(self.engines[0].config.nan_check_every))
+        for s in range(max(lengths)):
+            active = [s < n and dead[k] is None for k, n in enumerate(lengths)]
+            batches = [next(it) if s < n else None for it, n in zip(iterators, lengths, strict=True)]
+            filler = next(b for b in batches if b is not None)
+            x = torch.stack([b if b is not None else torch.zeros_like(filler) for b in batches])
+            self.step(x, active)
+            steps = [n + int(a) for n, a in zip(steps, active, strict=True)]
+            if (s + 1) % check_every == 0 or s + 1 == max(lengths):
+                self.check_finite(dead, steps)
+            bar.advance()
+        self.write_back(steps)
+        return steps, dead
+
+    def check_finite(self, dead: list, steps: list[int]) -> None:
+        flags = self.nonfinite.tolist()  # one host sync
+        for k, engine in enumerate(self.engines):
+            if flags[k] and dead[k] is None:
+                dead[k] = TrainingDiverged(
+                    f"a training loss became NaN or inf in epoch {engine.epoch + 1} (by step {steps[k]} of the "
+                    f"epoch, lr={engine.config.lr}, bf16={engine.use_bf16}): lower trainer.lr or turn trainer.bf16 off")
+                log.info("run with seed %d diverged in its pack: the other runs go on", engine.seed)
+
+    def step(self, x: torch.Tensor, stepping: list[bool]) -> None:
+        """One training step of every member (`Engine.train_step`, stacked; the members not `stepping` masked)."""
+        everyone = all(stepping)
+        rows = [k for k, a in enumerate(stepping) if a]
+        active = torch.tensor(stepping, device=self.device)
+        saved = None if everyone else {n: b.clone() for n, b in self.buffers.items()}
+        losses = []
+        lead = self.engines[0]
+        if "d" in self.groups:
+            for _ in range(max(1, int(lead.module.critic_steps))):
+                loss = self.update("d", lead.module.d_loss, x, rows)
+            losses.append(loss)
+        for name, _, fn in lead.phases:
+            losses.append(self.update(name, fn, x, rows))
+        if saved is not None:  # masked members: their buffers (BatchNorm statistics, random streams) roll back
+            with torch.no_grad():
+                for n, b in self.buffers.items():
+                    b.copy_(torch.where(member_mask(active, b), b, saved[n]))
+        if self.ema is not None:
+            self.update_ema(active, everyone)
+        losses = torch.stack(losses, dim=1).float()
+        mask = active.unsqueeze(1)
+        self.nonfinite |= active & ~torch.isfinite(losses).all(dim=1)
+        self.loss_sums += torch.where(mask, torch.nan_to_num(losses), 0.0)
+
+    def update(self, group_name: str, fn: Callable, x: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """Each member's loss `fn` and one masked Adam step of the group's parameters; returns the (K,) losses."""
+        group = self.groups[group_name]
+        params, trained = {}, []
+        for name, _, g in self.layout:
+            start, stop, shape = self.spans[name]
+            view = self.flat[:, start:stop].unflatten(1, shape)
+            if g == group_name:
+                view = view.detach().requires_grad_(True)
+                trained.append(view)
+            params[f"m.{name}"] = view
+        buffers = {f"m.{n}": b for n, b in self.buffers.items()}
+
+        def member_loss(p, b, xb):
+            return functional_call(self.call, (p, b), (fn, xb))[0]
+
+        try:
+            loss = vmap(member_loss)(params, buffers, x)
+        except RuntimeError as err:
+            if self.checked:
+                raise
+            raise NotPackable(str(err).splitlines()[0][:160]) from err
+        grads = torch.autograd.grad(loss.sum(), trained, allow_unused=True)
+        if any(g is None for g in grads):
+            raise NotPackable(f"a parameter of the '{group_name}' optimiser gets no gradient from its loss")
+        self.checked = True
+        self.adam(group, torch.cat([g.reshape(self.k, -1) for g in grads], dim=1), rows)
+        return loss.detach()
+
+    @torch.no_grad()
+    def adam(self, group: Group, grad: torch.Tensor, rows: list[int]) -> None:
+        """The fused `torch.optim.Adam` kernel (what `Engine`'s optimisers run: L2 weight decay, no amsgrad) on
+        the group's columns of the stepping members `rows`, each row with its own step count: a member left
+        out is not changed at all."""
+        params = [self.flat[k, group.start:group.stop] for k in rows]
+        steps = [group.steps[k] for k in rows]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(params, [grad[k] for k in rows], [group.exp_avg[k] for k in rows],
+                           [group.exp_avg_sq[k] for k in rows], [], steps, amsgrad=False, lr=group.lr,
+                           beta1=group.betas[0], beta2=group.betas[1], weight_decay=group.weight_decay,
+                           eps=group.eps, maximize=False, grad_scale=None, found_inf=None)
+
+    @torch.no_grad()
+    def update_ema(self, active: torch.Tensor, everyone: bool) -> None:
+        """`engine.EMA.update` per member: decay min(decay, (1 + t) / (10 + t)) with the member's own t."""
+        lead = self.engines[0].ema
+        rate = torch.full_like(self.ema_steps, lead.decay)
+        if lead.warmup:
+            rate = torch.minimum(rate, (1.0 + self.ema_steps) / (10.0 + self.ema_steps))
+        weight = (1.0 - rate).float().unsqueeze(1)
+        self.ema_steps += active.double()
+        if everyone:
+            self.ema.lerp_(self.flat, weight)
+            for name, buffer in self.ema_buffers.items():
+                buffer.copy_(self.buffers[name])
+            return
+        mask = active.unsqueeze(1)
+        self.ema.copy_(torch.where(mask, self.ema.lerp(self.flat, weight), self.ema))
+        for name, buffer in self.ema_buffers.items():
+            buffer.copy_(torch.where(member_mask(active, buffer), self.buffers[name], buffer))
+
+
+def member_mask(active: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return active.reshape((-1,) + (1,) * (like.dim() - 1))
+
+
+def named_parameter_objects(module: nn.Module) -> dict[str, nn.Parameter]:
+    return dict(module.named_parameters())
+
+
+def parameter_layout(engine) -> list[tuple[str, tuple[int, ...], str | None]]:
+    """(name, shape, optimiser) of every parameter of the engine's module, grouped by optimiser in the order
+    of `engine.optimizers()` (parameters no optimiser trains last, group None)."""
+    by_id = {id(p): (n, tuple(p.shape)) for n, p in engine.module.named_parameters()}
+    layout, seen = [], set()
+    for name, opt in engine.optimizers().items():
+        for p in opt.param_groups[0]["params"]:
+            if id(p) not in seen:
+                seen.add(id(p))
+                layout.append((*by_id[id(p)], name))
+    layout += [(n, shape, None) for pid, (n, shape) in by_id.items() if pid not in seen]
+    return layout
+
+
+def flatten_parameters(module: nn.Module, layout) -> torch.Tensor:
+    params = named_parameter_objects(module)
+    return torch.cat([params[name].detach().reshape(-1) for name, _, _ in layout])
+
+
+def unflatten_into(module: nn.Module, flat: torch.Tensor, spans: dict) -> None:
+    for name, param in module.named_parameters():
+        start, stop, shape = spans[name]
+        param.data.copy_(flat[start:stop].reshape(shape))
+
+
+# ---------------------------------------------------------------------------------- runs side by side
+_current = threading.local()
+
+
+def current_rendezvous() -> Rendezvous | None:
+    """The rendezvous of the pack this thread's run belongs to (None: a run on its own)."""
+    return getattr(_current, "rendezvous", None)
+
+
+class Rendezvous:
+    """Where the threads of `run_together` hand in their training stages. The threads take turns (one holds
+    `turn` at a time, so the runs' Python code never interleaves mid-stage); when every thread still running
+    waits here, the waiting stages are trained together (`train_pack`) and handed back."""
+
+    def __init__(self, n: int, switches: Sequence[tuple[Callable, Callable]] = ()):
+        self.turn = threading.Condition()
+        self.running = n
+        self.waiting: list[dict] = []
+        self.switches = list(switches)
+
+    def train(self, engine, x, x_val):
+        """Train `engine` on (x, x_val) in a pack with the other runs' stages; returns it (or raises its
+        `TrainingDiverged`). Called with the turn held."""
+        entry = {"engine": engine, "data": (x, x_val), "outcome": None, "rng": save_global_rng()}
+        self.waiting.append(entry)
+        saved = [save() for save, _ in self.switches]
+        if len(self.waiting) == self.running:
+            self.train_waiting()
+        while entry["outcome"] is None:
+            self.turn.wait()
+        for (_, restore), state in zip(self.switches, saved, strict=True):
+            restore(state)
+        restore_global_rng(entry["rng"])  # as the run's own training left it
+        if isinstance(entry["outcome"], BaseException):
+            raise entry["outcome"]
+        return entry["outcome"]
+
+    def leave(self) -> None:
+        """A thread's run has ended: the others may not wait for it."""
+        self.running -= 1
+        if self.waiting and len(self.waiting) == self.running:
+            self.train_waiting()
+
+    def train_waiting(self) -> None:
+        entries, self.waiting = self.waiting, []
+        stages: dict = {}
+        for entry in entries:  # the same stage of every run (a pack needs one configuration)
+            engine = entry["engine"]
+            key = (engine.fingerprint.get("stage"), repr(engine.config), type(engine.module).__name__)
+            stages.setdefault(key, []).append(entry)
+        for group in stages.values():
+            packable = stackable(group[0]["engine"])
+            if packable and len(group) > 1:
+                log.info("training %d runs of %s as one pack", len(group), type(group[0]["engine"].module).__name__)
+            if not packable and len(group) > 1:
+                log.info("%s cannot be trained as a pack: its %d runs train one after another",
+                         type(group[0]["engine"].module).__name__, len(group))
+            for part in [group] if packable else [[entry] for entry in group]:
+                if not packable:  # trained alone: with its own global generators, which its losses may draw from
+                    restore_global_rng(part[0]["rng"])
+                try:
+                    outcomes = train_pack([e["engine"] for e in part], [e["data"] for e in part])
+                except BaseException as err:  # an interrupt or a failing callback: every member sees it
+                    outcomes = [err] * len(part)
+                for entry, outcome in zip(part, outcomes, strict=True):
+                    entry["outcome"] = outcome
+                    if not packable:
+                        entry["rng"] = save_global_rng()
+        self.turn.notify_all()
+
+
+def save_global_rng():
+    return torch.get_rng_state(), np.random.get_state(), random.getstate()
+
+
+def restore_global_rng(state) -> None:
+    torch.set_rng_state(state[0])
+    np.random.set_state(state[1])
+    random.setstate(state[2])
+
+
+def run_together(functions: Sequence[Callable[[], object]],
+                 switches: Sequence[tuple[Callable, Callable]] = ()) -> list:
+    """Call each function in its own thread, the threads taking turns, and train their deep detectors'
+    stages as packs (module docstring). Returns each function's result or the exception it raised.
+    `switches` are (save, restore) pairs of global state a run must find as it left it (the global random
+    generators always; a launcher adds Hydra's job config and logging)."""
+    rendezvous = Rendezvous(len(functions), switches)
+    results: list = [None] * len(functions)
+
+    def member(k: int) -> None:
+        _current.rendezvous = rendezvous
+        with rendezvous.turn:
+            try:
+                results[k] = functions[k]()
+            except BaseException as err:
+                results[k] = err
+            finally:
+                rendezvous.leave()
+
+    threads = [threading.Thread(target=member, args=(k,), name=f"pack-member-{k}") for k in range(len(functions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
