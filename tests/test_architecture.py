@@ -182,4 +182,6 @@ def test_every_package_is_in_the_distribution():
 
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(REPO).parts) for p in PACKAGE.rglob("__init__.py")}
-    assert found | {"ganad_bench.conf"} == listed
+    plugins = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "hydra_plugins").rglob("__init__.py")}
+    assert plugins == {"hydra_plugins.ganad_pack_launcher"}
+    assert found | plugins | {"ganad_bench.conf"} == listed

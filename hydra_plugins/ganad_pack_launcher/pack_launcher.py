@@ -1,0 +1,143 @@
+"""`hydra/launcher=pack` (ganad-bench's default): a multirun's jobs that differ only in `seed` and / or
+`dataset.normal_class` run side by side in one process and train their deep detectors as packs
+(`ganad_bench.training.pack`), at most `hydra.launcher.pack_size` jobs a pack. Every job is still a Hydra job
+of its own: its folder, config files, log, callbacks and `outcome.json`, and its run folder, lock and
+`result.json` are the ones it has when it runs alone. Classic detectors (IF, OC-SVM, KDE) and jobs with no
+partner run one by one, as `hydra/launcher=basic` runs every job.
+"""
+
+# no `from __future__ import annotations`: Hydra's plugin scan executes this file outside sys.modules, where a
+# dataclass cannot resolve string annotations
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+# the keys whose values may differ within a pack
+PACKED_KEYS = ("seed", "dataset.normal_class")
+
+
+@dataclass
+class PackLauncherConf:
+    _target_: str = "hydra_plugins.ganad_pack_launcher.pack_launcher.PackLauncher"
+    # the most runs trained as one pack (1: every job on its own)
+    pack_size: int = 10
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="pack", node=PackLauncherConf, provider="ganad_bench")
+
+
+class PackLauncher(Launcher):
+    def __init__(self, pack_size: int = 10) -> None:
+        super().__init__()
+        self.pack_size = pack_size
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        log.info(f"Launching {len(job_overrides)} jobs locally")
+        configs = []
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(config):
+                config.hydra.job.id = config.hydra.job.num = idx
+            configs.append(config)
+        returns: list = [None] * len(configs)
+        for pack in packs(configs, int(self.pack_size)):
+            for index, ret in zip(pack, self.run_pack([configs[i] for i in pack]), strict=True):
+                returns[index] = ret
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return returns
+
+    def run_pack(self, configs: list[DictConfig]) -> list[JobReturn]:
+        from ganad_bench.training.pack import run_together
+
+        jobs = [partial(run_job, hydra_context=self.hydra_context, task_function=self.task_function, config=config,
+                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir") for config in configs]
+        if len(jobs) == 1:
+            return [jobs[0]()]
+        launcher_hydra_config = HydraConfig.instance().cfg
+        log.info(f"Training jobs #{', #'.join(str(c.hydra.job.num) for c in configs)} as one pack")
+        try:
+            results = run_together(jobs, switches=[(save_hydra_config, restore_hydra_config),
+                                                   (save_log_handlers, restore_log_handlers)])
+        finally:
+            HydraConfig.instance().cfg = launcher_hydra_config
+        for result in results:
+            if isinstance(result, BaseException):  # Hydra's own failure (run_job records the task's)
+                raise result
+        return results
+
+
+def register() -> None:
+    """Make the launcher known to Hydra without its plugin scan, which misses the hydra_plugins folder of an
+    editable install (called when Hydra reads ganad_bench's configs: `ganad_bench.conf`)."""
+    Plugins.instance().register(PackLauncher)
+
+
+def packs(configs: list[DictConfig], pack_size: int) -> list[list[int]]:
+    """The jobs' indices grouped into packs: the jobs of a deep model whose configs agree on everything but
+    `PACKED_KEYS`, in sweep order, at most `pack_size` a pack; every other job alone."""
+    from ganad_bench.models.kit.registry import available_detectors, is_deep
+
+    groups: dict[str, list[int]] = {}
+    order: list[list[int]] = []
+    for index, config in enumerate(configs):
+        model = OmegaConf.select(config, "model.name")
+        key = pack_key(config) if model in available_detectors() and is_deep(model) and pack_size > 1 else None
+        if key is None or key not in groups or len(groups[key]) >= pack_size:
+            group = [index]
+            order.append(group)
+            if key is not None:
+                groups[key] = group
+        else:
+            groups[key].append(index)
+    return order
+
+
+def pack_key(config: DictConfig) -> str:
+    """The job's config without Hydra's settings and `PACKED_KEYS`, as a string (interpolations unresolved:
+    a sweep's values are literal, and the hydra section resolves only inside a job)."""
+    values = OmegaConf.to_container(config, resolve=False)
+    values.pop("hydra", None)
+    values.pop("seed", None)
+    values.get("dataset", {}).pop("normal_class", None)
+    return json.dumps(values, sort_keys=True, default=str)
+
+
+def save_hydra_config():
+    return HydraConfig.instance().cfg
+
+
+def restore_hydra_config(cfg) -> None:
+    HydraConfig.instance().cfg = cfg
+
+
+def save_log_handlers():
+    root = logging.getLogger()
+    return list(root.handlers), root.level
+
+
+def restore_log_handlers(state) -> None:
+    root = logging.getLogger()
+    root.handlers[:] = state[0]
+    root.setLevel(state[1])

@@ -1,0 +1,199 @@
+"""Packs (`training.pack`): K runs trained as one stacked model give each run's own result.
+
+Every deep model, on tiny problems: a member of a pack scores as the same run trained alone (same random
+streams, float rounding apart), with members of unequal data sizes (masked steps); a member poisoned with
+NaN is recorded as diverged and leaves the others unchanged; an interrupted pack resumes from its members'
+checkpoints (which a run alone resumes too); early stopping is per member; models that cannot be stacked
+say so and train one by one; the pack launcher groups a multirun's jobs and writes the same rows as the
+basic launcher."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganad_bench import available_detectors, create_detector
+from ganad_bench.errors import TrainingDiverged
+from ganad_bench.models.kit.registry import is_deep
+from ganad_bench.training.pack import run_together
+from tests.checks import Interrupt, cpu_trainer, stop_after
+
+DEEP = [name for name in available_detectors() if is_deep(name)]
+# tiny settings that keep each model's step cheap (and AnoGAN's latent search short)
+TINY = {"anogan": {"search_steps": 5}, "memgan": {"n_memory": 4}}
+
+
+def member_data(k: int, d: int = 8, n: int = 64):
+    """Member k's rows: a different shift and size per member, so members have unequal epochs."""
+    rng = np.random.default_rng(100 + k)
+    x = (rng.normal(size=(n + 16 * k, d)) * 0.5 + 0.2 * k).astype(np.float32)
+    return x, (rng.normal(size=(24, d)) * 0.5 + 0.2 * k).astype(np.float32)
+
+
+TEST_ROWS = np.random.default_rng(7).normal(size=(40, 8)).astype(np.float32)
+
+
+def make(name: str, seed: int, **trainer):
+    """One epoch (4-7 steps a member) unless `trainer` says otherwise: equal within rounding, as chaotic
+    training magnifies rounding differences with every step."""
+    settings = {"epochs": 1, "batch_size": 16, **trainer}
+    return create_detector(name, seed=seed, trainer=cpu_trainer(**settings), **TINY.get(name, {}))
+
+
+def fit_alone(name: str, seeds, **trainer) -> list[np.ndarray]:
+    scores = []
+    for k, seed in enumerate(seeds):
+        det = make(name, seed, **trainer)
+        det.fit(*member_data(k))
+        scores.append(det.score_samples(TEST_ROWS))
+    return scores
+
+
+def fit_packed(detectors, datas) -> list:
+    return run_together([lambda d=d, data=data: d.fit(*data) for d, data in zip(detectors, datas, strict=True)])
+
+
+@pytest.mark.parametrize("name", DEEP)
+def test_a_member_of_a_pack_scores_as_its_run_alone(name, one_torch_thread):
+    seeds = [0, 1, 2]
+    alone = fit_alone(name, seeds)
+    detectors = [make(name, seed) for seed in seeds]
+    outcomes = fit_packed(detectors, [member_data(k) for k in range(3)])
+    assert all(out is det for out, det in zip(outcomes, detectors, strict=True)), outcomes
+    for det, expected in zip(detectors, alone, strict=True):
+        got = det.score_samples(TEST_ROWS)
+        # AnoGAN's score is a latent search of its own, which magnifies rounding differences of the weights
+        tolerance = 2e-2 if name == "anogan" else 2e-3
+        np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance * np.abs(expected).max())
+    assert not np.allclose(alone[0], alone[1])  # the members are different runs
+
+
+def test_members_keep_their_own_random_streams_and_checkpoints(tmp_path, one_torch_thread):
+    """Two members with the same seed and data are the same run; a member's checkpoint is its run's."""
+    detectors = [create_detector("alad", seed=3, trainer=cpu_trainer(epochs=2, batch_size=16),
+                                 checkpoint_dir=str(tmp_path / f"m{k}")) for k in range(2)]
+    fit_packed(detectors, [member_data(0), member_data(0)])
+    a, b = (d.score_samples(TEST_ROWS) for d in detectors)
+    np.testing.assert_array_equal(a, b)
+    state = torch.load(tmp_path / "m0" / "last.pt", weights_only=True)
+    assert state["epoch"] == 2 and set(state["optimizers"]) == {"d", "g"}
+    adam = state["optimizers"]["g"]["state"]
+    assert adam and float(next(iter(adam.values()))["step"]) == 2 * (len(member_data(0)[0]) // 16)
+
+
+def test_a_diverging_member_leaves_the_others_unchanged(one_torch_thread):
+    alone = fit_alone("dcae", [0, 1, 2])
+    datas = [member_data(k) for k in range(3)]
+    datas[1] = (datas[1][0].copy(), datas[1][1])
+    datas[1][0][5, 2] = np.nan
+    detectors = [make("dcae", seed) for seed in (0, 1, 2)]
+    outcomes = fit_packed(detectors, datas)
+    assert isinstance(outcomes[1], TrainingDiverged) and "NaN" in str(outcomes[1])
+    for k in (0, 2):
+        assert outcomes[k] is detectors[k]
+        np.testing.assert_allclose(detectors[k].score_samples(TEST_ROWS), alone[k], rtol=1e-5, atol=1e-6)
+
+
+def test_an_interrupted_pack_resumes_from_its_members_checkpoints(tmp_path, one_torch_thread):
+    trainer = cpu_trainer(epochs=3, batch_size=16)
+    alone = []
+    for k in range(2):
+        det = create_detector("rcgan", seed=k, trainer=trainer)
+        det.fit(*member_data(k))
+        alone.append(det.score_samples(TEST_ROWS))
+    killed = [create_detector("rcgan", seed=k, trainer=trainer, checkpoint_dir=str(tmp_path / f"m{k}"),
+                              callbacks=[stop_after(1)] if k == 1 else []) for k in range(2)]
+    outcomes = fit_packed(killed, [member_data(k) for k in range(2)])
+    assert all(isinstance(out, Interrupt) for out in outcomes)  # the whole pack stops, as a killed process
+    # member 0 resumes alone, member 1 in a new pack with a run that starts from scratch
+    resumed = create_detector("rcgan", seed=0, trainer=trainer, checkpoint_dir=str(tmp_path / "m0"))
+    resumed.fit(*member_data(0))
+    assert resumed.resumed_from["epoch"] == 1
+    again = [create_detector("rcgan", seed=k, trainer=trainer, checkpoint_dir=str(tmp_path / f"n{k}" if k == 0 else
+                                                                                    tmp_path / "m1")) for k in (0, 1)]
+    outcomes = fit_packed(again, [member_data(0), member_data(1)])
+    assert again[1].resumed_from["epoch"] == 1 and again[0].resumed_from is None
+    for det, expected in ((resumed, alone[0]), (again[0], alone[0]), (again[1], alone[1])):
+        np.testing.assert_allclose(det.score_samples(TEST_ROWS), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_early_stopping_is_per_member(one_torch_thread):
+    trainer = {"epochs": 6, "early_stopping_patience": 1, "lr": 3e-2}
+    alone = []
+    for k in range(3):
+        det = make("dcae", k, **trainer)
+        det.fit(*member_data(k))
+        alone.append((len(det.history), det.score_samples(TEST_ROWS)))
+    detectors = [make("dcae", k, **trainer) for k in range(3)]
+    fit_packed(detectors, [member_data(k) for k in range(3)])
+    for det, (epochs, scores) in zip(detectors, alone, strict=True):
+        assert len(det.history) == epochs
+        np.testing.assert_allclose(det.score_samples(TEST_ROWS), scores, rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_that_cannot_be_stacked_says_so_and_trains_its_runs_one_by_one(caplog, one_torch_thread):
+    alone = fit_alone("ama", [0, 1])
+    detectors = [make("ama", k) for k in range(2)]
+    with caplog.at_level(logging.INFO, logger="ganad_bench"):
+        fit_packed(detectors, [member_data(k) for k in range(2)])
+    assert any("AMAModule cannot be trained as a pack" in r.getMessage() for r in caplog.records)
+    for det, expected in zip(detectors, alone, strict=True):
+        np.testing.assert_array_equal(det.score_samples(TEST_ROWS), expected)
+
+
+# ------------------------------------------------------------------------------------------ launcher
+def compose(*overrides):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module(config_module="ganad_bench.conf", version_base=None):
+        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_the_launcher_packs_jobs_that_differ_only_in_seed_and_class():
+    from hydra_plugins.ganad_pack_launcher.pack_launcher import packs
+
+    configs = [compose("model=alad", f"seed={s}") for s in range(3)]
+    configs += [compose("model=alad", "seed=0", "trainer.lr=0.1"), compose("model=iforest", "seed=0"),
+                compose("model=iforest", "seed=1"), compose("model=alad", "seed=5")]
+    assert packs(configs, 10) == [[0, 1, 2, 6], [3], [4], [5]]
+    assert packs(configs, 2) == [[0, 1], [2, 6], [3], [4], [5]]
+    assert packs(configs, 1) == [[i] for i in range(7)]
+    images = [compose("model=dcae", "dataset=mnist", f"dataset.normal_class={c}", f"seed={s}")
+              for c in (0, 1) for s in (0, 1)]
+    assert packs(images, 10) == [[0, 1, 2, 3]]
+
+
+def run_cli(*args) -> int:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", "from ganad_bench.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def rows(folder: Path) -> dict:
+    return {json.loads(p.read_text())["seed"]: json.loads(p.read_text()) for p in folder.rglob("result.json")}
+
+
+def test_a_packed_multirun_writes_the_rows_of_one_by_one_runs(tmp_path):
+    common = ["-m", "model=dcae", "dataset=thyroid", "seed=0,1,2", "trainer.epochs=2", "plots=false"]
+    packed = run_cli(*common, f"paths.output_dir={tmp_path / 'packed'}")
+    single = run_cli(*common, f"paths.output_dir={tmp_path / 'single'}", "hydra/launcher=basic")
+    assert packed.returncode == 0 and single.returncode == 0, packed.stderr[-2000:] + single.stderr[-2000:]
+    a, b = rows(tmp_path / "packed"), rows(tmp_path / "single")
+    assert sorted(a) == sorted(b) == [0, 1, 2]
+    for seed in a:
+        assert a[seed]["config_hash"] == b[seed]["config_hash"]
+        for metric in ("auroc", "f1"):
+            assert a[seed]["metrics"][metric] == pytest.approx(b[seed]["metrics"][metric], abs=1e-6)
+    logs = "".join(p.read_text() for p in (tmp_path / "packed").rglob("*.log"))
+    assert "of the pack (seed" in logs
+    # rerunning the packed command skips every finished run
+    again = run_cli(*common, f"paths.output_dir={tmp_path / 'packed'}")
+    assert again.returncode == 0 and again.stderr.count("already finished") == 3
