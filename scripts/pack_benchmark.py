@@ -1,0 +1,287 @@
+"""Packs against one run at a time: training samples/s of packs of K runs for every deep model, and our
+packed autoencoder and Deep SVDD side by side with PyOD's on KDD99.
+
+    python scripts/pack_benchmark.py --out ~/ganad-runs/packs                      # every deep model, K = 1 5 10 20
+    python scripts/pack_benchmark.py --out ~/ganad-runs/packs --models alad dcae --shapes tab121 --packs 1 10
+    python scripts/pack_benchmark.py --out ~/ganad-runs/packs --pyod --epochs 5    # vs PyOD (needs pyod, KDD99)
+
+Speed (`packs.json`, `packs.md`): each (model, shape, K) case runs in a process of its own (so its peak
+memory is its own): K members built with seeds 0..K-1 as `ganad-bench` builds them, `--warmup` untimed then
+`--steps` timed training steps on random rows (speed does not depend on the data); K = 1 is the plain
+single-run step, K > 1 the stacked step (`training.pack.StackedMembers`). Reported: aggregate samples/s,
+ms per step, the speed-up over K single runs one after another (samples/s over K = 1's), peak memory (CPU:
+the process's maximum RSS; CUDA: `max_memory_allocated`), and the member-equivalence error: the largest
+parameter difference between member 0 of the pack and the same run stepped alone on the same batches
+(3 steps). A model that cannot be stacked is reported as such.
+
+PyOD (`pyod.json`, `pyod.md`): the KDD99 protocol's normal training rows (seed k's split for run k), batch
+50, hidden layers 64-32, `--epochs` epochs, all in this process: our DCAE (121-64-32-64-121 MLP
+autoencoder) and Deep SVDD (121-64-32, no pretraining) packed over `--seeds` seeds against PyOD's
+AutoEncoder and DeepSVDD trained one seed after another; aggregate training samples/s and each run's test AUROC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SHAPES = {"tab121": (121,), "img1x28x28": (1, 28, 28)}
+BATCH = {"tab121": 50, "img1x28x28": 32}  # ALAD's KDD99 and image batch sizes
+DEEP_MODELS = ("alad", "egbad", "rcgan", "anogan", "ganomaly", "memgan", "ama", "fgan", "skip_ganomaly", "deep_svdd",
+               "dcae", "memae", "dagmm", "dsebm_e")
+
+
+def build_members(model: str, shape: tuple, k: int, batch: int, device: str, image_width: int):
+    """K engines as a run builds them (seeds 0..K-1), each at the start of an epoch on random rows."""
+    from ganad_bench.models.kit.registry import create_detector, detector_class
+    from ganad_bench.training.device import seed_everything
+    from ganad_bench.training.engine import Engine
+
+    params = {"width": image_width} if len(shape) == 3 and "width" in detector_class(model).param_names() else {}
+    engines = []
+    for seed in range(k):
+        det = create_detector(model, seed=seed, trainer={"device": device, "epochs": 1, "batch_size": batch,
+                                                         "progress": False}, **params)
+        det.input_shape = shape
+        seed_everything(seed)
+        engine = Engine(det.build(shape), det.trainer, seed=seed)
+        rows = np.random.default_rng(seed).uniform(-1, 1, size=(batch * 4, *shape)).astype(np.float32)
+        engine.start_epoch(engine.prepare(rows, None))
+        engines.append(engine)
+    return engines
+
+
+def stepper(engines):
+    from ganad_bench.training.pack import StackedMembers
+
+    if len(engines) == 1:
+        return lambda x: engines[0].train_step(x[0]), None
+    stacked = StackedMembers(engines)
+    return lambda x: stacked.step(x, [True] * len(engines)), stacked
+
+
+def equivalence_error(model, shape, k, batch, device, image_width) -> float:
+    """Largest |parameter difference| between member 0 of a fresh pack and its run stepped alone (3 steps)."""
+    from ganad_bench.training.pack import flatten_parameters, parameter_layout
+
+    alone = build_members(model, shape, 1, batch, device, image_width)
+    pack = build_members(model, shape, k, batch, device, image_width)
+    step_alone, _ = stepper(alone)
+    step_pack, stacked = stepper(pack)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        x = torch.as_tensor(rng.uniform(-1, 1, size=(k, batch, *shape)).astype(np.float32)).to(alone[0].device)
+        step_alone(x[:1])
+        step_pack(x)
+    stacked.write_back([3] * k)
+    layout = parameter_layout(alone[0])
+    return float((flatten_parameters(alone[0].module, layout) - flatten_parameters(pack[0].module, layout)).abs().max())
+
+
+def run_case(model: str, shape_name: str, k: int, args) -> dict:
+    from ganad_bench.training.device import resolve_device
+    from ganad_bench.training.pack import NotPackable
+
+    shape, batch = SHAPES[shape_name], BATCH[shape_name]
+    device = resolve_device(args.device)
+    engines = build_members(model, shape, k, batch, args.device, args.image_width)
+    case = {"model": model, "shape": shape_name, "k": k, "batch": batch, "device": str(device)}
+    if k > 1 and not engines[0].module.packable:
+        return {**case, "packable": False}
+    step, _ = stepper(engines)
+    x = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, size=(k, batch, *shape)).astype(np.float32)).to(device)
+    try:
+        for _ in range(args.warmup):
+            step(x)
+    except NotPackable as err:
+        return {**case, "packable": False, "why": str(err)}
+    sync(device)
+    tick = time.perf_counter()
+    for _ in range(args.steps):
+        step(x)
+    sync(device)
+    seconds = time.perf_counter() - tick
+    case.update(packable=True, ms_per_step=1e3 * seconds / args.steps, samples_per_s=k * batch * args.steps / seconds,
+                peak_mb=peak_mb(device))
+    if k > 1:
+        case["equivalence_error"] = equivalence_error(model, shape, k, batch, args.device, args.image_width)
+    return case
+
+
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_mb(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def speed_report(cases: list[dict], args) -> str:
+    lines = [f"# Packs: training samples/s ({platform.processor() or platform.machine()}, "
+             f"{args.threads} threads, device {args.device}, image width {args.image_width})", "",
+             f"{args.steps} timed steps after {args.warmup}; speed-up = samples/s of the pack / samples/s of one run "
+             f"(K runs one after another); equivalence = max |param difference| of member 0 vs its run alone after "
+             f"3 steps.", "",
+             "| model | shape | K | samples/s | ms/step | speed-up | peak MB | equivalence |",
+             "|---|---|---|---|---|---|---|---|"]
+    single = {(c["model"], c["shape"]): c.get("samples_per_s") for c in cases if c["k"] == 1}
+    for c in cases:
+        if not c.get("packable", True) or "samples_per_s" not in c:
+            lines.append(f"| {c['model']} | {c['shape']} | {c['k']} | not packable: its runs train one by one "
+                         f"{c.get('why', '')} | | | | |")
+            continue
+        base = single.get((c["model"], c["shape"]))
+        speedup = f"{c['samples_per_s'] / base:.2f}x" if base else ""
+        error = f"{c['equivalence_error']:.1e}" if "equivalence_error" in c else ""
+        lines.append(f"| {c['model']} | {c['shape']} | {c['k']} | {c['samples_per_s']:,.0f} | {c['ms_per_step']:.1f} | "
+                     f"{speedup} | {c['peak_mb']:.0f} | {error} |")
+    return "\n".join(lines) + "\n"
+
+
+def speed(args) -> None:
+    out = Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "packs.json"
+    cases = json.loads(results.read_text()) if results.exists() else []  # resumable: finished cases are kept
+    done = {(c["model"], c["shape"], c["k"]) for c in cases}
+    for model in args.models:
+        for shape in args.shapes:
+            for k in args.packs:
+                if (model, shape, k) in done:
+                    continue
+                command = [sys.executable, __file__, "--case", model, shape, str(k), "--out", str(out),
+                           "--device", args.device, "--steps", str(args.steps), "--warmup", str(args.warmup),
+                           "--threads", str(args.threads), "--image-width", str(args.image_width)]
+                proc = subprocess.run(command, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    print(f"{model} {shape} K={k}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+                    continue
+                cases.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                print(speed_report([c for c in cases if c["model"] == model and c["shape"] == shape], args)
+                      .splitlines()[-1], flush=True)
+                results.write_text(json.dumps(cases, indent=1))
+    (out / "packs.md").write_text(speed_report(cases, args))
+    print(f"wrote {out / 'packs.md'}")
+
+
+# --------------------------------------------------------------------------------------------- PyOD
+def kdd99_splits(seeds: list[int]):
+    from ganad_bench.config import compose_config, to_container
+    from ganad_bench.run import prepare_data
+
+    splits = []
+    for seed in seeds:
+        config = to_container(compose_config(["model=dcae", "dataset=kdd99", f"seed={seed}"]))
+        data = prepare_data(config)
+        splits.append((data.x_train.astype(np.float32), data.x_test.astype(np.float32), data.split.test_labels))
+    return splits
+
+
+def ours_packed(model: str, splits, epochs: int, lr: float) -> tuple[float, list[float]]:
+    from sklearn.metrics import roc_auc_score
+
+    from ganad_bench.models.kit.registry import create_detector
+    from ganad_bench.training.pack import run_together
+
+    params = {"hidden": [64], "rep_dim": 32, "contrast_norm": None}
+    if model == "deep_svdd":
+        params["pretrain_epochs"] = 0
+    trainer = {"device": "cpu", "epochs": epochs, "batch_size": 50, "lr": lr, "lr_milestones": [], "progress": False}
+    detectors = [create_detector(model, seed=seed, trainer=trainer, **params) for seed in range(len(splits))]
+    tick = time.perf_counter()
+    run_together([lambda d=d, s=s: d.fit_model(s[0]) for d, s in zip(detectors, splits, strict=True)])
+    seconds = time.perf_counter() - tick
+    samples = sum(len(s[0]) // 50 * 50 for s in splits) * epochs
+    return samples / seconds, [float(roc_auc_score(s[2], d.score_samples(s[1])))
+                               for d, s in zip(detectors, splits, strict=True)]
+
+
+def pyod_one_by_one(model: str, splits, epochs: int) -> tuple[float, list[float]]:
+    from pyod.models.auto_encoder import AutoEncoder
+    from pyod.models.deep_svdd import DeepSVDD
+    from sklearn.metrics import roc_auc_score
+
+    seconds, aurocs, samples = 0.0, [], 0
+    for seed, (x, test, labels) in enumerate(splits):
+        if model == "dcae":
+            det = AutoEncoder(epoch_num=epochs, batch_size=50, hidden_neuron_list=[64, 32], random_state=seed,
+                              verbose=0, device="cpu")
+        else:
+            det = DeepSVDD(n_features=x.shape[1], hidden_neurons=[64, 32], epochs=epochs, batch_size=50,
+                           random_state=seed, verbose=0)
+        tick = time.perf_counter()
+        det.fit(x)
+        seconds += time.perf_counter() - tick
+        samples += len(x) * epochs
+        aurocs.append(float(roc_auc_score(labels, det.decision_function(test))))
+    return samples / seconds, aurocs
+
+
+def versus_pyod(args) -> None:
+    import pyod
+
+    out = Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    splits = kdd99_splits(list(range(args.seeds)))
+    rows = []
+    for ours, pyod_name, lr in (("dcae", "AutoEncoder", 1e-3), ("deep_svdd", "DeepSVDD", 1e-4)):
+        ours_speed, ours_auroc = ours_packed(ours, splits, args.epochs, lr)
+        peer_speed, peer_auroc = pyod_one_by_one(ours, splits, args.epochs)
+        rows.append({"ours": ours, "pyod": pyod_name, "epochs": args.epochs, "runs": args.seeds, "lr": lr,
+                     "ours_samples_per_s": ours_speed, "pyod_samples_per_s": peer_speed,
+                     "ours_auroc": ours_auroc, "pyod_auroc": peer_auroc})
+        print(rows[-1], flush=True)
+    (out / "pyod.json").write_text(json.dumps(rows, indent=1))
+    lines = [f"# Packed vs PyOD {pyod.__version__} on KDD99 ({args.threads} threads, one process)", "",
+             f"Normal training rows of seed k's split for run k, batch 50, hidden 64-32, {args.epochs} epochs; ours "
+             f"packed over {args.seeds} seeds, PyOD one seed after another.", "",
+             "| ours | PyOD | ours samples/s | PyOD samples/s | ratio | ours AUROC (mean, min-max) | "
+             "PyOD AUROC (mean, min-max) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        a, b = np.array(r["ours_auroc"]), np.array(r["pyod_auroc"])
+        lines.append(f"| {r['ours']} | {r['pyod']} | {r['ours_samples_per_s']:,.0f} | {r['pyod_samples_per_s']:,.0f} | "
+                     f"{r['ours_samples_per_s'] / r['pyod_samples_per_s']:.1f}x | {a.mean():.4f} ({a.min():.4f}-"
+                     f"{a.max():.4f}) | {b.mean():.4f} ({b.min():.4f}-{b.max():.4f}) |")
+    (out / "pyod.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / 'pyod.md'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="output folder (finished cases are kept on a rerun)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", nargs="+", default=list(DEEP_MODELS), choices=DEEP_MODELS)
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--packs", nargs="+", type=int, default=[1, 5, 10, 20])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--image-width", type=int, default=32, help="base width of the image networks")
+    parser.add_argument("--pyod", action="store_true", help="the PyOD comparison on KDD99 instead")
+    parser.add_argument("--epochs", type=int, default=5, help="--pyod: epochs of every run")
+    parser.add_argument("--seeds", type=int, default=10, help="--pyod: runs (seeds) of each model")
+    parser.add_argument("--case", nargs=3, metavar=("MODEL", "SHAPE", "K"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.case:
+        print(json.dumps(run_case(args.case[0], args.case[1], int(args.case[2]), args)))
+    elif args.pyod:
+        versus_pyod(args)
+    else:
+        speed(args)
+
+
+if __name__ == "__main__":
+    main()
