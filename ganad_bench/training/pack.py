@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import random
 import threading
 import time
@@ -147,23 +146,22 @@ class MethodCall(nn.Module):
 
 @dataclasses.dataclass
 class Group:
-    """One optimiser's parameters: a column range of the flat parameter matrix and its Adam state."""
+    """One optimiser: its parameters' names and, per parameter, the members' Adam moments (K, *shape)."""
 
     name: str
-    start: int
-    stop: int
+    names: list[str]
     lr: float
     betas: tuple[float, float]
     eps: float
     weight_decay: float
-    exp_avg: torch.Tensor
-    exp_avg_sq: torch.Tensor
-    steps: list[torch.Tensor]  # per member, Adam's step count (a float32 scalar tensor, as the fused Adam keeps it)
+    exp_avg: dict[str, torch.Tensor]
+    exp_avg_sq: dict[str, torch.Tensor]
+    counts: list[int]  # per member, Adam's step count (kept on the host: no sync to read it)
 
 
 class StackedMembers:
-    """The stacked state of several engines for one epoch: every parameter in one (K, P) matrix, laid out
-    optimiser by optimiser, the buffers stacked, per optimiser the Adam moments, the EMA matrix."""
+    """The stacked state of several engines for one epoch: each parameter and buffer as one (K, *shape)
+    tensor (member k = row k), per optimiser the Adam moments, the EMA copies."""
 
     def __init__(self, engines: list):
         self.engines = engines
@@ -171,23 +169,15 @@ class StackedMembers:
         lead = engines[0]
         self.call = MethodCall(lead.module)
         self.device = lead.device
-        self.layout = parameter_layout(lead)  # [(name, shape, group)] in flat order
-        self.spans = {}
-        offset = 0
-        for name, shape, _ in self.layout:
-            self.spans[name] = (offset, offset + math.prod(shape), shape)
-            offset += math.prod(shape)
-        self.flat = torch.stack([flatten_parameters(e.module, self.layout) for e in engines])
-        self.buffers = {n: torch.stack([dict(e.module.named_buffers())[n].detach() for e in engines]).clone()
-                        for n, _ in lead.module.named_buffers()}
+        self.layout = parameter_layout(lead)  # [(name, shape, optimiser)]
+        self.params = stack_named([e.module.named_parameters() for e in engines])
+        self.buffers = stack_named([e.module.named_buffers() for e in engines])
         self.groups = {name: self.make_group(name, opt) for name, opt in lead.optimizers().items()}
         self.ema = None
         if lead.ema is not None:
-            self.ema = torch.stack([flatten_parameters(e.ema.module, self.layout) for e in engines])
-            self.ema_buffers = {n: torch.stack([dict(e.ema.module.named_buffers())[n] for e in engines]).clone()
-                                for n in self.buffers}
-            self.ema_steps = torch.tensor([float(e.ema.steps) for e in engines], dtype=torch.float64,
-                                          device=self.device)
+            self.ema = stack_named([e.ema.module.named_parameters() for e in engines])
+            self.ema_buffers = stack_named([e.ema.module.named_buffers() for e in engines])
+            self.ema_counts = [int(e.ema.steps) for e in engines]
         self.loss_sums = torch.zeros(self.k, len(lead.loss_names), device=self.device)
         self.nonfinite = torch.zeros(self.k, dtype=torch.bool, device=self.device)
         self.checked = False
@@ -195,55 +185,42 @@ class StackedMembers:
     # ----------------------------------------------------------------------------- state in / out
     def make_group(self, name: str, opt: torch.optim.Optimizer) -> Group:
         names = [n for n, _, g in self.layout if g == name]
-        start, stop = self.spans[names[0]][0], self.spans[names[-1]][1]
         group = opt.param_groups[0]
-        moments, steps = [], []
-        for engine in self.engines:
-            e_opt = engine.optimizers()[name]
-            by_name = named_parameter_objects(engine.module)
-            states = [e_opt.state.get(by_name[n], {}) for n in names]
-            steps.append(states[0]["step"].detach().to(self.device, torch.float32).clone() if states[0] else
-                         torch.zeros((), dtype=torch.float32, device=self.device))
-            moments.append([torch.cat([s[key].reshape(-1) if s else torch.zeros(self.spans[n][1] - self.spans[n][0],
-                                                                                device=self.device)
-                                       for n, s in zip(names, states, strict=True)])
-                            for key in ("exp_avg", "exp_avg_sq")])
-        return Group(name, start, stop, float(group["lr"]), tuple(group["betas"]), float(group["eps"]),
-                     float(group["weight_decay"]), torch.stack([m[0] for m in moments]),
-                     torch.stack([m[1] for m in moments]), steps)
+        states = [[e.optimizers()[name].state.get(named_parameter_objects(e.module)[n], {}) for n in names]
+                  for e in self.engines]
+        moments = {key: {n: torch.stack([s[i][key].detach() if s[i] else torch.zeros_like(self.params[n][0])
+                                         for s in states]) for i, n in enumerate(names)}
+                   for key in ("exp_avg", "exp_avg_sq")}
+        counts = [int(s[0]["step"]) if s[0] else 0 for s in states]
+        return Group(name, names, float(group["lr"]), tuple(group["betas"]), float(group["eps"]),
+                     float(group["weight_decay"]), moments["exp_avg"], moments["exp_avg_sq"], counts)
 
     @torch.no_grad()
     def write_back(self, steps: list[int]) -> None:
         """The members' modules, optimisers, EMA copies and epoch sums from the stacked state."""
         for k, engine in enumerate(self.engines):
-            unflatten_into(engine.module, self.flat[k], self.spans)
-            for name, buffer in engine.module.named_buffers():
-                buffer.copy_(self.buffers[name][k])
+            unstack_into(engine.module.named_parameters(), self.params, k)
+            unstack_into(engine.module.named_buffers(), self.buffers, k)
             for group in self.groups.values():
                 self.write_optimizer(engine, group, k)
             if self.ema is not None:
-                unflatten_into(engine.ema.module, self.ema[k], self.spans)
-                for name, buffer in engine.ema.module.named_buffers():
-                    buffer.copy_(self.ema_buffers[name][k])
-                engine.ema.steps = int(self.ema_steps[k])
+                unstack_into(engine.ema.module.named_parameters(), self.ema, k)
+                unstack_into(engine.ema.module.named_buffers(), self.ema_buffers, k)
+                engine.ema.steps = self.ema_counts[k]
             engine.step += steps[k]
             engine._loss_sums = self.loss_sums[k].clone()
             engine._nonfinite = self.nonfinite[k].clone()
 
     def write_optimizer(self, engine, group: Group, k: int) -> None:
         """Member k's Adam state in `torch.optim.Adam`'s own format (its checkpoint is a single run's)."""
-        opt = engine.optimizers()[group.name]
-        if float(group.steps[k]) == 0.0:  # never stepped (a member with no batch yet): no state, as torch's Adam
+        if group.counts[k] == 0:  # never stepped (a member with no batch yet): no state, as torch's Adam
             return
+        opt = engine.optimizers()[group.name]
         by_name = named_parameter_objects(engine.module)
-        for name, _, g in self.layout:
-            if g != group.name:
-                continue
-            start, stop, shape = self.spans[name]
-            a, b = start - group.start, stop - group.start
-            opt.state[by_name[name]] = {"step": group.steps[k].clone(),
-                                        "exp_avg": group.exp_avg[k, a:b].reshape(shape).clone(),
-                                        "exp_avg_sq": group.exp_avg_sq[k, a:b].reshape(shape).clone()}
+        for name in group.names:
+            opt.state[by_name[name]] = {"step": torch.tensor(float(group.counts[k]), device=self.device),
+                                        "exp_avg": group.exp_avg[name][k].clone(),
+                                        "exp_avg_sq": group.exp_avg_sq[name][k].clone()}
 
     # ------------------------------------------------------------------------------------ steps
     def epoch(self, datas: list, bar: EpochProgress) -> tuple[list[int], list]:
@@ -294,23 +271,23 @@ class StackedMembers:
                 for n, b in self.buffers.items():
                     b.copy_(torch.where(member_mask(active, b), b, saved[n]))
         if self.ema is not None:
-            self.update_ema(active, everyone)
+            self.update_ema(rows, active)
         losses = torch.stack(losses, dim=1).float()
         mask = active.unsqueeze(1)
         self.nonfinite |= active & ~torch.isfinite(losses).all(dim=1)
         self.loss_sums += torch.where(mask, torch.nan_to_num(losses), 0.0)
 
     def update(self, group_name: str, fn: Callable, x: torch.Tensor, rows: list[int]) -> torch.Tensor:
-        """Each member's loss `fn` and one masked Adam step of the group's parameters; returns the (K,) losses."""
+        """Each member's loss `fn` and one Adam step of the group's parameters for the members `rows`;
+        returns the (K,) losses."""
         group = self.groups[group_name]
         params, trained = {}, []
         for name, _, g in self.layout:
-            start, stop, shape = self.spans[name]
-            view = self.flat[:, start:stop].unflatten(1, shape)
+            tensor = self.params[name]
             if g == group_name:
-                view = view.detach().requires_grad_(True)
-                trained.append(view)
-            params[f"m.{name}"] = view
+                tensor = tensor.detach().requires_grad_(True)  # the same storage: the step updates it in place
+                trained.append(tensor)
+            params[f"m.{name}"] = tensor
         buffers = {f"m.{n}": b for n, b in self.buffers.items()}
 
         def member_loss(p, b, xb):
@@ -326,40 +303,55 @@ class StackedMembers:
         if any(g is None for g in grads):
             raise NotPackable(f"a parameter of the '{group_name}' optimiser gets no gradient from its loss")
         self.checked = True
-        self.adam(group, torch.cat([g.reshape(self.k, -1) for g in grads], dim=1), rows)
+        # contiguous: the fused kernel reads raw memory (a bmm's gradient may come transposed)
+        self.adam(group, {n: g.contiguous() for n, g in zip(group.names, grads, strict=True)}, rows)
         return loss.detach()
 
     @torch.no_grad()
-    def adam(self, group: Group, grad: torch.Tensor, rows: list[int]) -> None:
-        """The fused `torch.optim.Adam` kernel (what `Engine`'s optimisers run: L2 weight decay, no amsgrad) on
-        the group's columns of the stepping members `rows`, each row with its own step count: a member left
-        out is not changed at all."""
-        params = [self.flat[k, group.start:group.stop] for k in rows]
-        steps = [group.steps[k] for k in rows]
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(params, [grad[k] for k in rows], [group.exp_avg[k] for k in rows],
-                           [group.exp_avg_sq[k] for k in rows], [], steps, amsgrad=False, lr=group.lr,
-                           beta1=group.betas[0], beta2=group.betas[1], weight_decay=group.weight_decay,
-                           eps=group.eps, maximize=False, grad_scale=None, found_inf=None)
+    def adam(self, group: Group, grads: dict[str, torch.Tensor], rows: list[int]) -> None:
+        """The fused `torch.optim.Adam` kernel (what `Engine`'s optimisers run: L2 weight decay, no amsgrad)
+        for the members `rows`, each with its own step count; a member left out is not changed at all.
+        Every member stepping with equal counts (the usual case): one call on the whole stacked tensors."""
+        if len(rows) == self.k and len(set(group.counts)) == 1:
+            step = torch.tensor(float(group.counts[0] + 1), device=self.device)
+            tensors = [[self.params[n] for n in group.names], [grads[n] for n in group.names],
+                       [group.exp_avg[n] for n in group.names], [group.exp_avg_sq[n] for n in group.names]]
+            steps = [step] * len(group.names)
+        else:
+            tensors = [[t[n][k] for k in rows for n in group.names]
+                       for t in (self.params, grads, group.exp_avg, group.exp_avg_sq)]
+            steps = [torch.tensor(float(group.counts[k] + 1), device=self.device) for k in rows
+                     for _ in group.names]
+        torch._fused_adam_(*tensors, [], steps, amsgrad=False, lr=group.lr, beta1=group.betas[0],
+                           beta2=group.betas[1], weight_decay=group.weight_decay, eps=group.eps, maximize=False,
+                           grad_scale=None, found_inf=None)
+        for k in rows:
+            group.counts[k] += 1
 
     @torch.no_grad()
-    def update_ema(self, active: torch.Tensor, everyone: bool) -> None:
-        """`engine.EMA.update` per member: decay min(decay, (1 + t) / (10 + t)) with the member's own t."""
-        lead = self.engines[0].ema
-        rate = torch.full_like(self.ema_steps, lead.decay)
-        if lead.warmup:
-            rate = torch.minimum(rate, (1.0 + self.ema_steps) / (10.0 + self.ema_steps))
-        weight = (1.0 - rate).float().unsqueeze(1)
-        self.ema_steps += active.double()
-        if everyone:
-            self.ema.lerp_(self.flat, weight)
+    def update_ema(self, rows: list[int], active: torch.Tensor) -> None:
+        """`engine.EMA.update` per member (its decay min(decay, (1 + t) / (10 + t)) at its own t), `rows` only."""
+        names = list(self.ema)
+        if len(rows) == self.k and len(set(self.ema_counts)) == 1:
+            torch._foreach_lerp_([self.ema[n] for n in names], [self.params[n] for n in names],
+                                 1.0 - ema_rate(self.engines[0].ema, self.ema_counts[0]))
             for name, buffer in self.ema_buffers.items():
                 buffer.copy_(self.buffers[name])
-            return
-        mask = active.unsqueeze(1)
-        self.ema.copy_(torch.where(mask, self.ema.lerp(self.flat, weight), self.ema))
-        for name, buffer in self.ema_buffers.items():
-            buffer.copy_(torch.where(member_mask(active, buffer), self.buffers[name], buffer))
+        else:
+            for k in rows:
+                torch._foreach_lerp_([self.ema[n][k] for n in names], [self.params[n][k] for n in names],
+                                     1.0 - ema_rate(self.engines[0].ema, self.ema_counts[k]))
+            for name, buffer in self.ema_buffers.items():
+                buffer.copy_(torch.where(member_mask(active, buffer), self.buffers[name], buffer))
+        for k in rows:
+            self.ema_counts[k] += 1
+
+
+def ema_rate(ema, count: int) -> float:
+    """`engine.EMA.rate` after `count` updates."""
+    if ema.warmup:
+        return min(ema.decay, (1.0 + count) / (10.0 + count))
+    return ema.decay
 
 
 def member_mask(active: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -368,6 +360,17 @@ def member_mask(active: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def named_parameter_objects(module: nn.Module) -> dict[str, nn.Parameter]:
     return dict(module.named_parameters())
+
+
+def stack_named(members) -> dict[str, torch.Tensor]:
+    """{name: the members' tensors stacked along a new first axis} from each member's (name, tensor) pairs."""
+    tables = [dict(named) for named in members]
+    return {name: torch.stack([t[name].detach() for t in tables]).contiguous() for name in tables[0]}
+
+
+def unstack_into(named, stacked: dict[str, torch.Tensor], k: int) -> None:
+    for name, tensor in named:
+        tensor.data.copy_(stacked[name][k])
 
 
 def parameter_layout(engine) -> list[tuple[str, tuple[int, ...], str | None]]:
@@ -382,17 +385,6 @@ def parameter_layout(engine) -> list[tuple[str, tuple[int, ...], str | None]]:
                 layout.append((*by_id[id(p)], name))
     layout += [(n, shape, None) for pid, (n, shape) in by_id.items() if pid not in seen]
     return layout
-
-
-def flatten_parameters(module: nn.Module, layout) -> torch.Tensor:
-    params = named_parameter_objects(module)
-    return torch.cat([params[name].detach().reshape(-1) for name, _, _ in layout])
-
-
-def unflatten_into(module: nn.Module, flat: torch.Tensor, spans: dict) -> None:
-    for name, param in module.named_parameters():
-        start, stop, shape = spans[name]
-        param.data.copy_(flat[start:stop].reshape(shape))
 
 
 # ---------------------------------------------------------------------------------- runs side by side
