@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # on a CUDA machine pip takes the matching CUDA build of the same version.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install dev demo test test-real test-all lint table sweep-tabular clean
+.PHONY: install dev demo test test-real test-all gpu-check lint table sweep-tabular clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test-real: dev
 
 test-all: dev
 	$(BIN)/python -m pytest -m ""
+
+# on a CUDA machine, in a few minutes: the GPU tests, then packs of 1, 10 and 50 ALAD / MEMGAN / AMA runs at the
+# papers' widths on KDD99 and MNIST shapes, plain, bf16 and compiled -> outputs/gpu-check/gpu-check.{json,md}
+gpu-check: dev
+	$(BIN)/python -m pytest -m gpu
+	$(BIN)/python scripts/pack_benchmark.py --device cuda --out outputs/gpu-check --name gpu-check \
+	  --models alad memgan ama --shapes tab121 img1x28x28 --packs 1 10 50 --variants plain bf16 compile \
+	  --image-width 128 --steps 20 --warmup 3
 
 lint: dev
 	$(BIN)/ruff check ganad_bench tests $(wildcard scripts)

@@ -11,8 +11,8 @@ memory is its own): K members built with seeds 0..K-1 as `ganad-bench` builds th
 single-run step, K > 1 the stacked step (`training.pack.StackedMembers`). Reported: aggregate samples/s,
 ms per step, the speed-up over K single runs one after another (samples/s over K = 1's), peak memory (CPU:
 the process's maximum RSS; CUDA: `max_memory_allocated`), and the member-equivalence error: the largest
-parameter difference between member 0 of the pack and the same run stepped alone on the same batches
-(3 steps). A model that cannot be stacked is reported as such.
+score difference between member 0 of the pack and the same run stepped alone on the same batches (3 steps),
+relative to the largest score. A model that cannot be stacked is reported as such.
 
 PyOD (`pyod.json`, `pyod.md`): the KDD99 protocol's normal training rows (seed k's split for run k), batch
 50, hidden layers 64-32, `--epochs` epochs, all in this process: our DCAE (121-64-32-64-121 MLP
@@ -40,7 +40,7 @@ DEEP_MODELS = ("alad", "egbad", "rcgan", "anogan", "ganomaly", "memgan", "ama", 
                "dcae", "memae", "dagmm", "dsebm_e")
 
 
-def build_members(model: str, shape: tuple, k: int, batch: int, device: str, image_width: int):
+def build_members(model: str, shape: tuple, k: int, batch: int, device: str, image_width: int, variant: str = "plain"):
     """K engines as a run builds them (seeds 0..K-1), each at the start of an epoch on random rows."""
     from ganad_bench.models.kit.registry import create_detector, detector_class
     from ganad_bench.training.device import seed_everything
@@ -49,8 +49,9 @@ def build_members(model: str, shape: tuple, k: int, batch: int, device: str, ima
     params = {"width": image_width} if len(shape) == 3 and "width" in detector_class(model).param_names() else {}
     engines = []
     for seed in range(k):
-        det = create_detector(model, seed=seed, trainer={"device": device, "epochs": 1, "batch_size": batch,
-                                                         "progress": False}, **params)
+        trainer = {"device": device, "epochs": 1, "batch_size": batch, "progress": False,
+                   "bf16": variant == "bf16", "compile": variant == "compile"}
+        det = create_detector(model, seed=seed, trainer=trainer, **params)
         det.input_shape = shape
         seed_everything(seed)
         engine = Engine(det.build(shape), det.trainer, seed=seed)
@@ -69,10 +70,12 @@ def stepper(engines):
     return lambda x: stacked.step(x, [True] * len(engines)), stacked
 
 
-def equivalence_error(model, shape, k, batch, device, image_width) -> float:
-    """Largest |parameter difference| between member 0 of a fresh pack and its run stepped alone (3 steps)."""
-    alone = build_members(model, shape, 1, batch, device, image_width)
-    pack = build_members(model, shape, k, batch, device, image_width)
+def equivalence_error(model, shape, k, batch, device, image_width, variant) -> float:
+    """How far member 0 of a fresh pack is from its run stepped alone on the same batches (3 steps): the largest
+    difference of their anomaly scores on 64 rows, relative to the largest score. (Parameters are no good
+    measure: Adam moves a parameter whose gradient is ~0 by +-lr on the gradient's sign, which rounding flips.)"""
+    alone = build_members(model, shape, 1, batch, device, image_width, variant)
+    pack = build_members(model, shape, k, batch, device, image_width, variant)
     step_alone, _ = stepper(alone)
     step_pack, stacked = stepper(pack)
     rng = np.random.default_rng(1)
@@ -81,20 +84,26 @@ def equivalence_error(model, shape, k, batch, device, image_width) -> float:
         step_alone(x[:1])
         step_pack(x)
     stacked.write_back([3] * k)
-    member = dict(pack[0].module.named_parameters())
-    return max(float((p - member[name]).abs().max()) for name, p in alone[0].module.named_parameters())
+    rows = rng.uniform(-1, 1, size=(64, *shape)).astype(np.float32)
+    expected, got = alone[0].score(rows), pack[0].score(rows)
+    return float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-12))
 
 
-def run_case(model: str, shape_name: str, k: int, args) -> dict:
+def run_case(model: str, shape_name: str, k: int, variant: str, args) -> dict:
     from ganad_bench.training.device import resolve_device
-    from ganad_bench.training.pack import NotPackable
+    from ganad_bench.training.pack import NotPackable, stackable
 
     shape, batch = SHAPES[shape_name], BATCH[shape_name]
     device = resolve_device(args.device)
-    engines = build_members(model, shape, k, batch, args.device, args.image_width)
-    case = {"model": model, "shape": shape_name, "k": k, "batch": batch, "device": str(device)}
-    if k > 1 and not engines[0].module.packable:
-        return {**case, "packable": False}
+    case = {"model": model, "shape": shape_name, "k": k, "variant": variant, "batch": batch, "device": str(device)}
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    first = build_members(model, shape, 1, batch, args.device, args.image_width, variant)
+    if k > 1 and not stackable(first[0]):
+        why = "a compiled loss is compiled for one run" if variant == "compile" else "its module is not packable"
+        return {**case, "packable": False, "why": why}
+    engines = first + build_members(model, shape, k, batch, args.device, args.image_width, variant)[1:]
     step, _ = stepper(engines)
     x = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, size=(k, batch, *shape)).astype(np.float32)).to(device)
     try:
@@ -111,7 +120,7 @@ def run_case(model: str, shape_name: str, k: int, args) -> dict:
     case.update(packable=True, ms_per_step=1e3 * seconds / args.steps, samples_per_s=k * batch * args.steps / seconds,
                 peak_mb=peak_mb(device))
     if k > 1:
-        case["equivalence_error"] = equivalence_error(model, shape, k, batch, args.device, args.image_width)
+        case["equivalence_error"] = equivalence_error(model, shape, k, batch, args.device, args.image_width, variant)
     return case
 
 
@@ -130,48 +139,66 @@ def speed_report(cases: list[dict], args) -> str:
     lines = [f"# Packs: training samples/s ({platform.processor() or platform.machine()}, "
              f"{args.threads} threads, device {args.device}, image width {args.image_width})", "",
              f"{args.steps} timed steps after {args.warmup}; speed-up = samples/s of the pack / samples/s of one run "
-             f"(K runs one after another); equivalence = max |param difference| of member 0 vs its run alone after "
-             f"3 steps.", "",
-             "| model | shape | K | samples/s | ms/step | speed-up | peak MB | equivalence |",
-             "|---|---|---|---|---|---|---|---|"]
-    single = {(c["model"], c["shape"]): c.get("samples_per_s") for c in cases if c["k"] == 1}
+             f"(K runs one after another); equivalence = max |score difference| of member 0 vs its run alone after 3 "
+             f"steps, relative to the largest score.", "",
+             "| model | shape | variant | K | samples/s | ms/step | speed-up | peak MB | equivalence |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    single = {(c["model"], c["shape"], c.get("variant", "plain")): c.get("samples_per_s") for c in cases if c["k"] == 1}
     for c in cases:
+        variant = c.get("variant", "plain")
+        head = f"| {c['model']} | {c['shape']} | {variant} | {c['k']} |"
         if not c.get("packable", True) or "samples_per_s" not in c:
-            lines.append(f"| {c['model']} | {c['shape']} | {c['k']} | not packable: its runs train one by one "
-                         f"{c.get('why', '')} | | | | |")
+            lines.append(f"{head} not packable ({c.get('why', '')}): its runs train one by one | | | | |")
             continue
-        base = single.get((c["model"], c["shape"]))
+        base = single.get((c["model"], c["shape"], variant))
         speedup = f"{c['samples_per_s'] / base:.2f}x" if base else ""
         error = f"{c['equivalence_error']:.1e}" if "equivalence_error" in c else ""
-        lines.append(f"| {c['model']} | {c['shape']} | {c['k']} | {c['samples_per_s']:,.0f} | {c['ms_per_step']:.1f} | "
-                     f"{speedup} | {c['peak_mb']:.0f} | {error} |")
+        lines.append(f"{head} {c['samples_per_s']:,.0f} | {c['ms_per_step']:.1f} | {speedup} | {c['peak_mb']:.0f} | "
+                     f"{error} |")
     return "\n".join(lines) + "\n"
 
 
 def speed(args) -> None:
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    results = out / "packs.json"
+    results = out / f"{args.name}.json"
     cases = json.loads(results.read_text()) if results.exists() else []  # resumable: finished cases are kept
-    done = {(c["model"], c["shape"], c["k"]) for c in cases}
-    for model in args.models:
-        for shape in args.shapes:
-            for k in args.packs:
-                if (model, shape, k) in done:
-                    continue
-                command = [sys.executable, __file__, "--case", model, shape, str(k), "--out", str(out),
-                           "--device", args.device, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                           "--threads", str(args.threads), "--image-width", str(args.image_width)]
-                proc = subprocess.run(command, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    print(f"{model} {shape} K={k}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
-                    continue
-                cases.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-                print(speed_report([c for c in cases if c["model"] == model and c["shape"] == shape], args)
-                      .splitlines()[-1], flush=True)
-                results.write_text(json.dumps(cases, indent=1))
-    (out / "packs.md").write_text(speed_report(cases, args))
-    print(f"wrote {out / 'packs.md'}")
+    done = {(c["model"], c["shape"], c["k"], c.get("variant", "plain")) for c in cases}
+    todo = [(m, s, k, v) for m in args.models for s in args.shapes for v in args.variants for k in args.packs
+            if (m, s, k, v) not in done]
+    for model, shape, k, variant in todo:
+        if variant == "compile" and k > 1:  # packs do not compile: nothing to measure
+            case = {"model": model, "shape": shape, "k": k, "variant": variant, "packable": False,
+                    "why": "a compiled loss is compiled for one run"}
+        else:
+            case = measure(model, shape, k, variant, args)
+        if case is None:
+            continue
+        cases.append(case)
+        print(speed_report([case], args).splitlines()[-1], flush=True)
+        results.write_text(json.dumps(cases, indent=1))
+    results.write_text(json.dumps(cases, indent=1))
+    (out / f"{args.name}.md").write_text(speed_report(cases, args))
+    print(f"wrote {out / args.name}.md")
+
+
+def measure(model: str, shape: str, k: int, variant: str, args) -> dict | None:
+    """One case: in this process on a GPU (peak memory is reset per case), in a process of its own on the CPU
+    (its peak RSS is then its own)."""
+    if args.device != "cpu" or args.in_process:
+        try:
+            return run_case(model, shape, k, variant, args)
+        except Exception as err:  # e.g. out of memory at K = 50: recorded, the other cases go on
+            return {"model": model, "shape": shape, "k": k, "variant": variant, "packable": True,
+                    "why": f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"}
+    command = [sys.executable, __file__, "--case", model, shape, str(k), "--variants", variant, "--out", args.out,
+               "--device", args.device, "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--threads", str(args.threads), "--image-width", str(args.image_width)]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"{model} {shape} {variant} K={k}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------------------------- PyOD
@@ -263,6 +290,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(DEEP_MODELS), choices=DEEP_MODELS)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--packs", nargs="+", type=int, default=[1, 5, 10, 20])
+    parser.add_argument("--variants", nargs="+", default=["plain"], choices=["plain", "bf16", "compile"],
+                        help="trainer.bf16 / trainer.compile (CUDA only; on the CPU they are ignored)")
+    parser.add_argument("--name", default="packs", help="report file name (<out>/<name>.json, .md)")
+    parser.add_argument("--in-process", action="store_true", help="CPU cases in this process too (peak RSS is "
+                        "then the process's so far)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -274,7 +306,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.case:
-        print(json.dumps(run_case(args.case[0], args.case[1], int(args.case[2]), args)))
+        print(json.dumps(run_case(args.case[0], args.case[1], int(args.case[2]), args.variants[0], args)))
     elif args.pyod:
         versus_pyod(args)
     else:

@@ -117,6 +117,7 @@ def test_an_interrupted_pack_resumes_from_its_members_checkpoints(tmp_path, one_
     again = [create_detector("rcgan", seed=k, trainer=trainer, checkpoint_dir=str(tmp_path / f"n{k}" if k == 0 else
                                                                                     tmp_path / "m1")) for k in (0, 1)]
     outcomes = fit_packed(again, [member_data(0), member_data(1)])
+    assert outcomes == again, outcomes
     assert again[1].resumed_from["epoch"] == 1 and again[0].resumed_from is None
     for det, expected in ((resumed, alone[0]), (again[0], alone[0]), (again[1], alone[1])):
         np.testing.assert_allclose(det.score_samples(TEST_ROWS), expected, rtol=1e-4, atol=1e-5)
@@ -197,3 +198,46 @@ def test_a_packed_multirun_writes_the_rows_of_one_by_one_runs(tmp_path):
     # rerunning the packed command skips every finished run
     again = run_cli(*common, f"paths.output_dir={tmp_path / 'packed'}")
     assert again.returncode == 0 and again.stderr.count("already finished") == 3
+
+
+# ------------------------------------------------------------------------------------------- GPU check
+def test_the_gpu_check_report_runs_end_to_end_on_the_cpu(tmp_path):
+    """`make gpu-check`'s benchmark with tiny settings on the CPU: every code path but the device (variants,
+    packs, unpackable models, the report) is exercised here, so the GPU run cannot fail for a CPU reason."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "scripts/pack_benchmark.py", "--device", "cpu", "--in-process", "--out", str(tmp_path),
+               "--name", "gpu-check", "--models", "alad", "memgan", "ama", "--shapes", "tab121", "img1x28x28",
+               "--packs", "1", "2", "--variants", "plain", "bf16", "compile", "--image-width", "8", "--steps", "1",
+               "--warmup", "1", "--threads", "1"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cases = json.loads((tmp_path / "gpu-check.json").read_text())
+    assert len(cases) == 3 * 2 * 2 * 3
+    measured = [c for c in cases if "samples_per_s" in c]
+    assert {(c["model"], c["k"]) for c in measured if c["variant"] == "plain"} == {
+        (m, k) for m in ("alad", "memgan", "ama") for k in (1, 2)} - {("ama", 2)}
+    assert all(c["equivalence_error"] < 1e-3 for c in measured if c["k"] == 2)
+    report = (tmp_path / "gpu-check.md").read_text()
+    assert "not packable (its module is not packable)" in report and "| alad | img1x28x28 | bf16 | 2 |" in report
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["alad", "memgan", "dcae", "deep_svdd"])
+def test_a_member_of_a_cuda_pack_scores_as_its_run_alone(name):
+    def make_cuda(seed):
+        return create_detector(name, seed=seed, trainer=cpu_trainer(device="cuda", epochs=1, batch_size=16),
+                               **TINY.get(name, {}))
+
+    alone = []
+    for k in range(3):
+        det = make_cuda(k)
+        det.fit(*member_data(k))
+        alone.append(det.score_samples(TEST_ROWS))
+    detectors = [make_cuda(k) for k in range(3)]
+    fit_packed(detectors, [member_data(k) for k in range(3)])
+    for det, expected in zip(detectors, alone, strict=True):
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(det.score_samples(TEST_ROWS), expected, rtol=2e-3, atol=2e-3 * scale)

@@ -48,14 +48,11 @@ from ganad_bench.models.kit.losses import bce, flat_norm
 from ganad_bench.models.kit.registry import register
 from ganad_bench.results.image_grid import image_grid, write_png
 from ganad_bench.training.engine import DetectorModule
+from ganad_bench.training.noise import RandomStream
 
 
 class MEMGANModule(DetectorModule):
     """E, G, D_xz and the memory M, Algorithm 1's four updates as engine phases, the score of Eq. 8."""
-
-    # the phases of a step share the convex coefficients kept on the module (`_step_alpha`): not stackable
-    # (`training.pack`), its runs train one after another
-    packable = False
 
     discriminator_names = ("d_xz",)
     generator_names = ("encoder", "generator", "memory")
@@ -70,12 +67,16 @@ class MEMGANModule(DetectorModule):
         self.d_xz = blocks.make_xz_discriminator(shape, memory_dim, arch, width, sn=spectral_norm,
                                                  image_dropout=image_dropout)
         self.memory = nn.Parameter(torch.randn(self.n_memory, self.memory_dim))
-        self._step_alpha: torch.Tensor | None = None
+        # the convex coefficients of a step: drawn once and shared by its four updates (D, E, G, M): every update
+        # but the last (M) reads the stream's next block without moving on, M moves on (so no state is kept on
+        # the module between the updates, and a pack can stack it: `training.pack`)
+        self.alpha_stream = RandomStream()
 
     # ------------------------------------------------------------------------------- memory maths
-    def sample_alpha(self, n: int, like: torch.Tensor) -> torch.Tensor:
-        """Random convex coefficients: softmax of a standard normal vector (positive, summing to 1)."""
-        return torch.softmax(self.noise.normal((n, self.n_memory), like), dim=1)
+    def sample_alpha(self, n: int, like: torch.Tensor, advance: bool = False) -> torch.Tensor:
+        """The step's random convex coefficients: softmax of a standard normal vector (positive, summing to 1);
+        `advance` (the step's last update) moves the stream on to the next step's."""
+        return torch.softmax(self.alpha_stream.normal((n, self.n_memory), like, advance=advance), dim=1)
 
     def combine(self, alpha: torch.Tensor) -> torch.Tensor:
         """z = M^T alpha for each row of alpha."""
@@ -88,13 +89,6 @@ class MEMGANModule(DetectorModule):
     def project(self, z: torch.Tensor) -> torch.Tensor:
         """P(z) = M^T softmax(M z) (Eq. 5)."""
         return self.combine(self.address(z))
-
-    def step_alpha(self, x: torch.Tensor) -> torch.Tensor:
-        """The coefficients of this step (drawn by the discriminator update, reused by E, G and M)."""
-        alpha = self._step_alpha
-        if alpha is None or len(alpha) != len(x):
-            alpha = self.sample_alpha(len(x), x)
-        return alpha
 
     # ------------------------------------------------------------------------------------- losses
     def memory_losses(self, x: torch.Tensor, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -109,7 +103,6 @@ class MEMGANModule(DetectorModule):
 
     def d_loss(self, x):
         alpha = self.sample_alpha(len(x), x)
-        self._step_alpha = alpha
         with torch.no_grad():
             z_enc = self.encoder(x)
             z = self.combine(alpha)
@@ -118,7 +111,7 @@ class MEMGANModule(DetectorModule):
         return loss, {"d_xz": loss.detach()}
 
     def e_loss(self, x):
-        terms = self.memory_losses(x, self.step_alpha(x))
+        terms = self.memory_losses(x, self.sample_alpha(len(x), x))
         adversarial = F.logsigmoid(self.d_xz(x, terms["z_enc"])[0]).mean()  # log D(x, E(x))
         loss = adversarial + terms["cyc"] + terms["mi"]
         if self.projection_loss:
@@ -126,12 +119,12 @@ class MEMGANModule(DetectorModule):
         return loss, {"cyc": terms["cyc"].detach(), "proj": terms["proj"].detach(), "mi": terms["mi"].detach()}
 
     def g_loss(self, x):
-        terms = self.memory_losses(x, self.step_alpha(x))
+        terms = self.memory_losses(x, self.sample_alpha(len(x), x))
         adversarial = bce(self.d_xz(self.generator(terms["z"]), terms["z"])[0], 1.0)  # -log D(G(z), z)
         return adversarial + terms["cyc"] + terms["mi"], {}
 
     def m_loss(self, x):
-        terms = self.memory_losses(x, self.step_alpha(x))
+        terms = self.memory_losses(x, self.sample_alpha(len(x), x, advance=True))
         loss = terms["cyc"] + terms["mi"]
         if self.projection_loss:
             loss = loss + terms["proj"]

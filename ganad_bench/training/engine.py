@@ -370,7 +370,7 @@ class Engine:
     def scoring_module(self) -> DetectorModule:
         return self.ema.module if self.ema is not None else self.module
 
-    def _autocast(self):
+    def autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_bf16 else nullcontext()
 
     @torch.no_grad()
@@ -419,6 +419,10 @@ class Engine:
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self._loss_sums = torch.zeros(len(self.loss_names), device=self.device)
 
+    def set_step_stats(self, loss_sums: torch.Tensor, nonfinite: torch.Tensor) -> None:
+        """The epoch's accumulators as a pack computed them for this run (`training.pack`)."""
+        self._loss_sums, self._nonfinite = loss_sums, nonfinite
+
     def diverged(self) -> bool:
         """Whether a loss was NaN or inf since the last `reset_step_stats` (one host sync)."""
         return bool(self._nonfinite)
@@ -429,7 +433,7 @@ class Engine:
         losses = []
         if self.opt_d is not None:
             for _ in range(max(1, int(self.module.critic_steps))):
-                with self._autocast():
+                with self.autocast():
                     d_loss, _ = self._d_loss(x)
                 self.opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
@@ -439,7 +443,7 @@ class Engine:
             for name, _, _ in self.phases:
                 for p, flag in zip(self._all_params, self._phase_flags[name], strict=True):
                     p.requires_grad_(flag)
-                with self._autocast():
+                with self.autocast():
                     loss, _ = self._phase_losses[name](x)
                 opt = self.phase_opts[name]
                 opt.zero_grad(set_to_none=True)

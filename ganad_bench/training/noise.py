@@ -44,27 +44,29 @@ class RandomStream(nn.Module):
         super().__init__()
         self.register_buffer("state", torch.zeros(2, dtype=torch.int64))
 
-    def bits(self, n: int) -> torch.Tensor:
+    def bits(self, n: int, advance: bool = True) -> torch.Tensor:
         """n 32-bit hashes (int64), advancing the counter by n: the counter's low 32 bits, XOR-ed with a key
         mixed from the stream's key and the counter's high bits, through one lowbias32 (one hash per number;
         the numbers of a stream stay distinct for 2^32 draws per key block)."""
         base = self.state[1]
         key = mix32(mix32(self.state[0] & MASK32) ^ (base >> 32))
         bits = mix32(((base + torch.arange(n, device=base.device)) ^ key) & MASK32)
-        self.state[1] += n
+        if advance:
+            self.state[1] += n
         return bits
 
-    def uniform(self, shape, like: torch.Tensor) -> torch.Tensor:
-        """Uniform numbers in (0, 1) of `shape`, with `like`'s dtype (float32 arithmetic)."""
+    def uniform(self, shape, like: torch.Tensor, advance: bool = True) -> torch.Tensor:
+        """Uniform numbers in (0, 1) of `shape`, with `like`'s dtype (float32 arithmetic); `advance=False`
+        leaves the counter where it was, so the next draw gives the same numbers again."""
         shape = tuple(int(s) for s in shape)
-        bits = self.bits(math.prod(shape))
+        bits = self.bits(math.prod(shape), advance)
         return (((bits >> 8).float() + 0.5) * 2.0**-24).reshape(shape).to(like.dtype)
 
-    def normal(self, shape, like: torch.Tensor) -> torch.Tensor:
-        """Standard normal numbers of `shape` (Box-Muller on pairs of uniforms)."""
+    def normal(self, shape, like: torch.Tensor, advance: bool = True) -> torch.Tensor:
+        """Standard normal numbers of `shape` (Box-Muller on pairs of uniforms; `advance` as `uniform`)."""
         shape = tuple(int(s) for s in shape)
         n = math.prod(shape)
-        u = self.uniform((2, (n + 1) // 2), like.float())
+        u = self.uniform((2, (n + 1) // 2), like.float(), advance)
         radius = torch.sqrt(-2.0 * torch.log(u[0]))
         angle = (2.0 * math.pi) * u[1]
         z = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)])[:n]

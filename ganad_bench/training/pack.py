@@ -89,8 +89,8 @@ def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
 
 
 def stackable(engine) -> bool:
-    """Whether the engine's module may be trained stacked (bf16 / compile steps are per run, on CUDA)."""
-    return bool(engine.module.packable) and not engine.use_bf16 and not engine.use_compile
+    """Whether the engine's module may be trained stacked (a compiled loss is compiled for one run)."""
+    return bool(engine.module.packable) and not engine.use_compile
 
 
 def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, index: list[int]) -> None:
@@ -156,7 +156,8 @@ class Group:
     weight_decay: float
     exp_avg: dict[str, torch.Tensor]
     exp_avg_sq: dict[str, torch.Tensor]
-    counts: list[int]  # per member, Adam's step count (kept on the host: no sync to read it)
+    counts: list[int]  # per member, Adam's step count (kept on the host: no sync to read it) ...
+    steps: list[torch.Tensor]  # ... and on the device, as the fused kernel reads it
 
 
 class StackedMembers:
@@ -192,8 +193,9 @@ class StackedMembers:
                                          for s in states]) for i, n in enumerate(names)}
                    for key in ("exp_avg", "exp_avg_sq")}
         counts = [int(s[0]["step"]) if s[0] else 0 for s in states]
+        steps = [torch.tensor(float(c), device=self.device) for c in counts]
         return Group(name, names, float(group["lr"]), tuple(group["betas"]), float(group["eps"]),
-                     float(group["weight_decay"]), moments["exp_avg"], moments["exp_avg_sq"], counts)
+                     float(group["weight_decay"]), moments["exp_avg"], moments["exp_avg_sq"], counts, steps)
 
     @torch.no_grad()
     def write_back(self, steps: list[int]) -> None:
@@ -208,8 +210,7 @@ class StackedMembers:
                 unstack_into(engine.ema.module.named_buffers(), self.ema_buffers, k)
                 engine.ema.steps = self.ema_counts[k]
             engine.step += steps[k]
-            engine._loss_sums = self.loss_sums[k].clone()
-            engine._nonfinite = self.nonfinite[k].clone()
+            engine.set_step_stats(self.loss_sums[k].clone(), self.nonfinite[k].clone())
 
     def write_optimizer(self, engine, group: Group, k: int) -> None:
         """Member k's Adam state in `torch.optim.Adam`'s own format (its checkpoint is a single run's)."""
@@ -218,7 +219,7 @@ class StackedMembers:
         opt = engine.optimizers()[group.name]
         by_name = named_parameter_objects(engine.module)
         for name in group.names:
-            opt.state[by_name[name]] = {"step": torch.tensor(float(group.counts[k]), device=self.device),
+            opt.state[by_name[name]] = {"step": group.steps[k].clone(),
                                         "exp_avg": group.exp_avg[name][k].clone(),
                                         "exp_avg_sq": group.exp_avg_sq[name][k].clone()}
 
@@ -256,7 +257,8 @@ class StackedMembers:
         """One training step of every member (`Engine.train_step`, stacked; the members not `stepping` masked)."""
         everyone = all(stepping)
         rows = [k for k, a in enumerate(stepping) if a]
-        active = torch.tensor(stepping, device=self.device)
+        # masks only in an epoch's tail, where some members have run out of batches (no host copy otherwise)
+        active = None if everyone else torch.tensor(stepping, device=self.device)
         saved = None if everyone else {n: b.clone() for n, b in self.buffers.items()}
         losses = []
         lead = self.engines[0]
@@ -273,9 +275,13 @@ class StackedMembers:
         if self.ema is not None:
             self.update_ema(rows, active)
         losses = torch.stack(losses, dim=1).float()
-        mask = active.unsqueeze(1)
-        self.nonfinite |= active & ~torch.isfinite(losses).all(dim=1)
-        self.loss_sums += torch.where(mask, torch.nan_to_num(losses), 0.0)
+        finite = torch.isfinite(losses).all(dim=1)
+        if everyone:
+            self.nonfinite |= ~finite
+            self.loss_sums += losses
+        else:
+            self.nonfinite |= active & ~finite
+            self.loss_sums += torch.where(active.unsqueeze(1), torch.nan_to_num(losses), 0.0)
 
     def update(self, group_name: str, fn: Callable, x: torch.Tensor, rows: list[int]) -> torch.Tensor:
         """Each member's loss `fn` and one Adam step of the group's parameters for the members `rows`;
@@ -294,7 +300,8 @@ class StackedMembers:
             return functional_call(self.call, (p, b), (fn, xb))[0]
 
         try:
-            loss = vmap(member_loss)(params, buffers, x)
+            with self.engines[0].autocast():  # bf16 on CUDA when trainer.bf16, as a run alone
+                loss = vmap(member_loss)(params, buffers, x)
         except RuntimeError as err:
             if self.checked:
                 raise
@@ -312,16 +319,15 @@ class StackedMembers:
         """The fused `torch.optim.Adam` kernel (what `Engine`'s optimisers run: L2 weight decay, no amsgrad)
         for the members `rows`, each with its own step count; a member left out is not changed at all.
         Every member stepping with equal counts (the usual case): one call on the whole stacked tensors."""
+        torch._foreach_add_([group.steps[k] for k in rows], 1.0)  # on the device: no copy from the host
         if len(rows) == self.k and len(set(group.counts)) == 1:
-            step = torch.tensor(float(group.counts[0] + 1), device=self.device)
             tensors = [[self.params[n] for n in group.names], [grads[n] for n in group.names],
                        [group.exp_avg[n] for n in group.names], [group.exp_avg_sq[n] for n in group.names]]
-            steps = [step] * len(group.names)
+            steps = [group.steps[0]] * len(group.names)
         else:
             tensors = [[t[n][k] for k in rows for n in group.names]
                        for t in (self.params, grads, group.exp_avg, group.exp_avg_sq)]
-            steps = [torch.tensor(float(group.counts[k] + 1), device=self.device) for k in rows
-                     for _ in group.names]
+            steps = [group.steps[k] for k in rows for _ in group.names]
         torch._fused_adam_(*tensors, [], steps, amsgrad=False, lr=group.lr, beta1=group.betas[0],
                            beta2=group.betas[1], weight_decay=group.weight_decay, eps=group.eps, maximize=False,
                            grad_scale=None, found_inf=None)
@@ -329,20 +335,21 @@ class StackedMembers:
             group.counts[k] += 1
 
     @torch.no_grad()
-    def update_ema(self, rows: list[int], active: torch.Tensor) -> None:
-        """`engine.EMA.update` per member (its decay min(decay, (1 + t) / (10 + t)) at its own t), `rows` only."""
+    def update_ema(self, rows: list[int], active: torch.Tensor | None) -> None:
+        """`engine.EMA.update` for the members `rows` (`active`: their mask, None when all step), each with the
+        decay min(decay, (1 + t) / (10 + t)) at its own count t; one call when the counts agree."""
         names = list(self.ema)
+        lead = self.engines[0].ema
         if len(rows) == self.k and len(set(self.ema_counts)) == 1:
             torch._foreach_lerp_([self.ema[n] for n in names], [self.params[n] for n in names],
-                                 1.0 - ema_rate(self.engines[0].ema, self.ema_counts[0]))
-            for name, buffer in self.ema_buffers.items():
-                buffer.copy_(self.buffers[name])
+                                 1.0 - ema_rate(lead, self.ema_counts[0]))
         else:
             for k in rows:
                 torch._foreach_lerp_([self.ema[n][k] for n in names], [self.params[n][k] for n in names],
-                                     1.0 - ema_rate(self.engines[0].ema, self.ema_counts[k]))
-            for name, buffer in self.ema_buffers.items():
-                buffer.copy_(torch.where(member_mask(active, buffer), self.buffers[name], buffer))
+                                     1.0 - ema_rate(lead, self.ema_counts[k]))
+        for name, buffer in self.ema_buffers.items():  # buffers are copied, not averaged
+            buffer.copy_(self.buffers[name] if active is None else
+                         torch.where(member_mask(active, buffer), self.buffers[name], buffer))
         for k in rows:
             self.ema_counts[k] += 1
 
