@@ -100,11 +100,18 @@ class DSEBMModule(DetectorModule):
         return 0.5 * (x - self.b_prime).flatten(1).pow(2).sum(1) - self.features(x).flatten(1).sum(1)
 
     def reconstruct(self, x: torch.Tensor, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """x_rec = x - dE/dx (one gradient step on the energy) and E(x); works under `no_grad` too."""
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            energy = self.energy(x)
-            (grad,) = torch.autograd.grad(energy.sum(), x, create_graph=create_graph)
+        """x_rec = x - dE/dx (one gradient step on the energy) and E(x); works under `no_grad` too. dE/dx comes from
+        `torch.func.grad`, which composes with `vmap` (a pack: `training.pack`) and stays differentiable with
+        respect to the weights, so the score-matching loss backpropagates through it; `create_graph=False`
+        detaches it."""
+        def total(rows):
+            energy = self.energy(rows)
+            return energy.sum(), energy
+
+        x = x.detach()
+        grad, energy = torch.func.grad(total, has_aux=True)(x)
+        if not create_graph:
+            grad, energy = grad.detach(), energy.detach()
         return x - grad, energy
 
     def denoising_loss(self, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
