@@ -241,3 +241,33 @@ def test_a_member_of_a_cuda_pack_scores_as_its_run_alone(name):
     for det, expected in zip(detectors, alone, strict=True):
         scale = np.abs(expected).max()
         np.testing.assert_allclose(det.score_samples(TEST_ROWS), expected, rtol=2e-3, atol=2e-3 * scale)
+
+
+def test_packs_are_handed_to_worker_processes(tmp_path):
+    """`hydra.launcher.n_jobs=2`: two packs (two learning rates x two seeds), each in a worker process."""
+    out = tmp_path / "out"
+    proc = run_cli("-m", "model=dcae", "dataset=thyroid", "seed=0,1", "trainer.lr=1e-3,1e-4", "trainer.epochs=1",
+                   "plots=false", "hydra.launcher.n_jobs=2", f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in out.rglob("result.json")]
+    assert len(results) == 4 and {r["status"] for r in results} == {"ok"}
+    assert "Handing 2 packs to 2 worker processes" in proc.stdout + proc.stderr
+    logs = "".join(p.read_text() for p in out.rglob("*.log"))
+    assert logs.count("run 1/2 of the pack") == 2  # one line per pack (one epoch each)
+
+
+def test_a_detector_saved_before_the_random_streams_still_loads_and_scores(tmp_path):
+    from ganad_bench.models.kit.contract import Detector
+
+    det = make("alad", 0)
+    det.fit(*member_data(0))
+    path = det.save(tmp_path / "detector.pt")
+    state = torch.load(path, weights_only=True)
+    state["state"]["module"] = {k: v for k, v in state["state"]["module"].items() if not k.endswith(".state")}
+    torch.save(state, tmp_path / "old.pt")
+    np.testing.assert_array_equal(Detector.load(tmp_path / "old.pt").score_samples(TEST_ROWS),
+                                  det.score_samples(TEST_ROWS))
+    state["state"]["module"]["encoder.0.weight_extra"] = torch.zeros(1)
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(RuntimeError, match="weight_extra"):
+        Detector.load(tmp_path / "bad.pt")

@@ -40,6 +40,8 @@ from ganad_bench.training.pack import current_rendezvous
 
 # a checkpoint resumes on another device too: the fingerprint ignores it with the bookkeeping keys
 FINGERPRINT_IGNORES = (*BOOKKEEPING_TRAINER_KEYS, "device")
+CHECKPOINT_FORMAT = 2
+STREAM_STATE = ".state"  # the buffer of a `training.noise.RandomStream`
 
 
 class DeepDetector(Detector):
@@ -94,7 +96,10 @@ class DeepDetector(Detector):
         fingerprint = {"model": self.name, "stage": stage, "params": repr(sorted(self.params.items())),
                        "shape": self.input_shape, "n_train": len(x), "n_val": 0 if x_val is None else len(x_val),
                        "seed": self.seed, "trainer": repr({k: v for k, v in dataclasses.asdict(trainer).items()
-                                                           if k not in FINGERPRINT_IGNORES})}
+                                                           if k not in FINGERPRINT_IGNORES}),
+                       # 2: the networks carry their random streams (`training.noise`); a checkpoint of the
+                       # format before is not resumed (the run starts afresh, with a warning)
+                       "format": CHECKPOINT_FORMAT}
         engine = Engine(module, trainer, seed=self.seed, checkpoint_dir=folder, callbacks=self.callbacks,
                         fingerprint=fingerprint)
         rendezvous = current_rendezvous()  # a run of a pack trains its stages with the others' (`training.pack`)
@@ -168,7 +173,10 @@ class DeepDetector(Detector):
         with torch.random.fork_rng(devices=[]):  # building the networks must not move the caller's RNG
             module = self.build(self.input_shape)
         self.engine = Engine(module, self.trainer, seed=self.seed)
-        self.engine.scoring_module.load_state_dict(state["module"])
+        missing, unexpected = self.engine.scoring_module.load_state_dict(state["module"], strict=False)
+        # a detector saved before the networks carried random streams still scores: streams are training state
+        if unexpected or any(not f".{key}".endswith(STREAM_STATE) for key in missing):
+            self.engine.scoring_module.load_state_dict(state["module"])  # raises, naming the keys
         self.engine.scoring_module.eval()
         self.decision_scores_ = state["decision_scores"].numpy()
         self.threshold_ = float(state["threshold"])
