@@ -271,3 +271,26 @@ def test_a_detector_saved_before_the_random_streams_still_loads_and_scores(tmp_p
     torch.save(state, tmp_path / "bad.pt")
     with pytest.raises(RuntimeError, match="weight_extra"):
         Detector.load(tmp_path / "bad.pt")
+
+
+def test_a_pack_that_runs_out_of_device_memory_trains_in_smaller_packs(monkeypatch, caplog, one_torch_thread):
+    """Out of memory in a stacked epoch: the batch generators are rewound and the members train in packs of
+    half the size, each still equal to its run alone (device memory is simulated: a pack of more than 2 fails)."""
+    from ganad_bench.training import pack
+
+    original = pack.StackedMembers.step
+
+    def step(self, x, stepping):
+        if self.k > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return original(self, x, stepping)
+
+    alone = fit_alone("dcae", [0, 1, 2, 3], epochs=2)
+    monkeypatch.setattr(pack.StackedMembers, "step", step)
+    detectors = [make("dcae", k, epochs=2) for k in range(4)]
+    with caplog.at_level(logging.INFO, logger="ganad_bench"):
+        outcomes = fit_packed(detectors, [member_data(k) for k in range(4)])
+    assert outcomes == detectors
+    assert any("does not fit in device memory: packs of at most 2" in r.getMessage() for r in caplog.records)
+    for det, expected in zip(detectors, alone, strict=True):
+        np.testing.assert_allclose(det.score_samples(TEST_ROWS), expected, rtol=1e-5, atol=1e-6)

@@ -64,21 +64,27 @@ def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
         return [train_pack([e], [d])[0] for e, d in zip(engines, datasets, strict=True)]
     outcomes: list = [None] * len(engines)
     datas = [engine.prepare(x, x_val) for engine, (x, x_val) in zip(engines, datasets, strict=True)]
+    limit = len(engines)  # the most members stacked at once: halved when a stacked epoch runs out of device memory
     with EpochProgress(enabled=any(bool(e.config.progress) for e in engines)) as bar:
         while True:
             live = [k for k, e in enumerate(engines) if outcomes[k] is None and not e.training_done]
             if not live:
                 break
             epoch = min(engines[k].epoch for k in live)
-            group = [k for k in live if engines[k].epoch == epoch]  # members behind (resumed earlier) catch up first
+            group = [k for k in live if engines[k].epoch == epoch][:limit]  # members behind catch up first
             try:
                 run_epoch([engines[k] for k in group], [datas[k] for k in group], bar, outcomes, group)
-            except NotPackable as err:  # found on the first stacked step, before anything changed
+            except NotPackable as err:
                 log.info("%s cannot be trained as a pack (%s): its %d runs train one after another",
                          type(engines[0].module).__name__, err, len(engines))
                 for engine in engines:
                     engine.module.packable = False
                 break
+            except torch.OutOfMemoryError:
+                if len(group) == 1:
+                    raise
+                limit = max(1, len(group) // 2)
+                log.info("a pack of %d runs does not fit in device memory: packs of at most %d", len(group), limit)
     if len(engines) > 1 and not stackable(engines[0]):
         return [train_pack([e], [d])[0] for e, d in zip(engines, datasets, strict=True)]
     for k, engine in enumerate(engines):
@@ -95,16 +101,29 @@ def stackable(engine) -> bool:
 
 def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, index: list[int]) -> None:
     """One epoch of the `engines` (all at the same epoch), stacked when there are several, then the members'
-    end-of-epoch records (a member's `TrainingDiverged` goes to `outcomes[index[k]]`)."""
+    end-of-epoch records (a member's `TrainingDiverged` goes to `outcomes[index[k]]`).
+
+    When the first stacked step finds the module not packable, or the stacked steps run out of device memory,
+    the members' batch generators are rewound before the error goes up, so that the epoch can run again
+    (alone, or in smaller packs) exactly as it would have: nothing else changed, as the members' own state
+    is written back only after the last step."""
     for k, (engine, data) in enumerate(zip(engines, datas, strict=True)):
         engine.pack_member = f"run {k + 1}/{len(engines)}" if len(engines) > 1 else None
         engine.start_epoch(data)
     lead = engines[0]
     runs = f" ({len(engines)} runs packed)" if len(engines) > 1 else ""
     bar.start_epoch(max(len(d.batches) for d in datas), f"epoch {lead.epoch + 1}/{lead.config.epochs}{runs}")
+    generators = [d.batches.generator.get_state() for d in datas]
     tick = time.perf_counter()
-    steps, diverged = (plain_epoch(lead, datas[0], bar) if len(engines) == 1 else
-                       StackedMembers(engines).epoch(datas, bar))
+    try:
+        steps, diverged = (plain_epoch(lead, datas[0], bar) if len(engines) == 1 else
+                           StackedMembers(engines).epoch(datas, bar))
+    except (NotPackable, torch.OutOfMemoryError):
+        for data, state in zip(datas, generators, strict=True):
+            data.batches.generator.set_state(state)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise
     elapsed = time.perf_counter() - tick
     for k, engine in enumerate(engines):
         try:

@@ -3,7 +3,9 @@
 (`ganad_bench.training.pack`), at most `hydra.launcher.pack_size` jobs a pack. Every job is still a Hydra job
 of its own: its folder, config files, log, callbacks and `outcome.json`, and its run folder, lock and
 `result.json` are the ones it has when it runs alone. Classic detectors (IF, OC-SVM, KDE) and jobs with no
-partner run one by one, as `hydra/launcher=basic` runs every job.
+partner run one by one, as `hydra/launcher=basic` runs every job. With `hydra.launcher.n_jobs=N` the packs
+(and lone jobs) are handed to N worker processes (joblib's loky backend, as Hydra's joblib launcher): a
+pack is the unit of work a worker gets.
 """
 
 # no `from __future__ import annotations`: Hydra's plugin scan executes this file outside sys.modules, where a
@@ -18,6 +20,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
+from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
@@ -33,15 +36,18 @@ class PackLauncherConf:
     _target_: str = "hydra_plugins.ganad_pack_launcher.pack_launcher.PackLauncher"
     # the most runs trained as one pack (1: every job on its own)
     pack_size: int = 10
+    # worker processes the packs are handed to (1: all in this process)
+    n_jobs: int = 1
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="pack", node=PackLauncherConf, provider="ganad_bench")
 
 
 class PackLauncher(Launcher):
-    def __init__(self, pack_size: int = 10) -> None:
+    def __init__(self, pack_size: int = 10, n_jobs: int = 1) -> None:
         super().__init__()
         self.pack_size = pack_size
+        self.n_jobs = n_jobs
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -61,31 +67,56 @@ class PackLauncher(Launcher):
             with open_dict(config):
                 config.hydra.job.id = config.hydra.job.num = idx
             configs.append(config)
+        groups = packs(configs, int(self.pack_size))
+        if int(self.n_jobs) > 1:
+            from joblib import Parallel, delayed
+
+            log.info(f"Handing {len(groups)} packs to {self.n_jobs} worker processes")
+            state = Singleton.get_state()
+            results = Parallel(n_jobs=int(self.n_jobs), backend="loky")(
+                delayed(run_pack_in_worker)([configs[i] for i in group], self.hydra_context, self.task_function, state)
+                for group in groups)
+        else:
+            results = []
+            for group in groups:
+                results.append(run_pack([configs[i] for i in group], self.hydra_context, self.task_function))
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         returns: list = [None] * len(configs)
-        for pack in packs(configs, int(self.pack_size)):
-            for index, ret in zip(pack, self.run_pack([configs[i] for i in pack]), strict=True):
+        for group, rets in zip(groups, results, strict=True):
+            for index, ret in zip(group, rets, strict=True):
                 returns[index] = ret
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return returns
 
-    def run_pack(self, configs: list[DictConfig]) -> list[JobReturn]:
-        from ganad_bench.training.pack import run_together
 
-        jobs = [partial(run_job, hydra_context=self.hydra_context, task_function=self.task_function, config=config,
-                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir") for config in configs]
-        if len(jobs) == 1:
-            return [jobs[0]()]
-        launcher_hydra_config = HydraConfig.instance().cfg
-        log.info(f"Training jobs #{', #'.join(str(c.hydra.job.num) for c in configs)} as one pack")
-        try:
-            results = run_together(jobs, switches=[(save_hydra_config, restore_hydra_config),
-                                                   (save_log_handlers, restore_log_handlers)])
-        finally:
-            HydraConfig.instance().cfg = launcher_hydra_config
-        for result in results:
-            if isinstance(result, BaseException):  # Hydra's own failure (run_job records the task's)
-                raise result
-        return results
+def run_pack(configs: list[DictConfig], hydra_context: HydraContext, task_function: TaskFunction) -> list[JobReturn]:
+    """Run the jobs of one pack side by side (`ganad_bench.training.pack.run_together`); a lone job as Hydra does."""
+    from ganad_bench.training.pack import run_together
+
+    jobs = [partial(run_job, hydra_context=hydra_context, task_function=task_function, config=config,
+                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir") for config in configs]
+    if len(jobs) == 1:
+        return [jobs[0]()]
+    launcher_hydra_config = HydraConfig.instance().cfg
+    log.info(f"Training jobs #{', #'.join(str(c.hydra.job.num) for c in configs)} as one pack")
+    try:
+        results = run_together(jobs, switches=[(save_hydra_config, restore_hydra_config),
+                                               (save_log_handlers, restore_log_handlers)])
+    finally:
+        HydraConfig.instance().cfg = launcher_hydra_config
+    for result in results:
+        if isinstance(result, BaseException):  # Hydra's own failure (run_job records the task's)
+            raise result
+    return results
+
+
+def run_pack_in_worker(configs: list[DictConfig], hydra_context: HydraContext, task_function: TaskFunction,
+                       singleton_state: dict) -> list[JobReturn]:
+    """`run_pack` in a joblib worker process, with the launching process's Hydra state (as Hydra's joblib
+    launcher runs a job)."""
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    HydraConfig.instance().set_config(configs[0])
+    return run_pack(configs, hydra_context, task_function)
 
 
 def register() -> None:
