@@ -206,8 +206,10 @@ class StackedMembers:
     def make_group(self, name: str, opt: torch.optim.Optimizer) -> Group:
         names = [n for n, _, g in self.layout if g == name]
         group = opt.param_groups[0]
-        states = [[e.optimizers()[name].state.get(named_parameter_objects(e.module)[n], {}) for n in names]
-                  for e in self.engines]
+        states = []
+        for engine in self.engines:
+            by_name, opt_state = named_parameter_objects(engine.module), engine.optimizers()[name].state
+            states.append([opt_state.get(by_name[n], {}) for n in names])
         moments = {key: {n: torch.stack([s[i][key].detach() if s[i] else torch.zeros_like(self.params[n][0])
                                          for s in states]) for i, n in enumerate(names)}
                    for key in ("exp_avg", "exp_avg_sq")}
