@@ -198,6 +198,16 @@ def test_a_packed_multirun_writes_the_rows_of_one_by_one_runs(tmp_path):
     # rerunning the packed command skips every finished run
     again = run_cli(*common, f"paths.output_dir={tmp_path / 'packed'}")
     assert again.returncode == 0 and again.stderr.count("already finished") == 3
+    # the wall-time report reads both sweeps' rows
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "scripts/pack_walltime.py", "--packed", str(tmp_path / "packed" / "results"),
+                    "--single", str(tmp_path / "single" / "results"), "--out", str(tmp_path / "walltime.md")],
+                   check=True, capture_output=True, cwd=Path(__file__).parents[1])
+    line = next(x for x in (tmp_path / "walltime.md").read_text().splitlines() if x.startswith("| dcae | thyroid"))
+    aurocs = ", ".join(f"{a[seed]['metrics']['auroc']:.4f}" for seed in (0, 1, 2))
+    assert "| dcae | thyroid | 3 |" in line and line.count(aurocs) == 2
 
 
 # ------------------------------------------------------------------------------------------- GPU check
