@@ -94,6 +94,7 @@ from ganad_bench.models.kit.deep import DeepDetector
 from ganad_bench.models.kit.losses import flat_norm
 from ganad_bench.models.kit.registry import register
 from ganad_bench.training.engine import DetectorModule
+from ganad_bench.training.noise import RandomStream
 
 LIPSCHITZ = ("sn", "gp", "sn+gp")
 ATYPICAL = ("inward", "outward", "off")
@@ -105,20 +106,30 @@ LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 def atypical_radii(n: int, dim: int, delta: float, direction: str, generator: torch.Generator | None = None,
                    device=None) -> torch.Tensor:
     """Radii drawn uniformly in the volume of the annulus between √d - δ and √d (`inward`, clipped at 0)
-    or √d and √d + δ (`outward`): r = r1 (t + U (1 - t))^(1/d), t = (r0 / r1)^d."""
+    or √d and √d + δ (`outward`): `annulus_radii` of n uniforms from `generator`."""
+    return annulus_radii(torch.rand(n, generator=generator, device=device), dim, delta, direction)
+
+
+def annulus_radii(u: torch.Tensor, dim: int, delta: float, direction: str) -> torch.Tensor:
+    """r = r1 (t + U (1 - t))^(1/d), t = (r0 / r1)^d, for uniforms U (`atypical_radii`)."""
     root = math.sqrt(dim)
     r0, r1 = (max(root - delta, 0.0), root) if direction == "inward" else (root, root + delta)
     t = math.exp(dim * (math.log(r0) - math.log(r1))) if r0 > 0 else 0.0
-    u = torch.rand(n, generator=generator, device=device)
     return r1 * (t + u * (1.0 - t)) ** (1.0 / dim)
 
 
 def atypical_latents(n: int, dim: int, delta: float, direction: str, generator: torch.Generator | None = None,
                      device=None) -> torch.Tensor:
-    """z_neg = (uniform direction on the sphere) x (radius uniform in the annulus volume), (n, dim)."""
-    u = torch.randn(n, dim, generator=generator, device=device)
-    u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return u * atypical_radii(n, dim, delta, direction, generator, device).unsqueeze(1)
+    """z_neg = (uniform direction on the sphere) x (radius uniform in the annulus volume), (n, dim): from
+    `generator` (`annulus_latents`)."""
+    normals = torch.randn(n, dim, generator=generator, device=device)
+    return annulus_latents(normals, torch.rand(n, generator=generator, device=device), delta, direction)
+
+
+def annulus_latents(normals: torch.Tensor, u: torch.Tensor, delta: float, direction: str) -> torch.Tensor:
+    """The directions of `normals` (n, d) times the annulus radii of the uniforms `u` (n,)."""
+    directions = normals / normals.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return directions * annulus_radii(u, normals.shape[1], delta, direction).unsqueeze(1)
 
 
 def simplex_mix(e: torch.Tensor, perms: torch.Tensor, alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,24 +144,24 @@ def simplex_mix(e: torch.Tensor, perms: torch.Tensor, alphas: torch.Tensor) -> t
 
 @contextlib.contextmanager
 def frozen_batch_norm(module: nn.Module):
-    """Train-mode BatchNorm without moving the running statistics (momentum 0 for the duration)."""
+    """Train-mode BatchNorm (batch statistics) without moving the running statistics: momentum 0 for the
+    duration, and the batch counter put back."""
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in norms]
+    saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+             for m in norms]
     for m in norms:
         m.momentum = 0.0
     try:
         yield
     finally:
-        for m, momentum in zip(norms, saved, strict=True):
+        for m, (momentum, count) in zip(norms, saved, strict=True):
             m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
 
 
 class AMAModule(DetectorModule):
     """E, G, the pair critic D, the losses of Eqs. 2-4 and the scores of Eqs. 5-6 (module docstring)."""
-
-    # the critic steps share a decoded batch kept on the module between calls (`_critic_cache`) and the losses draw from
-    # the global generator: not stackable (`training.pack`), its runs train one after another
-    packable = False
 
     discriminator_names = ("critic",)
     generator_names = ("encoder", "generator")
@@ -166,6 +177,11 @@ class AMAModule(DetectorModule):
         self.critic = blocks.make_xx_discriminator(shape, arch, width, sn="sn" in lipschitz,
                                                    image_dropout=image_dropout)
         self.gp_weight = float(gp_weight) if "gp" in lipschitz else 0.0
+        # the gradient penalty differentiates the critic in its inputs (requires_grad_ on them), which vmap cannot
+        # batch: with it, the runs of a pack train one after another (`training.pack`)
+        self.packable = not self.gp_weight
+        # the critic steps' random draws (the same numbers for every critic step of an engine step, see d_loss)
+        self.critic_stream = RandomStream()
         self.critic_steps = int(critic_steps)
         self.mirrored = bool(mirrored)
         self.simplex_k = int(simplex_k) if simplex and int(simplex_k) > 1 else 0
@@ -181,6 +197,7 @@ class AMAModule(DetectorModule):
         self.neg_in_critic = bool(neg_in_critic)
         self._critic_cache: tuple | None = None
         self._g_calls = 0
+        self._critic_calls = 0  # critic updates since the last E/G update
         # training epochs done, set by the engine before each epoch (gates the negative term)
         self.epoch = 0
         # the Gaussian fitted to the training R-scores (Eq. 6), set by `AMA.after_fit`
@@ -193,16 +210,21 @@ class AMAModule(DetectorModule):
             return 0
         return max(1, int(round(self.neg_fraction * n)))
 
-    def draw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All the randomness of one loss evaluation, drawn in a fixed order whatever the switches (so
-        that an ablation switch changes only the term it names)."""
+    def draw(self, x: torch.Tensor, stream: RandomStream, advance: bool = True) -> dict[str, torch.Tensor]:
+        """All the randomness of one loss evaluation, from `stream`, drawn in a fixed order whatever the
+        switches (so that an ablation switch changes only the term it names); `advance=False` leaves the
+        stream where it was (the next draw gives the same numbers)."""
+        start = None if advance else stream.state.clone()
         n = len(x)
         k = max(self.simplex_k, 3)
-        perms = torch.stack([torch.randperm(n, device=x.device) for _ in range(k - 1)])
-        alphas = torch.rand(n, k, device=x.device, dtype=x.dtype) * self.alpha_max
+        perms = torch.argsort(stream.uniform((k - 1, n), x, advance=True).float(), dim=1)
+        alphas = stream.uniform((n, k), x) * self.alpha_max
         n_neg = max(1, int(round(self.neg_fraction * n)))
         direction = self.atypical if self.atypical != "off" else "outward"
-        z_neg = atypical_latents(n_neg, self.latent_dim, self.delta, direction, device=x.device).to(x.dtype)
+        z_neg = annulus_latents(stream.normal((n_neg, self.latent_dim), x), stream.uniform((n_neg,), x),
+                                self.delta, direction)
+        if start is not None:
+            stream.state.copy_(start)
         return {"perms": perms[:max(self.simplex_k - 1, 0)], "alphas": alphas[:, :max(self.simplex_k, 1)],
                 "z_neg": z_neg[:self.n_negatives(n)]}
 
@@ -273,27 +295,39 @@ class AMAModule(DetectorModule):
 
     # ----------------------------------------------------------------------------------- losses
     def d_loss(self, x):
+        """The critic's loss. With `critic_reuse`, the critic updates of one engine step see one decoded batch:
+        every one of them draws the same numbers (the critic stream is moved on by the E/G update) and only the
+        first moves G's and E's BatchNorm statistics, so decoding again gives that batch; a run alone keeps it
+        between the calls and decodes once, a pack (where nothing outlives a call) decodes it again."""
         cache = self._critic_cache
         if self.critic_reuse and cache is not None and cache[0] is x and cache[1] == self._g_calls:
             dec = cache[2]
         else:
-            with torch.no_grad():
-                dec = self.decode(x, self.draw(x))
+            first = not (self.critic_reuse and self._critic_calls)
+            with torch.no_grad(), contextlib.ExitStack() as frozen:
+                if not first:
+                    frozen.enter_context(frozen_batch_norm(self.encoder))
+                    frozen.enter_context(frozen_batch_norm(self.generator))
+                dec = self.decode(x, self.draw(x, self.critic_stream, advance=not self.critic_reuse))
             self._critic_cache = (x, self._g_calls, dec) if self.critic_reuse else None
+        self._critic_calls += 1
         t = self.critic_terms(x, dec, eg_grad=False)
         loss = -(t["rec"] + self.lambda_inter * t["inter"])
         if self.neg_in_critic:
             loss = loss + self.lambda_neg * self.neg_gate() * t["neg"]
         stats = {k: v.detach() for k, v in t.items()}
         if self.gp_weight:
-            gp = self.gradient_penalty(x, dec["x_rec"], torch.rand(len(x), device=x.device, dtype=x.dtype))
+            gp = self.gradient_penalty(x, dec["x_rec"], self.noise.uniform((len(x),), x))
             loss = loss + self.gp_weight * gp
             stats["gp"] = gp.detach()
         return loss, stats
 
     def g_loss(self, x):
         self._critic_cache = None
-        t = self.forward_terms(x, self.draw(x), eg_grad=True)["terms"]
+        if self.critic_reuse and self._critic_calls:  # the critic steps' numbers are used: move the stream on
+            self.draw(x, self.critic_stream)
+        self._critic_calls = 0
+        t = self.forward_terms(x, self.draw(x, self.noise), eg_grad=True)["terms"]
         loss = (t["rec"] + self.lambda_inter * t["inter"] + self.lambda_reg * t["reg"]
                 - self.lambda_neg * self.neg_gate() * t["neg"])
         self._g_calls += 1
