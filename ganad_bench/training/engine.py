@@ -48,6 +48,7 @@ import copy
 import dataclasses
 import functools
 import importlib.resources
+import json
 import logging
 import math
 import os
@@ -574,7 +575,8 @@ class Engine:
             "bad_epochs": self.bad_epochs,
             "best_state": self.best_state,
             "stopped_early": self.stopped_early,
-            "history": self.history,
+            # one string, not thousands of pickled floats: saving it every epoch stays cheap for 1000-epoch runs
+            "history": json.dumps(self.history),
         }
 
     def save_checkpoint(self, batches: RandpermBatches) -> Path:
@@ -625,7 +627,8 @@ class Engine:
         self.best_val, self.bad_epochs = float(state["best_val"]), int(state["bad_epochs"])
         self.best_state = state["best_state"]
         self.stopped_early = bool(state["stopped_early"])
-        self.history = list(state["history"])
+        history = state["history"]
+        self.history = json.loads(history) if isinstance(history, str) else list(history)
 
 
 CHECKPOINT_KEYS = {"fingerprint", "code_version", "module", "optimizers", "ema", "rng", "epoch", "step", "best_val",
