@@ -288,6 +288,47 @@ def versus_pyod(args) -> None:
     print(f"wrote {out / name}.md")
 
 
+# ------------------------------------------------------------------------------------- CPU compile
+def compiled_step_ms(model: str, compiled: bool, steps: int) -> tuple[float, float]:
+    """ms per training step of one run on 121 features (batch 50) with its losses compiled or not (the engine
+    compiles on CUDA only, so here by hand), and the seconds of the first 10 steps (compilation included)."""
+    from ganad_bench.models.kit.registry import create_detector
+    from ganad_bench.training.engine import Engine
+
+    params = {"hidden": [64], "rep_dim": 32} if model == "dcae" else {}
+    det = create_detector(model, seed=0, trainer={"device": "cpu", "epochs": 1, "batch_size": 50, "progress": False},
+                          **params)
+    engine = Engine(det.build((121,)), det.trainer, seed=0)
+    engine.start_epoch(engine.prepare(np.random.default_rng(0).random((500, 121)).astype(np.float32), None))
+    if compiled:
+        engine.compile_losses()
+    x = torch.rand(50, 121)
+    tick = time.perf_counter()
+    for _ in range(10):
+        engine.train_step(x)
+    first = time.perf_counter() - tick
+    tick = time.perf_counter()
+    for _ in range(steps):
+        engine.train_step(x)
+    return 1e3 * (time.perf_counter() - tick) / steps, first
+
+
+def cpu_compile(args) -> None:
+    out = Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# torch.compile on the CPU ({args.threads} threads, torch {torch.__version__})", "",
+             "One run's training step on 121 features, batch 50 (`scripts/pack_benchmark.py --cpu-compile`): "
+             "eager against the losses compiled by `torch.compile` (inductor). The engine compiles on CUDA only "
+             "(`trainer.compile`).", "", "| model | eager ms/step | compiled ms/step | first 10 compiled steps |",
+             "|---|---|---|---|"]
+    for model in ("dcae", "alad"):
+        eager, _ = compiled_step_ms(model, False, args.steps * 10)
+        compiled, first = compiled_step_ms(model, True, args.steps * 10)
+        lines.append(f"| {model} | {eager:.2f} | {compiled:.2f} | {first:.1f} s |")
+        print(lines[-1], flush=True)
+    (out / "compile_cpu.md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (finished cases are kept on a rerun)")
@@ -308,6 +349,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="--pyod: epochs of every run")
     parser.add_argument("--seeds", type=int, default=10, help="--pyod: runs (seeds) of each model")
     parser.add_argument("--bias", action="store_true", help="--pyod: our DCAE with biases (Ruff's has none)")
+    parser.add_argument("--cpu-compile", action="store_true", help="torch.compile of one run's step on the CPU")
     parser.add_argument("--case", nargs=3, metavar=("MODEL", "SHAPE", "K"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -315,6 +357,8 @@ def main() -> None:
         print(json.dumps(run_case(args.case[0], args.case[1], int(args.case[2]), args.variants[0], args)))
     elif args.pyod:
         versus_pyod(args)
+    elif args.cpu_compile:
+        cpu_compile(args)
     else:
         speed(args)
 

@@ -352,8 +352,10 @@ class Engine:
         self.use_compile = bool(config.compile) and on_cuda
         if (config.bf16 and not on_cuda) or (config.compile and not on_cuda):
             log.info("trainer.bf16 / trainer.compile are CUDA-only: ignored on %s", self.device)
-        self._d_loss = torch.compile(module.d_loss) if self.use_compile and self.opt_d is not None else module.d_loss
-        self._phase_losses = {name: torch.compile(fn) if self.use_compile else fn for name, _, fn in self.phases}
+        self._d_loss = module.d_loss
+        self._phase_losses = {name: fn for name, _, fn in self.phases}
+        if self.use_compile:
+            self.compile_losses()
         self.epoch = 0
         self.step = 0
         self.best_val = math.inf
@@ -365,6 +367,13 @@ class Engine:
         self.resumed_from: dict | None = None
         self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)
         self.reset_step_stats()
+
+    def compile_losses(self) -> None:
+        """`torch.compile` the step's loss functions (`trainer.compile` on CUDA; on any device by hand, as
+        `scripts/pack_benchmark.py --cpu-compile` measures it)."""
+        if self.opt_d is not None:
+            self._d_loss = torch.compile(self.module.d_loss)
+        self._phase_losses = {name: torch.compile(fn) for name, _, fn in self.phases}
 
     # ----------------------------------------------------------------------------------- scoring
     @property
