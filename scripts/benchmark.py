@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import time
 from pathlib import Path
 
@@ -24,24 +23,13 @@ import numpy as np
 import torch
 
 from ganad_bench.models.kit.registry import create_detector, detector_class
-from ganad_bench.training.device import resolve_device
+from ganad_bench.training.device import peak_memory_mb, resolve_device, synchronize
 from ganad_bench.training.engine import Engine
 
 MODELS = ("alad", "egbad", "anogan", "ganomaly", "rcgan", "memgan", "ama", "deep_svdd", "dcae", "memae", "dagmm",
           "dsebm_e")
 SHAPES = {"tab121": (121,), "tab274": (274,), "tab6": (6,), "img1x28x28": (1, 28, 28), "img3x32x32": (3, 32, 32)}
 TABLE_IV_BATCH = {"tab121": 50, "tab274": 32}
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def bench_case(model: str, shape_name: str, args) -> dict:
@@ -66,27 +54,27 @@ def bench_case(model: str, shape_name: str, args) -> dict:
     engine.reset_step_stats()
     for _ in range(args.warmup):
         engine.train_step(xb)
-    sync(device)
+    synchronize(device)
     tick = time.perf_counter()
     for _ in range(args.train_steps):
         engine.train_step(xb)
-    sync(device)
+    synchronize(device)
     train_s = time.perf_counter() - tick
     score_batch = TABLE_IV_BATCH.get(shape_name, 32)
     xs = x[:score_batch] if len(x) >= score_batch else np.resize(x, (score_batch, *shape))
     det.score_samples(xs)  # warm-up
-    sync(device)
+    synchronize(device)
     tick = time.perf_counter()
     for _ in range(args.score_repeats):
         det.score_samples(xs)
-    sync(device)
+    synchronize(device)
     score_ms = (time.perf_counter() - tick) / args.score_repeats * 1000
     n_params = sum(p.numel() for p in engine.module.parameters())
     samples_per_s = args.train_steps * args.batch_size / train_s
     return {"model": model, "shape": shape_name, "params_m": round(n_params / 1e6, 3),
             "train_batch": args.batch_size, "train_samples_per_s": round(samples_per_s, 1),
             "score_batch": score_batch, "score_ms_per_batch": round(score_ms, 3),
-            "peak_mb": round(peak_mb(device), 1), "finite": not engine.diverged()}
+            "peak_mb": round(peak_memory_mb(device), 1), "finite": not engine.diverged()}
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -90,7 +89,7 @@ def equivalence_error(model, shape, k, batch, device, image_width, variant) -> f
 
 
 def run_case(model: str, shape_name: str, k: int, variant: str, args) -> dict:
-    from ganad_bench.training.device import resolve_device
+    from ganad_bench.training.device import peak_memory_mb, resolve_device, synchronize
     from ganad_bench.training.pack import NotPackable, stackable
 
     shape, batch = SHAPES[shape_name], BATCH[shape_name]
@@ -111,28 +110,17 @@ def run_case(model: str, shape_name: str, k: int, variant: str, args) -> dict:
             step(x)
     except NotPackable as err:
         return {**case, "packable": False, "why": str(err)}
-    sync(device)
+    synchronize(device)
     tick = time.perf_counter()
     for _ in range(args.steps):
         step(x)
-    sync(device)
+    synchronize(device)
     seconds = time.perf_counter() - tick
     case.update(packable=True, ms_per_step=1e3 * seconds / args.steps, samples_per_s=k * batch * args.steps / seconds,
-                peak_mb=peak_mb(device))
+                peak_mb=peak_memory_mb(device))
     if k > 1:
         case["equivalence_error"] = equivalence_error(model, shape, k, batch, args.device, args.image_width, variant)
     return case
-
-
-def sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_mb(device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def speed_report(cases: list[dict], args) -> str:
