@@ -94,7 +94,8 @@ def run_case(model: str, shape_name: str, k: int, variant: str, args) -> dict:
 
     shape, batch = SHAPES[shape_name], BATCH[shape_name]
     device = resolve_device(args.device)
-    case = {"model": model, "shape": shape_name, "k": k, "variant": variant, "batch": batch, "device": str(device)}
+    case = {"model": model, "shape": shape_name, "k": k, "variant": variant, "batch": batch, "device": str(device),
+            "steps": args.steps, "warmup": args.warmup, "image_width": args.image_width if len(shape) == 3 else None}
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -125,24 +126,28 @@ def run_case(model: str, shape_name: str, k: int, variant: str, args) -> dict:
 
 def speed_report(cases: list[dict], args) -> str:
     lines = [f"# Packs: training samples/s ({platform.processor() or platform.machine()}, "
-             f"{args.threads} threads, device {args.device}, image width {args.image_width})", "",
-             f"{args.steps} timed steps after {args.warmup}; speed-up = samples/s of the pack / samples/s of one run "
-             f"(K runs one after another); equivalence = max |score difference| of member 0 vs its run alone after 3 "
-             f"steps, relative to the largest score.", "",
-             "| model | shape | variant | K | samples/s | ms/step | speed-up | peak MB | equivalence |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"{args.threads} threads, device {args.device})", "",
+             "`python scripts/pack_benchmark.py`. Each case: timed steps after warm-up ones (column steps); speed-up = "
+             "samples/s of the pack / samples/s of one run (K runs one after another); peak MB = the case process's "
+             "peak resident memory (about 345 MB of it is Python, torch and the package); equivalence = max |score "
+             "difference| of member 0 vs its run alone after 3 steps, relative to the largest score. Image networks "
+             "at base width w (the papers': 64-128).", "",
+             "| model | shape | variant | K | samples/s | ms/step | speed-up | peak MB | equivalence | steps |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     single = {(c["model"], c["shape"], c.get("variant", "plain")): c.get("samples_per_s") for c in cases if c["k"] == 1}
     for c in cases:
         variant = c.get("variant", "plain")
-        head = f"| {c['model']} | {c['shape']} | {variant} | {c['k']} |"
+        shape = c["shape"] + (f" (w {c['image_width']})" if c.get("image_width") else "")
+        head = f"| {c['model']} | {shape} | {variant} | {c['k']} |"
         if not c.get("packable", True) or "samples_per_s" not in c:
-            lines.append(f"{head} not packable ({c.get('why', '')}): its runs train one by one | | | | |")
+            lines.append(f"{head} not packable ({c.get('why', '')}): its runs train one by one | | | | | |")
             continue
         base = single.get((c["model"], c["shape"], variant))
         speedup = f"{c['samples_per_s'] / base:.2f}x" if base else ""
         error = f"{c['equivalence_error']:.1e}" if "equivalence_error" in c else ""
+        steps = f"{c['steps']} after {c['warmup']}" if "steps" in c else ""
         lines.append(f"{head} {c['samples_per_s']:,.0f} | {c['ms_per_step']:.1f} | {speedup} | {c['peak_mb']:.0f} | "
-                     f"{error} |")
+                     f"{error} | {steps} |")
     return "\n".join(lines) + "\n"
 
 
