@@ -232,7 +232,7 @@ def test_the_gpu_check_report_runs_end_to_end_on_the_cpu(tmp_path):
         (m, k) for m in ("alad", "memgan", "ama") for k in (1, 2)}
     assert all(c["equivalence_error"] < 1e-3 for c in measured if c["k"] == 2)
     report = (tmp_path / "gpu-check.md").read_text()
-    assert "| alad | img1x28x28 | bf16 | 2 |" in report
+    assert "| alad | img1x28x28 (w 8) | bf16 | 2 |" in report
     assert report.count("not packable (a compiled loss is compiled for one run)") == 3 * 2
 
 

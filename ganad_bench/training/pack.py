@@ -427,7 +427,10 @@ def current_rendezvous() -> Rendezvous | None:
 class Rendezvous:
     """Where the threads of `run_together` hand in their training stages. The threads take turns (one holds
     `turn` at a time, so the runs' Python code never interleaves mid-stage); when every thread still running
-    waits here, the waiting stages are trained together (`train_pack`) and handed back."""
+    waits here, the thread that called `run_together` trains the waiting stages together (`train_pack`) and
+    hands them back. It trains them, not a member thread: torch's CPU kernels parallelise badly from a thread
+    that is not the process's main one (a stacked ALAD step on 2 cores: 49 ms from the main thread, 110 ms
+    from another)."""
 
     def __init__(self, n: int, switches: Sequence[tuple[Callable, Callable]] = ()):
         self.turn = threading.Condition()
@@ -441,8 +444,7 @@ class Rendezvous:
         entry = {"engine": engine, "data": (x, x_val), "outcome": None, "rng": save_global_rng()}
         self.waiting.append(entry)
         saved = [save() for save, _ in self.switches]
-        if len(self.waiting) == self.running:
-            self.train_waiting()
+        self.turn.notify_all()  # the trainer checks whether everyone is here
         while entry["outcome"] is None:
             self.turn.wait()
         for (_, restore), state in zip(self.switches, saved, strict=True):
@@ -455,8 +457,16 @@ class Rendezvous:
     def leave(self) -> None:
         """A thread's run has ended: the others may not wait for it."""
         self.running -= 1
-        if self.waiting and len(self.waiting) == self.running:
-            self.train_waiting()
+        self.turn.notify_all()
+
+    def serve(self) -> None:
+        """The trainer's loop (`run_together`'s own thread, holding the turn): train whenever every running
+        thread waits here, until none runs."""
+        while self.running:
+            if self.waiting and len(self.waiting) == self.running:
+                self.train_waiting()
+            else:
+                self.turn.wait()
 
     def train_waiting(self) -> None:
         entries, self.waiting = self.waiting, []
@@ -507,6 +517,9 @@ def run_together(functions: Sequence[Callable[[], object]],
 
     def member(k: int) -> None:
         _current.rendezvous = rendezvous
+        # one intra-op thread here: the member threads do the light work (data, hooks, scoring); a CPU thread
+        # team per member thread made the trainer's own kernels twice as slow on 2 cores
+        torch.set_num_threads(1)
         with rendezvous.turn:
             try:
                 results[k] = functions[k]()
@@ -516,8 +529,10 @@ def run_together(functions: Sequence[Callable[[], object]],
                 rendezvous.leave()
 
     threads = [threading.Thread(target=member, args=(k,), name=f"pack-member-{k}") for k in range(len(functions))]
-    for thread in threads:
-        thread.start()
+    with rendezvous.turn:
+        for thread in threads:
+            thread.start()
+        rendezvous.serve()
     for thread in threads:
         thread.join()
     return results
