@@ -253,9 +253,12 @@ class EMA:
         self.steps = 0
         self.module = copy.deepcopy(module).eval().requires_grad_(False)
 
-    def rate(self) -> float:
+    def rate(self, steps: int | None = None) -> float:
+        """The decay of the next update, after `steps` updates (default: the ones done; a pack asks for each
+        member's own count)."""
+        steps = self.steps if steps is None else steps
         if self.warmup:
-            return min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+            return min(self.decay, (1.0 + steps) / (10.0 + steps))
         return self.decay
 
     @torch.no_grad()
@@ -512,7 +515,7 @@ class Engine:
             self.scoring_module.load_state_dict(self.best_state)
         self.scoring_module.eval()
 
-    def end_epoch(self, data: EpochData, steps: int, elapsed: float, bar: EpochProgress | None) -> None:
+    def end_epoch(self, data: EpochData, steps: int, elapsed: float, bar: EpochProgress) -> None:
         """An epoch's record (losses, validation, early stopping), log line, checkpoint and callbacks."""
         means = (self._loss_sums / max(steps, 1)).tolist()  # the one host sync of the epoch
         self.epoch += 1
@@ -523,9 +526,7 @@ class Engine:
         if data.early_stopping:
             self._early_stopping_update(record["val_loss"])
         self.history.append(record)
-        message = self._epoch_message(record)
-        if bar is not None:
-            bar.describe(message)
+        bar.describe(self._epoch_message(record))
         due = self.epoch % max(1, int(self.config.checkpoint_interval)) == 0 or self.epoch >= int(self.config.epochs)
         if self.checkpoint_dir is not None and self.config.checkpoint_every_epoch and (due or self.stopped_early):
             self.save_checkpoint(data.batches)
@@ -535,9 +536,13 @@ class Engine:
     def check_finite(self, steps: int) -> None:
         """`TrainingDiverged` when a loss was NaN or inf since the epoch started (one host sync)."""
         if self.diverged():
-            raise TrainingDiverged(
-                f"a training loss became NaN or inf in epoch {self.epoch + 1} (by step {steps} of the epoch, "
-                f"lr={self.config.lr}, bf16={self.use_bf16}): lower trainer.lr or turn trainer.bf16 off")
+            raise self.divergence(steps)
+
+    def divergence(self, steps: int) -> TrainingDiverged:
+        """The error of a loss that became NaN or inf by step `steps` of this epoch (alone or in a pack)."""
+        return TrainingDiverged(
+            f"a training loss became NaN or inf in epoch {self.epoch + 1} (by step {steps} of the epoch, "
+            f"lr={self.config.lr}, bf16={self.use_bf16}): lower trainer.lr or turn trainer.bf16 off")
 
     def _checked_validation_loss(self, val: torch.Tensor) -> float:
         loss = self.validation_loss(val)
@@ -636,8 +641,7 @@ class Engine:
         self.best_val, self.bad_epochs = float(state["best_val"]), int(state["bad_epochs"])
         self.best_state = state["best_state"]
         self.stopped_early = bool(state["stopped_early"])
-        history = state["history"]
-        self.history = json.loads(history) if isinstance(history, str) else list(history)
+        self.history = json.loads(state["history"])
 
 
 CHECKPOINT_KEYS = {"fingerprint", "code_version", "module", "optimizers", "ema", "rng", "epoch", "step", "best_val",

@@ -61,7 +61,7 @@ def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
     if len(engines) > 1 and not all(stackable(e) for e in engines):
         log.info("%s cannot be trained as a pack: its %d runs train one after another",
                  type(engines[0].module).__name__, len(engines))
-        return [train_pack([e], [d])[0] for e, d in zip(engines, datasets, strict=True)]
+        return one_after_another(engines, datasets)
     outcomes: list = [None] * len(engines)
     datas = [engine.prepare(x, x_val) for engine, (x, x_val) in zip(engines, datasets, strict=True)]
     limit = len(engines)  # the most members stacked at once: halved when a stacked epoch runs out of device memory
@@ -85,13 +85,18 @@ def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
                     raise
                 limit = max(1, len(group) // 2)
                 log.info("a pack of %d runs does not fit in device memory: packs of at most %d", len(group), limit)
-    if len(engines) > 1 and not stackable(engines[0]):
-        return [train_pack([e], [d])[0] for e, d in zip(engines, datasets, strict=True)]
+    if len(engines) > 1 and not stackable(engines[0]):  # found not packable on its first stacked step
+        return one_after_another(engines, datasets)
     for k, engine in enumerate(engines):
         if outcomes[k] is None:
             engine.finish(datas[k])
             outcomes[k] = engine
     return outcomes
+
+
+def one_after_another(engines: list, datasets: list) -> list:
+    """`train_pack` of each engine alone, in turn."""
+    return [train_pack([e], [d])[0] for e, d in zip(engines, datasets, strict=True)]
 
 
 def stackable(engine) -> bool:
@@ -189,7 +194,7 @@ class StackedMembers:
         lead = engines[0]
         self.call = MethodCall(lead.module)
         self.device = lead.device
-        self.layout = parameter_layout(lead)  # [(name, shape, optimiser)]
+        self.layout = parameter_layout(lead)  # [(name, optimiser)]
         self.params = stack_named([e.module.named_parameters() for e in engines])
         self.buffers = stack_named([e.module.named_buffers() for e in engines])
         self.groups = {name: self.make_group(name, opt) for name, opt in lead.optimizers().items()}
@@ -204,7 +209,7 @@ class StackedMembers:
 
     # ----------------------------------------------------------------------------- state in / out
     def make_group(self, name: str, opt: torch.optim.Optimizer) -> Group:
-        names = [n for n, _, g in self.layout if g == name]
+        names = [n for n, g in self.layout if g == name]
         group = opt.param_groups[0]
         states = []
         for engine in self.engines:
@@ -269,9 +274,7 @@ class StackedMembers:
         flags = self.nonfinite.tolist()  # one host sync
         for k, engine in enumerate(self.engines):
             if flags[k] and dead[k] is None:
-                dead[k] = TrainingDiverged(
-                    f"a training loss became NaN or inf in epoch {engine.epoch + 1} (by step {steps[k]} of the "
-                    f"epoch, lr={engine.config.lr}, bf16={engine.use_bf16}): lower trainer.lr or turn trainer.bf16 off")
+                dead[k] = engine.divergence(steps[k])
                 log.info("run with seed %d diverged in its pack: the other runs go on", engine.seed)
 
     def step(self, x: torch.Tensor, stepping: list[bool]) -> None:
@@ -309,7 +312,7 @@ class StackedMembers:
         returns the (K,) losses."""
         group = self.groups[group_name]
         params, trained = {}, []
-        for name, _, g in self.layout:
+        for name, g in self.layout:
             tensor = self.params[name]
             if g == group_name:
                 tensor = tensor.detach().requires_grad_(True)  # the same storage: the step updates it in place
@@ -363,23 +366,16 @@ class StackedMembers:
         lead = self.engines[0].ema
         if len(rows) == self.k and len(set(self.ema_counts)) == 1:
             torch._foreach_lerp_([self.ema[n] for n in names], [self.params[n] for n in names],
-                                 1.0 - ema_rate(lead, self.ema_counts[0]))
+                                 1.0 - lead.rate(self.ema_counts[0]))
         else:
             for k in rows:
                 torch._foreach_lerp_([self.ema[n][k] for n in names], [self.params[n][k] for n in names],
-                                     1.0 - ema_rate(lead, self.ema_counts[k]))
+                                     1.0 - lead.rate(self.ema_counts[k]))
         for name, buffer in self.ema_buffers.items():  # buffers are copied, not averaged
             buffer.copy_(self.buffers[name] if active is None else
                          torch.where(member_mask(active, buffer), self.buffers[name], buffer))
         for k in rows:
             self.ema_counts[k] += 1
-
-
-def ema_rate(ema, count: int) -> float:
-    """`engine.EMA.rate` after `count` updates."""
-    if ema.warmup:
-        return min(ema.decay, (1.0 + count) / (10.0 + count))
-    return ema.decay
 
 
 def member_mask(active: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -401,17 +397,17 @@ def unstack_into(named, stacked: dict[str, torch.Tensor], k: int) -> None:
         tensor.data.copy_(stacked[name][k])
 
 
-def parameter_layout(engine) -> list[tuple[str, tuple[int, ...], str | None]]:
-    """(name, shape, optimiser) of every parameter of the engine's module, grouped by optimiser in the order
-    of `engine.optimizers()` (parameters no optimiser trains last, group None)."""
-    by_id = {id(p): (n, tuple(p.shape)) for n, p in engine.module.named_parameters()}
+def parameter_layout(engine) -> list[tuple[str, str | None]]:
+    """(name, optimiser) of every parameter of the engine's module, grouped by optimiser in the order of
+    `engine.optimizers()` (parameters no optimiser trains last, optimiser None)."""
+    by_id = {id(p): n for n, p in engine.module.named_parameters()}
     layout, seen = [], set()
     for name, opt in engine.optimizers().items():
         for p in opt.param_groups[0]["params"]:
             if id(p) not in seen:
                 seen.add(id(p))
-                layout.append((*by_id[id(p)], name))
-    layout += [(n, shape, None) for pid, (n, shape) in by_id.items() if pid not in seen]
+                layout.append((by_id[id(p)], name))
+    layout += [(n, None) for pid, n in by_id.items() if pid not in seen]
     return layout
 
 
