@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import uuid
@@ -96,6 +97,7 @@ def check_before_hydra(argv: list[str]) -> None:
     check_group_choices(argv)
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")):
         return
+    check_launcher_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
     output = Path(str(config["paths"]["output_dir"])).expanduser()
     if output.exists() and not output.is_dir():
@@ -107,6 +109,25 @@ def check_before_hydra(argv: list[str]) -> None:
                           f"folder") from None
     if not os.access(output, os.W_OK | os.X_OK):
         raise ConfigError(f"paths.output_dir={output} is not writable: choose a writable folder")
+
+
+# the pack launcher's settings: the smallest value each takes (n_jobs=-1: every CPU core, as joblib reads it)
+LAUNCHER_SETTINGS = {"pack_size": 1, "n_jobs": -1}
+
+
+def check_launcher_settings(argv: list[str]) -> None:
+    """`hydra.launcher.pack_size` / `n_jobs` are whole numbers (Hydra would report a bad one in several lines,
+    and n_jobs <= 0 would quietly mean 1)."""
+    for token in argv:
+        key, _, value = token.lstrip("+~").partition("=")
+        name = key.removeprefix("hydra.launcher.")
+        if name == key or name not in LAUNCHER_SETTINGS:
+            continue
+        smallest = LAUNCHER_SETTINGS[name]
+        if not re.fullmatch(r"-?\d+", value.strip()) or int(value) < smallest or int(value) == 0:
+            allowed = "a whole number >= 1" + (", or -1 for every CPU core" if smallest < 0 else "")
+            raise ConfigError(f"{key} must be {allowed}, got {value!r}: e.g. {key}="
+                              f"{'10' if name == 'pack_size' else '2'}")
 
 
 def ganad_job(cfg) -> float | None:

@@ -110,6 +110,13 @@ BAD_INPUTS = [
     (["model=ocsvm", "model.params.gamma=-2"], "model.params.gamma must be inverse_features, scale, auto"),
     (["model=kde", "model.params.cv=abc"], "model.params.cv must be an integer >= 2, got abc"),
     (["model=iforest", "dataset=mnist", "protocol=tabular"], "pick the dataset's own protocol"),
+    # launcher settings (checked before Hydra, which would answer in several lines or quietly use 1)
+    (["-m", "model=dcae", "seed=0,1", "hydra.launcher.pack_size=abc"],
+     "hydra.launcher.pack_size must be a whole number >= 1, got 'abc'"),
+    (["-m", "model=dcae", "seed=0,1", "hydra.launcher.pack_size=0"], "hydra.launcher.pack_size must be"),
+    (["-m", "model=dcae", "seed=0,1", "hydra.launcher.n_jobs=0"],
+     "hydra.launcher.n_jobs must be a whole number >= 1, or -1 for every CPU core, got '0'"),
+    (["-m", "model=dcae", "seed=0,1", "hydra.launcher.n_jobs=-5"], "hydra.launcher.n_jobs must be"),
 ]
 
 

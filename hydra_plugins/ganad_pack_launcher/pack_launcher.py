@@ -36,7 +36,7 @@ class PackLauncherConf:
     _target_: str = "hydra_plugins.ganad_pack_launcher.pack_launcher.PackLauncher"
     # the most runs trained as one pack (1: every job on its own)
     pack_size: int = 10
-    # worker processes the packs are handed to (1: all in this process)
+    # worker processes the packs are handed to (1: all in this process; -1: one per CPU core)
     n_jobs: int = 1
 
 
@@ -68,10 +68,10 @@ class PackLauncher(Launcher):
                 config.hydra.job.id = config.hydra.job.num = idx
             configs.append(config)
         groups = packs(configs, int(self.pack_size))
-        if int(self.n_jobs) > 1:
-            from joblib import Parallel, delayed
+        if int(self.n_jobs) != 1:
+            from joblib import Parallel, delayed, effective_n_jobs
 
-            log.info(f"Handing {len(groups)} packs to {self.n_jobs} worker processes")
+            log.info(f"Handing {len(groups)} packs to {effective_n_jobs(int(self.n_jobs))} worker processes")
             state = Singleton.get_state()
             results = Parallel(n_jobs=int(self.n_jobs), backend="loky")(
                 delayed(run_pack_in_worker)([configs[i] for i in group], self.hydra_context, self.task_function, state)
