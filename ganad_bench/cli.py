@@ -89,12 +89,22 @@ def config_overrides(argv: list[str]) -> list[str]:
     return overrides
 
 
+# Hydra's flags that choose what the command does: only one may be given
+HYDRA_MODE_FLAGS = {"-m": "multirun", "--multirun": "multirun", "-c": "cfg", "--cfg": "cfg", "-i": "info",
+                    "--info": "info", "-sc": "shell-completion", "--shell-completion": "shell-completion",
+                    "-r": "run", "--run": "run"}
+
+
 def check_before_hydra(argv: list[str]) -> None:
     """What Hydra would report in several lines (or after creating folders), checked first: the overrides
     compose, and the output folder can be written."""
     from ganad_bench.config import compose_config, to_container
 
     check_group_choices(argv)
+    modes = [flag for flag in argv if flag in HYDRA_MODE_FLAGS]
+    if len({HYDRA_MODE_FLAGS[flag] for flag in modes}) > 1:
+        raise ConfigError(f"{' and '.join(modes)} cannot be combined: give one of them (e.g. drop -m to print one "
+                          f"job's config with --cfg job)")
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")):
         return
     check_launcher_settings(argv)
@@ -305,7 +315,7 @@ def table_main(argv: list[str] | None = None) -> None:
     if args.code_version and not frame.empty:
         frame = frame[frame["code_version"].str.startswith(args.code_version)]
     where = ", ".join(map(str, args.folders)) + (f" from code version {args.code_version}" if args.code_version else "")
-    if frame.empty and not reference:
+    if frame.empty and not (reference or args.reproduction):
         console.print(f"[bold red]error:[/] no finished result.json under {where}")
         raise SystemExit(1)
     if frame.empty:  # the paper's table is still worth seeing: what a first run will stand beside
@@ -313,6 +323,9 @@ def table_main(argv: list[str] | None = None) -> None:
                       soft_wrap=True)
     else:
         warn_mixed_code_versions(frame, console)
+    if args.reproduction:
+        write_reproduction(frame, args, console)
+        return
     if reference:
         paper.show_paper_table(frame, reference, args.out, console)
         return
@@ -324,6 +337,31 @@ def table_main(argv: list[str] | None = None) -> None:
         out.print(to_rich(table, f"{metrics[0].upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"))
     for path in write_tables(long, args.out, metrics):
         console.print(f"wrote {path}")
+
+
+def write_reproduction(frame, args: argparse.Namespace, console) -> None:
+    """`ganad-bench-table DIR --reproduction FILE`: the report, and one line of counts."""
+    from rich.markup import escape
+
+    from ganad_bench.results.reproduction import write_report
+
+    def shown(path: Path) -> str:  # the command as a user would type it again
+        text = str(path)
+        home = str(Path.home())
+        return "~" + text[len(home):] if text.startswith(home + os.sep) else text
+
+    folders = " ".join(shown(f) for f in args.folders)
+    command = f"ganad-bench-table {folders} --reproduction {shown(args.reproduction)}"
+    results = args.folders[0]
+    output_dir = shown(results.parent if results.name == "results" else results)
+    try:
+        numbers = write_report(frame, args.reproduction, command, output_dir)
+    except OSError as err:
+        console.print(f"[bold red]error:[/] cannot write {escape(str(args.reproduction))} ({err.strerror or err}): "
+                      f"choose a writable path", soft_wrap=True)
+        raise SystemExit(2) from None
+    console.print(f"wrote {args.reproduction}: " + ", ".join(f"{key} {value}" for key, value in numbers.items()),
+                  soft_wrap=True)
 
 
 def table_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -339,6 +377,9 @@ def table_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--paper", metavar="PAPER:TABLE",
                         help="one published table in the paper's layout, e.g. memgan:1 or alad:II: writes "
                              "PREFIX_<paper>_<table>.csv/.md/.tex/.png")
+    parser.add_argument("--reproduction", type=Path, metavar="FILE",
+                        help="write the reproduction report (every published cell of every table, ours, status) "
+                             "to FILE, e.g. REPRODUCTION.md")
     parser.add_argument("--out", type=Path, default=Path("outputs/tables/table"),
                         help="output prefix: writes PREFIX.csv and PREFIX_<protocol>_<metric>.md/.tex")
     return parser.parse_args(argv)

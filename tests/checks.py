@@ -7,8 +7,10 @@ import numpy as np
 
 
 def cpu_trainer(**kw) -> dict:
-    """A one-epoch CPU trainer config for tiny problems; keywords override any key."""
-    return {"device": "cpu", "epochs": 1, "batch_size": 4, "lr": 1e-3, "progress": False, **kw}
+    """A one-epoch CPU trainer config for tiny problems; keywords override any key. A checkpoint after every
+    epoch (no 30 s spacing), so that a test can stop a run after any epoch and resume it."""
+    return {"device": "cpu", "epochs": 1, "batch_size": 4, "lr": 1e-3, "progress": False, "checkpoint_seconds": 0,
+            **kw}
 
 
 def shifted_gaussians(seed: int = 0, d: int = 6, n_train: int = 512):

@@ -233,4 +233,5 @@ def test_memgan_table1_baselines_experiment_composes(make_cfg):
                       return_hydra_config=True)
     assert cfg.dataset.name == "mnist" and cfg.protocol.name == "one_class"
     params = cfg.hydra.sweeper.params
-    assert params.model == "deep_svdd,dcae,memae" and params["dataset.normal_class"] == "range(10)"
+    assert params.model == "ocsvm,iforest,kde,anogan,deep_svdd,dcae,memae"
+    assert params["dataset.normal_class"] == "range(10)" and params.seed == "range(10)"

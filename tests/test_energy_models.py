@@ -29,7 +29,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make(name, seed=0, checkpoint_dir=None, callbacks=(), params=None, **trainer):
-    settings = {"device": "cpu", "epochs": 1, "batch_size": 64, "lr": 1e-3, "progress": False, **trainer}
+    settings = {"device": "cpu", "epochs": 1, "batch_size": 64, "lr": 1e-3, "progress": False,
+                "checkpoint_seconds": 0, **trainer}
     return create_detector(name, seed=seed, trainer=settings, checkpoint_dir=checkpoint_dir, callbacks=callbacks,
                            **(params or {}))
 

@@ -97,6 +97,7 @@ BAD_INPUTS = [
     (["model=rcgan", "trainer.lr=0"], "trainer.lr must be > 0, got 0"),
     (["model=rcgan", "trainer.betas=[0.5]"], "trainer.betas must be a list"),
     (["model=rcgan", "trainer.ema_decay=1.5"], "trainer.ema_decay must be in [0, 1) or null"),
+    (["model=rcgan", "trainer.checkpoint_seconds=-1"], "trainer.checkpoint_seconds must be >= 0, got -1"),
     (["model=rcgan", "trainer.progress=maybe"], "trainer.progress must be true or false"),
     # model parameters
     (["model=alad", "model.params.score=nope"], "unknown model.params.score 'nope'"),
@@ -110,6 +111,7 @@ BAD_INPUTS = [
     (["model=ocsvm", "model.params.gamma=-2"], "model.params.gamma must be inverse_features, scale, auto"),
     (["model=kde", "model.params.cv=abc"], "model.params.cv must be an integer >= 2, got abc"),
     (["model=iforest", "dataset=mnist", "protocol=tabular"], "pick the dataset's own protocol"),
+    (["-m", "model=iforest", "--cfg", "job"], "-m and --cfg cannot be combined"),
     # launcher settings (checked before Hydra, which would answer in several lines or quietly use 1)
     (["-m", "model=dcae", "seed=0,1", "hydra.launcher.pack_size=abc"],
      "hydra.launcher.pack_size must be a whole number >= 1, got 'abc'"),
@@ -170,7 +172,8 @@ def result_of(tmp_path, capsys, *args):
 def test_bookkeeping_keys_and_unused_settings_do_not_change_the_run(tmp_path, capsys):
     first = result_of(tmp_path, capsys)
     for args in (["trainer.progress=false"], ["trainer.score_batch_size=100"], ["trainer.epochs=3"],
-                 ["trainer.checkpoint_interval=5"], ["+protocol.anomaly_fraction=0.3"]):
+                 ["trainer.checkpoint_interval=5"], ["trainer.checkpoint_seconds=0"],
+                 ["+protocol.anomaly_fraction=0.3"]):
         assert result_of(tmp_path, capsys, *args) == first, args  # iforest has no trainer; tabular no anomaly set
 
 

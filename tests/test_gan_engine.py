@@ -27,7 +27,7 @@ def data(seed=0, n=200, d=6):
 def alad(checkpoint_dir=None, callbacks=(), epochs=4, name="alad", **kw):
     return create_detector(name, seed=3, checkpoint_dir=checkpoint_dir, callbacks=callbacks,
                            trainer={"device": "cpu", "epochs": epochs, "batch_size": 32, "lr": 1e-3,
-                                    "progress": False, **kw})
+                                    "progress": False, "checkpoint_seconds": 0, **kw})
 
 
 @pytest.mark.parametrize("name", ["alad", "rcgan", "memgan"])
@@ -297,3 +297,24 @@ def test_checkpoint_interval_saves_every_nth_epoch_and_the_last(tmp_path):
 
     alad(tmp_path, callbacks=[record], epochs=5, checkpoint_interval=2).fit(x)
     assert saved == [None, 2, 2, 4, 5]
+
+
+def test_checkpoint_seconds_spaces_checkpoints_in_time_and_keeps_the_last(tmp_path, monkeypatch):
+    """Each epoch takes 10 s of a fake clock: with checkpoint_seconds=25 a checkpoint follows the first epoch
+    that ends 25 s after the last one (or the start), and the last epoch always writes one."""
+    import types
+
+    from ganad_bench.training import engine as engine_module
+
+    x, _ = data()
+    now = [0.0]
+    monkeypatch.setattr(engine_module, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    saved = []
+
+    def record(engine, epoch):
+        path = tmp_path / CHECKPOINT_FILE
+        saved.append(torch.load(path, weights_only=False)["epoch"] if path.exists() else None)
+        now[0] += 10.0
+
+    alad(tmp_path, callbacks=[record], epochs=8, checkpoint_seconds=25).fit(x)
+    assert saved == [None, None, None, 4, 4, 4, 7, 8]

@@ -124,7 +124,7 @@ def test_tabular_baselines_experiment_composes_the_sweep():
         cfg = compose("config", overrides=["experiment=tabular_baselines"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params
     assert (params.model, params.dataset, params.seed) == (
-        "iforest,ocsvm,kde", "kdd99,arrhythmia,thyroid,musk", "range(5)")
+        "iforest,ocsvm,kde", "kdd99,arrhythmia,thyroid,musk", "range(10)")
 
 
 def test_the_default_experiment_is_rcgan_on_the_embedded_thyroid(make_cfg):

@@ -29,9 +29,9 @@ What the engine does, in the order of DESIGN.md's speed rules:
 * NaN / inf: a device-side flag accumulates `~isfinite(loss)` each step without a host sync and is read
   every `nan_check_every` steps and at the end of each epoch -> `errors.TrainingDiverged`;
 * a checkpoint (`last.pt`: networks, optimizers, EMA, all RNG states, the permutation generator,
-  epoch, step, early-stopping state, history) is written atomically after every epoch (every
-  `checkpoint_interval` epochs, and always after the last) when a
-  `checkpoint_dir` is given, and `fit` resumes from it: an interrupted run continued from its last
+  epoch, step, early-stopping state, history) is written atomically after an epoch (every
+  `checkpoint_interval` epochs once `checkpoint_seconds` have passed since the last one, and always after
+  the last) when a `checkpoint_dir` is given, and `fit` resumes from it: an interrupted run continued from its last
   checkpoint ends with exactly the weights of an uninterrupted one (CPU, same seed);
 * a fixed epoch budget by default; with `early_stopping_patience` and normal-only validation rows,
   training stops after that many epochs without a lower validation loss (`module.val_loss`, on the
@@ -98,6 +98,7 @@ class TrainerConfig:
     bf16: bool
     checkpoint_every_epoch: bool
     checkpoint_interval: int
+    checkpoint_seconds: float
     score_batch_size: int
     nan_check_every: int
     progress: bool
@@ -123,6 +124,8 @@ class TrainerConfig:
             raise ConfigError(f"trainer.lr must be > 0, got {self.lr}")
         if float(self.weight_decay) < 0:
             raise ConfigError(f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
+        if not float(self.checkpoint_seconds) >= 0:
+            raise ConfigError(f"trainer.checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
         if self.ema_decay is not None and not 0.0 <= float(self.ema_decay) < 1.0:
             raise ConfigError(f"trainer.ema_decay must be in [0, 1) or null, got {self.ema_decay}")
         if self.early_stopping_patience is not None and int(self.early_stopping_patience) < 1:
@@ -369,6 +372,7 @@ class Engine:
         # {epoch, code_version} of the checkpoint this engine resumed from (None: trained from the start)
         self.resumed_from: dict | None = None
         self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)
+        self.last_checkpoint = time.monotonic()  # when the last checkpoint was written (or training began)
         self.reset_step_stats()
 
     def compile_losses(self) -> None:
@@ -496,6 +500,7 @@ class Engine:
                      "training for the full %d epochs", config.epochs)
         if self.checkpoint_dir is not None:
             self._maybe_resume(batches)
+        self.last_checkpoint = time.monotonic()
         return EpochData(batches, val, early_stopping)
 
     @property
@@ -527,11 +532,19 @@ class Engine:
             self._early_stopping_update(record["val_loss"])
         self.history.append(record)
         bar.describe(self._epoch_message(record))
-        due = self.epoch % max(1, int(self.config.checkpoint_interval)) == 0 or self.epoch >= int(self.config.epochs)
-        if self.checkpoint_dir is not None and self.config.checkpoint_every_epoch and (due or self.stopped_early):
+        if self.checkpoint_dir is not None and self.config.checkpoint_every_epoch and self._checkpoint_due():
             self.save_checkpoint(data.batches)
+            self.last_checkpoint = time.monotonic()
         for callback in self.callbacks:
             callback(self, self.epoch)
+
+    def _checkpoint_due(self) -> bool:
+        """After the last epoch (or an early stop) always; else every `checkpoint_interval` epochs once
+        `checkpoint_seconds` have passed since the last checkpoint (or the start of training)."""
+        if self.epoch >= int(self.config.epochs) or self.stopped_early:
+            return True
+        on_interval = self.epoch % max(1, int(self.config.checkpoint_interval)) == 0
+        return on_interval and time.monotonic() - self.last_checkpoint >= float(self.config.checkpoint_seconds)
 
     def check_finite(self, steps: int) -> None:
         """`TrainingDiverged` when a loss was NaN or inf since the epoch started (one host sync)."""

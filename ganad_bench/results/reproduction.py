@@ -1,0 +1,272 @@
+"""The reproduction report (`ganad-bench-table DIR --reproduction REPRODUCTION.md`): every published cell of
+every table, ours beside it, and a status, generated from the result rows.
+
+A cell's status:
+- `within`: |ours - published| <= the published spread (its std) or 2 points, whichever is larger;
+- `off`: further away; with the cause where one has been found (`gap_causes.yaml`: the evidence, a
+  controlled experiment or a quoted line of the paper / the authors' code), else "cause not found";
+- `not run`: no finished run of ours, and why (no experiment config, data that is not on the machine, or
+  simply not run yet), with the command that runs it.
+Beside each cell: the number of seeds, and the budget ("paper" when the runs have the experiment's paper
+settings, else how they differ), so that a cell measured at a fraction of the paper's epochs is never read
+as a reproduction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+
+import pandas as pd
+
+from ganad_bench.results import paper
+from ganad_bench.results.tables import AVERAGE, to_markdown
+
+TOLERANCE = 0.02  # 2 points, in the fractions the published table holds
+FULL_SEEDS = 10  # the papers average 10 seeds (or runs)
+# datasets whose files must be fetched by hand (ganad_bench never downloads at run time): name, and whether
+# the papers' networks for them need a GPU budget
+FETCHED_BY_HAND = {"cifar10": ("CIFAR-10", True), "svhn": ("SVHN", True), "fashion_mnist": ("Fashion-MNIST", False),
+                   "omniglot": ("Omniglot", False)}
+STATUS_ORDER = ("within", "off", "not run")
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a cell is off: matched on the table and any of dataset / class / column / metric it names."""
+    table: str
+    cause: str
+    evidence: str
+    dataset: str | None = None
+    normal_class: str | None = None
+    column: str | None = None
+    metric: str | None = None
+
+    def matches(self, reference: str, cell) -> bool:
+        wanted = {"dataset": self.dataset, "normal_class": self.normal_class, "column": self.column,
+                  "metric": self.metric}
+        return self.table == reference and all(value is None or str(getattr(cell, key)) == str(value)
+                                               for key, value in wanted.items())
+
+
+@cache
+def known_causes() -> tuple[Cause, ...]:
+    """The causes found so far (`ganad_bench/results/gap_causes.yaml`)."""
+    import yaml
+
+    entries = yaml.safe_load(files("ganad_bench.results").joinpath("gap_causes.yaml").read_text()) or []
+    return tuple(Cause(**{key: (str(value).strip() if value is not None else None) for key, value in entry.items()})
+                 for entry in entries)
+
+
+def tolerance(published_std: float) -> float:
+    return max(TOLERANCE, 0.0 if pd.isna(published_std) else float(published_std))
+
+
+@cache
+def experiment_defaults(experiment: str, *overrides: str) -> tuple[str, str, str]:
+    """The model, dataset and anomaly dataset ("" unless cross-dataset) an experiment config composes to
+    when its sweep does not set them (with `overrides`)."""
+    from ganad_bench.config import compose_config, to_container
+
+    with paper.hydra_initialised():
+        config = to_container(compose_config([f"experiment={experiment}", *overrides]))
+    anomalies = config["protocol"].get("anomaly_dataset") if config["protocol"]["name"] == "cross_dataset" else None
+    return config["model"]["name"], config["dataset"]["name"], anomalies or ""
+
+
+@cache
+def experiment_datasets(experiment: str) -> frozenset[tuple[str, str]]:
+    """The (dataset, anomaly dataset) pairs an experiment's sweep runs: its swept `dataset`, or the datasets
+    its swept config groups (`experiment/ama_table1_pair`) bring, or its default."""
+    swept = paper.swept_values(experiment)
+    if "dataset" in swept:
+        return frozenset((dataset, "") for dataset in swept["dataset"])
+    groups = [(key, value) for key, values in swept.items() if "/" in key for value in values]
+    if groups:
+        return frozenset(experiment_defaults(experiment, f"{key}={value}")[1:] for key, value in groups)
+    return frozenset([experiment_defaults(experiment)[1:]])
+
+
+def column_candidates(column: str) -> list[tuple[str, dict[str, str]]]:
+    """(our model, the settings its runs need) for each way a paper's column is made: the model's own name,
+    or an ablation variant (`published.VARIANT_ALIASES`)."""
+    from ganad_bench.models.kit.registry import available_detectors
+    from ganad_bench.results.published import VARIANT_ALIASES, model_names
+
+    found = [(model, {}) for model in available_detectors() if column in model_names(model)]
+    return found + [(model, required) for model, required, aliases in VARIANT_ALIASES if column in aliases]
+
+
+def runs_column(experiment: str, model: str, required: dict[str, str], dataset: str, anomalies: str) -> bool:
+    """Whether the experiment's sweep has runs of `model` on `dataset` (against `anomalies`, cross-dataset)
+    with the `required` settings."""
+    swept = paper.swept_values(experiment)
+    if model not in swept.get("model", {experiment_defaults(experiment)[0]}):
+        return False
+    if (dataset, anomalies) not in experiment_datasets(experiment):
+        return False
+    needed = {key: value for key, value in required.items() if key != "dataset.name"}
+    if required.get("dataset.name", dataset) != dataset:
+        return False
+    settings = paper.paper_settings(experiment, model, dataset) if needed else {}
+    return all(settings.get(key) == value or value in swept.get(key, ()) for key, value in needed.items())
+
+
+@cache
+def producing_experiment(reference: str, column: str, dataset: str, anomalies: str = "") -> str | None:
+    """The experiment config whose sweep runs the paper's `column` on `dataset`: the table's own experiments
+    first, then the others (the baselines' sweeps); None when no config runs it (a method we do not have)."""
+    from ganad_bench.cli import group_options
+
+    own = paper.table_experiments(reference)
+    candidates = column_candidates(column)
+    for experiment in [*own, *(e for e in group_options("experiment") if e not in own)]:
+        if any(runs_column(experiment, model, required, dataset, anomalies) for model, required in candidates):
+            return experiment
+    return None
+
+
+def not_run_reason(reference: str, column: str, dataset: str, anomalies: str, output_dir: str) -> str:
+    from ganad_bench.cli import group_options
+
+    experiment = producing_experiment(reference, column, dataset, anomalies)
+    if experiment is None and anomalies and anomalies not in group_options("dataset"):
+        return f"needs {anomalies} as the anomalies, a dataset ganad_bench does not load"
+    if experiment is None and not column_candidates(column):
+        return "a method ganad_bench does not implement"
+    if experiment is None:
+        return "no experiment config runs this cell"
+    seeds = "" if "seed" in paper.swept_values(experiment) and len(paper.swept_values(experiment)["seed"]) >= \
+        FULL_SEEDS else " 'seed=range(10)'"
+    command = f"`ganad-bench -m experiment={experiment}{seeds} paths.output_dir={output_dir}`"
+    fetched = [FETCHED_BY_HAND[d] for d in (dataset, anomalies) if d in FETCHED_BY_HAND]
+    if fetched:
+        gpu = " and a GPU" if any(big for _, big in fetched) else ""
+        return f"needs the {' and '.join(name for name, _ in fetched)} files{gpu}: {command}"
+    return f"not run yet: {command}"
+
+
+def reproduction_cells(frame: pd.DataFrame, output_dir: str = "outputs") -> pd.DataFrame:
+    """One line per published cell of every table: `paper.paper_cells`' columns, plus `reference`, `status`,
+    `cause` (text), `evidence`, and `full` (the paper's settings and >= 10 seeds)."""
+    parts = []
+    causes = known_causes()
+    for reference in paper.table_references():
+        cells = paper.paper_cells(frame, reference)
+        cells = cells[cells["published"].notna()].reset_index(drop=True)
+        status, cause, evidence, full = [], [], [], []
+        for cell in cells.itertuples(index=False):
+            found = next((c for c in causes if c.matches(reference, cell)), None)
+            if pd.isna(cell.mean):
+                status.append("not run")
+                cause.append(not_run_reason(reference, cell.column, cell.dataset, cell.anomaly_dataset, output_dir))
+                evidence.append("")
+            elif cell.metric in paper.FRACTIONS and abs(cell.diff) > tolerance(cell.published_std):
+                status.append("off")
+                cause.append(found.cause if found else "cause not found yet")
+                evidence.append(found.evidence if found else "")
+            else:
+                status.append("within")
+                cause.append("")
+                evidence.append("")
+            full.append(not pd.isna(cell.mean) and not cell.differs and int(cell.n_seeds) >= FULL_SEEDS)
+        parts.append(cells.assign(reference=reference, status=status, cause=cause, evidence=evidence, full=full))
+    return pd.concat(parts, ignore_index=True)
+
+
+def counts(cells: pd.DataFrame) -> dict[str, int]:
+    """cells, measured, within, within at full budget, off with a cause, off without one, not run."""
+    off = cells["status"] == "off"
+    explained = off & (cells["cause"] != "cause not found yet")
+    return {"cells": len(cells), "measured": int((cells["status"] != "not run").sum()),
+            "within": int((cells["status"] == "within").sum()),
+            "within, paper budget, 10 seeds": int(((cells["status"] == "within") & cells["full"]).sum()),
+            "off, cause found": int(explained.sum()), "off, cause not found": int((off & ~explained).sum()),
+            "not run": int((cells["status"] == "not run").sum())}
+
+
+def _ours(cell) -> str:
+    if pd.isna(cell.mean):
+        return ""
+    k = paper.scale(cell.metric)
+    spread = "" if int(cell.n_seeds) == 1 and cell.normal_class != AVERAGE else f" ± {k * cell.std:.2f}"
+    return f"{k * cell.mean:.2f}{spread}"
+
+
+def _budget(cell) -> str:
+    if pd.isna(cell.mean):
+        return ""
+    return "; ".join(cell.differs) if cell.differs else "paper"
+
+
+def table_section(reference: str, cells: pd.DataFrame, notes: dict[str, int]) -> list[str]:
+    """One table's heading, counts and cells; the causes are numbered notes shared across the report."""
+    lines = [f"## {paper.caption(reference, cells).split(':')[0]}", ""]
+    experiments = paper.table_experiments(reference)
+    if experiments:
+        lines.append(f"Experiment configs: {', '.join(f'`{e}`' for e in experiments)}. "
+                     + ", ".join(f"{key}: {value}" for key, value in counts(cells).items()) + ".")
+        lines.append("")
+    rows = []
+    for cell in cells.itertuples(index=False):
+        label = cell.status
+        if cell.cause:
+            number = notes.setdefault(cell.cause, len(notes) + 1)
+            label += f" [{number}]"
+        k = paper.scale(cell.metric)
+        rows.append({
+            "dataset": f"{cell.dataset} vs {cell.anomaly_dataset}" if cell.anomaly_dataset else cell.dataset,
+            "class": cell.class_label or "-", "column": cell.column,
+            "metric": paper.METRIC_LABELS.get(cell.metric, cell.metric),
+            "published": paper._published_text(cell), "ours": _ours(cell),
+            "seeds": "" if pd.isna(cell.mean) else str(int(cell.n_seeds)), "budget": _budget(cell),
+            "Δ": "" if pd.isna(cell.diff) else f"{k * cell.diff:+.2f}", "status": label})
+    lines += [to_markdown(pd.DataFrame(rows)), ""]
+    return lines
+
+
+def render(cells: pd.DataFrame, command: str, code_versions: list[str]) -> str:
+    """The whole report: how it was made, the counts per table and overall, each table, the numbered notes."""
+    summary = pd.DataFrame([{"table": reference, **counts(group)}
+                            for reference, group in cells.groupby("reference", sort=False)])
+    total = {"table": "all", **counts(cells)}
+    summary = pd.concat([summary, pd.DataFrame([total])], ignore_index=True).astype(str)
+    head = [
+        "# Reproduction report", "",
+        f"Generated from the result rows by `{command}` (code versions of the rows: "
+        f"{', '.join(code_versions) or 'none'}). Do not edit by hand: rerun the command.", "",
+        "Every published cell of the five papers' tables, ours beside it: mean ± std over seeds (percent for "
+        "the detection metrics), the number of seeds, the budget (`paper`: the runs have the settings of the "
+        "table's experiment config, which are the paper's; else how they differ), Δ = ours − published, and "
+        f"a status: **within** the published spread or {100 * TOLERANCE:.0f} points, **off** (with the cause "
+        "where one was found, backed by the experiment or quote in the note), or **not run** (and why). "
+        "Nothing is selected on test labels: settings come from the papers (`conf/experiment/`), and where a "
+        "paper is silent from normal-only validation data.", "",
+        to_markdown(summary), ""]
+    notes: dict[str, int] = {}
+    body = []
+    for reference, group in cells.groupby("reference", sort=False):
+        body += table_section(reference, group, notes)
+    evidence = dict(zip(cells["cause"], cells["evidence"], strict=True))
+    tail = ["## Notes", ""] + [f"{number}. {cause}" + (f" Evidence: {evidence[cause]}" if evidence.get(cause) else "")
+                               for cause, number in notes.items()]
+    return "\n".join([*head, *body, *tail]) + "\n"
+
+
+def code_versions(frame: pd.DataFrame) -> list[str]:
+    if frame.empty:
+        return []
+    return sorted(set(frame["code_version"]))
+
+
+def write_report(frame: pd.DataFrame, path, command: str, output_dir: str) -> dict[str, int]:
+    """Write the report to `path` (atomically) and return the overall counts."""
+    from ganad_bench.atomic import write_atomic
+
+    cells = reproduction_cells(frame, output_dir)
+    text = render(cells, command, code_versions(frame))
+    write_atomic(Path(path), lambda handle: handle.write(text))
+    return counts(cells)
