@@ -82,6 +82,7 @@ BAD_INPUTS = [
     # protocol and data settings
     (["model=iforest", "protocol.train_fraction=1.5"], "protocol.train_fraction must be a number in (0, 1), got 1.5"),
     (["model=iforest", "protocol.contamination=0"], "protocol.contamination must be a number in (0, 1), got 0"),
+    (["model=iforest", "protocol.train_anomalies=maybe"], "protocol.train_anomalies='maybe': choose drop"),
     (["model=iforest", "protocol=one_class"], "protocol one_class needs an image dataset"),
     (["model=iforest", "protocol=cross_dataset"], "protocol cross_dataset needs protocol.anomaly_dataset"),
     (["model=iforest", "dataset=fashion_mnist", "protocol=cross_dataset", "protocol.anomaly_dataset=x/../y"],

@@ -42,6 +42,34 @@ def test_split_sizes_and_no_anomaly_in_training(train_fraction):
     assert (split.test_labels == flags[split.test]).all()
 
 
+def test_kept_train_anomalies_join_training_only():
+    """protocol.train_anomalies=keep: the train split's anomalies join the training rows; the test split,
+    the normal training rows and the (normal-only) validation rows are the dropping split's."""
+    data = raw(1000)
+    flags = anomaly_flags(data)
+    dropped = tabular_split(data, 0.5, 0.2, seed=3, val_fraction=0.25)
+    kept = tabular_split(data, 0.5, 0.2, seed=3, val_fraction=0.25, train_anomalies="keep")
+    assert (kept.test == dropped.test).all() and (kept.val == dropped.val).all() and flags[kept.val].sum() == 0
+    in_train_split = np.setdiff1d(np.arange(1000), dropped.test)
+    assert sorted(kept.train) == sorted([*dropped.train, *in_train_split[flags[in_train_split] == 1]])
+    assert flags[kept.train].sum() == flags[in_train_split].sum() > 0
+    with pytest.raises(ConfigError, match="protocol.train_anomalies='maybe': choose drop"):
+        tabular_split(data, 0.5, 0.2, seed=3, train_anomalies="maybe")
+
+
+def test_train_anomalies_is_hashed_only_when_kept():
+    from ganad_bench.config import check_run_config, compose_config, to_container
+    from ganad_bench.results.store import config_hash
+
+    def hashed(*overrides):
+        return config_hash(check_run_config(to_container(compose_config(["model=iforest", *overrides]))))
+
+    before = to_container(compose_config(["model=iforest"]))
+    del before["protocol"]["train_anomalies"]  # a run made before the key existed
+    assert hashed() == hashed("protocol.train_anomalies=drop") == config_hash(check_run_config(before))
+    assert hashed("protocol.train_anomalies=keep") != hashed()
+
+
 def test_seed_drives_the_split():
     data = raw(500)
     a, b = tabular_split(data, 0.5, 0.2, seed=0), tabular_split(data, 0.5, 0.2, seed=0)

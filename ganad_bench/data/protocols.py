@@ -65,16 +65,23 @@ def check_fraction(name: str, value, low_open: float = 0.0, high_open: float = 1
     return float(value)
 
 
+TRAIN_ANOMALIES = ("drop", "keep")
+
+
 def tabular_split(raw: RawDataset, train_fraction: float, contamination: float, seed: int,
-                  val_fraction: float = 0.0) -> Split:
+                  val_fraction: float = 0.0, train_anomalies: str = "drop") -> Split:
     """The `tabular` protocol (DAGMM / ALAD / RCGAN).
 
     A seeded random permutation puts `round(train_fraction * n)` rows in the train split and the rest
     in the test split. Anomalies are dropped from the train split (novelty detection, as ALAD's code
-    does); `val_fraction` of the remaining normal train rows is held out for validation (early stopping
-    of the deep models). The test split keeps every row; at test time the top `contamination` fraction
-    of scores is flagged anomalous (`ganad_bench.metrics`).
+    does; `train_anomalies="keep"` keeps them: unsupervised training on contaminated rows);
+    `val_fraction` of the normal train rows is held out for validation (early stopping of the deep models),
+    never an anomaly. The test split keeps every row, whatever the training keeps; at test time the top
+    `contamination` fraction of scores is flagged anomalous (`ganad_bench.metrics`).
     """
+    if train_anomalies not in TRAIN_ANOMALIES:
+        raise ConfigError(f"protocol.train_anomalies={train_anomalies!r}: choose drop (novelty detection, the "
+                          f"papers' tables) or keep (training on contaminated rows)")
     train_fraction = check_fraction("protocol.train_fraction", train_fraction)
     contamination = check_fraction("protocol.contamination", contamination)
     if val_fraction != 0.0:
@@ -87,6 +94,8 @@ def tabular_split(raw: RawDataset, train_fraction: float, contamination: float, 
     normal_train = train_rows[flags[train_rows] == 0]
     n_val = int(round(val_fraction * len(normal_train)))
     val, train = normal_train[:n_val], normal_train[n_val:]
+    if train_anomalies == "keep":  # the same normal rows (and validation), plus the split's anomalies
+        train = np.concatenate([train, train_rows[flags[train_rows] == 1]])
     test_labels = flags[test_rows]
     if len(train) == 0 or len(test_rows) == 0 or test_labels.min() == test_labels.max():
         raise ConfigError(
@@ -218,7 +227,7 @@ def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,
             raise ConfigError(f"protocol tabular applies to tabular datasets, not {raw.name}: "
                               f"use protocol=one_class or protocol=alad_image")
         return tabular_split(raw, protocol_cfg.get("train_fraction"), protocol_cfg.get("contamination"), seed,
-                             val_fraction)
+                             val_fraction, str(protocol_cfg.get("train_anomalies", "drop")))
     if name == "one_class":
         return one_class_split(raw, normal_class, seed, val_fraction)
     if name == "alad_image":

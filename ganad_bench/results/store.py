@@ -34,13 +34,16 @@ RESULT_FILE = "result.json"
 LOCK_FILE = ".lock"
 # the protocol keys each protocol reads (data/protocols.make_split, metrics); the others never change a run
 PROTOCOL_KEYS = {
-    "tabular": ("train_fraction", "contamination", "val_fraction"),
+    "tabular": ("train_fraction", "contamination", "val_fraction", "train_anomalies"),
     "one_class": ("contamination", "val_fraction"),
     "alad_image": ("train_fraction", "contamination", "val_fraction"),
     "cross_dataset": ("anomaly_dataset", "anomaly_source", "anomaly_fraction", "contamination", "val_fraction"),
 }
 # dataset keys that act only through the protocol's interpolations (tabular.yaml)
 DATASET_VIA_PROTOCOL = ("train_fraction", "contamination")
+# protocol keys added after runs were made, hashed only when set off their default: a run from before the key
+# existed (which behaved as the default) keeps its folder
+HASHED_WHEN_SET = {"train_anomalies": "drop"}
 
 
 def identity(config: dict, trains_networks: bool = True) -> dict:
@@ -48,7 +51,8 @@ def identity(config: dict, trains_networks: bool = True) -> dict:
     out = {key: value for key, value in config.items() if key not in NON_IDENTITY_KEYS}
     protocol = config.get("protocol") or {}
     used = PROTOCOL_KEYS.get(protocol.get("name"), tuple(protocol))
-    out["protocol"] = {k: v for k, v in protocol.items() if k == "name" or k in used}
+    out["protocol"] = {k: v for k, v in protocol.items() if (k == "name" or k in used)
+                       and not (k in HASHED_WHEN_SET and v == HASHED_WHEN_SET[k])}
     out["dataset"] = {k: v for k, v in (config.get("dataset") or {}).items() if k not in DATASET_VIA_PROTOCOL}
     trainer = config.get("trainer") or {}
     out["trainer"] = {k: v for k, v in trainer.items() if k not in BOOKKEEPING_TRAINER_KEYS} if trains_networks else {}
