@@ -132,7 +132,7 @@ def test_alad_scores(score):
 
 def test_alad_logits_score_and_validation_loss_follow_the_authors_code():
     """Table VII's Logits score: BCE(D_xx(x, x'), label 1) = -log D_xx(x, x'), the authors' code; Sec. V-F
-    prints log D_xx(x, x'), which ranks backwards once D_xx tells reconstructions apart (README)."""
+    prints log D_xx(x, x'), which ranks backwards once D_xx tells reconstructions apart (docs/measured.md)."""
 
     torch.manual_seed(0)
     nets = create_detector("alad", latent_dim=3, score="logits").build((6,)).eval()
