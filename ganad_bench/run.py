@@ -88,10 +88,13 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
     # config resumes its training where it stopped; the detector is built first so that a bad model
     # parameter fails before any data is read
     loggers = epoch_loggers(config, folder) if deep else []
+    twin = adopt_training(config, folder) if deep else None
     detector = build_detector(config["model"]["name"], int(config["seed"]), config["model"].get("params"),
                               config["trainer"], checkpoint_dir=str(folder / CHECKPOINT_DIR), callbacks=loggers)
     data = prepare_data(config)
     row = describe_run(config, data)
+    if twin is not None:
+        row["trained_by"] = twin.name
     try:
         seed_everything(int(config["seed"]))
         scores, timings = fit_and_score(detector, data, int(config["trainer"]["score_batch_size"]))
@@ -112,6 +115,45 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
             logger.finish(row)
     record_result(folder, row, config, detector, started, job_dir, deep)
     return {**row, "result_path": str(folder / RESULT_FILE)}
+
+
+def training_twin(config: dict, folder: Path) -> Path | None:
+    """A finished run of the same seed whose training is this run's (its config differs only in the model's
+    scoring-only parameters, `DeepDetector.scoring_params`: ALAD's and RCGAN's `score`) and whose checkpoints
+    are kept; None when this run has checkpoints of its own or there is no such run."""
+    from ganad_bench.models.kit.registry import detector_class
+    from ganad_bench.results.store import identity
+
+    scoring = getattr(detector_class(config["model"]["name"]), "scoring_params", ())
+    if not scoring or (folder / CHECKPOINT_DIR).exists():
+        return None
+
+    def training(cfg: dict) -> dict:
+        same = identity(cfg)
+        params = {k: v for k, v in (same["model"].get("params") or {}).items() if k not in scoring}
+        return {**same, "model": {**same["model"], "params": params}}
+
+    mine = training(config)
+    for other in sorted(folder.parent.glob(f"seed{config['seed']}-*")):
+        row = finished(other) if other != folder and (other / CHECKPOINT_DIR).is_dir() else None
+        if row is not None and isinstance(row.get("config"), dict) and training(row["config"]) == mine:
+            return other
+    return None
+
+
+def adopt_training(config: dict, folder: Path) -> Path | None:
+    """Copy a training twin's checkpoints into this run's folder (whole, or not at all), so that the run
+    resumes at its twin's last epoch and only scores (ALAD Table VII's four scores: one training per seed).
+    Returns the twin, or None."""
+    twin = training_twin(config, folder)
+    if twin is None:
+        return None
+    partial = folder / f".{CHECKPOINT_DIR}.{os.getpid()}.part"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(twin / CHECKPOINT_DIR, partial)
+    os.replace(partial, folder / CHECKPOINT_DIR)
+    log.info("the training of %s is this run's (they differ only in how they score): scoring its networks", twin)
+    return twin
 
 
 def writable_folder(folder: Path) -> Path:

@@ -294,6 +294,10 @@ def test_temporary_files_of_a_killed_run_are_removed(tmp_path, capsys):
     leftovers = [folder / ".result.json.abc.part", folder / "checkpoints" / ".last.pt.xyz.part"]
     for path in leftovers:
         path.write_bytes(b"partial")
+    copying = folder / ".checkpoints.123.part"  # a training twin's checkpoints, half copied
+    (copying / "sub").mkdir(parents=True)
+    (copying / "sub" / "last.pt").write_bytes(b"partial")
+    leftovers.append(copying)
     code, _ = deep_run(tmp_path, capsys)
     assert code == 0 and not any(p.exists() for p in leftovers)
 

@@ -66,6 +66,34 @@ def test_a_loaded_deep_run_rescores_its_test_split_exactly(dcae_run):
     np.testing.assert_array_equal(loaded.flags(saved["scores"]), (saved["scores"] >= saved["threshold"]).astype(int))
 
 
+def test_runs_that_differ_only_in_the_score_share_one_training(make_cfg, tmp_path):
+    """ALAD Table VII's four scores: a run whose config differs from a finished run's only in a scoring-only
+    parameter copies that run's checkpoints and only scores; its scores are those of a run trained for that
+    score from scratch. A run that differs in anything else trains."""
+    common = ("model=alad", "trainer.epochs=2", "trainer.device=cpu", "plots=false")
+    first = run(make_cfg(*common, "model.params.score=features"))
+    second = run(make_cfg(*common, "model.params.score=l1"))
+    assert "trained_by" not in first and second["trained_by"] == folder_of(first).name
+    assert second["resumed_from"]["epoch"] == 2 and second["timings"]["fit_s"] < first["timings"]["fit_s"]
+    alone = run(make_cfg(*common, "model.params.score=l1", f"paths.output_dir={tmp_path / 'alone'}"))
+    assert "trained_by" not in alone and alone["resumed_from"] is None
+    shared, fresh = (np.load(folder_of(r) / "scores.npz")["scores"] for r in (second, alone))
+    np.testing.assert_array_equal(shared, fresh)
+    other = run(make_cfg(*common, "model.params.score=l2", "trainer.lr=1e-3"))
+    assert "trained_by" not in other and other["resumed_from"] is None
+
+
+def test_a_checkpoint_from_before_the_scoring_split_still_resumes():
+    """Checkpoints written before fingerprints named the training parameters apart resume as before."""
+    from ganad_bench.training.engine import same_training
+
+    old = {"model": "alad", "params": "[('score', 'l1')]", "seed": 0}
+    new = {**old, "training_params": "[]"}
+    assert same_training(old, new) and same_training(new, {**new, "params": "[('score', 'l2')]"})
+    assert not same_training(old, {**new, "params": "[('score', 'l2')]"})  # the old one names its score
+    assert not same_training(new, {**new, "training_params": "[('width', 8)]"})
+
+
 def test_a_classic_run_is_refitted_to_the_same_scores(make_cfg):
     row = run(make_cfg("model=iforest"))
     loaded = load_run(folder_of(row))

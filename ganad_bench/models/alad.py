@@ -83,6 +83,8 @@ class ALAD(DeepDetector):
     `score` (`features` | `logits` | `l1` | `l2`), `spectral_norm` (SN), `latent_discriminator` (DL),
     `image_dropout` (the daggered image layers' dropout, unspecified in Table IX)."""
 
+    scoring_params = ("score",)  # early stopping watches the Features score whichever is reported
+
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  latent_dim: int | None = None, arch: str = "auto", width: int = 128, score: str = "features",
                  spectral_norm: bool = True, latent_discriminator: bool = True, image_dropout: float = 0.2):

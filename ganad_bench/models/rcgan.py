@@ -96,9 +96,17 @@ class RCGANModule(BiGANModule):
         return self.add_penalty(*super().g_loss(x), x, discriminator=False)
 
     def score(self, x):
+        return self.named_score(x, self.score_name)
+
+    def val_loss(self, x):
+        """Early stopping watches the mean Eq. 12 score of the normal validation rows, whichever score is
+        reported (as ALAD's code, which RCGAN follows), so that the score never changes the training."""
+        return self.named_score(x, "features").mean()
+
+    def named_score(self, x, name: str):
         x_rec = self.reconstruct(x)
         logit_rec, f_rec = self.d_xx(x, x_rec)
-        if self.score_name == "discriminator":
+        if name == "discriminator":
             return -logit_rec  # log-odds of A(x) = 1 - D_xx(x, G(E(x))) (Eq. 11)
         _, f_real = self.d_xx(x, x)
         return flat_norm(f_real - f_rec, 2)  # Eq. 12
@@ -109,6 +117,8 @@ class RCGAN(DeepDetector):
     """RCGAN (module docstring). Parameters: `latent_dim`, `arch`, `width`, `spectral_norm`, `image_dropout`
     as ALAD; `penalty` (`normal` | `normal2` | `uniform` | `none`), `score` (`auto` | `discriminator` |
     `features`)."""
+
+    scoring_params = ("score",)
 
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  latent_dim: int | None = None, arch: str = "auto", width: int = 128, penalty: str = "normal",

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterable
@@ -164,11 +165,15 @@ class RunLock:
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Delete the temporary files (`.*.part`) a killed process left in a run folder. Only the lock's holder
-    calls this, so no other process is writing there."""
-    stale = [p for p in Path(folder).rglob(".*.part") if p.is_file()]
+    """Delete the temporary files and folders (`.*.part`: a checkpoint folder being copied from a training
+    twin) a killed process left in a run folder. Only the lock's holder calls this, so no other process is
+    writing there."""
+    stale = list(Path(folder).rglob(".*.part"))
     for path in stale:
-        path.unlink(missing_ok=True)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     if stale:
         log.info("removed %d temporary file(s) left by an interrupted run in %s", len(stale), folder)
     return stale

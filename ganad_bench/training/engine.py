@@ -628,7 +628,8 @@ class Engine:
         if missing:
             set_aside(path, f"incomplete (no {', '.join(sorted(missing))})")
             return
-        if state["fingerprint"] != self.fingerprint or set(state["optimizers"]) != set(self.optimizers()):
+        same_optimizers = set(state["optimizers"]) == set(self.optimizers())
+        if not same_training(state["fingerprint"], self.fingerprint) or not same_optimizers:
             log.warning("checkpoint %s was written by a different model/data/trainer setup: starting afresh", path)
             return
         try:
@@ -655,6 +656,14 @@ class Engine:
         self.best_state = state["best_state"]
         self.stopped_early = bool(state["stopped_early"])
         self.history = json.loads(state["history"])
+
+
+def same_training(saved: dict, current: dict) -> bool:
+    """Whether a checkpoint's fingerprint describes this engine's training: equal but for the scoring-only
+    parameters (`training_params`, where both fingerprints have it; one written before it existed is compared
+    with everything else, its full `params` included)."""
+    ignored = "params" if "training_params" in saved and "training_params" in current else "training_params"
+    return ({k: v for k, v in saved.items() if k != ignored} == {k: v for k, v in current.items() if k != ignored})
 
 
 CHECKPOINT_KEYS = {"fingerprint", "code_version", "module", "optimizers", "ema", "rng", "epoch", "step", "best_val",

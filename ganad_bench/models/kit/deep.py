@@ -45,6 +45,10 @@ STREAM_STATE = ".state"  # the buffer of a `training.noise.RandomStream`
 
 
 class DeepDetector(Detector):
+    # parameters that change only how a trained module scores, never its training (ALAD's and RCGAN's
+    # `score`): runs that differ in them share one training (`run.training_twin`)
+    scoring_params: tuple[str, ...] = ()
+
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=()):
         super().__init__(seed)
         self.trainer = TrainerConfig.from_dict(trainer)
@@ -93,7 +97,9 @@ class DeepDetector(Detector):
         folder = self.checkpoint_dir
         if folder is not None and stage is not None:
             folder = f"{folder}/{stage}"
+        training_params = sorted((k, v) for k, v in self.params.items() if k not in self.scoring_params)
         fingerprint = {"model": self.name, "stage": stage, "params": repr(sorted(self.params.items())),
+                       "training_params": repr(training_params),
                        "shape": self.input_shape, "n_train": len(x), "n_val": 0 if x_val is None else len(x_val),
                        "seed": self.seed, "trainer": repr({k: v for k, v in dataclasses.asdict(trainer).items()
                                                            if k not in FINGERPRINT_IGNORES}),
