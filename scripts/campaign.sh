@@ -10,7 +10,7 @@
 # not stop the later ones; the script exits 1 at the end if any failed.
 set -u
 RUNS=${1:-$HOME/ganad-runs/campaign}
-STAGES=${STAGES:-"baselines rcgan-small energy-small alad-small rcgan-ablations rcgan-arrhythmia alad-ablations kdd99"}
+STAGES=${STAGES:-"baselines rcgan-small energy-small alad-small rcgan-ablations rcgan-arrhythmia rcgan-eq12 alad-ablations kdd99"}
 COMMON=(paths.output_dir="$RUNS" plots=false trainer.progress=false)
 status=0
 
@@ -36,6 +36,8 @@ for stage in $STAGES; do
         run experiment=rcgan_table3 dataset=arrhythmia ;;
     rcgan-arrhythmia)  # 1,000 epochs of 6 steps
         run experiment=rcgan_table1 dataset=arrhythmia ;;
+    rcgan-eq12)  # the same trained networks scored by Eq. 12 instead of Eq. 11: scoring only, no training
+        run experiment=rcgan_table1 dataset=thyroid,musk,arrhythmia model.params.score=features ;;
     alad-ablations)  # ALAD Tables V and VII on Arrhythmia
         run experiment=alad_table5 dataset=arrhythmia
         run experiment=alad_table7 dataset=arrhythmia ;;

@@ -71,6 +71,17 @@ def test_a_cell_off_the_paper_budget_says_how_and_is_never_full():
     assert "trainer.epochs=2 (paper settings:" in line and "| 10 |" in line
 
 
+def test_a_diagnostic_variant_beside_the_paper_runs_never_doubles_a_cell():
+    paper_runs = [row("alad", "arrhythmia", s, f1=0.5, precision=0.5, recall=0.5) for s in range(3)]
+    shorter = [row("alad", "arrhythmia", s, epochs=2, f1=0.1, precision=0.1, recall=0.1) for s in range(5)]
+    cells = reproduction_cells(rows_frame(paper_runs + shorter))
+    assert len(cells) == len(published_table())
+    alad = cell(cells, "alad:II", "arrhythmia", "ALAD", "f1")
+    assert alad["mean"] == pytest.approx(0.5) and alad["n_seeds"] == 3 and not alad["differs"]
+    only_shorter = cell(reproduction_cells(rows_frame(shorter)), "alad:II", "arrhythmia", "ALAD", "f1")
+    assert only_shorter["mean"] == pytest.approx(0.1) and only_shorter["differs"]
+
+
 def test_a_known_cause_is_matched_and_numbered_in_the_notes(rows, monkeypatch):
     cause = Cause(table="alad:II", dataset="kdd99", column="IF", cause="IF is off because of X.",
                   evidence="`python scripts/x.py`: 0.5 vs 0.9")
