@@ -183,13 +183,27 @@ def _job_config(experiment: str, job: list[str], composed: dict) -> dict:
     return check_run_config({**composed[rest], **({"seed": seeds[-1]} if seeds else {})})
 
 
+def companion_experiments(reference: str) -> list[str]:
+    """The other experiment configs that run columns of the table (the baselines' sweeps: `tabular_baselines`
+    for ALAD Table II's OC-SVM and IF, ...), in the order of the table's cells."""
+    from ganad_bench.results.reproduction import producing_experiment
+
+    published = published_table()
+    cells = published[published["reference"] == reference]
+    own = set(table_experiments(reference))
+    found = dict.fromkeys(producing_experiment(reference, column, dataset, anomalies or "")
+                          for column, dataset, anomalies in zip(cells["model"], cells["dataset"],
+                                                                cells["anomaly_dataset"], strict=True))
+    return [name for name in found if name is not None and name not in own]
+
+
 def table_plan(reference: str, overrides: list[str]) -> list[tuple[str, list[tuple[Path, dict]], list[str]]]:
     """(experiment, runs, invalid-job errors) for each experiment of the table; an experiment whose runs are
     all an earlier one's (`alad_table3_cifar10` is part of `alad_table3`) is left out, and a run shared by
     two experiments is counted with the first."""
     seen: set[Path] = set()
     plans = []
-    for experiment in require_experiments(reference):
+    for experiment in [*require_experiments(reference), *companion_experiments(reference)]:
         runs, errors = experiment_runs(experiment, overrides)
         fresh = [(folder, config) for folder, config in runs if folder not in seen]
         if runs and not fresh:
