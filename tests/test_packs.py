@@ -74,6 +74,35 @@ def test_a_member_of_a_pack_scores_as_its_run_alone(name, one_torch_thread):
     assert not np.allclose(alone[0], alone[1])  # the members are different runs
 
 
+@pytest.mark.parametrize("name", ["alad", "dcae", "dagmm"])
+def test_a_stack_kept_across_epochs_gives_each_run_its_own_result(name, one_torch_thread, monkeypatch):
+    """Between epochs that read nothing of the members (no validation, checkpoint or callback), the pack keeps
+    its stacked state instead of writing the members back and stacking them again: one stacking for four
+    epochs, with a learning-rate step after epoch 2, EMA, masked tails; each member still ends as its run."""
+    from ganad_bench.training import pack
+
+    trainer = {"epochs": 4, "lr_milestones": [2], "lr_gamma": 0.5, "early_stopping_patience": None}
+    alone = fit_alone(name, [0, 1, 2], **trainer)
+    stackings = []
+    original = pack.StackedMembers.__init__
+    monkeypatch.setattr(pack.StackedMembers, "__init__", lambda self, engines: stackings.append(len(engines))
+                        or original(self, engines))
+    detectors = [make(name, seed, **trainer) for seed in (0, 1, 2)]
+    fit_packed(detectors, [member_data(k) for k in range(3)])
+    assert stackings == [3]
+    for det, expected in zip(detectors, alone, strict=True):
+        np.testing.assert_allclose(det.score_samples(TEST_ROWS), expected, rtol=2e-3,
+                                   atol=2e-3 * np.abs(expected).max())
+    # a callback after every epoch may read the members: they are written back, and stacked afresh each epoch
+    stackings.clear()
+    checkpointed = [create_detector(name, seed=s, trainer=cpu_trainer(batch_size=16, **trainer),
+                                    checkpoint_dir=None, **TINY.get(name, {})) for s in (0, 1)]
+    for det in checkpointed:
+        det.callbacks.append(lambda engine, epoch: None)
+    fit_packed(checkpointed, [member_data(k) for k in range(2)])
+    assert stackings == [2, 2, 2, 2]
+
+
 def test_members_keep_their_own_random_streams_and_checkpoints(tmp_path, one_torch_thread):
     """Two members with the same seed and data are the same run; a member's checkpoint is its run's."""
     detectors = [create_detector("alad", seed=3, trainer=cpu_trainer(epochs=2, batch_size=16),

@@ -520,8 +520,13 @@ class Engine:
             self.scoring_module.load_state_dict(self.best_state)
         self.scoring_module.eval()
 
-    def end_epoch(self, data: EpochData, steps: int, elapsed: float, bar: EpochProgress) -> None:
-        """An epoch's record (losses, validation, early stopping), log line, checkpoint and callbacks."""
+    def end_epoch(self, data: EpochData, steps: int, elapsed: float, bar: EpochProgress,
+                  checkpoint: bool | None = None) -> None:
+        """An epoch's record (losses, validation, early stopping), log line, checkpoint and callbacks.
+        `checkpoint`: whether to write one, decided by the caller (`will_checkpoint`, a pack decides before it
+        writes its members' state back); None: decided here."""
+        if checkpoint is None:
+            checkpoint = self.will_checkpoint(self.epoch + 1)
         means = (self._loss_sums / max(steps, 1)).tolist()  # the one host sync of the epoch
         self.epoch += 1
         record = {"epoch": self.epoch, **dict(zip(self.loss_names, means, strict=True)),
@@ -532,19 +537,29 @@ class Engine:
             self._early_stopping_update(record["val_loss"])
         self.history.append(record)
         bar.describe(self._epoch_message(record))
-        if self.checkpoint_dir is not None and self.config.checkpoint_every_epoch and self._checkpoint_due():
+        if checkpoint or (self.stopped_early and self.will_checkpoint(None)):
             self.save_checkpoint(data.batches)
             self.last_checkpoint = time.monotonic()
         for callback in self.callbacks:
             callback(self, self.epoch)
 
-    def _checkpoint_due(self) -> bool:
-        """After the last epoch (or an early stop) always; else every `checkpoint_interval` epochs once
-        `checkpoint_seconds` have passed since the last checkpoint (or the start of training)."""
-        if self.epoch >= int(self.config.epochs) or self.stopped_early:
+    def will_checkpoint(self, epoch: int | None) -> bool:
+        """Whether the end of `epoch` writes a checkpoint (None: whether this engine writes checkpoints at all):
+        after the last epoch always; else every `checkpoint_interval` epochs once `checkpoint_seconds` have
+        passed since the last checkpoint (or the start of training). An early stop writes one too."""
+        if self.checkpoint_dir is None or not self.config.checkpoint_every_epoch:
+            return False
+        if epoch is None or epoch >= int(self.config.epochs):
             return True
-        on_interval = self.epoch % max(1, int(self.config.checkpoint_interval)) == 0
+        on_interval = epoch % max(1, int(self.config.checkpoint_interval)) == 0
         return on_interval and time.monotonic() - self.last_checkpoint >= float(self.config.checkpoint_seconds)
+
+    def reads_state_after(self, data: EpochData, checkpoint: bool) -> bool:
+        """Whether the end of the coming epoch reads the networks or optimisers (validation, early stopping,
+        a checkpoint, callbacks, the end of training): a pack writes its members back first."""
+        last = self.epoch + 1 >= int(self.config.epochs)
+        validates = data.val is not None and (data.early_stopping or last)
+        return checkpoint or validates or last or bool(self.callbacks)
 
     def check_finite(self, steps: int) -> None:
         """`TrainingDiverged` when a loss was NaN or inf since the epoch started (one host sync)."""

@@ -20,8 +20,10 @@ So a member's checkpoint is its run's checkpoint (the same file, resumable alone
 result equals the run trained alone within float rounding. A pack of one is the plain loop, with no
 stacking at all (`Engine.fit`).
 
-Between epochs the members' own modules and optimisers hold the state (hooks such as Deep SVDD's radius
-run on them); during an epoch the stacked copy does. A module that cannot be stacked (`packable = False`,
+During an epoch the stacked copy holds the members' state. At its end the members' own modules and
+optimisers get it back whenever something reads them (validation, a checkpoint, callbacks, the end of
+training, an epoch hook such as Deep SVDD's radius); otherwise, on the CPU, the stack carries on into the
+next epoch (`KeptStack`), which for tiny epochs saves most of the per-epoch cost. A module that cannot be stacked (`packable = False`,
 or a loss that vmap cannot batch) trains its members one after another, with one log line.
 
 `run_together(functions)` runs whole runs (data, model, stages, scoring, result rows) side by side in
@@ -45,6 +47,7 @@ from torch.func import functional_call, vmap
 
 from ganad_bench.console import EpochProgress
 from ganad_bench.errors import TrainingDiverged
+from ganad_bench.training.engine import DetectorModule
 
 log = logging.getLogger("ganad_bench")
 
@@ -65,6 +68,7 @@ def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
     outcomes: list = [None] * len(engines)
     datas = [engine.prepare(x, x_val) for engine, (x, x_val) in zip(engines, datasets, strict=True)]
     limit = len(engines)  # the most members stacked at once: halved when a stacked epoch runs out of device memory
+    kept = KeptStack()
     with EpochProgress(enabled=any(bool(e.config.progress) for e in engines)) as bar:
         while True:
             live = [k for k, e in enumerate(engines) if outcomes[k] is None and not e.training_done]
@@ -73,7 +77,7 @@ def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
             epoch = min(engines[k].epoch for k in live)
             group = [k for k in live if engines[k].epoch == epoch][:limit]  # members behind catch up first
             try:
-                run_epoch([engines[k] for k in group], [datas[k] for k in group], bar, outcomes, group)
+                run_epoch([engines[k] for k in group], [datas[k] for k in group], bar, outcomes, group, kept)
             except NotPackable as err:
                 log.info("%s cannot be trained as a pack (%s): its %d runs train one after another",
                          type(engines[0].module).__name__, err, len(engines))
@@ -85,6 +89,7 @@ def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
                     raise
                 limit = max(1, len(group) // 2)
                 log.info("a pack of %d runs does not fit in device memory: packs of at most %d", len(group), limit)
+    kept.release()
     if len(engines) > 1 and not stackable(engines[0]):  # found not packable on its first stacked step
         return one_after_another(engines, datasets)
     for k, engine in enumerate(engines):
@@ -104,14 +109,56 @@ def stackable(engine) -> bool:
     return bool(engine.module.packable) and not engine.use_compile
 
 
-def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, index: list[int]) -> None:
+class KeptStack:
+    """The stacked state a pack keeps from one epoch to the next (on the CPU), while nothing reads or changes
+    the members' own modules: for runs of tiny epochs (Arrhythmia: 6 steps, DAGMM on Thyroid: 1) stacking and
+    writing back the members every epoch cost a third of the training. Members are written back whenever
+    their state is read (validation, a checkpoint, callbacks, the end of training), before an epoch hook
+    runs on them, and before the pack changes (a member stops, diverges or catches up)."""
+
+    def __init__(self):
+        self.stack: StackedMembers | None = None
+        self.index: list[int] = []
+
+    def take(self, index: list[int], engines: list) -> StackedMembers | None:
+        """The kept stack when it holds exactly these members and may carry on; else None (written back)."""
+        stack, self.stack = self.stack, None
+        if stack is not None and index == self.index and may_keep_stack(engines):
+            return stack
+        if stack is not None:
+            stack.write_back()
+        return None
+
+    def keep(self, stack: StackedMembers, index: list[int]) -> None:
+        self.stack, self.index = stack, list(index)
+
+    def release(self) -> None:
+        """Write the kept state back into the members (training has ended or stopped)."""
+        if self.stack is not None:
+            self.stack.write_back()
+        self.stack = None
+
+
+def may_keep_stack(engines: list) -> bool:
+    """A stack may outlive its epoch on the CPU (where no out-of-memory retry needs the members' state of the
+    epoch's start) when the module runs no epoch hook on its own state (Deep SVDD's radius, AMA's epoch)."""
+    module = engines[0].module
+    hooked = type(module).on_epoch_start is not DetectorModule.on_epoch_start
+    return engines[0].device.type == "cpu" and not hooked
+
+
+def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, index: list[int],
+              kept: KeptStack | None = None) -> None:
     """One epoch of the `engines` (all at the same epoch), stacked when there are several, then the members'
-    end-of-epoch records (a member's `TrainingDiverged` goes to `outcomes[index[k]]`).
+    end-of-epoch records (a member's `TrainingDiverged` goes to `outcomes[index[k]]`). `kept`: the stacked
+    state carried over from the last epoch, and where this epoch's is left when nothing reads the members.
 
     When the first stacked step finds the module not packable, or the stacked steps run out of device memory,
     the members' batch generators are rewound before the error goes up, so that the epoch can run again
     (alone, or in smaller packs) exactly as it would have: nothing else changed, as the members' own state
-    is written back only after the last step."""
+    is written back only after the last step (and a stack is only kept on the CPU)."""
+    kept = kept if kept is not None else KeptStack()
+    stack = kept.take(index, engines) if len(engines) > 1 else None
     for k, (engine, data) in enumerate(zip(engines, datas, strict=True)):
         engine.pack_member = f"run {k + 1}/{len(engines)}" if len(engines) > 1 else None
         engine.start_epoch(data)
@@ -121,8 +168,11 @@ def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, in
     generators = [d.batches.generator.get_state() for d in datas]
     tick = time.perf_counter()
     try:
-        steps, diverged = (plain_epoch(lead, datas[0], bar) if len(engines) == 1 else
-                           StackedMembers(engines).epoch(datas, bar))
+        if len(engines) == 1:
+            steps, diverged = plain_epoch(lead, datas[0], bar)
+        else:
+            stack = stack.refreshed() if stack is not None else StackedMembers(engines)
+            steps, diverged = stack.epoch(datas, bar)
     except (NotPackable, torch.OutOfMemoryError):
         for data, state in zip(datas, generators, strict=True):
             data.batches.generator.set_state(state)
@@ -130,11 +180,19 @@ def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, in
             torch.cuda.empty_cache()
         raise
     elapsed = time.perf_counter() - tick
+    checkpoints = [engine.will_checkpoint(engine.epoch + 1) for engine in engines]
+    if stack is not None:
+        reads = any(engine.reads_state_after(data, checkpoint)
+                    for engine, data, checkpoint in zip(engines, datas, checkpoints, strict=True))
+        if reads or any(d is not None for d in diverged) or not may_keep_stack(engines):
+            stack.write_back()  # and the next epoch stacks afresh (the end of this one may change the members)
+        else:
+            kept.keep(stack, index)
     for k, engine in enumerate(engines):
         try:
             if diverged[k] is not None:
                 raise diverged[k]
-            engine.end_epoch(datas[k], steps[k], elapsed, bar)
+            engine.end_epoch(datas[k], steps[k], elapsed, bar, checkpoints[k])
         except TrainingDiverged as err:
             outcomes[index[k]] = err
 
@@ -223,9 +281,21 @@ class StackedMembers:
         return Group(name, names, float(group["lr"]), tuple(group["betas"]), float(group["eps"]),
                      float(group["weight_decay"]), moments["exp_avg"], moments["exp_avg_sq"], counts, steps)
 
+    def refreshed(self) -> StackedMembers:
+        """The kept stack, for a new epoch: the learning rates the members' schedules set for it."""
+        for group in self.groups.values():
+            group.lr = float(self.engines[0].optimizers()[group.name].param_groups[0]["lr"])
+        return self
+
+    def record_epoch(self, steps: list[int]) -> None:
+        """The epoch's step counts, loss sums and NaN flags into the member engines (every epoch, kept or not)."""
+        for k, engine in enumerate(self.engines):
+            engine.step += steps[k]
+            engine.set_step_stats(self.loss_sums[k].clone(), self.nonfinite[k].clone())
+
     @torch.no_grad()
-    def write_back(self, steps: list[int]) -> None:
-        """The members' modules, optimisers, EMA copies and epoch sums from the stacked state."""
+    def write_back(self) -> None:
+        """The members' modules, optimisers and EMA copies from the stacked state."""
         for k, engine in enumerate(self.engines):
             unstack_into(engine.module.named_parameters(), self.params, k)
             unstack_into(engine.module.named_buffers(), self.buffers, k)
@@ -235,8 +305,6 @@ class StackedMembers:
                 unstack_into(engine.ema.module.named_parameters(), self.ema, k)
                 unstack_into(engine.ema.module.named_buffers(), self.ema_buffers, k)
                 engine.ema.steps = self.ema_counts[k]
-            engine.step += steps[k]
-            engine.set_step_stats(self.loss_sums[k].clone(), self.nonfinite[k].clone())
 
     def write_optimizer(self, engine, group: Group, k: int) -> None:
         """Member k's Adam state in `torch.optim.Adam`'s own format (its checkpoint is a single run's)."""
@@ -254,6 +322,8 @@ class StackedMembers:
         """Every member's batches of one epoch, stacked step by step; members with fewer batches are masked."""
         lengths = [len(d.batches) for d in datas]
         iterators = [iter(d.batches) for d in datas]
+        self.loss_sums.zero_()  # a kept stack's sums are the last epoch's
+        self.nonfinite.zero_()
         dead = [None] * self.k
         steps = [0] * self.k
         check_every = max(1, int(self.engines[0].config.nan_check_every))
@@ -267,7 +337,7 @@ class StackedMembers:
             if (s + 1) % check_every == 0 or s + 1 == max(lengths):
                 self.check_finite(dead, steps)
             bar.advance()
-        self.write_back(steps)
+        self.record_epoch(steps)
         return steps, dead
 
     def check_finite(self, dead: list, steps: list[int]) -> None:
