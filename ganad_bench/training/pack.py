@@ -23,8 +23,10 @@ stacking at all (`Engine.fit`).
 During an epoch the stacked copy holds the members' state. At its end the members' own modules and
 optimisers get it back whenever something reads them (validation, a checkpoint, callbacks, the end of
 training, an epoch hook such as Deep SVDD's radius); otherwise, on the CPU, the stack carries on into the
-next epoch (`KeptStack`), which for tiny epochs saves most of the per-epoch cost. A module that cannot be stacked (`packable = False`,
-or a loss that vmap cannot batch) trains its members one after another, with one log line.
+next epoch (`KeptStack`), which for tiny epochs saves most of the per-epoch cost.
+
+A module that cannot be stacked (`packable = False`, or a loss that vmap cannot batch) trains its members
+one after another, with one log line.
 
 `run_together(functions)` runs whole runs (data, model, stages, scoring, result rows) side by side in
 threads that take turns, and trains their stages as packs: each `DeepDetector.train_stage` call meets the
