@@ -121,23 +121,43 @@ def check_before_hydra(argv: list[str]) -> None:
         raise ConfigError(f"paths.output_dir={output} is not writable: choose a writable folder")
 
 
-# the pack launcher's settings: the smallest value each takes (n_jobs=-1: every CPU core, as joblib reads it)
-LAUNCHER_SETTINGS = {"pack_size": 1, "n_jobs": -1}
+# the pack launcher's whole-number settings and the smallest value each takes (n_jobs=-1: every CPU core, as
+# joblib reads it, and never 0)
+LAUNCHER_NUMBERS = {"pack_size": 1, "n_jobs": -1, "timeout_min": 1, "gpus_per_node": 0, "cpus_per_task": 1,
+                    "mem_gb": 1}
+PACK_EXECUTORS = ("local", "slurm", "submitit_local")
 
 
 def check_launcher_settings(argv: list[str]) -> None:
-    """`hydra.launcher.pack_size` / `n_jobs` are whole numbers (Hydra would report a bad one in several lines,
-    and n_jobs <= 0 would quietly mean 1)."""
+    """The pack launcher's settings (`hydra.launcher.pack_size`, `n_jobs`, `executor`, ...): Hydra would report
+    a bad one in several lines, n_jobs <= 0 would quietly mean 1, a missing sbatch would end in a traceback."""
     for token in argv:
         key, _, value = token.lstrip("+~").partition("=")
-        name = key.removeprefix("hydra.launcher.")
-        if name == key or name not in LAUNCHER_SETTINGS:
+        name, value = key.removeprefix("hydra.launcher."), value.strip()
+        if name == key:
             continue
-        smallest = LAUNCHER_SETTINGS[name]
-        if not re.fullmatch(r"-?\d+", value.strip()) or int(value) < smallest or int(value) == 0:
-            allowed = "a whole number >= 1" + (", or -1 for every CPU core" if smallest < 0 else "")
-            raise ConfigError(f"{key} must be {allowed}, got {value!r}: e.g. {key}="
-                              f"{'10' if name == 'pack_size' else '2'}")
+        if name == "executor":
+            check_executor(value)
+        elif name in LAUNCHER_NUMBERS:
+            smallest = LAUNCHER_NUMBERS[name]
+            if not re.fullmatch(r"-?\d+", value) or int(value) < smallest or (name == "n_jobs" and int(value) == 0):
+                allowed = f"a whole number >= {max(smallest, 1) if name == 'n_jobs' else smallest}" + \
+                    (", or -1 for every CPU core" if name == "n_jobs" else "")
+                raise ConfigError(f"{key} must be {allowed}, got {value!r}: e.g. {key}="
+                                  f"{ {'pack_size': 10, 'n_jobs': 2, 'timeout_min': 240}.get(name, 1) }")
+
+
+def check_executor(value: str) -> None:
+    """`hydra.launcher.executor`: a known one, whose tools are here."""
+    import shutil
+
+    if value not in PACK_EXECUTORS:
+        raise ConfigError(f"hydra.launcher.executor={value!r}: choose one of {', '.join(PACK_EXECUTORS)}")
+    if value != "local" and not _has_module("submitit"):
+        raise ConfigError(f"hydra.launcher.executor={value} needs submitit: pip install 'ganad_bench[launchers]'")
+    if value == "slurm" and shutil.which("sbatch") is None:
+        raise ConfigError("hydra.launcher.executor=slurm needs SLURM's sbatch on this machine: run the sweep on "
+                          "the cluster's login node, or try it here with hydra.launcher.executor=submitit_local")
 
 
 def ganad_job(cfg) -> float | None:

@@ -120,6 +120,11 @@ BAD_INPUTS = [
     (["-m", "model=dcae", "seed=0,1", "hydra.launcher.n_jobs=0"],
      "hydra.launcher.n_jobs must be a whole number >= 1, or -1 for every CPU core, got '0'"),
     (["-m", "model=dcae", "seed=0,1", "hydra.launcher.n_jobs=-5"], "hydra.launcher.n_jobs must be"),
+    (["-m", "model=dcae", "seed=0,1", "hydra.launcher.executor=pbs"],
+     "hydra.launcher.executor='pbs': choose one of local, slurm, submitit_local"),
+    (["-m", "model=dcae", "seed=0,1", "hydra.launcher.executor=slurm"], "needs SLURM's sbatch on this machine"),
+    (["-m", "model=dcae", "seed=0,1", "hydra.launcher.gpus_per_node=-1"],
+     "hydra.launcher.gpus_per_node must be a whole number >= 0, got '-1'"),
 ]
 
 

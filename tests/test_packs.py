@@ -298,6 +298,20 @@ def test_packs_are_handed_to_worker_processes(tmp_path):
     assert logs.count("run 1/2 of the pack") == 2  # one line per pack (one epoch each)
 
 
+@pytest.mark.slow
+def test_packs_are_submitted_as_cluster_jobs(tmp_path):
+    """`hydra.launcher.executor=submitit_local`: each pack is one submitit job (a SLURM job with
+    executor=slurm), run here as a local process; every run writes its row."""
+    pytest.importorskip("submitit")
+    out = tmp_path / "out"
+    proc = run_cli("-m", "model=dcae", "dataset=thyroid", "seed=0,1", "trainer.lr=1e-3,1e-4", "trainer.epochs=1",
+                   "plots=false", "hydra.launcher.executor=submitit_local", f"paths.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in out.rglob("result.json")]
+    assert len(results) == 4 and {r["status"] for r in results} == {"ok"}
+    assert "Submitted 2 packs as submitit_local jobs" in proc.stdout + proc.stderr
+
+
 def test_a_detector_saved_before_the_random_streams_still_loads_and_scores(tmp_path):
     from ganad_bench.models.kit.contract import Detector
 

@@ -5,7 +5,9 @@ of its own: its folder, config files, log, callbacks and `outcome.json`, and its
 `result.json` are the ones it has when it runs alone. Classic detectors (IF, OC-SVM, KDE) and jobs with no
 partner run one by one, as `hydra/launcher=basic` runs every job. With `hydra.launcher.n_jobs=N` the packs
 (and lone jobs) are handed to N worker processes (joblib's loky backend, as Hydra's joblib launcher): a
-pack is the unit of work a worker gets.
+pack is the unit of work a worker gets. With `hydra.launcher.executor=slurm` each pack is one SLURM job
+(submitit, as Hydra's submitit launcher: `partition`, `timeout_min`, `gpus_per_node`, `cpus_per_task`,
+`mem_gb`); `executor=submitit_local` runs the same jobs as local processes (to try a cluster sweep out).
 """
 
 # no `from __future__ import annotations`: Hydra's plugin scan executes this file outside sys.modules, where a
@@ -38,16 +40,30 @@ class PackLauncherConf:
     pack_size: int = 10
     # worker processes the packs are handed to (1: all in this process; -1: one per CPU core)
     n_jobs: int = 1
+    # where packs run: local (this process, or n_jobs joblib workers) | slurm (a SLURM job per pack, submitit)
+    # | submitit_local (the same jobs as local processes)
+    executor: str = "local"
+    # the SLURM job of a pack (executor=slurm; timeout_min also bounds submitit_local's jobs)
+    timeout_min: int = 240
+    partition: str | None = None
+    gpus_per_node: int = 0
+    cpus_per_task: int | None = None
+    mem_gb: int | None = None
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="pack", node=PackLauncherConf, provider="ganad_bench")
 
 
 class PackLauncher(Launcher):
-    def __init__(self, pack_size: int = 10, n_jobs: int = 1) -> None:
+    def __init__(self, pack_size: int = 10, n_jobs: int = 1, executor: str = "local", timeout_min: int = 240,
+                 partition: str | None = None, gpus_per_node: int = 0, cpus_per_task: int | None = None,
+                 mem_gb: int | None = None) -> None:
         super().__init__()
         self.pack_size = pack_size
         self.n_jobs = n_jobs
+        self.executor = executor
+        self.cluster = {"timeout_min": timeout_min, "slurm_partition": partition, "gpus_per_node": gpus_per_node,
+                        "cpus_per_task": cpus_per_task, "mem_gb": mem_gb}
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -68,7 +84,9 @@ class PackLauncher(Launcher):
                 config.hydra.job.id = config.hydra.job.num = idx
             configs.append(config)
         groups = packs(configs, int(self.pack_size))
-        if int(self.n_jobs) != 1:
+        if self.executor in SUBMITIT_CLUSTERS:
+            results = self.submit(groups, configs)
+        elif int(self.n_jobs) != 1:
             from joblib import Parallel, delayed, effective_n_jobs
 
             log.info(f"Handing {len(groups)} packs to {effective_n_jobs(int(self.n_jobs))} worker processes")
@@ -86,6 +104,29 @@ class PackLauncher(Launcher):
             for index, ret in zip(group, rets, strict=True):
                 returns[index] = ret
         return returns
+
+
+    def submit(self, groups: list[list[int]], configs: list[DictConfig]) -> list[list[JobReturn]]:
+        """Each pack as one submitit job (SLURM, or a local process), with this process's Hydra state; waits for
+        them all."""
+        import submitit
+
+        folder = Path(str(self.config.hydra.sweep.dir)) / ".submitit" / "%j"
+        executor = submitit.AutoExecutor(folder=folder, cluster=SUBMITIT_CLUSTERS[self.executor])
+        parameters = {key: value for key, value in self.cluster.items() if value is not None}
+        if self.executor != "slurm":  # the local executor takes only the generic parameters
+            parameters = {key: value for key, value in parameters.items() if not key.startswith("slurm_")}
+        executor.update_parameters(name="ganad-pack", **parameters)
+        state = Singleton.get_state()
+        jobs = [executor.submit(run_pack_in_worker, [configs[i] for i in group], self.hydra_context,
+                                self.task_function, state) for group in groups]
+        log.info(f"Submitted {len(jobs)} packs as {self.executor} jobs ({', '.join(job.job_id for job in jobs)})")
+        return [job.result() for job in jobs]
+
+
+# hydra.launcher.executor -> submitit's cluster
+SUBMITIT_CLUSTERS = {"slurm": "slurm", "submitit_local": "local"}
+EXECUTORS = ("local", *SUBMITIT_CLUSTERS)
 
 
 def run_pack(configs: list[DictConfig], hydra_context: HydraContext, task_function: TaskFunction) -> list[JobReturn]:
