@@ -136,3 +136,17 @@ def test_the_default_variant_falls_back_to_the_main_table():
     assert cell["reference"] == "memgan:1" and cell["mean"] == pytest.approx(0.945)
     assert lookup("memgan", "mnist", "auroc", "one_class", normal_class="2",
                   settings={**default_n, "model.params.n_memory": "25"}) is None  # Table 3: classes 0, 1, 5 only
+
+
+def test_a_protocol_key_added_later_at_its_default_is_not_a_variant():
+    """Rows from before `protocol.train_anomalies` existed and rows with its default are one cell;
+    `keep` is a variant of its own."""
+    before = [row("ocsvm", "kdd99", s, f1=0.8, config={"seed": s, "protocol": {"name": "tabular"}}) for s in (0, 1)]
+    after = [row("ocsvm", "kdd99", s, f1=0.8, config={"seed": s, "protocol": {"name": "tabular",
+                                                                           "train_anomalies": "drop"}})
+             for s in (2, 3)]
+    kept = [row("ocsvm", "kdd99", 4, f1=0.1, config={"seed": 4, "protocol": {"name": "tabular",
+                                                                         "train_anomalies": "keep"}})]
+    assert set(rows_frame(before + after)["variant"]) == {""}
+    frame = rows_frame(before + after + kept)
+    assert list(frame["variant"]) == ["protocol.train_anomalies=drop"] * 4 + ["protocol.train_anomalies=keep"]

@@ -35,6 +35,16 @@ def flatten_config(config: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def with_added_defaults(settings: dict[str, str]) -> dict[str, str]:
+    """A row's flattened settings with the protocol keys added after runs were made (`store.HASHED_WHEN_SET`)
+    set to their default where the row predates them (it behaved as the default): one setting, one cell."""
+    from ganad_bench.results.store import HASHED_WHEN_SET, PROTOCOL_KEYS
+
+    reads = PROTOCOL_KEYS.get(settings.get("protocol.name", ""), ())
+    added = {f"protocol.{key}": str(default) for key, default in HASHED_WHEN_SET.items() if key in reads}
+    return {**added, **settings}
+
+
 def rows_frame(rows: list[dict]) -> pd.DataFrame:
     """Finished (status ok) rows flattened to one line per run: identity columns, seed, metrics.
 
@@ -51,8 +61,8 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
         record["anomaly_dataset"] = record["anomaly_dataset"] or ""  # set by cross_dataset only
         record.update(row.get("metrics", {}))
         records.append(record)
-        settings.append({k: v for k, v in flatten_config(row.get("config", {})).items()
-                         if not k.startswith(NOT_A_VARIANT)})
+        settings.append(with_added_defaults({k: v for k, v in flatten_config(row.get("config", {})).items()
+                                             if not k.startswith(NOT_A_VARIANT)}))
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         return frame
