@@ -161,3 +161,19 @@ def test_the_report_table_renders_every_cell(rows):
                    and not t.startswith("| dataset") and not t.startswith("| ---")]
     summary_lines = pd.unique(cells["reference"]).size + 1
     assert len(table_lines) == len(cells) + summary_lines
+
+
+def test_a_gap_within_two_standard_errors_of_our_mean_is_called_seed_noise():
+    # IF on Arrhythmia (published F1 53.03): ours 50.0 +- ~5.3 over 10 seeds (standard error ~1.7): Δ -3.0 is noise;
+    # over 3 seeds nothing is claimed; far off (F1 0.30) is not noise
+    spread = [0.50 + 0.07 * (-1) ** s for s in range(10)]
+    noisy = reproduction_cells(rows_frame([row("iforest", "arrhythmia", s, f1=v, precision=v, recall=v)
+                                           for s, v in enumerate(spread)]))
+    cause = cell(noisy, "alad:II", "arrhythmia", "IF", "f1")["cause"]
+    assert cause.startswith("seed noise: the published number is within two standard errors") and "10 seeds" in cause
+    few = reproduction_cells(rows_frame([row("iforest", "arrhythmia", s, f1=v, precision=0.5, recall=0.5)
+                                         for s, v in enumerate([0.40, 0.54, 0.47])]))
+    assert cell(few, "alad:II", "arrhythmia", "IF", "f1")["cause"] == "cause not found yet"
+    far = reproduction_cells(rows_frame([row("iforest", "arrhythmia", s, f1=0.3 + 0.01 * s, precision=0.3,
+                                             recall=0.3) for s in range(10)]))
+    assert cell(far, "alad:II", "arrhythmia", "IF", "f1")["cause"] == "cause not found yet"

@@ -165,7 +165,8 @@ def reproduction_cells(frame: pd.DataFrame, output_dir: str = "outputs") -> pd.D
                 evidence.append("")
             elif cell.metric in paper.FRACTIONS and abs(cell.diff) > tolerance(cell.published_std):
                 status.append("off")
-                cause.append(found.cause if found else "cause not found yet")
+                noise = seed_noise(cell)
+                cause.append(found.cause if found else noise or "cause not found yet")
                 evidence.append(found.evidence if found else "")
             else:
                 status.append("within")
@@ -185,6 +186,18 @@ def one_per_published_cell(cells: pd.DataFrame) -> pd.DataFrame:
     best = preference.sort_values(["paper", "seeds"], ascending=False, kind="stable").index
     chosen = cells.loc[best].drop_duplicates(paper.KEYS, keep="first").index
     return cells.loc[sorted(chosen)].reset_index(drop=True)
+
+
+def seed_noise(cell) -> str:
+    """The cause of a gap that our own seeds explain: Δ within two standard errors of our mean (n >= 5)."""
+    n = int(cell.n_seeds)
+    if n < 5 or pd.isna(cell.std):
+        return ""
+    standard_error = float(cell.std) / n ** 0.5
+    if abs(cell.diff) > 2 * standard_error:
+        return ""
+    return (f"seed noise: the published number is within two standard errors of our mean over our seeds "
+            f"(Δ {100 * cell.diff:+.2f}, standard error {100 * standard_error:.2f} points, {n} seeds)")
 
 
 def counts(cells: pd.DataFrame) -> dict[str, int]:
