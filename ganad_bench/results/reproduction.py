@@ -30,7 +30,6 @@ FULL_SEEDS = 10  # the papers average 10 seeds (or runs)
 # the papers' networks for them need a GPU budget
 FETCHED_BY_HAND = {"cifar10": ("CIFAR-10", True), "svhn": ("SVHN", True), "fashion_mnist": ("Fashion-MNIST", False),
                    "omniglot": ("Omniglot", False)}
-STATUS_ORDER = ("within", "off", "not run")
 
 
 @dataclass(frozen=True)
