@@ -105,6 +105,8 @@ def test_cells_not_run_name_the_experiment_that_runs_them():
                                                          & (cells["column"] == "OCSVM")].iloc[0]["cause"]
     assert cell(cells, "alad:III", "cifar10", "ALAD", "auroc")["cause"].startswith(
         "needs the CIFAR-10 files and a GPU: `ganad-bench -m experiment=alad_table3")
+    timing = cell(cells, "alad:IV", "kdd99", "ALAD", "inference_ms_per_batch")
+    assert timing["status"] == "not run" and "scripts/benchmark.py" in timing["cause"]
     ama = cells[(cells["reference"] == "ama:1") & (cells["column"] == "Typicality test on Glow")].iloc[0]
     assert ama["cause"] == "a method ganad_bench does not implement"
     pairs = cells[(cells["reference"] == "ama:1") & (cells["column"] == "AMA w/o Atypical selection")]
