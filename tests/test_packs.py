@@ -350,3 +350,35 @@ def test_a_pack_that_runs_out_of_device_memory_trains_in_smaller_packs(monkeypat
     assert any("does not fit in device memory: packs of at most 2" in r.getMessage() for r in caplog.records)
     for det, expected in zip(detectors, alone, strict=True):
         np.testing.assert_allclose(det.score_samples(TEST_ROWS), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_members_take_their_rows_in_the_order_of_the_functions_not_of_arrival(monkeypatch):
+    """A member's row in the stack changes its numbers in the last bit: the threads may reach the rendezvous in
+    any order, the pack always stacks them in run_together's order (so a rerun is bit for bit the same)."""
+    import threading
+
+    from ganad_bench.training import pack
+
+    trained = []
+    monkeypatch.setattr(pack, "train_pack", lambda engines, datas: trained.append(list(engines)) or list(engines))
+    monkeypatch.setattr(pack, "stackable", lambda engine: True)
+    rendezvous = pack.Rendezvous(3)
+
+    class Fake:  # what train_waiting reads of an engine
+        def __init__(self, k):
+            self.k, self.fingerprint, self.config, self.module = k, {"stage": None}, "cfg", torch.nn.Identity()
+
+    with rendezvous.turn:
+        for k in (2, 0, 1):  # arrival order
+            rendezvous.waiting.append({"engine": Fake(k), "data": None, "outcome": None, "rng": None, "index": k})
+        rendezvous.train_waiting()
+    assert [e.k for e in trained[0]] == [0, 1, 2]
+    assert threading.current_thread() is threading.main_thread()
+
+
+def test_a_pack_rerun_is_bit_for_bit_the_same(one_torch_thread):
+    first, second = ([make("rcgan", seed) for seed in (0, 1, 2)] for _ in range(2))
+    fit_packed(first, [member_data(k) for k in range(3)])
+    fit_packed(second, [member_data(k) for k in range(3)])
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a.score_samples(TEST_ROWS), b.score_samples(TEST_ROWS))

@@ -509,7 +509,8 @@ class Rendezvous:
     def train(self, engine, x, x_val):
         """Train `engine` on (x, x_val) in a pack with the other runs' stages; returns it (or raises its
         `TrainingDiverged`). Called with the turn held."""
-        entry = {"engine": engine, "data": (x, x_val), "outcome": None, "rng": save_global_rng()}
+        entry = {"engine": engine, "data": (x, x_val), "outcome": None, "rng": save_global_rng(),
+                 "index": getattr(_current, "index", len(self.waiting))}
         self.waiting.append(entry)
         saved = [save() for save, _ in self.switches]
         self.turn.notify_all()  # the trainer checks whether everyone is here
@@ -537,7 +538,9 @@ class Rendezvous:
                 self.turn.wait()
 
     def train_waiting(self) -> None:
-        entries, self.waiting = self.waiting, []
+        # in the order of `run_together`'s functions, not the threads' arrival: a member's row in the stack
+        # changes its numbers in the last bit, so a pack's members always take the same rows
+        entries, self.waiting = sorted(self.waiting, key=lambda entry: entry["index"]), []
         stages: dict = {}
         for entry in entries:  # the same stage of every run (a pack needs one configuration)
             engine = entry["engine"]
@@ -585,6 +588,7 @@ def run_together(functions: Sequence[Callable[[], object]],
 
     def member(k: int) -> None:
         _current.rendezvous = rendezvous
+        _current.index = k
         # one intra-op thread here: the member threads do the light work (data, hooks, scoring); a CPU thread
         # team per member thread made the trainer's own kernels twice as slow on 2 cores
         torch.set_num_threads(1)
