@@ -121,11 +121,10 @@ def check_before_hydra(argv: list[str]) -> None:
         raise ConfigError(f"paths.output_dir={output} is not writable: choose a writable folder")
 
 
-# the pack launcher's whole-number settings and the smallest value each takes (n_jobs=-1: every CPU core, as
-# joblib reads it, and never 0)
-LAUNCHER_NUMBERS = {"pack_size": 1, "n_jobs": -1, "timeout_min": 1, "gpus_per_node": 0, "cpus_per_task": 1,
-                    "mem_gb": 1}
-PACK_EXECUTORS = ("local", "slurm", "submitit_local")
+# the pack launcher's whole-number settings: (the smallest value, an example); n_jobs also takes -1 (every CPU
+# core, as joblib reads it)
+LAUNCHER_NUMBERS = {"pack_size": (1, 10), "n_jobs": (1, 2), "timeout_min": (1, 240), "gpus_per_node": (0, 1),
+                    "cpus_per_task": (1, 1), "mem_gb": (1, 1)}
 
 
 def check_launcher_settings(argv: list[str]) -> None:
@@ -139,20 +138,21 @@ def check_launcher_settings(argv: list[str]) -> None:
         if name == "executor":
             check_executor(value)
         elif name in LAUNCHER_NUMBERS:
-            smallest = LAUNCHER_NUMBERS[name]
-            if not re.fullmatch(r"-?\d+", value) or int(value) < smallest or (name == "n_jobs" and int(value) == 0):
-                allowed = f"a whole number >= {max(smallest, 1) if name == 'n_jobs' else smallest}" + \
-                    (", or -1 for every CPU core" if name == "n_jobs" else "")
-                raise ConfigError(f"{key} must be {allowed}, got {value!r}: e.g. {key}="
-                                  f"{ {'pack_size': 10, 'n_jobs': 2, 'timeout_min': 240}.get(name, 1) }")
+            smallest, example = LAUNCHER_NUMBERS[name]
+            every_core = name == "n_jobs" and value == "-1"
+            if not re.fullmatch(r"-?\d+", value) or (int(value) < smallest and not every_core):
+                allowed = f"a whole number >= {smallest}" + (", or -1 for every CPU core" if name == "n_jobs" else "")
+                raise ConfigError(f"{key} must be {allowed}, got {value!r}: e.g. {key}={example}")
 
 
 def check_executor(value: str) -> None:
     """`hydra.launcher.executor`: a known one, whose tools are here."""
     import shutil
 
-    if value not in PACK_EXECUTORS:
-        raise ConfigError(f"hydra.launcher.executor={value!r}: choose one of {', '.join(PACK_EXECUTORS)}")
+    from hydra_plugins.ganad_pack_launcher.pack_launcher import EXECUTORS
+
+    if value not in EXECUTORS:
+        raise ConfigError(f"hydra.launcher.executor={value!r}: choose one of {', '.join(EXECUTORS)}")
     if value != "local" and not _has_module("submitit"):
         raise ConfigError(f"hydra.launcher.executor={value} needs submitit: pip install 'ganad_bench[launchers]'")
     if value == "slurm" and shutil.which("sbatch") is None:

@@ -285,15 +285,21 @@ def test_a_member_of_a_cuda_pack_scores_as_its_run_alone(name):
         np.testing.assert_allclose(det.score_samples(TEST_ROWS), expected, rtol=2e-3, atol=2e-3 * scale)
 
 
-def test_packs_are_handed_to_worker_processes(tmp_path):
-    """`hydra.launcher.n_jobs=2`: two packs (two learning rates x two seeds), each in a worker process."""
-    out = tmp_path / "out"
+def two_packs_elsewhere(out: Path, launcher_setting: str) -> str:
+    """Two packs (two learning rates x two seeds) run away from this process by `launcher_setting`: every run
+    writes its row; returns the command's output."""
     proc = run_cli("-m", "model=dcae", "dataset=thyroid", "seed=0,1", "trainer.lr=1e-3,1e-4", "trainer.epochs=1",
-                   "plots=false", "hydra.launcher.n_jobs=2", f"paths.output_dir={out}")
+                   "plots=false", launcher_setting, f"paths.output_dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in out.rglob("result.json")]
     assert len(results) == 4 and {r["status"] for r in results} == {"ok"}
-    assert "Handing 2 packs to 2 worker processes" in proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_packs_are_handed_to_worker_processes(tmp_path):
+    """`hydra.launcher.n_jobs=2`: two packs, each in a worker process."""
+    out = tmp_path / "out"
+    assert "Handing 2 packs to 2 worker processes" in two_packs_elsewhere(out, "hydra.launcher.n_jobs=2")
     logs = "".join(p.read_text() for p in out.rglob("*.log"))
     assert logs.count("run 1/2 of the pack") == 2  # one line per pack (one epoch each)
 
@@ -303,13 +309,8 @@ def test_packs_are_submitted_as_cluster_jobs(tmp_path):
     """`hydra.launcher.executor=submitit_local`: each pack is one submitit job (a SLURM job with
     executor=slurm), run here as a local process; every run writes its row."""
     pytest.importorskip("submitit")
-    out = tmp_path / "out"
-    proc = run_cli("-m", "model=dcae", "dataset=thyroid", "seed=0,1", "trainer.lr=1e-3,1e-4", "trainer.epochs=1",
-                   "plots=false", "hydra.launcher.executor=submitit_local", f"paths.output_dir={out}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = [json.loads(p.read_text()) for p in out.rglob("result.json")]
-    assert len(results) == 4 and {r["status"] for r in results} == {"ok"}
-    assert "Submitted 2 packs as submitit_local jobs" in proc.stdout + proc.stderr
+    output = two_packs_elsewhere(tmp_path / "out", "hydra.launcher.executor=submitit_local")
+    assert "Submitted 2 packs as submitit_local jobs" in output
 
 
 def test_a_detector_saved_before_the_random_streams_still_loads_and_scores(tmp_path):

@@ -105,7 +105,6 @@ class PackLauncher(Launcher):
                 returns[index] = ret
         return returns
 
-
     def submit(self, groups: list[list[int]], configs: list[DictConfig]) -> list[list[JobReturn]]:
         """Each pack as one submitit job (SLURM, or a local process), with this process's Hydra state; waits for
         them all."""
