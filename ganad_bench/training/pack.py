@@ -12,7 +12,8 @@ methods), so each kernel does K runs' work. Each member keeps everything its run
 * its own optimiser state: Adam and its L2 weight decay are elementwise, so one update over the stacked
   parameters, masked per member, is K independent Adams (same formula as `torch.optim.Adam`);
 * its own epochs: members with fewer batches (a smaller class) sit out the pack's remaining steps of the
-  epoch, masked (no update, no state change); early stopping, validation, the NaN guard, checkpoints and
+  epoch, masked (no update, no state change); a member whose whole training set is smaller than the batch
+  size (one batch of its own size) trains with the members of its batch size; early stopping, validation, the NaN guard, checkpoints and
   history are the member `Engine`'s own, at the end of its epoch; a member that diverges is recorded as
   diverged and the others go on.
 
@@ -77,7 +78,11 @@ def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
             if not live:
                 break
             epoch = min(engines[k].epoch for k in live)
-            group = [k for k in live if engines[k].epoch == epoch][:limit]  # members behind catch up first
+            behind = [k for k in live if engines[k].epoch == epoch]  # members behind catch up first
+            # a stacked step needs one batch shape: a member whose training set is smaller than the batch
+            # size (its one batch is the whole set) trains in a pack of its own batch size
+            size = datas[behind[0]].batches.batch_size
+            group = [k for k in behind if datas[k].batches.batch_size == size][:limit]
             try:
                 run_epoch([engines[k] for k in group], [datas[k] for k in group], bar, outcomes, group, kept)
             except NotPackable as err:
