@@ -508,6 +508,17 @@ def test_ocsvm_nu_falls_back_to_0_1_without_contamination(image_data, tmp_path):
     assert cfg["protocol"]["contamination"] is None and cfg["model"]["params"]["nu"] == 0.1
 
 
+def test_isolation_forest_on_mnist_takes_deep_svdds_preprocessing(image_data, tmp_path):
+    """MEMGAN Table 1's IF column is Deep SVDD's IF: L1 contrast normalisation, PCA to 95 % of the variance
+    (conf/dataset_model/mnist_iforest.yaml); elsewhere IF sees the inputs as they are (ALAD Sec. V-B)."""
+    from ganad_bench.config import to_container
+
+    on_mnist = to_container(compose(tmp_path, image_data[0], "model=iforest", "dataset=mnist"))["model"]["params"]
+    assert on_mnist["contrast_norm"] == "l1" and on_mnist["pca"] == 0.95
+    on_svhn = to_container(compose(tmp_path, image_data[0], "model=iforest", "dataset=svhn"))["model"]["params"]
+    assert on_svhn["contrast_norm"] is None and on_svhn["pca"] is None
+
+
 def test_unknown_normal_class_stops_the_run_before_any_result(image_data, tmp_path):
     from ganad_bench.run import run
 

@@ -6,7 +6,8 @@ training rows). MEMGAN Table 1's IF column is Deep SVDD's, whose IF saw L1 globa
 MNIST images reduced by PCA to 95 % of the variance (lukasruff/Deep-SVDD `scripts/mnist_if.sh`:
 `--gcn 1 --unit_norm_used l1 --pca`): `model.params.contrast_norm=l1 model.params.pca=0.95` reproduces
 that column within 0.5 AUROC points on every class (3 seeds), where plain pixels fall up to 15 points
-short (digits 2, 5, 8). The default keeps ALAD's setting (plain pixels in [-1, 1], ALAD Tables II-III)."""
+short (digits 2, 5, 8). The default keeps ALAD's setting (plain inputs, ALAD Tables II-III);
+`conf/dataset_model/mnist_iforest.yaml` turns Deep SVDD's preprocessing on for MNIST."""
 
 from __future__ import annotations
 
