@@ -35,22 +35,31 @@ FETCHED_BY_HAND = {"cifar10": ("CIFAR-10", True), "svhn": ("SVHN", True), "fashi
                    "omniglot": ("Omniglot", False)}
 
 
+KEYS = ("table", "dataset", "normal_class", "column", "metric")
+
+
 @dataclass(frozen=True)
 class Cause:
-    """Why a cell is off: matched on the table and any of dataset / class / column / metric it names."""
-    table: str
+    """Why a cell is off: matched on the tables and any of datasets / classes / columns / metrics it names
+    (each a tuple of the values it covers; empty: any)."""
     cause: str
     evidence: str
-    dataset: str | None = None
-    normal_class: str | None = None
-    column: str | None = None
-    metric: str | None = None
+    table: tuple[str, ...] = ()
+    dataset: tuple[str, ...] = ()
+    normal_class: tuple[str, ...] = ()
+    column: tuple[str, ...] = ()
+    metric: tuple[str, ...] = ()
 
     def matches(self, reference: str, cell) -> bool:
-        wanted = {"dataset": self.dataset, "normal_class": self.normal_class, "column": self.column,
-                  "metric": self.metric}
-        return self.table == reference and all(value is None or str(getattr(cell, key)) == str(value)
-                                               for key, value in wanted.items())
+        return reference in self.table and all(not getattr(self, key) or str(getattr(cell, key)) in getattr(self, key)
+                                               for key in KEYS[1:])
+
+
+def as_values(value) -> tuple[str, ...]:
+    """A yaml key's value (one, or a list of several) as a tuple of strings."""
+    if value is None:
+        return ()
+    return tuple(str(v).strip() for v in (value if isinstance(value, list) else [value]))
 
 
 @cache
@@ -59,8 +68,8 @@ def known_causes() -> tuple[Cause, ...]:
     import yaml
 
     entries = yaml.safe_load(files("ganad_bench.results").joinpath("gap_causes.yaml").read_text()) or []
-    return tuple(Cause(**{key: (str(value).strip() if value is not None else None) for key, value in entry.items()})
-                 for entry in entries)
+    return tuple(Cause(cause=str(entry["cause"]).strip(), evidence=str(entry["evidence"]).strip(),
+                       **{key: as_values(entry.get(key)) for key in KEYS}) for entry in entries)
 
 
 def tolerance(published_std: float) -> float:
