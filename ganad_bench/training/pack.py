@@ -13,9 +13,9 @@ methods), so each kernel does K runs' work. Each member keeps everything its run
   parameters, masked per member, is K independent Adams (same formula as `torch.optim.Adam`);
 * its own epochs: members with fewer batches (a smaller class) sit out the pack's remaining steps of the
   epoch, masked (no update, no state change); a member whose whole training set is smaller than the batch
-  size (one batch of its own size) trains with the members of its batch size; early stopping, validation, the NaN guard, checkpoints and
-  history are the member `Engine`'s own, at the end of its epoch; a member that diverges is recorded as
-  diverged and the others go on.
+  size (one batch of its own size) trains with the members of its batch size; early stopping, validation,
+  the NaN guard, checkpoints and history are the member `Engine`'s own, at the end of its epoch; a member
+  that diverges is recorded as diverged and the others go on.
 
 So a member's checkpoint is its run's checkpoint (the same file, resumable alone or in any pack) and its
 result equals the run trained alone within float rounding. A pack of one is the plain loop, with no
