@@ -10,7 +10,7 @@
 # not stop the later ones; the script exits 1 at the end if any failed.
 set -u
 RUNS=${1:-$HOME/ganad-runs/campaign}
-STAGES=${STAGES:-"baselines rcgan-small energy-small alad-small rcgan-ablations rcgan-arrhythmia rcgan-eq12 alad-ablations kdd99"}
+STAGES=${STAGES:-"baselines mnist-classic rcgan-small energy-small alad-small rcgan-ablations rcgan-arrhythmia rcgan-eq12 alad-ablations kdd99 mnist-deep"}
 COMMON=(paths.output_dir="$RUNS" plots=false trainer.progress=false)
 status=0
 
@@ -23,6 +23,8 @@ for stage in $STAGES; do
     case $stage in
     baselines)  # IF, OC-SVM, KDE: seconds a run, OC-SVM / KDE on KDD99 1-2 min
         run experiment=tabular_baselines hydra/launcher=joblib hydra.launcher.n_jobs=2 ;;
+    mnist-classic)  # MEMGAN Table 1's IF, OC-SVM, KDE columns: 10 classes x 10 seeds, seconds to 20 s a run
+        run experiment=memgan_table1_baselines model=iforest,ocsvm,kde ;;
     rcgan-small)  # RCGAN Table 1 on Thyroid and Musk: one pack of 10 seeds each
         run experiment=rcgan_table1 dataset=thyroid,musk ;;
     energy-small)  # DAGMM, DSEBM-e / -r on Arrhythmia and Thyroid
@@ -46,6 +48,8 @@ for stage in $STAGES; do
         run experiment=rcgan_table1 dataset=kdd99
         run experiment=energy_baselines dataset=kdd99
         run experiment=rcgan_table1_baselines dataset=kdd99 ;;
+    mnist-deep)  # MEMGAN Table 1's Deep SVDD, DCAE, MemAE, ADGAN columns: a pack of 10 seeds per class
+        run experiment=memgan_table1_baselines model=deep_svdd,dcae,memae,anogan ;;
     *) echo "unknown stage $stage"; status=1 ;;
     esac
 done

@@ -133,3 +133,24 @@ def test_every_experiment_file_says_what_it_reproduces_and_how_to_run_it():
         assert lines[0] == "# @package _global_", path.name
         header = "\n".join(line for line in lines[1:] if line.startswith("#"))
         assert len(header.splitlines()) >= 2 and f"ganad-bench -m experiment={path.stem}" in header, path.name
+
+
+def test_every_campaign_stage_runs_existing_experiments_models_and_datasets():
+    """scripts/campaign.sh: each stage of its default list has a branch, and each sweep it runs names an
+    experiment file, models and datasets that exist (a typo would fail a stage hours into a campaign)."""
+    import re
+    import shlex
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "campaign.sh").read_text()
+    stages = re.search(r'STAGES=\$\{STAGES:-"([^"]+)"\}', script).group(1).split()
+    branches = re.findall(r"^\s+([a-z0-9-]+)\)", script, flags=re.M)
+    assert stages and set(stages) == set(branches), (stages, branches)
+    models = {p.stem for p in (EXPERIMENT_DIR.parent / "model").glob("*.yaml")}
+    commands = [shlex.split(line.split("run ", 1)[1].split(";;")[0]) for line in script.splitlines()
+                if re.match(r"^\s+run experiment=", line)]
+    assert len(commands) >= len(stages)
+    for args in commands:
+        settings = dict(arg.split("=", 1) for arg in args)
+        assert (EXPERIMENT_DIR / f"{settings['experiment']}.yaml").exists(), args
+        assert set(settings.get("model", "ocsvm").split(",")) <= models, args
+        assert set(settings.get("dataset", "kdd99").split(",")) <= set(available_datasets()), args
