@@ -148,6 +148,7 @@ def test_the_command_writes_the_report_and_prints_the_counts(tmp_path, rows, cap
     assert text.startswith("# Reproduction report")
     assert f"`ganad-bench-table {results} --reproduction {report}`" in text
     assert "| all | 709 |" in text and f"paths.output_dir={tmp_path / 'runs'}`" in text
+    assert "Before the campaign" in text  # the counts it started from, beside today's
     assert "cells 709, measured 12, within 6" in capsys.readouterr().err.replace("\n", " ")
     # unchanged rows give the same report, byte for byte
     table_main([str(results), "--reproduction", str(report)])
