@@ -3,6 +3,7 @@ that follows the tolerance rule, the budget and seeds behind each cell, causes m
 and a command for every cell not run."""
 
 import json
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -126,6 +127,28 @@ def test_every_known_cause_matches_a_published_cell():
                             ("column", "column"), ("metric", "metric")):
             unmatched = set(getattr(cause, key)) - set(matched[column].astype(str))
             assert not unmatched, (cause.cause[:60], key, unmatched)
+
+
+def test_every_published_run_count_names_published_cells_and_quotes_the_paper():
+    published = published_table().rename(columns={"model": "column"})
+    for entry in reproduction.published_runs():
+        assert entry.table and entry.runs >= 2 and entry.quote, entry
+        matched = published[[entry.matches(cell.reference, cell) for cell in published.itertuples()]]
+        for key, column in (("table", "reference"), ("dataset", "dataset"), ("column", "column")):
+            assert not set(getattr(entry, key)) - set(matched[column].astype(str)), (entry.quote[:60], key)
+
+
+def test_seed_noise_counts_the_published_means_own_runs():
+    """Δ = 3.6 points against our 10 seeds with std 4.7 (standard error 1.49): outside two standard errors of
+    our mean alone, inside those of the difference when the published number averages 10 runs too."""
+    def cell(n_seeds=10, diff=0.036):  # a report line (itertuples of the cells)
+        return SimpleNamespace(n_seeds=n_seeds, std=0.047, diff=diff, published_std=float("nan"))
+
+    assert reproduction.seed_noise(cell()) == ""
+    noise = reproduction.seed_noise(cell(), published_count=10)
+    assert noise.startswith("seed noise") and "published mean of 10 runs" in noise and "2.10 points" in noise
+    assert reproduction.seed_noise(cell(diff=0.06), published_count=10) == ""  # 2.86 standard errors: not noise
+    assert reproduction.seed_noise(cell(n_seeds=3, diff=0.001), published_count=10) == ""  # too few seeds
 
 
 def test_a_cause_may_cover_several_tables_and_columns():

@@ -42,11 +42,9 @@ KEYS = ("table", "dataset", "normal_class", "column", "metric")
 
 
 @dataclass(frozen=True)
-class Cause:
-    """Why a cell is off: matched on the tables and any of datasets / classes / columns / metrics it names
-    (each a tuple of the values it covers; empty: any)."""
-    cause: str
-    evidence: str
+class CellSelector:
+    """Published cells named by their tables and any of datasets / classes / columns / metrics (each a tuple of
+    the values covered; empty: any), as the entries of `gap_causes.yaml` and `published_runs.yaml` name them."""
     table: tuple[str, ...] = ()
     dataset: tuple[str, ...] = ()
     normal_class: tuple[str, ...] = ()
@@ -58,6 +56,21 @@ class Cause:
                                                for key in KEYS[1:])
 
 
+@dataclass(frozen=True)
+class Cause(CellSelector):
+    """Why the cells it names are off (`gap_causes.yaml`)."""
+    cause: str = ""
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class PublishedRuns(CellSelector):
+    """How many runs the published mean of the cells it names averages, with the paper's words for it
+    (`published_runs.yaml`)."""
+    runs: int = 0
+    quote: str = ""
+
+
 def as_values(value) -> tuple[str, ...]:
     """A yaml key's value (one, or a list of several) as a tuple of strings."""
     if value is None:
@@ -65,14 +78,25 @@ def as_values(value) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in (value if isinstance(value, list) else [value]))
 
 
+def read_entries(filename: str) -> list[dict]:
+    import yaml
+
+    return yaml.safe_load(files("ganad_bench.results").joinpath(filename).read_text()) or []
+
+
 @cache
 def known_causes() -> tuple[Cause, ...]:
     """The causes found so far (`ganad_bench/results/gap_causes.yaml`)."""
-    import yaml
-
-    entries = yaml.safe_load(files("ganad_bench.results").joinpath("gap_causes.yaml").read_text()) or []
     return tuple(Cause(cause=str(entry["cause"]).strip(), evidence=str(entry["evidence"]).strip(),
-                       **{key: as_values(entry.get(key)) for key in KEYS}) for entry in entries)
+                       **{key: as_values(entry.get(key)) for key in KEYS}) for entry in read_entries("gap_causes.yaml"))
+
+
+@cache
+def published_runs() -> tuple[PublishedRuns, ...]:
+    """The run counts the papers state for their means (`ganad_bench/results/published_runs.yaml`)."""
+    return tuple(PublishedRuns(runs=int(entry["runs"]), quote=str(entry["quote"]).strip(),
+                               **{key: as_values(entry.get(key)) for key in KEYS})
+                 for entry in read_entries("published_runs.yaml"))
 
 
 def tolerance(published_std: float) -> float:
@@ -167,7 +191,7 @@ def reproduction_cells(frame: pd.DataFrame, output_dir: str = "outputs") -> pd.D
     """One line per published cell of every table: `paper.paper_cells`' columns, plus `reference`, `status`,
     `cause` (text), `evidence`, and `full` (the paper's settings and >= 10 seeds)."""
     parts = []
-    causes = known_causes()
+    causes, runs = known_causes(), published_runs()
     for reference in paper.table_references():
         cells = one_per_published_cell(paper.paper_cells(frame, reference))
         status, cause, evidence, full = [], [], [], []
@@ -180,7 +204,8 @@ def reproduction_cells(frame: pd.DataFrame, output_dir: str = "outputs") -> pd.D
                 evidence.append("")
             elif cell.metric in paper.FRACTIONS and abs(cell.diff) > tolerance(cell.published_std):
                 status.append("off")
-                noise = seed_noise(cell)
+                counted = next((r.runs for r in runs if r.matches(reference, cell)), None)
+                noise = seed_noise(cell, counted)
                 cause.append(found.cause if found else noise or "cause not found yet")
                 evidence.append(found.evidence if found else "")
             else:
@@ -203,16 +228,25 @@ def one_per_published_cell(cells: pd.DataFrame) -> pd.DataFrame:
     return cells.loc[sorted(chosen)].reset_index(drop=True)
 
 
-def seed_noise(cell) -> str:
-    """The cause of a gap that our own seeds explain: Δ within two standard errors of our mean (n >= 5)."""
+def seed_noise(cell, published_count: int | None = None) -> str:
+    """The cause of a gap that the seeds explain (n >= 5 of ours): Δ within two standard errors of the
+    difference of the two means. Ours contributes std / sqrt(n); a published mean the paper says averages m
+    runs contributes its own std / sqrt(m), its std taken equal to ours where the paper prints none."""
     n = int(cell.n_seeds)
     if n < 5 or pd.isna(cell.std):
         return ""
-    standard_error = float(cell.std) / n ** 0.5
+    ours = float(cell.std) ** 2 / n
+    theirs = 0.0
+    if published_count:
+        spread = float(cell.published_std) if not pd.isna(cell.published_std) else float(cell.std)
+        theirs = spread ** 2 / published_count
+    standard_error = (ours + theirs) ** 0.5
     if abs(cell.diff) > 2 * standard_error:
         return ""
-    return (f"seed noise: the published number is within two standard errors of our mean over our seeds "
-            f"(Δ {100 * cell.diff:+.2f}, standard error {100 * standard_error:.2f} points, {n} seeds)")
+    which = (f"our mean over {n} seeds and the published mean of {published_count} runs" if published_count
+             else f"our mean over {n} seeds")
+    return (f"seed noise: the published number is within two standard errors of the difference between "
+            f"{which} (Δ {100 * cell.diff:+.2f}, standard error {100 * standard_error:.2f} points)")
 
 
 def counts(cells: pd.DataFrame) -> dict[str, int]:
