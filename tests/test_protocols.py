@@ -57,7 +57,8 @@ def test_kept_train_anomalies_join_training_only():
         tabular_split(data, 0.5, 0.2, seed=3, train_anomalies="maybe")
 
 
-def test_train_anomalies_is_hashed_only_when_kept():
+@pytest.mark.parametrize("key,default,other", [("train_anomalies", "drop", "keep"), ("split_seed", "null", "42")])
+def test_protocol_keys_added_later_are_hashed_only_when_set(key, default, other):
     from ganad_bench.config import check_run_config, compose_config, to_container
     from ganad_bench.results.store import config_hash
 
@@ -65,9 +66,28 @@ def test_train_anomalies_is_hashed_only_when_kept():
         return config_hash(check_run_config(to_container(compose_config(["model=iforest", *overrides]))))
 
     before = to_container(compose_config(["model=iforest"]))
-    del before["protocol"]["train_anomalies"]  # a run made before the key existed
-    assert hashed() == hashed("protocol.train_anomalies=drop") == config_hash(check_run_config(before))
-    assert hashed("protocol.train_anomalies=keep") != hashed()
+    del before["protocol"][key]  # a run made before the key existed
+    assert hashed() == hashed(f"protocol.{key}={default}") == config_hash(check_run_config(before))
+    assert hashed(f"protocol.{key}={other}") != hashed()
+
+
+@pytest.mark.parametrize("train_fraction", [0.5, 0.8])
+def test_a_fixed_split_seed_is_scikit_learns_split_for_every_run_seed(train_fraction):
+    """protocol.split_seed=42: the rows of sklearn's train_test_split(random_state=42) (ALAD's code), whatever
+    the run seed; anomalies still leave the training rows."""
+    from sklearn.model_selection import train_test_split
+
+    data = raw(452, anomaly_every=7)
+    flags = anomaly_flags(data)
+    train_ref, test_ref = train_test_split(np.arange(452), test_size=round(1 - train_fraction, 6), random_state=42)
+    for seed in (0, 1, 7):
+        split = tabular_split(data, train_fraction, 0.15, seed=seed, split_seed=42)
+        assert sorted(split.test) == sorted(test_ref)
+        assert sorted(split.train) == sorted(train_ref[flags[train_ref] == 0])
+    assert sorted(tabular_split(data, train_fraction, 0.15, seed=0, split_seed=43).test) != sorted(test_ref)
+    for bad in (-1, 1.5, "x", True):
+        with pytest.raises(ConfigError, match="protocol.split_seed=.* must be null .* or an integer >= 0"):
+            tabular_split(data, train_fraction, 0.15, seed=0, split_seed=bad)
 
 
 def test_seed_drives_the_split():

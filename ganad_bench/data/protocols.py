@@ -69,12 +69,16 @@ TRAIN_ANOMALIES = ("drop", "keep")
 
 
 def tabular_split(raw: RawDataset, train_fraction: float, contamination: float, seed: int,
-                  val_fraction: float = 0.0, train_anomalies: str = "drop") -> Split:
+                  val_fraction: float = 0.0, train_anomalies: str = "drop", split_seed: int | None = None) -> Split:
     """The `tabular` protocol (DAGMM / ALAD / RCGAN).
 
     A seeded random permutation puts `round(train_fraction * n)` rows in the train split and the rest
-    in the test split. Anomalies are dropped from the train split (novelty detection, as ALAD's code
-    does; `train_anomalies="keep"` keeps them: unsupervised training on contaminated rows);
+    in the test split: each run seed draws its own split. `split_seed` fixes one split for every run seed
+    instead, drawn exactly as scikit-learn's `train_test_split(X, y, test_size=1 - train_fraction,
+    random_state=split_seed)` draws it (ALAD's code: `random_state=42`, so its runs differ only in the
+    networks' randomness); the run seed still seeds the model. Anomalies are dropped from the train split
+    (novelty detection, as ALAD's code does; `train_anomalies="keep"` keeps them: unsupervised training on
+    contaminated rows);
     `val_fraction` of the normal train rows is held out for validation (early stopping of the deep models),
     never an anomaly. The test split keeps every row, whatever the training keeps; at test time the top
     `contamination` fraction of scores is flagged anomalous (`ganad_bench.metrics`).
@@ -88,9 +92,18 @@ def tabular_split(raw: RawDataset, train_fraction: float, contamination: float, 
         val_fraction = check_fraction("protocol.val_fraction", val_fraction)
     flags = anomaly_flags(raw)
     n = len(flags)
-    order = np.random.default_rng(seed).permutation(n)
-    n_train = int(round(train_fraction * n))
-    train_rows, test_rows = order[:n_train], order[n_train:]
+    if split_seed is None:
+        order = np.random.default_rng(seed).permutation(n)
+        n_train = int(round(train_fraction * n))
+        train_rows, test_rows = order[:n_train], order[n_train:]
+    else:
+        if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+            raise ConfigError(f"protocol.split_seed={split_seed!r} must be null (each run seed draws its split) "
+                              f"or an integer >= 0, e.g. protocol.split_seed=42")
+        # sklearn's ShuffleSplit: a legacy RandomState permutation, the first ceil(test_size * n) rows test
+        order = np.random.RandomState(split_seed).permutation(n)
+        n_test = int(np.ceil(round((1.0 - train_fraction) * n, 9)))
+        test_rows, train_rows = order[:n_test], order[n_test:]
     normal_train = train_rows[flags[train_rows] == 0]
     n_val = int(round(val_fraction * len(normal_train)))
     val, train = normal_train[:n_val], normal_train[n_val:]
@@ -227,7 +240,8 @@ def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,
             raise ConfigError(f"protocol tabular applies to tabular datasets, not {raw.name}: "
                               f"use protocol=one_class or protocol=alad_image")
         return tabular_split(raw, protocol_cfg.get("train_fraction"), protocol_cfg.get("contamination"), seed,
-                             val_fraction, str(protocol_cfg.get("train_anomalies", "drop")))
+                             val_fraction, str(protocol_cfg.get("train_anomalies", "drop")),
+                             protocol_cfg.get("split_seed"))
     if name == "one_class":
         return one_class_split(raw, normal_class, seed, val_fraction)
     if name == "alad_image":

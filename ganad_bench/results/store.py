@@ -35,7 +35,7 @@ RESULT_FILE = "result.json"
 LOCK_FILE = ".lock"
 # the protocol keys each protocol reads (data/protocols.make_split, metrics); the others never change a run
 PROTOCOL_KEYS = {
-    "tabular": ("train_fraction", "contamination", "val_fraction", "train_anomalies"),
+    "tabular": ("train_fraction", "contamination", "val_fraction", "train_anomalies", "split_seed"),
     "one_class": ("contamination", "val_fraction"),
     "alad_image": ("train_fraction", "contamination", "val_fraction"),
     "cross_dataset": ("anomaly_dataset", "anomaly_source", "anomaly_fraction", "contamination", "val_fraction"),
@@ -44,7 +44,7 @@ PROTOCOL_KEYS = {
 DATASET_VIA_PROTOCOL = ("train_fraction", "contamination")
 # protocol keys added after runs were made, hashed only when set off their default: a run from before the key
 # existed (which behaved as the default) keeps its folder
-HASHED_WHEN_SET = {"train_anomalies": "drop"}
+HASHED_WHEN_SET = {"train_anomalies": "drop", "split_seed": None}
 
 
 def identity(config: dict, trains_networks: bool = True) -> dict:
