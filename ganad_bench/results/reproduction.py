@@ -316,8 +316,8 @@ def render(cells: pd.DataFrame, command: str, code_versions: list[str]) -> str:
         f"a status: **within** the published spread or {100 * TOLERANCE:.0f} points, **off** (with the cause "
         "where one was found, backed by the experiment or quote in the note), or **not run** (and why). "
         "Settings come from the papers (`conf/model/`, `conf/dataset_model/`, `conf/experiment/`); where a paper "
-        "is silent the config says how they were chosen (RCGAN Thyroid / Musk: from seed 0's test learning "
-        "curve, before this report existed, so seed 0 of those cells is optimistic).", "",
+        "is silent the config names what was taken instead (another table of the paper's lineage, the reference "
+        "code) or says it is our choice and why; nothing is chosen on test labels.", "",
         to_markdown(summary), "", BEFORE_CAMPAIGN, ""]
     notes: dict[str, int] = {}
     body = []
