@@ -66,10 +66,14 @@ def check_fraction(name: str, value, low_open: float = 0.0, high_open: float = 1
 
 
 TRAIN_ANOMALIES = ("drop", "keep")
+# tabular protocol keys added after runs had been made, and the value that every earlier run behaved as
+# (the result store hashes them only when set to something else, so those runs keep their folders)
+ADDED_TABULAR_DEFAULTS = {"train_anomalies": "drop", "split_seed": None}
 
 
 def tabular_split(raw: RawDataset, train_fraction: float, contamination: float, seed: int,
-                  val_fraction: float = 0.0, train_anomalies: str = "drop", split_seed: int | None = None) -> Split:
+                  val_fraction: float = 0.0, train_anomalies: str = ADDED_TABULAR_DEFAULTS["train_anomalies"],
+                  split_seed: int | None = ADDED_TABULAR_DEFAULTS["split_seed"]) -> Split:
     """The `tabular` protocol (DAGMM / ALAD / RCGAN).
 
     A seeded random permutation puts `round(train_fraction * n)` rows in the train split and the rest
@@ -240,8 +244,8 @@ def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,
             raise ConfigError(f"protocol tabular applies to tabular datasets, not {raw.name}: "
                               f"use protocol=one_class or protocol=alad_image")
         return tabular_split(raw, protocol_cfg.get("train_fraction"), protocol_cfg.get("contamination"), seed,
-                             val_fraction, str(protocol_cfg.get("train_anomalies", "drop")),
-                             protocol_cfg.get("split_seed"))
+                             val_fraction, *(protocol_cfg.get(key, default)
+                                             for key, default in ADDED_TABULAR_DEFAULTS.items()))
     if name == "one_class":
         return one_class_split(raw, normal_class, seed, val_fraction)
     if name == "alad_image":

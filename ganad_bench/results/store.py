@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ganad_bench.atomic import write_atomic
 from ganad_bench.config import BOOKKEEPING_TRAINER_KEYS
+from ganad_bench.data.protocols import ADDED_TABULAR_DEFAULTS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +45,7 @@ PROTOCOL_KEYS = {
 DATASET_VIA_PROTOCOL = ("train_fraction", "contamination")
 # protocol keys added after runs were made, hashed only when set off their default: a run from before the key
 # existed (which behaved as the default) keeps its folder
-HASHED_WHEN_SET = {"train_anomalies": "drop", "split_seed": None}
+HASHED_WHEN_SET = ADDED_TABULAR_DEFAULTS
 
 
 def identity(config: dict, trains_networks: bool = True) -> dict:
