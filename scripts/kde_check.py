@@ -22,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KernelDensity
 
 from ganad_bench.config import compose_config, to_container
+from ganad_bench.models.kit.contract import flatten
 from ganad_bench.models.kit.registry import build_detector
 from ganad_bench.run import prepare_data
 
@@ -40,7 +41,7 @@ def check(normal_class: int, overrides: list[str]) -> dict:
         detector = build_detector("kde", int(config["seed"]), params, config["trainer"]).fit(data.x_train)
         exact = detector.score_samples(data.x_test)
         tree = KernelDensity(kernel="gaussian", bandwidth=detector.bandwidth).fit(detector.train)
-        tree_scores = -tree.score_samples(detector.input_map(data.x_test.reshape(len(data.x_test), -1)))
+        tree_scores = -tree.score_samples(detector.input_map(flatten(data.x_test)))
         row[grid] = {"bandwidth": round(detector.bandwidth, 4), "auroc_exact": round(roc_auc_score(labels, exact), 4),
                      "auroc_sklearn_tree": round(roc_auc_score(labels, tree_scores), 4)}
     print(json.dumps(row), flush=True)

@@ -244,8 +244,8 @@ def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,
             raise ConfigError(f"protocol tabular applies to tabular datasets, not {raw.name}: "
                               f"use protocol=one_class or protocol=alad_image")
         return tabular_split(raw, protocol_cfg.get("train_fraction"), protocol_cfg.get("contamination"), seed,
-                             val_fraction, *(protocol_cfg.get(key, default)
-                                             for key, default in ADDED_TABULAR_DEFAULTS.items()))
+                             val_fraction, **{key: protocol_cfg.get(key, default)
+                                              for key, default in ADDED_TABULAR_DEFAULTS.items()})
     if name == "one_class":
         return one_class_split(raw, normal_class, seed, val_fraction)
     if name == "alad_image":

@@ -78,25 +78,26 @@ def as_values(value) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in (value if isinstance(value, list) else [value]))
 
 
-def read_entries(filename: str) -> list[dict]:
+def read_entries(filename: str) -> list[tuple[dict, dict]]:
+    """A yaml file's entries, each as (the cells it names, as `CellSelector` fields; its other keys)."""
     import yaml
 
-    return yaml.safe_load(files("ganad_bench.results").joinpath(filename).read_text()) or []
+    entries = yaml.safe_load(files("ganad_bench.results").joinpath(filename).read_text()) or []
+    return [({key: as_values(entry.get(key)) for key in KEYS}, entry) for entry in entries]
 
 
 @cache
 def known_causes() -> tuple[Cause, ...]:
     """The causes found so far (`ganad_bench/results/gap_causes.yaml`)."""
-    return tuple(Cause(cause=str(entry["cause"]).strip(), evidence=str(entry["evidence"]).strip(),
-                       **{key: as_values(entry.get(key)) for key in KEYS}) for entry in read_entries("gap_causes.yaml"))
+    return tuple(Cause(cause=str(entry["cause"]).strip(), evidence=str(entry["evidence"]).strip(), **cells)
+                 for cells, entry in read_entries("gap_causes.yaml"))
 
 
 @cache
 def published_runs() -> tuple[PublishedRuns, ...]:
     """The run counts the papers state for their means (`ganad_bench/results/published_runs.yaml`)."""
-    return tuple(PublishedRuns(runs=int(entry["runs"]), quote=str(entry["quote"]).strip(),
-                               **{key: as_values(entry.get(key)) for key in KEYS})
-                 for entry in read_entries("published_runs.yaml"))
+    return tuple(PublishedRuns(runs=int(entry["runs"]), quote=str(entry["quote"]).strip(), **cells)
+                 for cells, entry in read_entries("published_runs.yaml"))
 
 
 def tolerance(published_std: float) -> float:
