@@ -26,7 +26,7 @@ PARAMS_GROUP = "model_params"
 # trainer keys that never change what is trained or scored (kept out of a run's identity, its table variant
 # and the checkpoint fingerprint)
 BOOKKEEPING_TRAINER_KEYS = ("progress", "score_batch_size", "nan_check_every", "checkpoint_every_epoch",
-                            "checkpoint_interval", "checkpoint_seconds")
+                            "checkpoint_interval", "checkpoint_seconds", "curve_every")
 
 
 def _first_set(*values):

@@ -95,6 +95,8 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
     row = describe_run(config, data)
     if twin is not None:
         row["trained_by"] = twin.name
+    if deep and config["trainer"].get("curve_every"):  # reported along training, never used by it
+        detector.watch(data.x_test, data.split.test_labels, data.split.contamination)
     try:
         seed_everything(int(config["seed"]))
         scores, timings = fit_and_score(detector, data, int(config["trainer"]["score_batch_size"]))
@@ -103,6 +105,9 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
                    timings=timings, status="ok")
         row.update(objective=objective(config, detector, data, row["metrics"]),
                    files=save_run_files(folder, config, detector, data, scores))
+        curve = learning_curve(getattr(detector, "history", None))
+        if curve:
+            row["learning_curve"] = curve
     except GanadError:
         raise
     except TrainingDiverged as err:
@@ -115,6 +120,13 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
             logger.finish(row)
     record_result(folder, row, config, detector, started, job_dir, deep)
     return {**row, "result_path": str(folder / RESULT_FILE)}
+
+
+def learning_curve(history: list[dict] | None) -> list[dict]:
+    """The epochs of a training history that hold a learning-curve point (`trainer.curve_every`): the epoch,
+    its normal-only validation loss when there are validation rows, and the test metrics (`test_<metric>`)."""
+    return [{k: v for k, v in record.items() if k in ("epoch", "val_loss") or k.startswith("test_")}
+            for record in history or () if any(k.startswith("test_") for k in record)]
 
 
 def training_twin(config: dict, folder: Path) -> Path | None:

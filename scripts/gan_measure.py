@@ -89,10 +89,14 @@ def measure_seed(config: dict, seed: int, args) -> dict:
     curve = []
 
     def evaluate_now(engine, epoch):
+        """The learning-curve point of the run (`Engine.curve_point`: the detector's own scoring, training left
+        as it was) after the chosen epochs, for every score of the module."""
         if epoch in args.eval_epochs:
-            entry = {"epoch": epoch, **evaluate(y_test, engine.score(x_test), contamination)}
-            for name, other in every_score(engine.scoring_module,
-                                           lambda: evaluate(y_test, engine.score(x_test), contamination)).items():
+            def point():
+                return {k.removeprefix("test_"): v for k, v in engine.curve_point().items()}
+
+            entry = {"epoch": epoch, **point()}
+            for name, other in every_score(engine.scoring_module, point).items():
                 entry[f"auroc_{name}"], entry[f"f1_{name}"] = other["auroc"], other["f1"]
             curve.append(entry)
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}), flush=True)
@@ -100,6 +104,8 @@ def measure_seed(config: dict, seed: int, args) -> dict:
     ckpt = str(Path(args.checkpoint_root) / f"seed{seed}") if args.checkpoint_root else None
     det = build_detector(config["model"]["name"], seed, config["model"].get("params"), config["trainer"],
                          checkpoint_dir=ckpt, callbacks=[evaluate_now] if args.eval_epochs else ())
+    if args.eval_epochs:
+        det.watch(x_test, y_test, contamination)
     tick = time.perf_counter()
     det.fit(x_train, data.x_val)
     fit_s = time.perf_counter() - tick

@@ -28,3 +28,22 @@ def test_stratified_subsample_keeps_the_anomaly_ratio_without_repeats(gan_measur
     assert abs(labels[keep].mean() - labels.mean()) <= 1 / 1500
     assert np.array_equal(keep, gan_measure.stratified_subsample(labels, 1500, seed=0))
     assert not np.array_equal(keep, gan_measure.stratified_subsample(labels, 1500, seed=1))
+
+
+def test_the_learning_curve_of_every_score_ends_at_the_final_scores(gan_measure, make_cfg, tiny_data,
+                                                                      one_torch_thread):
+    """--eval-epochs --all-scores: each score's curve point after the last epoch is that score's result on the
+    finished networks (one curve implementation: the detector's `learning_curve_point`)."""
+    from types import SimpleNamespace
+
+    from ganad_bench.config import to_container
+
+    config = to_container(make_cfg("model=alad", "dataset=musk", "trainer.epochs=2", "trainer.batch_size=32",
+                                   data_dir=tiny_data))
+    args = SimpleNamespace(max_train=None, max_test=None, eval_epochs=[1, 2], checkpoint_root=None, all_scores=True)
+    row = gan_measure.measure_seed(config, 0, args)
+    assert [p["epoch"] for p in row["curve"]] == [1, 2]
+    last = row["curve"][-1]
+    assert last["auroc"] == pytest.approx(row["auroc"]) and last["f1"] == pytest.approx(row["f1"])
+    for name in ("l1", "l2", "logits", "features"):
+        assert last[f"auroc_{name}"] == pytest.approx(row[f"score_{name}"]["auroc"])

@@ -212,3 +212,25 @@ def test_a_gap_within_two_standard_errors_of_our_mean_is_called_seed_noise():
     far = reproduction_cells(rows_frame([row("iforest", "arrhythmia", s, f1=0.3 + 0.01 * s, precision=0.3,
                                              recall=0.3) for s in range(10)]))
     assert cell(far, "alad:II", "arrhythmia", "IF", "f1")["cause"] == "cause not found yet"
+
+
+def test_learning_curves_are_summarised_per_cell_and_epoch_beside_the_table():
+    """Runs that recorded a learning curve (`trainer.curve_every`) get, under their table, the test metric and
+    the normal-only validation loss after each recorded epoch, mean over the seeds; runs without add nothing."""
+    def curved(seed, auroc_by_epoch):
+        one = row("alad", "mnist", seed, auroc=auroc_by_epoch[-1][1])
+        one.update(protocol="one_class", normal_class="3", learning_curve=[
+            {"epoch": e, "val_loss": 1.0 / e, "test_auroc": a} for e, a in auroc_by_epoch])
+        return one
+
+    rows = [curved(0, [(1, 0.60), (2, 0.80)]), curved(1, [(1, 0.70), (2, 0.90)])]
+    frame = rows_frame(rows)
+    lines = reproduction.learning_curves(frame, "ama:2")
+    text = "\n".join(lines)
+    line = next(x for x in text.splitlines() if x.startswith("| mnist | 3 | ALAD | AUROC"))
+    assert "| 65.00 (2) | 85.00 (2) |" in line
+    assert "| mnist | 3 | ALAD | validation loss | 1.00 (2) | 0.50 (2) |" in text
+    assert "epoch 1" in text and "epoch 2" in text and "average" not in text  # one class: no average row
+    assert reproduction.learning_curves(rows_frame([row("ocsvm", "kdd99", 0, f1=0.8)]), "alad:II") == []
+    report = reproduction.render(reproduction_cells(frame), "cmd", [], {"ama:2": lines})
+    assert line in report

@@ -325,15 +325,18 @@ def settings_difference(settings: dict[str, str], model: str, dataset: str, expe
                      for i, (key, ours, paper) in enumerate(first))
 
 
-def _our_cells(frame: pd.DataFrame, published: pd.DataFrame, reference: str) -> pd.DataFrame:
+def _our_cells(frame: pd.DataFrame, published: pd.DataFrame, reference: str,
+               metrics: list[str] | None = None) -> pd.DataFrame:
     """Our cells that can fall in the table: `summarize`'s mean / std / n seeds per (dataset, class, model,
     variant, metric), the table's column for each (the paper's name for our model or ablation variant),
-    and `differs`, how the cell's runs differ from the paper settings."""
+    and `differs`, how the cell's runs differ from the paper settings. `metrics`: the frame's columns to
+    summarise (default: the table's metrics; the learning curves' points, `reproduction.learning_curves`)."""
     if frame.empty:
         return pd.DataFrame(columns=OUR_COLUMNS)
     protocol = TABLE_PROTOCOLS.get(tuple(reference.split(":")), "")
     part = frame[(frame["protocol"] == protocol) & frame["dataset"].isin(set(published["dataset"]))]
-    long = summarize(part, list(dict.fromkeys(published["metric"]))) if not part.empty else pd.DataFrame()
+    metrics = metrics if metrics is not None else list(dict.fromkeys(published["metric"]))
+    long = summarize(part, metrics) if not part.empty else pd.DataFrame()
     if long.empty:
         return pd.DataFrame(columns=OUR_COLUMNS)
     long = long[long["normal_class"] != AVERAGE]

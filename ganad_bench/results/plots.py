@@ -50,17 +50,25 @@ def plot_evaluation(labels: np.ndarray, scores: np.ndarray, path: Path, title: s
 
 
 def plot_learning_curve(history: list[dict], path: Path, title: str) -> Path | None:
-    """Every loss recorded per epoch (and the validation loss) against the epoch; None without history."""
+    """Every loss recorded per epoch (and the validation loss) against the epoch, with the learning curve's
+    test AUROC on a second axis where the run recorded one (`trainer.curve_every`); None without history."""
     if not history:
         return None
     plt = _pyplot()
-    keys = [k for k in history[0] if k.endswith("_loss") or k == "val_loss"]
-    epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
+    keys = list(dict.fromkeys(k for row in history for k in row if k.endswith("_loss")))
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for key in keys:
-        ax.plot(epochs, [row.get(key, np.nan) for row in history], lw=1.5, label=key)
+        points = [(row.get("epoch", i + 1), row[key]) for i, row in enumerate(history) if key in row]
+        ax.plot(*zip(*points, strict=True), lw=1.5, label=key, marker="." if len(points) < len(history) else None)
     ax.set(xlabel="epoch", ylabel="loss", title=title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
+    curve = [(row.get("epoch", i + 1), row["test_auroc"]) for i, row in enumerate(history) if "test_auroc" in row]
+    if curve:
+        twin = ax.twinx()
+        twin.plot(*zip(*curve, strict=True), color="black", ls="--", marker="o", ms=3,
+                  label="test AUROC (reported only)")
+        twin.set(ylabel="test AUROC")
+        twin.legend(fontsize=8, loc="upper right")
     return _save(fig, path)
 
 

@@ -301,8 +301,50 @@ def table_section(reference: str, cells: pd.DataFrame, notes: dict[str, int]) ->
     return lines
 
 
-def render(cells: pd.DataFrame, command: str, code_versions: list[str]) -> str:
-    """The whole report: how it was made, the counts per table and overall, each table, the numbered notes."""
+def learning_curves(frame: pd.DataFrame, reference: str) -> list[str]:
+    """The table's learning curves, where its runs recorded them (`trainer.curve_every`): per cell (dataset,
+    class, column), the table's metric on the test split (AUROC, or F1 for the thresholded tables) and the
+    normal-only validation loss after each recorded epoch, mean over the seeds (n). Reported only: no run
+    was stopped or selected by them."""
+    from ganad_bench.results.published import published_table
+    from ganad_bench.results.tables import curve_point
+
+    if frame.empty:
+        return []
+    published = published_table()
+    published = published[published["reference"] == reference]
+    metric = "auroc" if "auroc" in set(published["metric"]) else "f1"
+    points = {c: curve_point(c) for c in frame.columns if curve_point(c) and curve_point(c)[0] in (metric, "val_loss")}
+    if not points:
+        return []
+    ours = paper._our_cells(frame, published, reference, metrics=list(points))
+    ours = ours[~ours["normal_class"].astype(str).str.startswith(AVERAGE)]  # per class: averages may be partial
+    if ours.empty:
+        return []
+    lines = [f"Learning curves of {paper.METRIC_LABELS[metric]} on the test split and of the loss on normal-only "
+             "validation rows, after the epochs the runs recorded (`trainer.curve_every`), mean over seeds (n); "
+             "reported only, never used to stop or select:", ""]
+    for shown, label in ((metric, paper.METRIC_LABELS[metric]), ("val_loss", "validation loss")):
+        part = ours[[points[m][0] == shown for m in ours["metric"]]]
+        if part.empty:
+            continue
+        rows = {}
+        for cell in part.itertuples(index=False):
+            epoch = points[cell.metric][1]
+            key = (cell.dataset, cell.normal_class or "-", cell.column + (f" [{cell.variant}]" if cell.variant else ""))
+            value = 100 * cell.mean if shown == metric else cell.mean
+            rows.setdefault(key, {})[epoch] = f"{value:.2f} ({int(cell.n_seeds)})"
+        epochs = sorted({e for row in rows.values() for e in row})
+        table = pd.DataFrame([{"dataset": d, "class": c, "column": col, "curve": label,
+                               **{f"epoch {e}": row.get(e, "") for e in epochs}} for (d, c, col), row in rows.items()])
+        lines += [to_markdown(table), ""]
+    return lines
+
+
+def render(cells: pd.DataFrame, command: str, code_versions: list[str],
+           curves: dict[str, list[str]] | None = None) -> str:
+    """The whole report: how it was made, the counts per table and overall, each table (with its learning
+    curves, `curves`: lines per table), the numbered notes."""
     summary = pd.DataFrame([{"table": reference, **counts(group)}
                             for reference, group in cells.groupby("reference", sort=False)])
     total = {"table": "all", **counts(cells)}
@@ -323,7 +365,7 @@ def render(cells: pd.DataFrame, command: str, code_versions: list[str]) -> str:
     notes: dict[str, int] = {}
     body = []
     for reference, group in cells.groupby("reference", sort=False):
-        body += table_section(reference, group, notes)
+        body += table_section(reference, group, notes) + (curves or {}).get(reference, [])
     evidence = dict(zip(cells["cause"], cells["evidence"], strict=True))
     tail = ["## Notes", ""] + [f"{number}. {cause}" + (f" Evidence: {evidence[cause]}" if evidence.get(cause) else "")
                                for cause, number in notes.items()]
@@ -341,6 +383,7 @@ def write_report(frame: pd.DataFrame, path, command: str, output_dir: str) -> di
     from ganad_bench.atomic import write_atomic
 
     cells = reproduction_cells(frame, output_dir)
-    text = render(cells, command, code_versions(frame))
+    curves = {reference: learning_curves(frame, reference) for reference in paper.table_references()}
+    text = render(cells, command, code_versions(frame), curves)
     write_atomic(Path(path), lambda handle: handle.write(text))
     return counts(cells)

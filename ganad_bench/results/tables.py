@@ -60,6 +60,7 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
         record["normal_class"] = "" if record["normal_class"] is None else str(record["normal_class"])
         record["anomaly_dataset"] = record["anomaly_dataset"] or ""  # set by cross_dataset only
         record.update(row.get("metrics", {}))
+        record.update(curve_columns(row.get("learning_curve")))
         records.append(record)
         settings.append(with_added_defaults({k: v for k, v in flatten_config(row.get("config", {})).items()
                                              if not k.startswith(NOT_A_VARIANT)}))
@@ -78,6 +79,24 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
                                 and "allow_test_selection" not in varying else [])
             frame.loc[i, "variant"] = ",".join(f"{k}={settings[i].get(k)}" for k in marked)
     return frame
+
+
+CURVE_PREFIX = "curve:"
+
+
+def curve_columns(points: list[dict] | None) -> dict[str, float]:
+    """A row's learning curve (`trainer.curve_every`) as frame columns `curve:<metric>@<epoch>`, so that a
+    curve point is summarised over seeds like any metric (`reproduction.learning_curves`)."""
+    return {f"{CURVE_PREFIX}{key.removeprefix('test_')}@{int(point['epoch'])}": value for point in points or ()
+            for key, value in point.items() if key.startswith("test_") or key == "val_loss"}
+
+
+def curve_point(column: str) -> tuple[str, int] | None:
+    """(metric, epoch) of a `curve_columns` name, None for any other column."""
+    if not str(column).startswith(CURVE_PREFIX):
+        return None
+    metric, epoch = column.removeprefix(CURVE_PREFIX).rsplit("@", 1)
+    return metric, int(epoch)
 
 
 def _class_order(value: str):

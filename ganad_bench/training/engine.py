@@ -36,6 +36,11 @@ What the engine does, in the order of DESIGN.md's speed rules:
 * a fixed epoch budget by default; with `early_stopping_patience` and normal-only validation rows,
   training stops after that many epochs without a lower validation loss (`module.val_loss`, on the
   EMA network) and the best EMA weights are restored (ALAD Table IX: patience 10);
+* a learning curve (`curve_every`, with a `curve` function the detector sets): every that many epochs and
+  after the last, the epoch's record gets the normal-only validation loss and what `curve(engine)` returns
+  (the detector's test metrics), before the checkpoint is written. It is reported, never read by training:
+  the function runs with the RNG states and buffers restored afterwards, so a run's weights and scores
+  are the same with or without it;
 * a rich progress bar (on a terminal) with the losses and samples/s, and one log line per epoch.
 
 Scoring (`score`) runs the EMA network in eval mode under `torch.no_grad()` in chunks of
@@ -102,6 +107,7 @@ class TrainerConfig:
     score_batch_size: int
     nan_check_every: int
     progress: bool
+    curve_every: int | None
 
     @classmethod
     def from_dict(cls, values: dict | None) -> TrainerConfig:
@@ -131,6 +137,8 @@ class TrainerConfig:
         if self.early_stopping_patience is not None and int(self.early_stopping_patience) < 1:
             raise ConfigError(f"trainer.early_stopping_patience must be >= 1 or null, got "
                               f"{self.early_stopping_patience}")
+        if self.curve_every is not None and int(self.curve_every) < 1:
+            raise ConfigError(f"trainer.curve_every must be >= 1 or null, got {self.curve_every}")
 
 
 def typed(key: str, value, annotation: str):
@@ -372,6 +380,8 @@ class Engine:
         # {epoch, code_version} of the checkpoint this engine resumed from (None: trained from the start)
         self.resumed_from: dict | None = None
         self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)
+        # the learning curve's test metrics at an epoch (`DeepDetector.learning_curve_point`; None: no curve)
+        self.curve: Callable[[Engine], dict] | None = None
         self.last_checkpoint = time.monotonic()  # when the last checkpoint was written (or training began)
         self.reset_step_stats()
 
@@ -531,10 +541,13 @@ class Engine:
         self.epoch += 1
         record = {"epoch": self.epoch, **dict(zip(self.loss_names, means, strict=True)),
                   "samples_per_s": steps * data.batches.batch_size / max(elapsed, 1e-9), "seconds": elapsed}
-        if data.val is not None and (data.early_stopping or self.epoch == self.config.epochs):
+        on_curve = self.on_curve(self.epoch)
+        if data.val is not None and (data.early_stopping or self.epoch == self.config.epochs or on_curve):
             record["val_loss"] = self._checked_validation_loss(data.val)
         if data.early_stopping:
             self._early_stopping_update(record["val_loss"])
+        if on_curve:
+            record.update(self.curve_point())
         self.history.append(record)
         bar.describe(self._epoch_message(record))
         if checkpoint or (self.stopped_early and self.will_checkpoint(None)):
@@ -559,7 +572,32 @@ class Engine:
         a checkpoint, callbacks, the end of training): a pack writes its members back first."""
         last = self.epoch + 1 >= int(self.config.epochs)
         validates = data.val is not None and (data.early_stopping or last)
-        return checkpoint or validates or last or bool(self.callbacks)
+        return checkpoint or validates or last or bool(self.callbacks) or self.on_curve(self.epoch + 1)
+
+    def on_curve(self, epoch: int) -> bool:
+        """Whether the end of `epoch` adds a learning-curve point: every `curve_every` epochs and the last."""
+        every = self.config.curve_every
+        if self.curve is None or every is None:
+            return False
+        return epoch % int(every) == 0 or epoch >= int(self.config.epochs)
+
+    def curve_point(self) -> dict:
+        """`curve(self)`, with every RNG state and every buffer of the networks put back afterwards (module
+        docstring): scoring may draw random numbers (AnoGAN's latent search) or fit statistics into buffers
+        (AMA's R-score Gaussian), and training must go on as if nothing had been evaluated."""
+        modules = {id(m): m for m in (self.module, self.scoring_module)}.values()
+        buffers = [(b, b.detach().clone()) for m in modules for b in m.buffers()]
+        devices = [self.device] if self.device.type == "cuda" else []
+        numpy_state, python_state = np.random.get_state(), random.getstate()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                return dict(self.curve(self))
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+            with torch.no_grad():
+                for buffer, saved in buffers:
+                    buffer.copy_(saved)
 
     def check_finite(self, steps: int) -> None:
         """`TrainingDiverged` when a loss was NaN or inf since the epoch started (one host sync)."""

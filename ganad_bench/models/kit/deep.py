@@ -15,6 +15,11 @@ in chunks, save / load — is here:
 conf/trainer/default.yaml's values); `checkpoint_dir` is where `fit` saves and resumes its per-epoch
 checkpoints (None: no checkpoints); `callbacks` (tests) are passed to the engine.
 
+Learning curve (`trainer.curve_every`): `watch(x_test, labels, contamination)` before `fit` makes every
+`curve_every` epochs of the scoring stage (not a pretraining stage) record the test metrics of the network
+as it is then, scored exactly as the finished detector scores (`after_fit` first, e.g. AMA's Gaussian).
+They are reported (`metrics.csv`, the row's `learning_curve`), never used to pick anything.
+
 Input map (`contrast_norm`, for the detectors that declare it; images only): Ruff et al. Sec. 4.1 normalise
 MNIST / CIFAR-10 by global contrast normalisation with the l1 norm, then min-max scale to [0, 1] with the
 training (normal-class) images' extremes. `input_map.InputMap(contrast_norm="l1")` does exactly this per
@@ -58,6 +63,8 @@ class DeepDetector(Detector):
         self.engine: Engine | None = None
         self.input_shape: tuple[int, ...] | None = None
         self.input_map: InputMap | None = None
+        self.watched: tuple | None = None  # (test rows, labels, contamination) of the learning curve
+        self.x_fit: np.ndarray | None = None  # the preprocessed training rows while `fit` runs
 
     # --------------------------------------------------------------------- what a method implements
     def build(self, input_shape: tuple[int, ...]) -> DetectorModule:
@@ -83,7 +90,11 @@ class DeepDetector(Detector):
         x_val = None if x_val is None else self.preprocess(x_val)
         self.input_shape = tuple(int(s) for s in x.shape[1:])
         seed_everything(self.seed)
-        self.engine = self.train(x, x_val)
+        self.x_fit = x
+        try:
+            self.engine = self.train(x, x_val)
+        finally:
+            self.x_fit = None
         self.history = self.engine.history
         self.resumed_from = self.engine.resumed_from
         self.after_fit(x)
@@ -108,8 +119,32 @@ class DeepDetector(Detector):
                        "format": CHECKPOINT_FORMAT}
         engine = Engine(module, trainer, seed=self.seed, checkpoint_dir=folder, callbacks=self.callbacks,
                         fingerprint=fingerprint)
+        if self.watched is not None and stage != "pretrain":
+            engine.curve = self.learning_curve_point
         rendezvous = current_rendezvous()  # a run of a pack trains its stages with the others' (`training.pack`)
         return rendezvous.train(engine, x, x_val) if rendezvous is not None else engine.fit(x, x_val)
+
+    # ---------------------------------------------------------------------------- learning curve
+    def watch(self, x_test: np.ndarray, labels: np.ndarray, contamination: float | None = None) -> None:
+        """Record the test metrics along training (module docstring; `trainer.curve_every` sets how often)."""
+        self.watched = (np.asarray(x_test, dtype=np.float32), np.asarray(labels), contamination)
+
+    def learning_curve_point(self, engine: Engine) -> dict:
+        """The test metrics of `engine`'s networks now, as `test_<metric>` (the engine restores every RNG
+        state and buffer afterwards, `Engine.curve_point`)."""
+        from ganad_bench.metrics import evaluate
+
+        x_test, labels, contamination = self.watched
+        finished = self.engine
+        self.engine = engine
+        try:
+            self.after_fit(self.x_fit)
+            scores = self.score_samples(x_test)  # in chunks of trainer.score_batch_size
+        finally:
+            self.engine = finished
+        if not np.isfinite(scores).all():
+            return {"test_nonfinite_scores": int((~np.isfinite(scores)).sum())}
+        return {f"test_{name}": value for name, value in evaluate(labels, scores, contamination).items()}
 
     # --------------------------------------------------------------------------------- input map
     def contrast_normalised(self, shape) -> bool:
