@@ -234,3 +234,29 @@ def test_learning_curves_are_summarised_per_cell_and_epoch_beside_the_table():
     assert reproduction.learning_curves(rows_frame([row("ocsvm", "kdd99", 0, f1=0.8)]), "alad:II") == []
     report = reproduction.render(reproduction_cells(frame), "cmd", [], {"ama:2": lines})
     assert line in report
+
+
+def test_flag_counts_lists_each_runs_anomalies_and_flagged_rows(make_cfg, tiny_data, tmp_path):
+    """scripts/flag_counts.py (the evidence of a precision-only gap): per run the test anomalies, the rows the
+    threshold flags, precision and recall, consistent with precision = TP / flagged, recall = TP / anomalies."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from ganad_bench.run import run
+
+    rows = [run(make_cfg("model=iforest", "dataset=musk", f"seed={seed}", "plots=false", data_dir=tiny_data))
+            for seed in (0, 1)]
+    out = subprocess.run([sys.executable, "scripts/flag_counts.py", str(tmp_path / "outputs")], check=True,
+                         capture_output=True, text=True, cwd=Path(__file__).parents[1]).stdout
+    lines = {int(x.split()[0]): x.split() for x in out.splitlines()[1:] if x.split()[0].isdigit()}
+    assert sorted(lines) == [0, 1] and out.splitlines()[-1].startswith("mean")
+    for row in rows:
+        seed, anomalies, flagged, precision, recall, _ = lines[row["seed"]]
+        saved = np.load(Path(row["result_path"]).parent / "scores.npz")
+        assert int(anomalies) == int(saved["labels"].sum())
+        true_positives = row["metrics"]["recall"] * int(anomalies)
+        assert float(precision) == pytest.approx(100 * true_positives / int(flagged), abs=0.01)
+        assert float(recall) == pytest.approx(100 * row["metrics"]["recall"], abs=0.01)

@@ -1,0 +1,43 @@
+"""Per run of a folder of results (tabular protocols): the test split's anomalies, the rows the contamination
+threshold flags, and precision / recall. Precision = TP / flagged and recall = TP / anomalies, so when every
+split flags the same number of rows (the top `contamination` of the test rows) while its anomaly count varies
+with the split, precision and recall part ways: a diagnosis of gaps in one of them only.
+
+    python scripts/flag_counts.py ~/ganad-runs/campaign/results/thyroid/tabular/iforest
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ganad_bench.results.store import RESULT_FILE, read_result
+from ganad_bench.runs import SCORES_FILE
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="a folder of run folders (searched recursively)")
+    args = parser.parse_args()
+    lines = []
+    for path in sorted(args.folder.rglob(RESULT_FILE)):
+        row = read_result(path.parent)
+        if row is None or row.get("status") != "ok" or "precision" not in row.get("metrics", {}):
+            continue
+        saved = np.load(path.parent / SCORES_FILE)
+        flagged = int((saved["scores"] >= float(saved["threshold"])).sum())
+        lines.append((row["seed"], int(saved["labels"].sum()), flagged, row["metrics"]["precision"],
+                      row["metrics"]["recall"], path.parent.name))
+    print("seed  anomalies  flagged  precision  recall  run")
+    for seed, anomalies, flagged, precision, recall, name in sorted(lines):
+        print(f"{seed:>4}  {anomalies:>9}  {flagged:>7}  {100 * precision:9.2f}  {100 * recall:6.2f}  {name}")
+    if lines:
+        a = np.array([line[1:5] for line in lines], dtype=float)
+        print(f"mean  {a[:, 0].mean():9.1f}  {a[:, 1].mean():7.1f}  {100 * a[:, 2].mean():9.2f}  "
+              f"{100 * a[:, 3].mean():6.2f}")
+
+
+if __name__ == "__main__":
+    main()
