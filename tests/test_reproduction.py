@@ -83,6 +83,22 @@ def test_a_diagnostic_variant_beside_the_paper_runs_never_doubles_a_cell():
     assert only_shorter["mean"] == pytest.approx(0.1) and only_shorter["differs"]
 
 
+def test_runs_scaled_otherwise_than_the_experiment_are_a_variant_not_the_paper_cell():
+    """ALAD's Arrhythmia runs are unscaled (its appendix C): min-max scaled runs beside them are a variant that
+    says so, and the cell takes the unscaled ones whichever has more seeds."""
+    def scaled(seed, scaler, f1):
+        one = row("alad", "arrhythmia", seed, f1=f1, precision=f1, recall=f1)
+        one["config"]["dataset"] = {"scaler": scaler}
+        return one
+
+    unscaled = [scaled(s, "none", 0.4) for s in range(3)]
+    minmax = [scaled(s, "minmax", 0.6) for s in range(10)]
+    alad = cell(reproduction_cells(rows_frame(unscaled + minmax)), "alad:II", "arrhythmia", "ALAD", "f1")
+    assert alad["mean"] == pytest.approx(0.4) and alad["n_seeds"] == 3 and not alad["differs"]
+    only_minmax = cell(reproduction_cells(rows_frame(minmax)), "alad:II", "arrhythmia", "ALAD", "f1")
+    assert only_minmax["differs"] == ("dataset.scaler=minmax (paper settings: none)",)
+
+
 def test_a_known_cause_is_matched_and_numbered_in_the_notes(rows, monkeypatch):
     cause = Cause(table=("alad:II",), dataset=("kdd99",), column=("IF",), cause="IF is off because of X.",
                   evidence="`python scripts/x.py`: 0.5 vs 0.9")

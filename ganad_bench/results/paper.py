@@ -29,8 +29,10 @@ ROMAN = {"I": "1", "II": "2", "III": "3", "IV": "4", "V": "5", "VI": "6", "VII":
 FRACTIONS = ("auroc", "auprc", "f1", "precision", "recall")
 METRIC_LABELS = {"f1": "F1", "auroc": "AUROC", "precision": "Precision", "recall": "Recall",
                  "inference_ms_per_batch": "inference ms / batch"}
-# the settings that make a run the paper's, beside model.params (deep models only: the others never train)
+# the settings that make a run the paper's, beside model.params: the training budget (deep models only: the
+# others never train) and, for every model, the feature scaling (ALAD's runs use the unscaled features)
 BUDGET_KEYS = ("trainer.epochs", "trainer.batch_size", "trainer.lr")
+SETTING_KEYS = (*BUDGET_KEYS, "dataset.scaler")
 MARKERS = ("†", "‡", "§", "¶")
 KEYS = ["dataset", "anomaly_dataset", "normal_class", "column", "metric"]
 OUR_COLUMNS = [*KEYS, "model", "variant", "mean", "std", "n_seeds", "differs", "partial"]
@@ -289,15 +291,16 @@ def launch(experiment: str, overrides: list[str], console) -> int:
 @cache
 def paper_settings(experiment: str, model: str, dataset: str) -> dict[str, str]:
     """The settings a run of `model` on `dataset` gets from `experiment`, flattened as `rows_frame` records
-    them: trainer.epochs / batch_size / lr (for models that train networks), then model.params."""
+    them: trainer.epochs / batch_size / lr (for models that train networks), dataset.scaler, model.params."""
     from ganad_bench.config import compose_config, to_container
     from ganad_bench.models.kit.registry import is_deep
 
     with hydra_initialised():
         config = to_container(compose_config([f"experiment={experiment}", f"model={model}", f"dataset={dataset}"]))
     flat = flatten_config({"trainer": config["trainer"] if is_deep(model) else {},
+                           "dataset": {"scaler": config["dataset"].get("scaler")},
                            "model": {"params": config["model"].get("params") or {}}})
-    return {key: value for key, value in flat.items() if key in BUDGET_KEYS or key.startswith("model.params.")}
+    return {key: value for key, value in flat.items() if key in SETTING_KEYS or key.startswith("model.params.")}
 
 
 def settings_difference(settings: dict[str, str], model: str, dataset: str, experiments: list[str]) -> str:
@@ -305,7 +308,7 @@ def settings_difference(settings: dict[str, str], model: str, dataset: str, expe
     over is one of its settings), else how it differs from the first:
     "trainer.epochs=2 (paper settings: 7), model.params.width=16 (128)". Keys a row does not record are
     not compared."""
-    if not any(key in BUDGET_KEYS or key.startswith("model.params.") for key in settings):
+    if not any(key in SETTING_KEYS or key.startswith("model.params.") for key in settings):
         return ""  # nothing to compare (and no composition to pay for)
     first = None
     for experiment in experiments:
