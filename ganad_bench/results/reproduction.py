@@ -314,7 +314,8 @@ def learning_curves(frame: pd.DataFrame, reference: str) -> list[str]:
     published = published_table()
     published = published[published["reference"] == reference]
     metric = "auroc" if "auroc" in set(published["metric"]) else "f1"
-    points = {c: curve_point(c) for c in frame.columns if curve_point(c) and curve_point(c)[0] in (metric, "val_loss")}
+    parsed = {column: curve_point(column) for column in frame.columns}
+    points = {column: point for column, point in parsed.items() if point and point[0] in (metric, "val_loss")}
     if not points:
         return []
     ours = paper._our_cells(frame, published, reference, metrics=list(points))

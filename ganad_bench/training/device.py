@@ -38,6 +38,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def save_global_rng():
+    """The global generators' states (torch's CPU one, NumPy's, Python's), for `restore_global_rng`."""
+    return torch.get_rng_state(), np.random.get_state(), random.getstate()
+
+
+def restore_global_rng(state) -> None:
+    torch.set_rng_state(state[0])
+    np.random.set_state(state[1])
+    random.setstate(state[2])
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA; nothing elsewhere): what a timing must do before reading a clock."""
     if device.type == "cuda":

@@ -72,7 +72,7 @@ from ganad_bench.console import EpochProgress
 from ganad_bench.data.tensors import RandpermBatches, in_chunks, to_device
 from ganad_bench.errors import ConfigError, TrainingDiverged
 from ganad_bench.provenance import code_version
-from ganad_bench.training.device import resolve_device
+from ganad_bench.training.device import resolve_device, restore_global_rng, save_global_rng
 from ganad_bench.training.noise import RandomStream, seed_streams
 
 log = logging.getLogger("ganad_bench")
@@ -587,14 +587,13 @@ class Engine:
         (AMA's R-score Gaussian), and training must go on as if nothing had been evaluated."""
         modules = {id(m): m for m in (self.module, self.scoring_module)}.values()
         buffers = [(b, b.detach().clone()) for m in modules for b in m.buffers()]
-        devices = [self.device] if self.device.type == "cuda" else []
-        numpy_state, python_state = np.random.get_state(), random.getstate()
+        state = save_global_rng()
         try:
-            with torch.random.fork_rng(devices=devices):
+            # the CUDA generators too, which the pack's switches never need (its members share one device)
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 return dict(self.curve(self))
         finally:
-            np.random.set_state(numpy_state)
-            random.setstate(python_state)
+            restore_global_rng(state)
             with torch.no_grad():
                 for buffer, saved in buffers:
                     buffer.copy_(saved)

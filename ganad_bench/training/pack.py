@@ -38,18 +38,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
 from ganad_bench.console import EpochProgress
 from ganad_bench.errors import TrainingDiverged
+from ganad_bench.training.device import restore_global_rng, save_global_rng
 from ganad_bench.training.engine import DetectorModule
 
 log = logging.getLogger("ganad_bench")
@@ -570,16 +569,6 @@ class Rendezvous:
                     if not packable:
                         entry["rng"] = save_global_rng()
         self.turn.notify_all()
-
-
-def save_global_rng():
-    return torch.get_rng_state(), np.random.get_state(), random.getstate()
-
-
-def restore_global_rng(state) -> None:
-    torch.set_rng_state(state[0])
-    np.random.set_state(state[1])
-    random.setstate(state[2])
 
 
 def run_together(functions: Sequence[Callable[[], object]],
