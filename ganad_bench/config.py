@@ -146,6 +146,9 @@ def check_run_config(config: dict) -> dict:
             raise ConfigError(f"{key} must be true or false, got {config.get(key)!r}")
     check_reporting(config)
     detector_class(str(config["model"]["name"]))
+    from ganad_bench.training.engine import TrainerConfig
+
+    TrainerConfig.from_dict(config.get("trainer"))  # a bad trainer value fails before the run folder is made
     dataset, protocol = config["dataset"], config["protocol"]
     source_spec(str(dataset["name"]), dataset.get("source"))
     if protocol.get("name") not in PROTOCOLS:

@@ -100,6 +100,7 @@ BAD_INPUTS = [
     (["model=rcgan", "trainer.ema_decay=1.5"], "trainer.ema_decay must be in [0, 1) or null"),
     (["model=rcgan", "trainer.checkpoint_seconds=-1"], "trainer.checkpoint_seconds must be >= 0, got -1"),
     (["model=rcgan", "trainer.progress=maybe"], "trainer.progress must be true or false"),
+    (["model=alad", "trainer.curve_every=0"], "trainer.curve_every must be >= 1 or null, got 0"),
     # model parameters
     (["model=alad", "model.params.score=nope"], "unknown model.params.score 'nope'"),
     (["model=alad", "model.params.arch=conv"], "arch 'conv' needs images"),
@@ -135,6 +136,12 @@ def test_bad_input_is_one_line_non_zero_and_writes_no_row(tmp_path, capsys, args
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: ") and message in lines[0], lines
     assert rows(tmp_path) == []
+
+
+def test_a_bad_trainer_value_leaves_no_run_folder(tmp_path, capsys):
+    code, lines = cli(tmp_path, "model=alad", "trainer.lr=-1", capsys=capsys)
+    assert code == 2 and lines == ["error: trainer.lr must be > 0, got -1.0"], lines
+    assert not (tmp_path / "outputs" / "results").exists()
 
 
 def test_the_table_has_at_least_forty_cases():
