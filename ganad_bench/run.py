@@ -103,11 +103,11 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
         row.update(metrics=evaluate(data.split.test_labels, scores, data.split.contamination),
                    artifacts=detector.write_artifacts(folder), fit_rows=detector.fit_rows or len(data.x_train),
                    timings=timings, status="ok")
-        row.update(objective=objective(config, detector, data, row["metrics"]),
-                   files=save_run_files(folder, config, detector, data, scores))
-        curve = learning_curve(getattr(detector, "history", None))
+        curve = detector.learning_curve(adopted=twin is not None) if deep else []
         if curve:
             row["learning_curve"] = curve
+        row.update(objective=objective(config, detector, data, row["metrics"]),
+                   files=save_run_files(folder, config, detector, data, scores, curve))
     except GanadError:
         raise
     except TrainingDiverged as err:
@@ -120,13 +120,6 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
             logger.finish(row)
     record_result(folder, row, config, detector, started, job_dir, deep)
     return {**row, "result_path": str(folder / RESULT_FILE)}
-
-
-def learning_curve(history: list[dict] | None) -> list[dict]:
-    """The epochs of a training history that hold a learning-curve point (`trainer.curve_every`): the epoch,
-    its normal-only validation loss when there are validation rows, and the test metrics (`test_<metric>`)."""
-    return [{k: v for k, v in record.items() if k in ("epoch", "val_loss") or k.startswith("test_")}
-            for record in history or () if any(k.startswith("test_") for k in record)]
 
 
 def training_twin(config: dict, folder: Path) -> Path | None:

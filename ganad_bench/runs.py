@@ -32,8 +32,9 @@ DETECTOR_FILE = "detector.pt"
 RECONSTRUCTIONS_SHOWN = 8
 
 
-def save_run_files(folder: Path, config: dict, detector, data, scores: np.ndarray) -> dict:
-    """Write the files of the module docstring; returns their names (recorded in the row)."""
+def save_run_files(folder: Path, config: dict, detector, data, scores: np.ndarray, curve: list[dict] = ()) -> dict:
+    """Write the files of the module docstring; returns their names (recorded in the row). `curve`: the run's
+    learning-curve points (`DeepDetector.learning_curve`), drawn beside the losses."""
     from ganad_bench.atomic import write_atomic
     from ganad_bench.metrics import contamination_threshold
     from ganad_bench.models.kit.deep import DeepDetector
@@ -58,7 +59,8 @@ def save_run_files(folder: Path, config: dict, detector, data, scores: np.ndarra
         files["detector"] = DETECTOR_FILE
     if config.get("plots", True):
         try:
-            files.update(draw_run_plots(folder, config, detector, data, scores, labels, threshold, history))
+            files.update(draw_run_plots(folder, config, detector, data, scores, labels, threshold, history,
+                                        curve))
         except Exception as err:  # a picture never costs a run its result
             log.warning("could not draw the plots of %s (%s: %s)", folder, type(err).__name__, err)
     return files
@@ -70,7 +72,8 @@ def epoch_history(detector) -> list[dict]:
     return [{"stage": stage, **record} for stage, records in stages for record in (records or [])]
 
 
-def draw_run_plots(folder: Path, config: dict, detector, data, scores, labels, threshold, history) -> dict:
+def draw_run_plots(folder: Path, config: dict, detector, data, scores, labels, threshold, history,
+                   curve: list[dict] = ()) -> dict:
     from ganad_bench.results.plots import plot_evaluation, plot_learning_curve
 
     what = f"{config['model']['name']} · {config['dataset']['name']} · seed {config['seed']}"
@@ -78,9 +81,10 @@ def draw_run_plots(folder: Path, config: dict, detector, data, scores, labels, t
         what += f" · class {data.split.normal_class}"
     files = {"evaluation_plot": plot_evaluation(labels, scores, folder / "evaluation.png", what,
                                                 None if np.isnan(threshold) else threshold).name}
-    curve = plot_learning_curve([r for r in history if r["stage"] == "train"], folder / "learning_curve.png", what)
-    if curve is not None:
-        files["learning_curve_plot"] = curve.name
+    drawn = plot_learning_curve([r for r in history if r["stage"] == "train"], curve, folder / "learning_curve.png",
+                                what)
+    if drawn is not None:
+        files["learning_curve_plot"] = drawn.name
     grid = reconstruction_grid(detector, data.x_test, labels)
     if grid is not None:
         from ganad_bench.results.image_grid import write_png

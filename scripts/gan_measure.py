@@ -92,12 +92,14 @@ def measure_seed(config: dict, seed: int, args) -> dict:
         """The learning-curve point of the run (`Engine.curve_point`: the detector's own scoring, training left
         as it was) after the chosen epochs, for every score of the module."""
         if epoch in args.eval_epochs:
-            def point():
-                return {k.removeprefix("test_"): v for k, v in engine.curve_point().items()}
-
-            entry = {"epoch": epoch, **point()}
-            for name, other in every_score(engine.scoring_module, point).items():
-                entry[f"auroc_{name}"], entry[f"f1_{name}"] = other["auroc"], other["f1"]
+            own = getattr(engine.scoring_module, "score_name", None)
+            entry = {"epoch": epoch}
+            for key, value in engine.curve_point().items():  # a module of several scores gives each: <metric>/<score>
+                metric, _, name = key.removeprefix("test_").partition("/")
+                if name in ("", own):
+                    entry[metric] = value
+                if name and metric in ("auroc", "f1"):
+                    entry[f"{metric}_{name}"] = value
             curve.append(entry)
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}), flush=True)
 

@@ -6,8 +6,10 @@ result, and the setting is not part of a run's identity."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ganad_bench import create_detector
@@ -37,13 +39,14 @@ def test_a_curve_leaves_training_and_scores_unchanged_and_ends_at_the_result(nam
     watched, _, _ = fitted(name, curve_every=1)
     expected = plain.score_samples(x_test)
     np.testing.assert_array_equal(watched.score_samples(x_test), expected)
-    points = [r for r in watched.history if "test_auroc" in r]
+    points = watched.learning_curve()
     assert [r["epoch"] for r in points] == [1, 2, 3]
     assert points[-1]["test_auroc"] == pytest.approx(evaluate(labels, expected)["auroc"], abs=1e-12)
     assert len({r["test_auroc"] for r in points}) > 1  # the networks change along training
-    assert not any("test_auroc" in r for r in plain.history)
+    assert plain.learning_curve() == []
+    assert not any(k.startswith("test_") for r in plain.history for k in r)
     if name == "deep_svdd":  # the pretraining stage (an autoencoder, not the detector) gets no curve
-        assert not any("test_auroc" in r for r in watched.pretrain_history)
+        assert not any(k.startswith("test_") for r in watched.pretrain_history for k in r)
 
 
 def test_what_a_curve_point_draws_or_writes_is_undone(monkeypatch, one_torch_thread):
@@ -70,7 +73,7 @@ def test_what_a_curve_point_draws_or_writes_is_undone(monkeypatch, one_torch_thr
 
 def test_curve_points_fall_every_n_epochs_and_after_the_last(one_torch_thread):
     det, _, _ = fitted("alad", curve_every=2, epochs=5)
-    assert [r["epoch"] for r in det.history if "test_auroc" in r] == [2, 4, 5]
+    assert [r["epoch"] for r in det.learning_curve()] == [2, 4, 5]
 
 
 def test_curve_points_carry_the_normal_only_validation_loss(one_torch_thread):
@@ -78,7 +81,7 @@ def test_curve_points_carry_the_normal_only_validation_loss(one_torch_thread):
     det = create_detector("alad", seed=0, trainer=cpu_trainer(epochs=2, batch_size=16, curve_every=1))
     det.watch(x_test, labels)
     det.fit(x_train[:80], x_train[80:])
-    assert all("val_loss" in r and "test_auroc" in r for r in det.history)
+    assert [set(r) >= {"epoch", "val_loss", "test_auroc"} for r in det.learning_curve()] == [True, True]
 
 
 def test_a_packed_member_records_the_curve_of_its_run_alone(one_torch_thread):
@@ -90,8 +93,8 @@ def test_a_packed_member_records_the_curve_of_its_run_alone(one_torch_thread):
         det.watch(x_test, labels)
     run_together([lambda d=d: d.fit(x_train) for d in members])
     for det, single in zip(members, alone, strict=True):
-        got = [r["test_auroc"] for r in det.history]
-        assert got == pytest.approx([r["test_auroc"] for r in single.history], abs=2e-3)
+        got = [r["test_auroc"] for r in det.learning_curve()]
+        assert got == pytest.approx([r["test_auroc"] for r in single.learning_curve()], abs=2e-3)
 
 
 def test_an_interrupted_run_keeps_its_earlier_curve_points(tmp_path, one_torch_thread):
@@ -108,10 +111,10 @@ def test_an_interrupted_run_keeps_its_earlier_curve_points(tmp_path, one_torch_t
     resumed = detector()
     resumed.fit(x_train)
     assert resumed.resumed_from["epoch"] == 2
-    assert [r["epoch"] for r in resumed.history if "test_auroc" in r] == [1, 2, 3]
+    assert [r["epoch"] for r in resumed.learning_curve()] == [1, 2, 3]
     straight, _, _ = fitted("alad", curve_every=1)
-    assert [r["test_auroc"] for r in resumed.history] == pytest.approx([r["test_auroc"] for r in straight.history],
-                                                                        abs=1e-9)
+    assert [r["test_auroc"] for r in resumed.learning_curve()] == pytest.approx(
+        [r["test_auroc"] for r in straight.learning_curve()], abs=1e-9)
 
 
 def test_a_cli_run_records_its_curve_in_the_row_and_keeps_its_identity(make_cfg, tiny_data, one_torch_thread):
@@ -126,6 +129,46 @@ def test_a_cli_run_records_its_curve_in_the_row_and_keeps_its_identity(make_cfg,
     assert watched["metrics"] == pytest.approx(plain["metrics"])
     stored = json.loads(open(watched["result_path"]).read())
     assert stored["learning_curve"] == curve and "learning_curve" not in plain
+
+
+def test_a_module_of_several_scores_records_the_curve_of_each(one_torch_thread):
+    """ALAD's four scores (Table VII) are each evaluated at every point, and the run's curve is its own score's:
+    its last point is the result that score gives."""
+    det, x_test, labels = fitted("alad", curve_every=1)
+    last = det.history[-1]
+    for name in ("features", "logits", "l1", "l2"):
+        det.scoring_module.score_name = name
+        assert last[f"test_auroc/{name}"] == pytest.approx(evaluate(labels, det.score_samples(x_test))["auroc"],
+                                                           abs=1e-12)
+    det.scoring_module.score_name = "l1"
+    assert det.learning_curve()[-1]["test_auroc"] == last["test_auroc/l1"]
+    assert not any("test_auroc" in r for r in det.history)  # no unnamed score in a record of several
+
+
+def test_a_run_that_scores_its_twins_networks_reads_its_own_scores_curve(make_cfg, one_torch_thread):
+    """ALAD Table VII: the L1 run adopts the Features run's checkpoints and only scores; its curve is the L1
+    score's along that training (ending at its own result), not the Features curve it inherited. (The
+    embedded Thyroid: on the tiny files every score ranks perfectly, and the curves could not differ.)"""
+    common = ("model=alad", "dataset=thyroid", "trainer.epochs=2", "plots=false", "trainer.curve_every=1")
+    features = run(make_cfg(*common, "model.params.score=features"))
+    l1 = run(make_cfg(*common, "model.params.score=l1"))
+    assert l1["trained_by"]  # it trained nothing: the Features run's networks
+    assert [p["epoch"] for p in l1["learning_curve"]] == [1, 2]
+    assert l1["learning_curve"][-1]["test_auroc"] == pytest.approx(l1["metrics"]["auroc"])
+    assert features["learning_curve"][-1]["test_auroc"] == pytest.approx(features["metrics"]["auroc"])
+    trained = pd.read_csv(Path(features["result_path"]).parent / features["files"]["metrics"])
+    for point, record in zip(l1["learning_curve"], trained.to_dict("records"), strict=True):
+        assert point["test_auprc"] == pytest.approx(record["test_auprc/l1"])  # the twin's record of the L1 score
+    assert l1["learning_curve"] != features["learning_curve"]
+
+
+def test_an_adopted_point_that_does_not_name_its_score_is_not_credited(one_torch_thread):
+    """A point recorded before scores were named (plain `test_<metric>`) belongs to whichever score trained the
+    networks: a run that adopted them cannot tell whose, so it shows no curve rather than another's."""
+    det, _, _ = fitted("alad", curve_every=1)
+    det.history = [{"epoch": 1, "test_auroc": 0.9}]
+    assert det.learning_curve(adopted=True) == []
+    assert det.learning_curve() == [{"epoch": 1, "test_auroc": 0.9}]
 
 
 @pytest.mark.parametrize("value", [0, -2, "often", 1.5])

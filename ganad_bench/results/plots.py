@@ -49,9 +49,10 @@ def plot_evaluation(labels: np.ndarray, scores: np.ndarray, path: Path, title: s
     return _save(fig, path)
 
 
-def plot_learning_curve(history: list[dict], path: Path, title: str) -> Path | None:
+def plot_learning_curve(history: list[dict], curve: list[dict], path: Path, title: str) -> Path | None:
     """Every loss recorded per epoch (and the validation loss) against the epoch, with the learning curve's
-    test AUROC on a second axis where the run recorded one (`trainer.curve_every`); None without history."""
+    test AUROC (`curve`: the run's points, `DeepDetector.learning_curve`; `trainer.curve_every`) on a second
+    axis; None without history."""
     if not history:
         return None
     plt = _pyplot()
@@ -62,10 +63,10 @@ def plot_learning_curve(history: list[dict], path: Path, title: str) -> Path | N
         ax.plot(*zip(*points, strict=True), lw=1.5, label=key, marker="." if len(points) < len(history) else None)
     ax.set(xlabel="epoch", ylabel="loss", title=title)
     ax.legend(fontsize=8, loc="upper left")
-    curve = [(row.get("epoch", i + 1), row["test_auroc"]) for i, row in enumerate(history) if "test_auroc" in row]
-    if curve:
+    aurocs = [(point["epoch"], point["test_auroc"]) for point in curve if "test_auroc" in point]
+    if aurocs:
         twin = ax.twinx()
-        twin.plot(*zip(*curve, strict=True), color="black", ls="--", marker="o", ms=3,
+        twin.plot(*zip(*aurocs, strict=True), color="black", ls="--", marker="o", ms=3,
                   label="test AUROC (reported only)")
         twin.set(ylabel="test AUROC")
         twin.legend(fontsize=8, loc="upper right")

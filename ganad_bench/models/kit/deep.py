@@ -18,7 +18,10 @@ checkpoints (None: no checkpoints); `callbacks` (tests) are passed to the engine
 Learning curve (`trainer.curve_every`): `watch(x_test, labels, contamination)` before `fit` makes every
 `curve_every` epochs of the scoring stage (not a pretraining stage) record the test metrics of the network
 as it is then, scored exactly as the finished detector scores (`after_fit` first, e.g. AMA's Gaussian).
-They are reported (`metrics.csv`, the row's `learning_curve`), never used to pick anything.
+They are reported (`metrics.csv`, the row's `learning_curve`), never used to pick anything. A module with
+several scores (`score_names`: ALAD's four, RCGAN's two) records each, as `test_<metric>/<score>`, so that
+a run which only scores its training twin's networks (`run.adopt_training`) reads its own score's curve
+from the twin's history instead of the twin's (`learning_curve`).
 
 Input map (`contrast_norm`, for the detectors that declare it; images only): Ruff et al. Sec. 4.1 normalise
 MNIST / CIFAR-10 by global contrast normalisation with the l1 norm, then min-max scale to [0, 1] with the
@@ -130,21 +133,54 @@ class DeepDetector(Detector):
         self.watched = (np.asarray(x_test, dtype=np.float32), np.asarray(labels), contamination)
 
     def learning_curve_point(self, engine: Engine) -> dict:
-        """The test metrics of `engine`'s networks now, as `test_<metric>` (the engine restores every RNG
-        state and buffer afterwards, `Engine.curve_point`)."""
-        from ganad_bench.metrics import evaluate
-
+        """The test metrics of `engine`'s networks now, as `test_<metric>`, or `test_<metric>/<score>` for every
+        score of a module that has several (the engine restores every RNG state and buffer afterwards,
+        `Engine.curve_point`)."""
         x_test, labels, contamination = self.watched
+        module = engine.scoring_module
+        names = tuple(getattr(module, "score_names", ()))
+        chosen = getattr(module, "score_name", None)
         finished = self.engine
         self.engine = engine
         try:
             self.after_fit(self.x_fit)
-            scores = self.score_samples(x_test)  # in chunks of trainer.score_batch_size
+            if len(names) < 2:
+                return self._curve_metrics(self.score_samples(x_test), labels, contamination, "")
+            point = {}
+            for name in names:
+                module.score_name = name
+                point.update(self._curve_metrics(self.score_samples(x_test), labels, contamination, f"/{name}"))
+            return point
         finally:
             self.engine = finished
+            if len(names) >= 2:
+                module.score_name = chosen
+
+    @staticmethod
+    def _curve_metrics(scores: np.ndarray, labels, contamination, suffix: str) -> dict:
+        from ganad_bench.metrics import evaluate
+
         if not np.isfinite(scores).all():
-            return {"test_nonfinite_scores": int((~np.isfinite(scores)).sum())}
-        return {f"test_{name}": value for name, value in evaluate(labels, scores, contamination).items()}
+            return {f"test_nonfinite_scores{suffix}": int((~np.isfinite(scores)).sum())}
+        return {f"test_{name}{suffix}": value for name, value in evaluate(labels, scores, contamination).items()}
+
+    def learning_curve(self, adopted: bool = False) -> list[dict]:
+        """The learning-curve points of the training history as this run scores: the epoch, the normal-only
+        validation loss where there are validation rows, and its own score's `test_<metric>`. `adopted`: the
+        history is a training twin's (`run.adopt_training`), so a point that does not name its scores
+        (recorded by another score's run) is not this run's."""
+        own = getattr(self.scoring_module, "score_name", None) if self.engine is not None else None
+        points = []
+        for record in self.history or ():
+            tests = {k: v for k, v in record.items() if k.startswith("test_")}
+            named = {k: v for k, v in tests.items() if "/" in k}
+            if named:
+                mine = {k.removesuffix(f"/{own}"): v for k, v in named.items() if k.endswith(f"/{own}")}
+            else:
+                mine = {} if adopted and own is not None else tests
+            if mine:
+                points.append({k: v for k, v in record.items() if k in ("epoch", "val_loss")} | mine)
+        return points
 
     # --------------------------------------------------------------------------------- input map
     def contrast_normalised(self, shape) -> bool:
