@@ -46,9 +46,13 @@ for stage in $STAGES; do
     kdd99)  # hours a pack on one CPU core (ALAD: about 4 min an epoch for its 10 seeds, 100 epochs): run it
             # where there is time (or a GPU); a test-metric point every 10 epochs shows where each is heading
         run experiment=alad_table2 dataset=kdd99 trainer.curve_every=10
+        # Table VII scores Table II's networks: scoring only
+        run experiment=alad_table7 dataset=kdd99 trainer.curve_every=10
         run experiment=rcgan_table1 dataset=kdd99 trainer.curve_every=10
         run experiment=energy_baselines dataset=kdd99 trainer.curve_every=10
-        run experiment=rcgan_table1_baselines dataset=kdd99 trainer.curve_every=10 ;;
+        run experiment=rcgan_table1_baselines dataset=kdd99 trainer.curve_every=10
+        run experiment=rcgan_table4 dataset=kdd99 trainer.curve_every=10
+        run experiment=alad_table5 dataset=kdd99 trainer.curve_every=10 ;;
     mnist-deep)  # MEMGAN Table 1's Deep SVDD, DCAE, MemAE, ADGAN columns: a pack of 10 seeds per class
         run experiment=memgan_table1_baselines model=deep_svdd,dcae,memae,anogan ;;
     mnist-gan)  # MEMGAN Table 1's own column at its settings (7 epochs; about 40 min a class-seed on one core
