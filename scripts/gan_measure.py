@@ -21,6 +21,7 @@ import torch
 
 from ganad_bench.config import compose_config, to_container
 from ganad_bench.metrics import evaluate
+from ganad_bench.models.kit.deep import every_score
 from ganad_bench.models.kit.registry import build_detector
 from ganad_bench.run import prepare_data
 
@@ -53,21 +54,6 @@ def parse_args() -> argparse.Namespace:
                         help="also evaluate on the test split after these epochs (learning curve)")
     parser.add_argument("--out", required=True)
     return parser.parse_args()
-
-
-def every_score(module, score) -> dict:
-    """`score()` evaluated with each of the module's `score_names` (ALAD Table VII), the chosen one restored."""
-    results = {}
-    if not getattr(module, "score_names", ()):
-        return results
-    chosen = module.score_name
-    try:
-        for name in module.score_names:
-            module.score_name = name
-            results[name] = score()
-    finally:
-        module.score_name = chosen
-    return results
 
 
 def test_split(data, seed: int, max_train: int | None, max_test: int | None):

@@ -34,6 +34,7 @@ rows are used as the pipeline scales them (min-max on the training rows).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -50,6 +51,22 @@ from ganad_bench.training.pack import current_rendezvous
 FINGERPRINT_IGNORES = (*BOOKKEEPING_TRAINER_KEYS, "device")
 CHECKPOINT_FORMAT = 2
 STREAM_STATE = ".state"  # the buffer of a `training.noise.RandomStream`
+
+
+def every_score(module, score: Callable[[], object]) -> dict:
+    """`score()` evaluated with each of the module's `score_names` (ALAD Table VII's four, RCGAN's two) picked
+    in turn, the module's own `score_name` put back afterwards; {} for a module of one score."""
+    results = {}
+    if not getattr(module, "score_names", ()):
+        return results
+    chosen = module.score_name
+    try:
+        for name in module.score_names:
+            module.score_name = name
+            results[name] = score()
+    finally:
+        module.score_name = chosen
+    return results
 
 
 class DeepDetector(Detector):
@@ -137,24 +154,17 @@ class DeepDetector(Detector):
         score of a module that has several (the engine restores every RNG state and buffer afterwards,
         `Engine.curve_point`)."""
         x_test, labels, contamination = self.watched
-        module = engine.scoring_module
-        names = tuple(getattr(module, "score_names", ()))
-        chosen = getattr(module, "score_name", None)
         finished = self.engine
         self.engine = engine
         try:
             self.after_fit(self.x_fit)
-            if len(names) < 2:
+            if len(getattr(engine.scoring_module, "score_names", ())) < 2:
                 return self._curve_metrics(self.score_samples(x_test), labels, contamination, "")
-            point = {}
-            for name in names:
-                module.score_name = name
-                point.update(self._curve_metrics(self.score_samples(x_test), labels, contamination, f"/{name}"))
-            return point
+            each = every_score(engine.scoring_module, lambda: self.score_samples(x_test))
         finally:
             self.engine = finished
-            if len(names) >= 2:
-                module.score_name = chosen
+        return {key: value for name, scores in each.items()
+                for key, value in self._curve_metrics(scores, labels, contamination, f"/{name}").items()}
 
     @staticmethod
     def _curve_metrics(scores: np.ndarray, labels, contamination, suffix: str) -> dict:
