@@ -83,6 +83,16 @@ def test_a_diagnostic_variant_beside_the_paper_runs_never_doubles_a_cell():
     assert only_shorter["mean"] == pytest.approx(0.1) and only_shorter["differs"]
 
 
+def test_the_header_lists_the_code_versions_of_the_rows_the_cells_show():
+    paper_runs = [row("alad", "arrhythmia", s, f1=0.5, precision=0.5, recall=0.5) for s in range(3)]
+    shorter = [{**row("alad", "arrhythmia", s, epochs=2, f1=0.1, precision=0.1, recall=0.1),
+                "code_version": "old999+dirty"} for s in range(5)]
+    frame = rows_frame(paper_runs + shorter)
+    cells = reproduction_cells(frame)
+    assert reproduction.code_versions(frame, cells) == ["abc123"]
+    assert reproduction.code_versions(frame.iloc[:0], cells) == []
+
+
 def test_runs_scaled_otherwise_than_the_experiment_are_a_variant_not_the_paper_cell():
     """ALAD's Arrhythmia runs are unscaled (its appendix C): min-max scaled runs beside them are a variant that
     says so, and the cell takes the unscaled ones whichever has more seeds."""

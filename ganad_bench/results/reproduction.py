@@ -373,10 +373,25 @@ def render(cells: pd.DataFrame, command: str, code_versions: list[str],
     return "\n".join([*head, *body, *tail]) + "\n"
 
 
-def code_versions(frame: pd.DataFrame) -> list[str]:
-    if frame.empty:
+def code_versions(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
+    """The code versions of the rows that stand in a reported cell: rows of a setting no cell shows (a
+    diagnostic variant beside the paper's settings, `one_per_published_cell`) do not make the report's."""
+    from ganad_bench.results.published import TABLE_PROTOCOLS
+
+    measured = cells[cells["mean"].notna()]
+    if frame.empty or measured.empty:
         return []
-    return sorted(set(frame["code_version"]))
+    protocols = [TABLE_PROTOCOLS.get(tuple(reference.split(":")), "") for reference in measured["reference"]]
+    keys = ["dataset", "anomaly_dataset", "model", "variant"]
+    shown = measured[keys].assign(protocol=protocols, normal_class=measured["normal_class"].astype(str))
+    shown = shown.drop_duplicates()
+    # an average cell stands on every class of its runs
+    every_class = shown[shown["normal_class"].str.startswith(AVERAGE)].drop(columns="normal_class")
+    per_class = shown[~shown["normal_class"].str.startswith(AVERAGE)]
+    rows = frame.assign(normal_class=frame["normal_class"].astype(str))
+    standing = pd.concat([rows.merge(per_class, on=["protocol", *keys, "normal_class"]),
+                          rows.merge(every_class.drop_duplicates(), on=["protocol", *keys])])
+    return sorted(set(standing["code_version"]))
 
 
 def write_report(frame: pd.DataFrame, path, command: str, output_dir: str) -> dict[str, int]:
@@ -385,6 +400,6 @@ def write_report(frame: pd.DataFrame, path, command: str, output_dir: str) -> di
 
     cells = reproduction_cells(frame, output_dir)
     curves = {reference: learning_curves(frame, reference) for reference in paper.table_references()}
-    text = render(cells, command, code_versions(frame), curves)
+    text = render(cells, command, code_versions(frame, cells), curves)
     write_atomic(Path(path), lambda handle: handle.write(text))
     return counts(cells)
