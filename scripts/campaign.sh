@@ -55,8 +55,15 @@ for stage in $STAGES; do
         run experiment=rcgan_table1_baselines dataset=kdd99 trainer.curve_every=10
         run experiment=rcgan_table4 dataset=kdd99 trainer.curve_every=10
         run experiment=alad_table5 dataset=kdd99 trainer.curve_every=10 ;;
-    mnist-deep)  # MEMGAN Table 1's Deep SVDD, DCAE, MemAE, ADGAN columns: a pack of 10 seeds per class
-        run experiment=memgan_table1_baselines model=deep_svdd,dcae,memae,anogan ;;
+    mnist-deep)  # MEMGAN Table 1's DCAE, MemAE, Deep SVDD, ADGAN columns at their papers' budgets, cheapest
+                 # model first and breadth first: seed 0 of every digit, then seeds 1-2, then 3-9. One run at
+                 # a time (IMAGE_PACK=1): on a CPU a pack of image networks is no faster than its runs one
+                 # after another (docs/benchmarks/packs.md: Deep SVDD 0.73x, DCAE 0.84x); on a GPU IMAGE_PACK=10.
+        for seeds in 0 1,2 "range(3,10)"; do
+            for model in dcae memae deep_svdd anogan; do
+                run experiment=memgan_table1_baselines model=$model "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
+            done
+        done ;;
     mnist-gan)  # MEMGAN Table 1's own column at its settings (7 epochs; about 40 min a class-seed on one core
                 # here), 3 seeds, with learning curves: 10% of each class's training images held out as the
                 # normal-only validation rows the curve's loss is measured on. Seed 0 of every digit first,
