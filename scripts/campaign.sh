@@ -60,9 +60,10 @@ for stage in $STAGES; do
                  # a time (IMAGE_PACK=1): on a CPU a pack of image networks is no faster than its runs one
                  # after another (docs/benchmarks/packs.md: Deep SVDD 0.73x, DCAE 0.84x); on a GPU IMAGE_PACK=10.
         for seeds in 0 1,2 "range(3,10)"; do
-            for model in dcae memae deep_svdd anogan; do
-                run experiment=memgan_table1_baselines model=$model "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
-            done
+            run experiment=memgan_table1_baselines model=dcae "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
+            run experiment=memgan_table1_baselines model=memae "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
+            run experiment=memgan_table1_baselines model=deep_svdd "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
+            run experiment=memgan_table1_baselines model=anogan "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
         done ;;
     mnist-gan)  # MEMGAN Table 1's own column at its settings (7 epochs; about 40 min a class-seed on one core
                 # here), 3 seeds, with learning curves: 10% of each class's training images held out as the
