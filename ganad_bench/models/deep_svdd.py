@@ -26,8 +26,11 @@ and, our choice for tabular rows, the bias-free MLP of the authors' Deep SAD cod
 Pretraining (Sec. 4.1): the encoder is first trained as the encoder of a deep convolutional autoencoder
 (the mirrored decoder of `kit.lenet`, MSE; `pretrain_epochs`, 0 = none) and its weights start
 Deep SVDD. Both stages use Adam with batch 200, lr 1e-4 and weight decay 1e-6 and 150 epochs with the
-learning rate x 0.1 after epoch 50 (the reference code's MNIST settings; `pretrain_lr`,
-`pretrain_weight_decay`, `pretrain_lr_milestones` where the stages should differ). Each stage is its own
+learning rate x 0.1 after epoch 50 (the PyTorch reference code's MNIST settings; `pretrain_lr`,
+`pretrain_weight_decay`, `pretrain_lr_milestones` where the stages should differ). On MNIST and CIFAR-10
+the pretraining follows the authors' Theano code, which produced the published image numbers
+(conf/dataset_model/mnist_deep_svdd.yaml: 150 epochs with no drop; cifar10_deep_svdd.yaml: the DCAE's
+250 + 100). Each stage is its own
 `Engine` with its own checkpoint folder (`<checkpoint_dir>/pretrain`, `<checkpoint_dir>/svdd`), so an
 interrupted run resumes inside whichever stage it was in.
 
