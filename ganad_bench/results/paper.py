@@ -38,6 +38,11 @@ KEYS = ["dataset", "anomaly_dataset", "normal_class", "column", "metric"]
 OUR_COLUMNS = [*KEYS, "model", "variant", "mean", "std", "n_seeds", "differs", "partial"]
 
 
+def table_protocol(reference: str) -> str:
+    """The protocol a published table's cells were measured under (`paper:table`; "" when unknown)."""
+    return TABLE_PROTOCOLS.get(tuple(reference.split(":")), "")
+
+
 def table_references() -> list[str]:
     """Every published table, as `paper:table`, by paper and table number."""
     def number(reference: str) -> tuple[str, int]:
@@ -336,7 +341,7 @@ def _our_cells(frame: pd.DataFrame, published: pd.DataFrame, reference: str,
     summarise (default: the table's metrics; the learning curves' points, `reproduction.learning_curves`)."""
     if frame.empty:
         return pd.DataFrame(columns=OUR_COLUMNS)
-    protocol = TABLE_PROTOCOLS.get(tuple(reference.split(":")), "")
+    protocol = table_protocol(reference)
     part = frame[(frame["protocol"] == protocol) & frame["dataset"].isin(set(published["dataset"]))]
     metrics = metrics if metrics is not None else list(dict.fromkeys(published["metric"]))
     long = summarize(part, metrics) if not part.empty else pd.DataFrame()
@@ -499,7 +504,7 @@ def caption(reference: str, cells: pd.DataFrame) -> str:
     paper, table = reference.split(":")
     metrics = ", ".join(METRIC_LABELS.get(m, m) for m in dict.fromkeys(cells["metric"]))
     unit = " (%)" if all(m in FRACTIONS for m in cells["metric"]) else ""
-    protocol = TABLE_PROTOCOLS.get((paper, table), "")
+    protocol = table_protocol(reference)
     return (f"{paper.upper()} Table {table}: {metrics}{unit}, {protocol} protocol. Ours: mean ± std over seeds "
             f"(n seeds); pub: the paper's number; Δ = ours − published")
 

@@ -376,12 +376,10 @@ def render(cells: pd.DataFrame, command: str, code_versions: list[str],
 def code_versions(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     """The code versions of the rows that stand in a reported cell: rows of a setting no cell shows (a
     diagnostic variant beside the paper's settings, `one_per_published_cell`) do not make the report's."""
-    from ganad_bench.results.published import TABLE_PROTOCOLS
-
     measured = cells[cells["mean"].notna()]
     if frame.empty or measured.empty:
         return []
-    protocols = [TABLE_PROTOCOLS.get(tuple(reference.split(":")), "") for reference in measured["reference"]]
+    protocols = [paper.table_protocol(reference) for reference in measured["reference"]]
     keys = ["dataset", "anomaly_dataset", "model", "variant"]
     shown = measured[keys].assign(protocol=protocols, normal_class=measured["normal_class"].astype(str))
     shown = shown.drop_duplicates()
