@@ -326,6 +326,9 @@ def table_main(argv: list[str] | None = None) -> None:
     if missing:
         console.print(f"[bold red]error:[/] no such folder: {', '.join(missing)} (run ganad-bench first)")
         raise SystemExit(2)
+    if args.copy_rows:
+        copy_result_rows(args, console)
+        return
     unreadable: list[Path] = []
     frame = rows_frame(iter_results(args.folders, unreadable))
     for path in unreadable:
@@ -384,6 +387,30 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
                   soft_wrap=True)
 
 
+def copy_result_rows(args: argparse.Namespace, console) -> None:
+    """`ganad-bench-table DIR --copy-rows DEST`: the rows alone (`store.copy_rows`), and one line saying how many."""
+    from rich.markup import escape
+
+    from ganad_bench.results.store import copy_rows
+
+    dest = args.copy_rows.resolve()
+    inside = [str(f) for f in args.folders if dest == f.resolve() or f.resolve() in dest.parents]
+    if inside:
+        console.print(f"[bold red]error:[/] --copy-rows {escape(str(args.copy_rows))} lies inside {', '.join(inside)}: "
+                      f"choose a folder outside the ones read", soft_wrap=True)
+        raise SystemExit(2)
+    unreadable: list[Path] = []
+    try:
+        copied, same = copy_rows(args.folders, args.copy_rows, unreadable)
+    except OSError as err:
+        console.print(f"[bold red]error:[/] cannot write under {escape(str(args.copy_rows))} ({err.strerror or err}): "
+                      f"choose a writable folder", soft_wrap=True)
+        raise SystemExit(2) from None
+    for path in unreadable:
+        console.print(f"[yellow]warning:[/] skipped {escape(str(path))}: not a readable result", soft_wrap=True)
+    console.print(f"copied {copied} row(s) to {escape(str(args.copy_rows))} ({same} already there)", soft_wrap=True)
+
+
 def table_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ganad-bench-table", description=table_main.__doc__)
     parser.add_argument("folders", nargs="*", type=Path, default=[Path("outputs/results")],
@@ -400,6 +427,9 @@ def table_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reproduction", type=Path, metavar="FILE",
                         help="write the reproduction report (every published cell of every table, ours, status) "
                              "to FILE, e.g. REPRODUCTION.md")
+    parser.add_argument("--copy-rows", type=Path, metavar="DEST",
+                        help="copy every result.json under the folders to DEST, same layout, without scores, "
+                             "checkpoints or plots (a few KB a run: a folder of rows to commit or share)")
     parser.add_argument("--out", type=Path, default=Path("outputs/tables/table"),
                         help="output prefix: writes PREFIX.csv and PREFIX_<protocol>_<metric>.md/.tex")
     return parser.parse_args(argv)

@@ -5,18 +5,25 @@
 #
 #   GANAD_DATA_DIR=../shared/data bash scripts/campaign.sh [RUNS]       # RUNS: ~/ganad-runs/campaign
 #
+# The runs (scores, checkpoints: up to 185 MB a run) stay in RUNS, outside the work tree; after every sweep
+# their rows (result.json, a few KB each) are copied to ROWS (default: campaign/results of this checkout,
+# where git keeps them and ignores everything else), and the report is made from ROWS, so that the rows
+# behind REPRODUCTION.md are committed with it and survive the machine that ran them.
 # STAGES (default: all, in order) picks some, e.g. STAGES="baselines rcgan" bash scripts/campaign.sh.
 # Deep runs of one configuration train as packs of 10 seeds (the default launcher). A failing stage does
 # not stop the later ones; the script exits 1 at the end if any failed.
 set -u
-RUNS=${1:-$HOME/ganad-runs/campaign}
+RUNS=$(realpath -m "${1:-$HOME/ganad-runs/campaign}")
+cd "$(dirname "$0")/.."
+ROWS=${ROWS:-campaign/results}
 STAGES=${STAGES:-"baselines mnist-classic rcgan-small energy-small alad-small rcgan-ablations rcgan-arrhythmia rcgan-eq12 alad-ablations kdd99 mnist-deep mnist-gan"}
 COMMON=(paths.output_dir="$RUNS" plots=false trainer.progress=false)
 status=0
 
-run() {  # one sweep; its failure is remembered, the campaign goes on
+run() {  # one sweep, then its rows into ROWS; its failure is remembered, the campaign goes on
     echo "== $(date -u +%FT%TZ) ganad-bench -m $*"
     ganad-bench -m "$@" "${COMMON[@]}" || status=1
+    ganad-bench-table "$RUNS/results" --copy-rows "$ROWS" || status=1
 }
 
 for stage in $STAGES; do
@@ -78,5 +85,5 @@ for stage in $STAGES; do
     *) echo "unknown stage $stage"; status=1 ;;
     esac
 done
-ganad-bench-table "$RUNS/results" --reproduction "${REPORT:-REPRODUCTION.md}" || status=1
+ganad-bench-table "$ROWS" --reproduction "${REPORT:-REPRODUCTION.md}" || status=1
 exit $status

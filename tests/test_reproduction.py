@@ -286,3 +286,47 @@ def test_flag_counts_lists_each_runs_anomalies_and_flagged_rows(make_cfg, tiny_d
         true_positives = row["metrics"]["recall"] * int(anomalies)
         assert float(precision) == pytest.approx(100 * true_positives / int(flagged), abs=0.01)
         assert float(recall) == pytest.approx(100 * row["metrics"]["recall"], abs=0.01)
+
+
+def test_copy_rows_keeps_the_rows_alone_in_their_layout_and_the_tables_read_them(tmp_path, rows, capsys):
+    """`--copy-rows DEST`: each readable result.json to the same place under DEST (scores, checkpoints, plots
+    left behind), identical rows not rewritten, unreadable ones named and skipped; the copy gives the same
+    report as the runs."""
+    results = tmp_path / "runs" / "results"
+    for i, one in enumerate(rows):
+        folder = results / "kdd99" / "tabular" / one["model"] / "all" / f"seed{one['seed']}-{i:012d}"
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(one))
+        (folder / "scores.npz").write_bytes(b"scores")
+    broken = results / "kdd99" / "tabular" / "ocsvm" / "all" / "seed99-x"
+    broken.mkdir()
+    (broken / "result.json").write_text("{not json")
+    rows_dir = tmp_path / "repo" / "campaign" / "results"
+    table_main([str(results), "--copy-rows", str(rows_dir)])
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert f"copied {len(rows)} row(s)" in err and "(0 already there)" in err and "skipped" in err and "seed99-x" in err
+    copied = sorted(p.relative_to(rows_dir) for p in rows_dir.rglob("*") if p.is_file())
+    assert copied == sorted(p.relative_to(results) for p in results.rglob("result.json") if "seed99" not in str(p))
+    table_main([str(results), "--copy-rows", str(rows_dir)])
+    assert "copied 0 row(s)" in capsys.readouterr().err and not list(rows_dir.rglob("*.part"))
+    table_main([str(results), "--reproduction", str(tmp_path / "a.md")])
+    table_main([str(rows_dir), "--reproduction", str(tmp_path / "b.md")])
+    # the same report but for the folder named in its commands
+    first, second = ((tmp_path / name).read_text().split("\n", 3)[3] for name in ("a.md", "b.md"))
+    assert first.replace(str(results.parent), "DIR") == second.replace(str(rows_dir.parent), "DIR")
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_copy_rows_into_the_folder_read_or_an_unwritable_one_is_one_line_and_exit_2(tmp_path, capsys, inside):
+    results = tmp_path / "results"
+    (results / "run").mkdir(parents=True)
+    (results / "run" / "result.json").write_text(json.dumps({"status": "ok"}))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    dest = results / "copy" if inside else blocker / "rows"
+    with pytest.raises(SystemExit) as exit_info:
+        table_main([str(results), "--copy-rows", str(dest)])
+    assert exit_info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and ("outside the ones read" if inside else "choose a writable folder") in lines[0]
+    assert not (results / "copy").exists()

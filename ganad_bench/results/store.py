@@ -126,6 +126,31 @@ def iter_results(folders: Iterable[Path], unreadable: list[Path] | None = None) 
     return list(rows.values())
 
 
+def copy_rows(folders: Iterable[Path], dest: Path, unreadable: list[Path] | None = None) -> tuple[int, int]:
+    """Copy every readable `result.json` under `folders` to the same place under `dest` (each written whole:
+    `atomic.write_atomic`), without the scores, checkpoints and plots beside it: a folder of rows alone,
+    a few KB a run, that can be committed beside the report made from it and read by every command that
+    reads result rows. Returns (copied, already identical); the paths of unreadable rows are appended to
+    `unreadable` and not copied."""
+    dest = Path(dest)
+    copied = same = 0
+    for folder in folders:
+        folder = Path(folder)
+        for path in sorted(folder.rglob(RESULT_FILE)):
+            if read_result(path.parent) is None:
+                if unreadable is not None:
+                    unreadable.append(path)
+                continue
+            blob = path.read_bytes()
+            target = dest / path.relative_to(folder)
+            if target.is_file() and target.read_bytes() == blob:
+                same += 1
+                continue
+            write_atomic(target, lambda out, blob=blob: out.write(blob), binary=True)
+            copied += 1
+    return copied, same
+
+
 class RunLock:
     """An exclusive lock on `<run folder>/.lock` (`fcntl.flock`), held while a process trains the run, so
     that two sweeps on one output folder never train the same run twice. The kernel releases it when its
