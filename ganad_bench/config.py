@@ -127,6 +127,10 @@ def to_container(cfg: DictConfig) -> dict:
         raise ConfigError(f"invalid config: {message} ({hint})") from None
 
 
+# protocol settings that are shares of rows (an integer written for one, say 0, is that float)
+PROTOCOL_FRACTIONS = ("train_fraction", "contamination", "val_fraction", "anomaly_fraction")
+
+
 def check_run_config(config: dict) -> dict:
     """A resolved run config checked and made canonical before anything is written: every value that names
     a folder is a known name or a non-negative integer, the normal class is an index (a class name and its
@@ -153,6 +157,9 @@ def check_run_config(config: dict) -> dict:
     source_spec(str(dataset["name"]), dataset.get("source"))
     if protocol.get("name") not in PROTOCOLS:
         raise ConfigError(f"unknown protocol '{protocol.get('name')}': choose one of {', '.join(PROTOCOLS)}")
+    for key in PROTOCOL_FRACTIONS:  # protocol.val_fraction=0 and the YAML's 0.0 are one setting, one run folder
+        if type(protocol.get(key)) is int:
+            protocol[key] = float(protocol[key])
     if protocol["name"] == "cross_dataset":
         if not protocol.get("anomaly_dataset"):
             raise ConfigError("protocol cross_dataset needs protocol.anomaly_dataset, the dataset whose test images "

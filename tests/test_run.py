@@ -52,6 +52,15 @@ def test_seed_and_model_params_change_the_identity(make_cfg):
     assert len({a["result_path"], b["result_path"], c["result_path"]}) == 3
 
 
+def test_an_integer_written_for_a_protocol_fraction_is_the_same_run(make_cfg):
+    """`protocol.val_fraction=0` on the command line and the YAML's 0.0 are one setting: one folder, and the
+    second run is skipped as finished."""
+    first = run(make_cfg())
+    again = run(make_cfg("protocol.val_fraction=0"))
+    assert again.get("skipped") and again["result_path"] == first["result_path"]
+    assert json.loads(open(first["result_path"]).read())["config"]["protocol"]["val_fraction"] == 0.0
+
+
 def test_runtime_failure_is_recorded_not_raised(make_cfg, monkeypatch):
     from ganad_bench.models.iforest import IsolationForestDetector
 

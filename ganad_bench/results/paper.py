@@ -30,9 +30,10 @@ FRACTIONS = ("auroc", "auprc", "f1", "precision", "recall")
 METRIC_LABELS = {"f1": "F1", "auroc": "AUROC", "precision": "Precision", "recall": "Recall",
                  "inference_ms_per_batch": "inference ms / batch"}
 # the settings that make a run the paper's, beside model.params: the training budget (deep models only: the
-# others never train) and, for every model, the feature scaling (ALAD's runs use the unscaled features)
+# others never train) and, for every model, the feature scaling (ALAD's runs use the unscaled features) and
+# the share of normal training rows held out (Ruff et al.'s DCAE trained on five sixths of its MNIST class)
 BUDGET_KEYS = ("trainer.epochs", "trainer.batch_size", "trainer.lr")
-SETTING_KEYS = (*BUDGET_KEYS, "dataset.scaler")
+SETTING_KEYS = (*BUDGET_KEYS, "dataset.scaler", "protocol.val_fraction")
 MARKERS = ("†", "‡", "§", "¶")
 KEYS = ["dataset", "anomaly_dataset", "normal_class", "column", "metric"]
 OUR_COLUMNS = [*KEYS, "model", "variant", "mean", "std", "n_seeds", "differs", "partial"]
@@ -296,7 +297,8 @@ def launch(experiment: str, overrides: list[str], console) -> int:
 @cache
 def paper_settings(experiment: str, model: str, dataset: str) -> dict[str, str]:
     """The settings a run of `model` on `dataset` gets from `experiment`, flattened as `rows_frame` records
-    them: trainer.epochs / batch_size / lr (for models that train networks), dataset.scaler, model.params."""
+    them: trainer.epochs / batch_size / lr (for models that train networks), dataset.scaler,
+    protocol.val_fraction, model.params."""
     from ganad_bench.config import compose_config, to_container
     from ganad_bench.models.kit.registry import is_deep
 
@@ -304,6 +306,7 @@ def paper_settings(experiment: str, model: str, dataset: str) -> dict[str, str]:
         config = to_container(compose_config([f"experiment={experiment}", f"model={model}", f"dataset={dataset}"]))
     flat = flatten_config({"trainer": config["trainer"] if is_deep(model) else {},
                            "dataset": {"scaler": config["dataset"].get("scaler")},
+                           "protocol": {"val_fraction": config["protocol"].get("val_fraction")},
                            "model": {"params": config["model"].get("params") or {}}})
     return {key: value for key, value in flat.items() if key in SETTING_KEYS or key.startswith("model.params.")}
 
