@@ -29,8 +29,9 @@ Deep SVDD. Both stages use Adam with batch 200, lr 1e-4 and weight decay 1e-6 an
 learning rate x 0.1 after epoch 50 (the PyTorch reference code's MNIST settings; `pretrain_lr`,
 `pretrain_weight_decay`, `pretrain_lr_milestones` where the stages should differ). On MNIST and CIFAR-10
 the pretraining follows the authors' Theano code, which produced the published image numbers
-(conf/dataset_model/mnist_deep_svdd.yaml: 150 epochs with no drop; cifar10_deep_svdd.yaml: the DCAE's
-250 + 100). Each stage is its own
+(conf/dataset_model/mnist_deep_svdd.yaml: 150 epochs with no drop, every training image;
+cifar10_deep_svdd.yaml: the DCAE's 250 + 100, on four fifths of the class's images as the code's default
+validation share leaves them). Each stage is its own
 `Engine` with its own checkpoint folder (`<checkpoint_dir>/pretrain`, `<checkpoint_dir>/svdd`), so an
 interrupted run resumes inside whichever stage it was in.
 
