@@ -304,11 +304,9 @@ def table_main(argv: list[str] | None = None) -> None:
 
     from ganad_bench.console import console
     from ganad_bench.results import paper
-    from ganad_bench.results.store import iter_results
     from ganad_bench.results.tables import (
         default_metrics,
         pivot,
-        rows_frame,
         summarize,
         table_console,
         to_rich,
@@ -329,14 +327,7 @@ def table_main(argv: list[str] | None = None) -> None:
     if args.copy_rows:
         copy_result_rows(args, console)
         return
-    unreadable: list[Path] = []
-    frame = rows_frame(iter_results(args.folders, unreadable))
-    for path in unreadable:
-        console.print(f"[yellow]warning:[/] skipped {escape(str(path))}: not a readable result (rerun its config to "
-                      f"rebuild it)",
-                      soft_wrap=True)
-    if args.code_version and not frame.empty:
-        frame = frame[frame["code_version"].str.startswith(args.code_version)]
+    frame = table_rows(args, console)
     where = ", ".join(map(str, args.folders)) + (f" from code version {args.code_version}" if args.code_version else "")
     if frame.empty and not (reference or args.reproduction):
         console.print(f"[bold red]error:[/] no finished result.json under {where}")
@@ -360,6 +351,24 @@ def table_main(argv: list[str] | None = None) -> None:
         out.print(to_rich(table, f"{metrics[0].upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"))
     for path in write_tables(long, args.out, metrics):
         console.print(f"wrote {path}")
+
+
+def table_rows(args: argparse.Namespace, console):
+    """The finished rows under the folders (`tables.rows_frame`), of `--code-version` when given; each
+    unreadable row is named in a warning."""
+    from rich.markup import escape
+
+    from ganad_bench.results.store import iter_results
+    from ganad_bench.results.tables import rows_frame
+
+    unreadable: list[Path] = []
+    frame = rows_frame(iter_results(args.folders, unreadable))
+    for path in unreadable:
+        console.print(f"[yellow]warning:[/] skipped {escape(str(path))}: not a readable result (rerun its config to "
+                      f"rebuild it)", soft_wrap=True)
+    if args.code_version and not frame.empty:
+        frame = frame[frame["code_version"].str.startswith(args.code_version)]
+    return frame
 
 
 def write_reproduction(frame, args: argparse.Namespace, console) -> None:

@@ -14,6 +14,10 @@
 # not stop the later ones; the script exits 1 at the end if any failed.
 set -u
 RUNS=$(realpath -m "${1:-$HOME/ganad-runs/campaign}")
+# paths given relative to where the script was started, before it moves to the checkout's root
+[ -n "${GANAD_DATA_DIR:-}" ] && export GANAD_DATA_DIR=$(realpath -m "$GANAD_DATA_DIR")
+[ -n "${ROWS:-}" ] && ROWS=$(realpath -m "$ROWS")
+[ -n "${REPORT:-}" ] && REPORT=$(realpath -m "$REPORT")
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-campaign/results}
 STAGES=${STAGES:-"baselines mnist-classic rcgan-small energy-small alad-small rcgan-ablations rcgan-arrhythmia rcgan-eq12 alad-ablations kdd99 mnist-deep mnist-gan"}
