@@ -235,3 +235,59 @@ def test_memgan_table1_baselines_experiment_composes(make_cfg):
     params = cfg.hydra.sweeper.params
     assert params.model == "ocsvm,iforest,kde,anogan,deep_svdd,dcae,memae"
     assert params["dataset.normal_class"] == "range(10)" and params.seed == "range(10)"
+
+
+# ------------------------------------------------------------------- the Theano code's initialisation
+def test_dictionary_filters_are_unit_atoms_of_the_patches_flipped_and_seeded():
+    """`learn_dictionary`'s filters: one unit-norm atom per filter, the same for the same seed, and (as
+    Lasagne convolves) flipped: images made of one atom's pattern correlate most with that flipped filter."""
+    from ganad_bench.models.kit.lenet import dictionary_filters
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 1, 12, 12)).astype(np.float32)
+    filters = dictionary_filters(x, 4, 5, seed=1, n_patches=500)
+    assert filters.shape == (4, 1, 5, 5) and filters.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(filters.reshape(4, -1), axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(filters, dictionary_filters(x, 4, 5, seed=1, n_patches=500))
+    assert not np.array_equal(filters, dictionary_filters(x, 4, 5, seed=2, n_patches=500))
+
+
+def test_theano_initialisation_is_glorot_with_the_dictionary_first_and_only_for_images():
+    from ganad_bench.errors import ConfigError
+    from ganad_bench.models.kit.lenet import LEAKY_GAIN, dictionary_filters, make_autoencoder
+
+    rng = np.random.default_rng(0)
+    x = rng.random((30, 1, 12, 12)).astype(np.float32)
+    torch.manual_seed(0)
+    encoder, decoder = make_autoencoder((1, 12, 12), init="theano", x_train=x, seed=3)
+    first, second = [m for m in encoder.features if isinstance(m, nn.Conv2d)]
+    np.testing.assert_array_equal(first.weight.detach().numpy(), dictionary_filters(x, 8, 5, seed=3))
+    bound = LEAKY_GAIN * (6.0 / ((8 + 4) * 25)) ** 0.5  # Glorot: gain * sqrt(6 / (fan_in + fan_out))
+    assert second.weight.abs().max() <= bound and second.weight.abs().max() > 0.9 * bound
+    assert encoder.fc.weight.abs().max() <= (6.0 / (encoder.fc.in_features + encoder.fc.out_features)) ** 0.5
+    torch.manual_seed(0)
+    default, _ = make_autoencoder((1, 12, 12))
+    assert not torch.equal(default.features[0].weight, first.weight)
+    without_data, _ = make_autoencoder((1, 12, 12), init="theano")  # loading a saved detector: weights follow
+    assert without_data.features[0].weight.abs().max() <= LEAKY_GAIN * (6.0 / ((1 + 8) * 25)) ** 0.5
+    with pytest.raises(ConfigError, match="init=pytorch for tabular rows"):
+        make_autoencoder((6,), init="theano")
+    with pytest.raises(ConfigError, match="model.params.init 'glorot'"):
+        make("dcae", params={"init": "glorot"})
+
+
+@pytest.mark.parametrize("name", ["dcae", "deep_svdd"])
+def test_theano_initialised_networks_train_score_and_reload(name, tmp_path, monkeypatch):
+    import ganad_bench.models.kit.lenet as lenet
+
+    rng = np.random.default_rng(0)
+    x = rng.random((24, 1, 12, 12)).astype(np.float32)
+    learnt = []
+    original = lenet.dictionary_filters
+    monkeypatch.setattr(lenet, "dictionary_filters", lambda *a, **kw: learnt.append(original(*a, **kw)) or learnt[-1])
+    det = make(name, params={"init": "theano"}, epochs=1).fit(x)
+    assert len(learnt) == 1 and learnt[0].shape == (8, 1, 5, 5)  # once, from the training images while fitting
+    scores = det.score_samples(x)
+    assert np.isfinite(scores).all()
+    det.save(tmp_path / "det")
+    np.testing.assert_allclose(Detector.load(tmp_path / "det").score_samples(x), scores, rtol=1e-5)

@@ -140,3 +140,24 @@ def test_the_default_experiment_is_rcgan_on_the_embedded_thyroid(make_cfg):
     row = run(make_cfg("trainer.epochs=2", model=None))
     assert (row["model"], row["dataset"], row["protocol"], row["status"]) == ("rcgan", "thyroid", "tabular", "ok")
     assert row["sizes"]["n_test"] == 3772 - round(0.5 * 3772)  # RCGAN's 50/50 Thyroid split
+
+
+def test_a_model_parameter_added_later_keeps_the_earlier_runs_identity_and_cell():
+    """`init` came to DCAE and Deep SVDD after runs were made: at its default the run keeps its folder and its
+    table cell (rows without the key read as the default); set off it, it is a new run and a variant."""
+    from ganad_bench.results.store import config_hash
+    from ganad_bench.results.tables import rows_frame
+
+    before = {"seed": 0, "model": {"name": "dcae", "params": {"rep_dim": None}}, "dataset": {"name": "mnist"},
+              "protocol": {"name": "one_class"}, "trainer": {"epochs": 1}}
+    default = {**before, "model": {"name": "dcae", "params": {"rep_dim": None, "init": "pytorch"}}}
+    theano = {**before, "model": {"name": "dcae", "params": {"rep_dim": None, "init": "theano"}}}
+    assert config_hash(default) == config_hash(before) != config_hash(theano)
+
+    def row(config, seed):
+        return {"status": "ok", "model": "dcae", "dataset": "mnist", "protocol": "one_class", "normal_class": 0,
+                "seed": seed, "metrics": {"auroc": 0.9}, "config": {**config, "seed": seed}}
+
+    frame = rows_frame([row(before, 0), row(default, 1), row(theano, 2)])
+    assert list(frame["variant"]) == ["model.params.init=pytorch", "model.params.init=pytorch",
+                                      "model.params.init=theano"]

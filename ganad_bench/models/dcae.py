@@ -24,8 +24,9 @@ of the reconstruction error, its square root: the same ranking, so the same AURO
 
 from __future__ import annotations
 
+from ganad_bench.models.kit.contract import check_choice
 from ganad_bench.models.kit.deep import DeepDetector
-from ganad_bench.models.kit.lenet import AutoEncoderModule, make_autoencoder
+from ganad_bench.models.kit.lenet import INITS, AutoEncoderModule, make_autoencoder
 from ganad_bench.models.kit.registry import register
 
 
@@ -33,14 +34,17 @@ from ganad_bench.models.kit.registry import register
 class DCAE(DeepDetector):
     """DCAE (module docstring). Parameters: `rep_dim` (null: MNIST 32, CIFAR-10 128, tabular by width),
     `hidden` (tabular hidden sizes, null: by width), `bias` (false: Ruff's bias-free layers),
-    `contrast_norm` (l1 | l2 | null; images only)."""
+    `contrast_norm` (l1 | l2 | null; images only), `init` (pytorch | theano: `kit.lenet`, images only)."""
 
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
-                 rep_dim: int | None = None, hidden=None, bias: bool = False, contrast_norm: str | None = "l1"):
+                 rep_dim: int | None = None, hidden=None, bias: bool = False, contrast_norm: str | None = "l1",
+                 init: str = "pytorch"):
         super().__init__(seed, trainer, checkpoint_dir, callbacks)
+        check_choice("init", init, INITS)
 
     def build(self, input_shape):
         p = self.params
         encoder, decoder = make_autoencoder(input_shape, p["rep_dim"], p["hidden"], bool(p["bias"]),
-                                            sigmoid=self.contrast_normalised(input_shape))
+                                            sigmoid=self.contrast_normalised(input_shape), init=p["init"],
+                                            x_train=self.x_fit, seed=self.seed)
         return AutoEncoderModule(encoder, decoder)

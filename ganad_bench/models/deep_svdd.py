@@ -51,7 +51,7 @@ from torch import nn
 from ganad_bench.data.tensors import in_chunks, to_device
 from ganad_bench.models.kit.contract import check_choice, require
 from ganad_bench.models.kit.deep import DeepDetector
-from ganad_bench.models.kit.lenet import AutoEncoderModule, make_autoencoder
+from ganad_bench.models.kit.lenet import INITS, AutoEncoderModule, make_autoencoder
 from ganad_bench.models.kit.registry import register
 from ganad_bench.training.engine import DetectorModule, Engine
 
@@ -121,15 +121,17 @@ class DeepSVDD(DeepDetector):
     `warmup_epochs` (soft boundary: epochs before R is first set), `rep_dim` (null: MNIST 32,
     CIFAR-10 128, tabular by width), `hidden` (tabular hidden sizes, null: by width), `pretrain_epochs`
     (autoencoder pretraining; 0: none), `pretrain_lr` / `pretrain_weight_decay` / `pretrain_lr_milestones`
-    (null: the trainer's), `contrast_norm` (l1 | l2 | null; images only)."""
+    (null: the trainer's), `contrast_norm` (l1 | l2 | null; images only), `init` (pytorch | theano: the
+    autoencoder's initialisation, `kit.lenet`; images only)."""
 
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  objective: str = "one_class", nu: float = 0.1, warmup_epochs: int = 10,
                  rep_dim: int | None = None, hidden=None, pretrain_epochs: int = 150,
                  pretrain_lr: float | None = None, pretrain_weight_decay: float | None = None,
-                 pretrain_lr_milestones=None, contrast_norm: str | None = "l1"):
+                 pretrain_lr_milestones=None, contrast_norm: str | None = "l1", init: str = "pytorch"):
         super().__init__(seed, trainer, checkpoint_dir, callbacks)
         check_choice("objective", objective, OBJECTIVES)
+        check_choice("init", init, INITS)
         require(0.0 < float(nu) <= 1.0, "nu", "in (0, 1]", nu)
         require(int(pretrain_epochs) >= 0, "pretrain_epochs", ">= 0", pretrain_epochs)
         self.center_init: np.ndarray | None = None
@@ -137,7 +139,8 @@ class DeepSVDD(DeepDetector):
     def build_autoencoder(self, input_shape) -> AutoEncoderModule:
         p = self.params
         encoder, decoder = make_autoencoder(input_shape, p["rep_dim"], p["hidden"], bias=False,
-                                            sigmoid=self.contrast_normalised(input_shape))
+                                            sigmoid=self.contrast_normalised(input_shape), init=p["init"],
+                                            x_train=self.x_fit, seed=self.seed)
         return AutoEncoderModule(encoder, decoder)
 
     def build(self, input_shape, encoder: nn.Module | None = None) -> SVDDModule:

@@ -46,6 +46,9 @@ DATASET_VIA_PROTOCOL = ("train_fraction", "contamination")
 # protocol keys added after runs were made, hashed only when set off their default: a run from before the key
 # existed (which behaved as the default) keeps its folder
 HASHED_WHEN_SET = ADDED_TABULAR_DEFAULTS
+# model parameters added after runs were made, likewise hashed only when set off the default every earlier
+# run behaved as: model name -> {parameter: default}
+ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"}}
 
 
 def identity(config: dict, trains_networks: bool = True) -> dict:
@@ -56,6 +59,11 @@ def identity(config: dict, trains_networks: bool = True) -> dict:
     out["protocol"] = {k: v for k, v in protocol.items() if (k == "name" or k in used)
                        and not (k in HASHED_WHEN_SET and v == HASHED_WHEN_SET[k])}
     out["dataset"] = {k: v for k, v in (config.get("dataset") or {}).items() if k not in DATASET_VIA_PROTOCOL}
+    model = config.get("model") or {}
+    added = ADDED_MODEL_PARAMS.get(model.get("name"), {})
+    if added and isinstance(model.get("params"), dict):
+        params = {k: v for k, v in model["params"].items() if not (k in added and v == added[k])}
+        out["model"] = {**model, "params": params}
     trainer = config.get("trainer") or {}
     out["trainer"] = {k: v for k, v in trainer.items() if k not in BOOKKEEPING_TRAINER_KEYS} if trains_networks else {}
     return out

@@ -27,10 +27,16 @@ Networks (written down here once; the model files cite them):
   so test rows may leave [0, 1]; Deep SAD's decoder ends in a sigmoid).
 
 Their inputs' contrast normalisation (`contrast_norm`) is the deep detectors' input map (`kit.deep`).
+
+Initialisation (`init`): `pytorch`, PyTorch's defaults, as the PyTorch reference code; or `theano`, that of
+the authors' Theano code (lukasruff/Deep-SVDD), whose runs are the published MNIST / CIFAR-10 DCAE and
+DSVDD numbers (`theano_initialise`): Glorot-uniform weights and, from the training images, a learnt
+dictionary as the first layer's filters.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -130,6 +136,68 @@ class LeNetDecoder(nn.Module):
         return torch.sigmoid(x) if self.sigmoid else x
 
 
+# ------------------------------------------------------------------- the Theano code's initialisation
+INITS = ("pytorch", "theano")
+LEAKY_GAIN = (2.0 / (1.0 + SLOPE**2)) ** 0.5  # Lasagne's Glorot gain for LeakyReLU(0.01), as modules.py sets it
+
+
+def check_init(init: str, shape) -> None:
+    if init not in INITS:
+        raise ConfigError(f"model.params.init={init!r}: choose one of {', '.join(INITS)}")
+    if init == "theano" and not is_image(tuple(shape)):
+        raise ConfigError("model.params.init=theano is the initialisation of Ruff et al.'s image networks: use "
+                          "init=pytorch for tabular rows")
+
+
+@torch.no_grad()
+def theano_initialise(encoder: LeNetEncoder, decoder: LeNetDecoder, x_train: np.ndarray | None, seed: int) -> None:
+    """The Theano code's initialisation: each convolution of a conv module (encoder and decoder) Glorot-uniform
+    with the leaky-ReLU gain (`datasets/modules.py`: GlorotUniform(gain=(2/(1+0.01**2)) ** 0.5)), the dense
+    representation layer Glorot-uniform (`layers/dense.py`), the reconstruction convolution Glorot-uniform
+    with gain sqrt(2) (`layers/conv.py`: gain='relu'), biases zero; and, given the (preprocessed) training
+    images, the first convolution's filters a dictionary learnt on their patches (`dictionary_filters`;
+    the scripts' --weight_dict_init 1). Glorot's bounds count a (transposed) convolution's fans as Lasagne's."""
+    convs = [m for m in encoder.features if isinstance(m, nn.Conv2d)]
+    for layer in [*convs, *decoder.deconvs]:
+        nn.init.xavier_uniform_(layer.weight, gain=LEAKY_GAIN)
+    nn.init.xavier_uniform_(encoder.fc.weight)
+    nn.init.xavier_uniform_(decoder.out.weight, gain=2.0**0.5)
+    for layer in [*convs, *decoder.deconvs, encoder.fc, decoder.out]:
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+    if x_train is not None:
+        first = convs[0]
+        atoms = dictionary_filters(x_train, first.out_channels, first.kernel_size[0], seed)
+        first.weight.copy_(torch.from_numpy(atoms))
+
+
+def dictionary_filters(x: np.ndarray, n_filters: int, size: int, seed: int, n_images: int = 500,
+                       n_patches: int = 10_000) -> np.ndarray:
+    """(n_filters, C, size, size) filters: the Theano code's `learn_dictionary` (datasets/preprocessing.py).
+    Every size x size patch of 500 random training images, each pixel standardised over the patches, and
+    scikit-learn's MiniBatchDictionaryLearning(n_components=n_filters, alpha=1, batch_size=10) for the 1,000
+    mini-batches its `n_iter=1000` meant then (one pass over 10,000 of the patches drawn at random; the
+    parameter is gone from today's scikit-learn, whose `max_iter` counts passes). As the reference, the
+    images are reshaped (not transposed) to channels-last and the atoms back; Lasagne convolves
+    (flip_filters=True), which is PyTorch's cross-correlation with each filter flipped."""
+    from sklearn.decomposition import MiniBatchDictionaryLearning
+    from sklearn.feature_extraction.image import PatchExtractor
+
+    rng = np.random.default_rng(seed)
+    n, c, h, w = x.shape
+    chosen = x[rng.choice(n, min(n_images, n), replace=False)].reshape(-1, h, w, c)
+    patches = PatchExtractor(patch_size=(size, size)).transform(chosen).reshape(-1, size * size * c)
+    patches = patches.astype(np.float64)
+    patches -= patches.mean(axis=0)
+    spread = patches.std(axis=0)
+    patches /= np.where(spread > 0, spread, 1.0)
+    drawn = patches[rng.permutation(len(patches))[:n_patches]]
+    learner = MiniBatchDictionaryLearning(n_components=n_filters, alpha=1, max_iter=1, batch_size=10, shuffle=True,
+                                          random_state=seed, tol=0.0, max_no_improvement=None)
+    atoms = learner.fit(drawn).components_.reshape(n_filters, c, size, size)
+    return np.ascontiguousarray(atoms[:, :, ::-1, ::-1], dtype=np.float32)
+
+
 # -------------------------------------------------------------------------------- tabular MLPs
 def mlp_encoder(d: int, hidden: tuple[int, ...], rep_dim: int, bias: bool = False) -> nn.Sequential:
     """Linear -> BatchNorm1d (eps 1e-4, affine only with biases) -> LeakyReLU(0.01) per hidden layer, then a
@@ -144,13 +212,19 @@ def mlp_decoder(d: int, hidden: tuple[int, ...], rep_dim: int, bias: bool = Fals
 
 
 def make_autoencoder(shape, rep_dim: int | None = None, hidden=None, bias: bool = False,
-                     sigmoid: bool = True) -> tuple[nn.Module, nn.Module]:
-    """(encoder, decoder) of Deep SVDD / DCAE (module docstring)."""
+                     sigmoid: bool = True, init: str = "pytorch", x_train: np.ndarray | None = None,
+                     seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    """(encoder, decoder) of Deep SVDD / DCAE (module docstring); `init`: their initialisation, `theano`
+    with the training images `x_train` (while fitting) for the first layer's dictionary."""
     blocks.resolve_arch(shape)  # (features,) or square images of side >= 8
     shape = tuple(int(s) for s in shape)
+    check_init(init, shape)
     rep = int(rep_dim or default_rep_dim(shape))
     if is_image(shape):
-        return LeNetEncoder(shape, rep, bias), LeNetDecoder(shape, rep, bias, sigmoid=sigmoid)
+        encoder, decoder = LeNetEncoder(shape, rep, bias), LeNetDecoder(shape, rep, bias, sigmoid=sigmoid)
+        if init == "theano":
+            theano_initialise(encoder, decoder, x_train, seed)
+        return encoder, decoder
     d = int(shape[0])
     hidden = tuple(int(h) for h in hidden) if hidden else tabular_sizes(d)[0]
     return mlp_encoder(d, hidden, rep, bias), mlp_decoder(d, hidden, rep, bias)
