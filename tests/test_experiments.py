@@ -174,7 +174,7 @@ def test_alad_tabular_experiments_use_the_unscaled_features_as_the_paper_states(
 
 @pytest.mark.parametrize("dataset, model, held_out", [("mnist", "dcae", 1 / 6), ("mnist", "deep_svdd", 0.0),
                                                       ("cifar10", "dcae", 0.2), ("cifar10", "deep_svdd", 0.2)])
-def test_ruffs_autoencoder_and_deep_svdd_runs_hold_out_what_the_theano_code_held_out(dataset, model, held_out):
+def test_ruffs_autoencoder_and_deep_svdd_runs_hold_out_and_initialise_as_the_theano_code(dataset, model, held_out):
     """The published DCAE / DSVDD columns come from lukasruff/Deep-SVDD's Theano code: baseline.py's
     --mnist_val_frac defaults to 1/6 (mnist_cae.sh keeps it, mnist_svdd.sh passes 0) and it has no
     --cifar10_val_frac (config.py: 1/5), so those fractions of the normal training images are held out; a
@@ -183,6 +183,7 @@ def test_ruffs_autoencoder_and_deep_svdd_runs_hold_out_what_the_theano_code_held
         config = to_container(compose_config(["experiment=memgan_table1_baselines", f"model={model}",
                                               f"dataset={dataset}"]))
         assert config["protocol"]["val_fraction"] == pytest.approx(held_out)
+        assert config["model"]["params"]["init"] == "theano"  # --weight_dict_init 1, Glorot-uniform weights
         override = to_container(compose_config([f"model={model}", f"dataset={dataset}", "protocol.val_fraction=0"]))
         assert override["protocol"]["val_fraction"] == 0
 

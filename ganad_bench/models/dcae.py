@@ -17,7 +17,8 @@ later: MNIST 150 + 100 epochs (drop at 150), CIFAR-10 250 + 100 (conf/dataset_mo
 cifar10_dcae.yaml). On MNIST the earlier drop stops the autoencoder before it has learnt its class
 (docs/measured.md, "DCAE's learning-rate drop"). Those runs also trained on five sixths of the normal
 class's MNIST images (four fifths on CIFAR-10; the rest held out by the code's default validation share),
-which the same files set as protocol.val_fraction (docs/measured.md, "DCAE's held-out sixth").
+which the same files set as protocol.val_fraction (docs/measured.md, "DCAE's held-out sixth"), and
+initialised their networks differently from PyTorch (`init=theano`, `kit.lenet`; "DCAE's initialisation").
 Score: the squared reconstruction error ||x - x_rec||_2^2 (Ruff Sec. 4.1; RCGAN's text says the l2 norm
 of the reconstruction error, its square root: the same ranking, so the same AUROC / F1).
 """
