@@ -356,19 +356,25 @@ def table_main(argv: list[str] | None = None) -> None:
 def table_rows(args: argparse.Namespace, console):
     """The finished rows under the folders (`tables.rows_frame`), of `--code-version` when given; each
     unreadable row is named in a warning."""
-    from rich.markup import escape
 
     from ganad_bench.results.store import iter_results
     from ganad_bench.results.tables import rows_frame
 
     unreadable: list[Path] = []
     frame = rows_frame(iter_results(args.folders, unreadable))
-    for path in unreadable:
-        console.print(f"[yellow]warning:[/] skipped {escape(str(path))}: not a readable result (rerun its config to "
-                      f"rebuild it)", soft_wrap=True)
+    warn_unreadable(unreadable, console)
     if args.code_version and not frame.empty:
         frame = frame[frame["code_version"].str.startswith(args.code_version)]
     return frame
+
+
+def warn_unreadable(paths: list[Path], console) -> None:
+    """One warning per result.json that could not be read (and was skipped)."""
+    from rich.markup import escape
+
+    for path in paths:
+        console.print(f"[yellow]warning:[/] skipped {escape(str(path))}: not a readable result (rerun its config to "
+                      f"rebuild it)", soft_wrap=True)
 
 
 def write_reproduction(frame, args: argparse.Namespace, console) -> None:
@@ -415,8 +421,7 @@ def copy_result_rows(args: argparse.Namespace, console) -> None:
         console.print(f"[bold red]error:[/] cannot write under {escape(str(args.copy_rows))} ({err.strerror or err}): "
                       f"choose a writable folder", soft_wrap=True)
         raise SystemExit(2) from None
-    for path in unreadable:
-        console.print(f"[yellow]warning:[/] skipped {escape(str(path))}: not a readable result", soft_wrap=True)
+    warn_unreadable(unreadable, console)
     console.print(f"copied {copied} row(s) to {escape(str(args.copy_rows))} ({same} already there)", soft_wrap=True)
 
 

@@ -44,6 +44,7 @@ from torch import nn
 from ganad_bench.errors import ConfigError
 from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.blocks import is_image
+from ganad_bench.models.kit.contract import check_choice
 from ganad_bench.models.kit.losses import squared_error
 from ganad_bench.training.engine import DetectorModule
 
@@ -142,8 +143,7 @@ LEAKY_GAIN = (2.0 / (1.0 + SLOPE**2)) ** 0.5  # Lasagne's Glorot gain for LeakyR
 
 
 def check_init(init: str, shape) -> None:
-    if init not in INITS:
-        raise ConfigError(f"model.params.init={init!r}: choose one of {', '.join(INITS)}")
+    check_choice("init", init, INITS)
     if init == "theano" and not is_image(tuple(shape)):
         raise ConfigError("model.params.init=theano is the initialisation of Ruff et al.'s image networks: use "
                           "init=pytorch for tabular rows")
