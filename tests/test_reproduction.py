@@ -110,6 +110,32 @@ def test_runs_scaled_otherwise_than_the_experiment_are_a_variant_not_the_paper_c
     assert only_minmax["differs"] == ("dataset.scaler=minmax (paper settings: none)",)
 
 
+def test_a_column_takes_the_settings_of_the_experiment_that_runs_it():
+    """AMA ran Deep SVDD without its contrast normalisation (ama_table2_deep_svdd): in AMA Table 2 the runs with
+    it (MEMGAN Table 1's) are a variant that says so, in MEMGAN Table 1 they are the paper's runs; runs
+    without it are AMA Table 2's cell whichever has more seeds."""
+    def deep_svdd(seed, contrast_norm, auroc):
+        one = row("deep_svdd", "mnist", seed, auroc=auroc)
+        one.update(protocol="one_class", normal_class=2)
+        one["config"]["model"]["params"] = {"contrast_norm": contrast_norm, "init": "theano"}
+        return one
+
+    def digit_2(cells, reference, column):
+        found = cells[(cells["reference"] == reference) & (cells["column"] == column) & (cells["dataset"] == "mnist")
+                      & (cells["normal_class"].astype(str) == "2")]
+        assert len(found) == 1, found
+        return found.iloc[0]
+
+    with_gcn = [deep_svdd(s, "l1", 0.92) for s in range(10)]
+    without = [deep_svdd(s, None, 0.81) for s in range(2)]
+    cells = reproduction_cells(rows_frame(with_gcn))
+    ama, memgan = digit_2(cells, "ama:2", "DeepSVDD"), digit_2(cells, "memgan:1", "DSVDD")
+    assert ama["differs"] == ("model.params.contrast_norm=l1 (paper settings: None)",) and not ama["full"]
+    assert not memgan["differs"] and memgan["full"] and memgan["mean"] == pytest.approx(0.92)
+    ama = digit_2(reproduction_cells(rows_frame(with_gcn + without)), "ama:2", "DeepSVDD")
+    assert ama["mean"] == pytest.approx(0.81) and ama["n_seeds"] == 2 and not ama["differs"]
+
+
 def test_a_known_cause_is_matched_and_numbered_in_the_notes(rows, monkeypatch):
     cause = Cause(table=("alad:II",), dataset=("kdd99",), column=("IF",), cause="IF is off because of X.",
                   evidence="`python scripts/x.py`: 0.5 vs 0.9")

@@ -364,14 +364,27 @@ def _our_cells(frame: pd.DataFrame, published: pd.DataFrame, reference: str,
     return long[long["column"].notna()].assign(partial="")[OUR_COLUMNS]
 
 
+def running_experiments(experiments: list[str], model: str, dataset: str, anomalies: str) -> list[str]:
+    """The experiments among a table's whose sweeps run `model` on `dataset`: their settings are the paper's
+    for its runs (AMA Table 2's Deep SVDD is `ama_table2_deep_svdd`'s, without contrast normalisation, not the
+    defaults `ama_table2_baselines` would compose it to); all of them when none runs it (a column run by a
+    companion sweep, as ALAD Table II's OC-SVM by `tabular_baselines`)."""
+    from ganad_bench.results.reproduction import runs_column
+
+    return [name for name in experiments if runs_column(name, model, {}, dataset, anomalies)] or experiments
+
+
 def _differences(frame: pd.DataFrame, experiments: list[str]) -> pd.DataFrame:
     """Per (dataset, class, model, variant): the distinct ways its runs differ from the paper settings."""
     memo: dict[tuple, str] = {}
     found = []
-    for model, dataset, settings in zip(frame["model"], frame["dataset"], frame["settings"], strict=True):
-        if (model, dataset, settings) not in memo:
-            memo[(model, dataset, settings)] = settings_difference(json.loads(settings), model, dataset, experiments)
-        found.append(memo[(model, dataset, settings)])
+    for model, dataset, anomalies, settings in zip(frame["model"], frame["dataset"], frame["anomaly_dataset"],
+                                                   frame["settings"], strict=True):
+        key = (model, dataset, anomalies if isinstance(anomalies, str) else "", settings)
+        if key not in memo:
+            memo[key] = settings_difference(json.loads(settings), model, dataset,
+                                            running_experiments(experiments, *key[:3]))
+        found.append(memo[key])
     keys = ["dataset", "anomaly_dataset", "normal_class", "model", "variant"]
     grouped = frame[keys].assign(differs=found).groupby(keys, sort=False)["differs"]
     return grouped.agg(lambda values: tuple(sorted(set(values) - {""}))).reset_index()
