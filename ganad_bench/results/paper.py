@@ -380,7 +380,7 @@ def _differences(frame: pd.DataFrame, experiments: list[str]) -> pd.DataFrame:
     found = []
     for model, dataset, anomalies, settings in zip(frame["model"], frame["dataset"], frame["anomaly_dataset"],
                                                    frame["settings"], strict=True):
-        key = (model, dataset, anomalies if isinstance(anomalies, str) else "", settings)
+        key = (model, dataset, anomalies, settings)  # anomalies: "" unless cross-dataset (rows_frame)
         if key not in memo:
             memo[key] = settings_difference(json.loads(settings), model, dataset,
                                             running_experiments(experiments, *key[:3]))
