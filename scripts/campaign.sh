@@ -70,10 +70,15 @@ for stage in $STAGES; do
                  # model first and breadth first: seed 0 of every digit, then seeds 1-2, then 3-9. One run at
                  # a time (IMAGE_PACK=1): on a CPU a pack of image networks is no faster than its runs one
                  # after another (docs/benchmarks/packs.md: Deep SVDD 0.73x, DCAE 0.84x); on a GPU IMAGE_PACK=10.
+                 # ADGAN last, and on a GPU: on one CPU core a run is about 13 h (100 epochs of about 50 s,
+                 # then the 500-step latent search for each of the 10,000 test images, about 12 h at width
+                 # 128: 3 s per 5 steps of a 64-image batch), 150 times a DCAE run.
         for seeds in 0 1,2 "range(3,10)"; do
             run experiment=memgan_table1_baselines model=dcae "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
             run experiment=memgan_table1_baselines model=memae "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
             run experiment=memgan_table1_baselines model=deep_svdd "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
+        done
+        for seeds in 0 1,2 "range(3,10)"; do
             run experiment=memgan_table1_baselines model=anogan "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
         done ;;
     mnist-gan)  # MEMGAN Table 1's own column at its settings (7 epochs; about 40 min a class-seed on one core
