@@ -306,6 +306,7 @@ def table_main(argv: list[str] | None = None) -> None:
     from ganad_bench.results import paper
     from ganad_bench.results.tables import (
         default_metrics,
+        metric_names,
         pivot,
         summarize,
         table_console,
@@ -330,7 +331,7 @@ def table_main(argv: list[str] | None = None) -> None:
     frame = table_rows(args, console)
     where = ", ".join(map(str, args.folders)) + (f" from code version {args.code_version}" if args.code_version else "")
     if frame.empty and not (reference or args.reproduction):
-        console.print(f"[bold red]error:[/] no finished result.json under {where}")
+        console.print(f"[bold red]error:[/] no finished result.json under {where}", soft_wrap=True)
         raise SystemExit(1)
     if frame.empty:  # the paper's table is still worth seeing: what a first run will stand beside
         console.print(f"[yellow]warning:[/] no finished result.json under {where}: the published numbers only",
@@ -341,15 +342,27 @@ def table_main(argv: list[str] | None = None) -> None:
         write_reproduction(frame, args, console)
         return
     if reference:
-        paper.show_paper_table(frame, reference, args.out, console)
+        try:
+            paper.show_paper_table(frame, reference, args.out, console)
+        except OSError as err:
+            raise cannot_write(console, args.out, err, "a writable --out prefix") from None
         return
     metrics = args.metric or default_metrics(frame)
+    unknown = [m for m in metrics if m not in metric_names(frame)]
+    if unknown:
+        console.print(f"[bold red]error:[/] no row under {where} has the metric {', '.join(unknown)}: choose from "
+                      f"{', '.join(metric_names(frame))}", soft_wrap=True)
+        raise SystemExit(2)
     long = summarize(frame, metrics, args.reference)
+    try:  # before printing, so that a bad --out is the only output
+        written = write_tables(long, args.out, metrics)
+    except OSError as err:
+        raise cannot_write(console, args.out, err, "a writable --out prefix") from None
     out = table_console()
     for protocol in long["protocol"].unique():
         table = pivot(long, metrics[0], protocol)
         out.print(to_rich(table, f"{metrics[0].upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"))
-    for path in write_tables(long, args.out, metrics):
+    for path in written:
         console.print(f"wrote {path}")
 
 
@@ -379,8 +392,6 @@ def warn_unreadable(paths: list[Path], console) -> None:
 
 def write_reproduction(frame, args: argparse.Namespace, console) -> None:
     """`ganad-bench-table DIR --reproduction FILE`: the report, and one line of counts."""
-    from rich.markup import escape
-
     from ganad_bench.results.reproduction import write_report
 
     def shown(path: Path) -> str:  # the command as a user would type it again
@@ -395,11 +406,18 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
     try:
         numbers = write_report(frame, args.reproduction, command, output_dir)
     except OSError as err:
-        console.print(f"[bold red]error:[/] cannot write {escape(str(args.reproduction))} ({err.strerror or err}): "
-                      f"choose a writable path", soft_wrap=True)
-        raise SystemExit(2) from None
+        raise cannot_write(console, args.reproduction, err) from None
     console.print(f"wrote {args.reproduction}: " + ", ".join(f"{key} {value}" for key, value in numbers.items()),
                   soft_wrap=True)
+
+
+def cannot_write(console, where: Path, err: OSError, choose: str = "a writable path") -> SystemExit:
+    """The one-line error for an output that cannot be written (exit 2); raise what it returns."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] cannot write {escape(str(where))} ({err.strerror or err}): choose {choose}",
+                  soft_wrap=True)
+    return SystemExit(2)
 
 
 def copy_result_rows(args: argparse.Namespace, console) -> None:
@@ -418,9 +436,7 @@ def copy_result_rows(args: argparse.Namespace, console) -> None:
     try:
         copied, same = copy_rows(args.folders, args.copy_rows, unreadable)
     except OSError as err:
-        console.print(f"[bold red]error:[/] cannot write under {escape(str(args.copy_rows))} ({err.strerror or err}): "
-                      f"choose a writable folder", soft_wrap=True)
-        raise SystemExit(2) from None
+        raise cannot_write(console, args.copy_rows, err, "a writable folder") from None
     warn_unreadable(unreadable, console)
     console.print(f"copied {copied} row(s) to {escape(str(args.copy_rows))} ({same} already there)", soft_wrap=True)
 
@@ -560,6 +576,7 @@ def plot_main(argv: list[str] | None = None) -> None:
         console.print("[bold red]error:[/] no result.json under " + ", ".join(map(str, args.folders)))
         raise SystemExit(1)
     frame = frame[frame["status"] == "ok"].fillna({"normal_class": "all"})
+    drawn = 0
     for (model, dataset, protocol, normal_class), cell in frame.groupby(["model", "dataset", "protocol",
                                                                          "normal_class"]):
         curves = []
@@ -570,5 +587,14 @@ def plot_main(argv: list[str] | None = None) -> None:
                     curves.append((f"seed {row['seed']}", saved["labels"], saved["scores"]))
         if curves:
             name = f"{dataset}_{protocol}_{model}_{normal_class}_roc.png".replace("/", "_")
-            plot_cell_rocs(curves, args.out / name, f"{model} · {dataset} · {normal_class}")
+            try:
+                plot_cell_rocs(curves, args.out / name, f"{model} · {dataset} · {normal_class}")
+            except OSError as err:
+                raise cannot_write(console, args.out, err, "a writable --out folder") from None
             console.print(f"wrote {args.out / name}")
+            drawn += 1
+    if not drawn:
+        console.print(f"[bold red]error:[/] no {SCORES_FILE} beside the result.json files under "
+                      f"{', '.join(map(str, args.folders))} (rows copied by --copy-rows carry no scores): "
+                      f"point at the runs' own results folder", soft_wrap=True)
+        raise SystemExit(1)

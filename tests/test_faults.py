@@ -326,3 +326,39 @@ def test_pickled_payload_is_not_needed_for_checkpoints(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         torch.save({"x": object()}, tmp_path / "obj.pt")
         torch.load(tmp_path / "obj.pt", weights_only=True)
+
+
+def test_an_unknown_table_metric_is_a_one_line_error_naming_the_rows_metrics(tmp_path, capsys):
+    from ganad_bench.cli import table_main
+
+    cli(tmp_path, "model=iforest", capsys=capsys)
+    with pytest.raises(SystemExit) as stop:
+        table_main([str(tmp_path / "outputs" / "results"), "--metric", "f2", "--out", str(tmp_path / "t")])
+    assert stop.value.code == 2
+    (message,) = capsys.readouterr().err.strip().splitlines()
+    assert "has the metric f2: choose from " in message and "auroc" in message and "f1" in message
+    assert not list(tmp_path.glob("t*"))
+
+
+def test_unwritable_table_and_plot_outputs_and_rows_without_scores_are_one_line_errors(tmp_path, capsys):
+    from ganad_bench.cli import plot_main, table_main
+
+    cli(tmp_path, "model=iforest", capsys=capsys)
+    results = tmp_path / "outputs" / "results"
+    (tmp_path / "file").write_text("")  # a file where a folder is needed
+    for main, args in [(table_main, ["--out", str(tmp_path / "file" / "t")]),
+                       (table_main, ["--paper", "alad:II", "--out", str(tmp_path / "file" / "t")]),
+                       (plot_main, ["--out", str(tmp_path / "file" / "plots")])]:
+        with pytest.raises(SystemExit) as stop:
+            main([str(results), *args])
+        captured = capsys.readouterr()
+        (message,) = captured.err.strip().splitlines()
+        assert stop.value.code == 2 and message.startswith(f"error: cannot write {tmp_path / 'file'}"), message
+        assert "Traceback" not in captured.out + captured.err
+    table_main([str(results), "--copy-rows", str(tmp_path / "rows")])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        plot_main([str(tmp_path / "rows"), "--out", str(tmp_path / "plots")])
+    (message,) = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 1 and "no scores.npz beside the result.json files" in message
+    assert not (tmp_path / "plots").exists()

@@ -279,6 +279,12 @@ def to_rich(table: pd.DataFrame, title: str):
     return rich_table
 
 
+def metric_names(frame: pd.DataFrame) -> list[str]:
+    """The metrics the rows hold (the keys of their `metrics`), learning-curve points aside."""
+    bookkeeping = {*IDENTITY_COLUMNS, "seed", "code_version", "settings"}
+    return sorted(c for c in frame.columns if c not in bookkeeping and curve_point(c) is None)
+
+
 def default_metrics(frame: pd.DataFrame) -> list[str]:
     """F1 (then precision, recall) where thresholded metrics exist, else AUROC: what the papers print."""
     return ["f1", "precision", "recall"] if "f1" in frame and frame["f1"].notna().any() else ["auroc"]
