@@ -504,6 +504,9 @@ def paper_main(argv: list[str] | None = None) -> None:
         with step(f"counting the runs of {reference}"):
             plans = paper.table_plan(reference, args.overrides)
         paths = to_container(compose_config(config_overrides(args.overrides)))["paths"]
+        invalid = [error for _, _, errors in plans for error in errors]
+        if invalid and not any(runs for _, runs, _ in plans):
+            raise ConfigError(f"every job of {reference} is invalid, e.g. {invalid[0]}")
     except GanadError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise SystemExit(2) from None
@@ -523,7 +526,12 @@ def paper_main(argv: list[str] | None = None) -> None:
         console.print(escape(f"to run them: ganad-bench-paper {' '.join([reference, '--run', *args.overrides])}"),
                       soft_wrap=True)
     out = args.out or Path(paths["output_dir"]) / "tables" / "table"
-    paper.show_paper_table(rows_frame(rows), reference, out, console)
+    try:
+        paper.show_paper_table(rows_frame(rows), reference, out, console)
+    except OSError as err:
+        raise cannot_write(console, out, err, "a writable --out prefix") from None
+    if args.run and invalid:  # as a sweep with invalid jobs: the valid ones ran, the command says it was not all
+        status = max(status, 1)
     if status:
         raise SystemExit(status)
 
@@ -555,7 +563,10 @@ def score_main(argv: list[str] | None = None) -> None:
     if names is not None:
         frame.insert(0, "file", names)
     out = args.out or args.inputs.with_name(args.inputs.name + ".scores.csv")
-    frame.to_csv(out, index=False, float_format="%.17g")
+    try:
+        frame.to_csv(out, index=False, float_format="%.17g")
+    except OSError as err:
+        raise cannot_write(console, out, err, "a writable --out file") from None
     console.print(f"wrote {len(frame)} scores ({int(frame['flag'].sum())} flagged) → {escape(str(out))}")
 
 

@@ -125,7 +125,9 @@ class TrainedRun:
         expected = tuple(self.row.get("feature_shape") or ()) or None
         x = np.asarray(raw)
         if expected is not None and tuple(x.shape[1:]) != expected:
-            raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this run was trained on {expected}")
+            one = f"row of {expected[0]} raw features" if len(expected) == 1 else f"image of shape {expected}"
+            raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this run was trained on {expected}: give "
+                              f"one {one} per input, as the run's dataset ({self.row.get('dataset')}) has them")
         return np.asarray(self.detector.score_samples(self.scaler.transform(x)), dtype=np.float64)
 
     def flags(self, scores: np.ndarray) -> np.ndarray | None:
@@ -178,18 +180,29 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     """Rows or images to score: a `.npy` array, a `.csv` of numbers (a header row is skipped), or a folder
     of `.png` images (sorted by name; grey or RGB, 8-bit). Returns the array and the image names."""
     path = Path(path)
+    kinds = "give a .npy array, a .csv of numbers or a folder of .png images"
     if path.is_dir():
         return read_png_folder(path)
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False), None
-    if path.suffix == ".csv":
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path}: {kinds}")
+    if path.suffix not in (".npy", ".csv"):
+        raise ConfigError(f"cannot read {path}: {kinds}")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False), None
         import pandas as pd
 
         frame = pd.read_csv(path, header=None)
-        if not all(np.issubdtype(t, np.number) for t in frame.dtypes):
-            frame = pd.read_csv(path)
+        if not all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+            frame = pd.read_csv(path)  # the first row was a header
+        words = [str(c) for c, t in frame.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
+        if words:
+            raise ConfigError(f"{path} holds values that are not numbers (column {words[0]}): give numbers only "
+                              f"(one header row may come first)")
         return frame.to_numpy(dtype=np.float64), None
-    raise ConfigError(f"cannot read {path}: give a .npy array, a .csv of numbers or a folder of .png images")
+    except (ValueError, TypeError, OSError) as err:  # not an array, an empty file, words among the numbers
+        raise ConfigError(f"cannot read {path} ({str(err).splitlines()[0] if str(err) else type(err).__name__}): "
+                          f"{kinds} (a .csv may have one header row)") from None
 
 
 def read_png_folder(folder: Path) -> tuple[np.ndarray, list[str]]:

@@ -152,6 +152,20 @@ def test_paper_command_counts_finished_and_missing_runs(make_cfg, tmp_path, caps
     assert launched == [("rcgan_table1", overrides)]
 
 
+def test_paper_command_with_only_invalid_jobs_or_an_unwritable_out_is_a_one_line_error(tmp_path, capsys):
+    outputs = f"paths.output_dir={tmp_path / 'outputs'}"
+    (tmp_path / "file").write_text("")
+    for args, message in [(["rcgan:1", "--run", "seed=abc", outputs],
+                           "error: every job of rcgan:1 is invalid, e.g. seed"),
+                          (["rcgan:1", "model=iforest", "dataset=thyroid", "seed=0", outputs, "--out",
+                            str(tmp_path / "file" / "t")], f"error: cannot write {tmp_path / 'file' / 't'}")]:
+        with pytest.raises(SystemExit) as stop:
+            paper_main(args)
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message)
+    assert not (tmp_path / "outputs" / "results").exists()
+
+
 @pytest.mark.parametrize(("table", "message"), [
     ("memgan:9", "error: no published table memgan:9: choose one of alad:II"),
     ("alad:IV", "error: no experiment config for alad:IV: the tables with one are alad:II (alad_table2)")])

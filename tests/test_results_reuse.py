@@ -120,13 +120,25 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
     from ganad_bench.cli import score_main
 
     np.save(tmp_path / "bad.npy", np.zeros((3, 4)))
-    for args in ([str(tmp_path), str(tmp_path / "bad.npy")], [str(folder_of(dcae_run)), str(tmp_path / "bad.npy")],
-                 [str(folder_of(dcae_run)), str(tmp_path / "x.txt")]):
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((3, *dcae_run["feature_shape"])))
+    (tmp_path / "words.csv").write_text("a,b\n1,x\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "junk.npy").write_text("not an array")
+    run_dir = str(folder_of(dcae_run))
+    cases = [([str(tmp_path), str(tmp_path / "bad.npy")], "holds no finished run"),
+             ([run_dir, str(tmp_path / "bad.npy")], f"give one row of {dcae_run['feature_shape'][0]} raw features"),
+             ([run_dir, str(tmp_path / "x.txt")], "no such file"),
+             ([run_dir, str(tmp_path / "words.csv")], "holds values that are not numbers"),
+             ([run_dir, str(tmp_path / "empty.csv")], "cannot read"),
+             ([run_dir, str(tmp_path / "junk.npy")], "cannot read"),
+             ([run_dir, str(good), "--out", str(tmp_path / "bad.npy" / "s.csv")], "cannot write")]
+    for args, message in cases:
         with pytest.raises(SystemExit) as exit_:
             score_main(args)
         assert exit_.value.code == 2
         (line,) = capsys.readouterr().err.strip().splitlines()
-        assert line.startswith("error: ")
+        assert line.startswith("error: ") and message in line, (args, line)
 
 
 @pytest.mark.parametrize("name", ["iforest", "dcae"])
