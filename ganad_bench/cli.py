@@ -304,15 +304,6 @@ def table_main(argv: list[str] | None = None) -> None:
 
     from ganad_bench.console import console
     from ganad_bench.results import paper
-    from ganad_bench.results.tables import (
-        default_metrics,
-        metric_names,
-        pivot,
-        summarize,
-        table_console,
-        to_rich,
-        write_tables,
-    )
 
     args = table_arguments(argv)
     try:
@@ -347,6 +338,22 @@ def table_main(argv: list[str] | None = None) -> None:
         except OSError as err:
             raise cannot_write(console, args.out, err, "a writable --out prefix") from None
         return
+    summary_tables(frame, args, where, console)
+
+
+def summary_tables(frame, args: argparse.Namespace, where: str, console) -> None:
+    """`ganad-bench-table DIR [--metric M ...]`: ours beside the published numbers, printed and written to
+    `--out` (the files first, so that a bad --out is the only output)."""
+    from ganad_bench.results.tables import (
+        default_metrics,
+        metric_names,
+        pivot,
+        summarize,
+        table_console,
+        to_rich,
+        write_tables,
+    )
+
     metrics = args.metric or default_metrics(frame)
     unknown = [m for m in metrics if m not in metric_names(frame)]
     if unknown:
@@ -354,7 +361,7 @@ def table_main(argv: list[str] | None = None) -> None:
                       f"{', '.join(metric_names(frame))}", soft_wrap=True)
         raise SystemExit(2)
     long = summarize(frame, metrics, args.reference)
-    try:  # before printing, so that a bad --out is the only output
+    try:
         written = write_tables(long, args.out, metrics)
     except OSError as err:
         raise cannot_write(console, args.out, err, "a writable --out prefix") from None
