@@ -354,11 +354,11 @@ def summary_tables(frame, args: argparse.Namespace, where: str, console) -> None
         write_tables,
     )
 
-    metrics = args.metric or default_metrics(frame)
-    unknown = [m for m in metrics if m not in metric_names(frame)]
+    metrics, available = args.metric or default_metrics(frame), metric_names(frame)
+    unknown = [m for m in metrics if m not in available]
     if unknown:
         console.print(f"[bold red]error:[/] no row under {where} has the metric {', '.join(unknown)}: choose from "
-                      f"{', '.join(metric_names(frame))}", soft_wrap=True)
+                      f"{', '.join(available)}", soft_wrap=True)
         raise SystemExit(2)
     long = summarize(frame, metrics, args.reference)
     try:
