@@ -9,7 +9,7 @@
 # their rows (result.json, a few KB each) are copied to ROWS (default: campaign/results of this checkout,
 # where git keeps them and ignores everything else), and the report is made from ROWS, so that the rows
 # behind REPRODUCTION.md are committed with it and survive the machine that ran them.
-# STAGES (default: all, in order) picks some, e.g. STAGES="baselines rcgan" bash scripts/campaign.sh.
+# STAGES (default: all, in order) picks some, e.g. STAGES="baselines rcgan-small" bash scripts/campaign.sh.
 # Deep runs of one configuration train as packs of 10 seeds (the default launcher). A failing stage does
 # not stop the later ones; the script exits 1 at the end if any failed.
 set -u
@@ -20,7 +20,15 @@ RUNS=$(realpath -m "${1:-$HOME/ganad-runs/campaign}")
 [ -n "${REPORT:-}" ] && REPORT=$(realpath -m "$REPORT")
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-campaign/results}
-STAGES=${STAGES:-"baselines mnist-classic rcgan-small energy-small alad-small rcgan-ablations rcgan-arrhythmia rcgan-eq12 alad-ablations kdd99 mnist-deep mnist-gan ama-mnist mnist-deep-rest mnist-gpu"}
+ALL_STAGES="baselines mnist-classic rcgan-small energy-small alad-small rcgan-ablations rcgan-arrhythmia rcgan-eq12
+            alad-ablations kdd99 mnist-deep mnist-gan ama-mnist mnist-deep-rest mnist-gpu"
+STAGES=${STAGES:-$ALL_STAGES}
+for stage in $STAGES; do  # checked before any runs: a typo must not surface hours into the campaign
+    case " $(echo $ALL_STAGES) " in
+    *" $stage "*) ;;
+    *) echo "campaign.sh: unknown stage '$stage'; the stages are:" $ALL_STAGES >&2; exit 2 ;;
+    esac
+done
 COMMON=(paths.output_dir="$RUNS" plots=false trainer.progress=false)
 status=0
 
@@ -77,8 +85,8 @@ for stage in $STAGES; do
             run experiment=memgan_table1_baselines model=deep_svdd "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
         done ;;
     mnist-gan)  # MEMGAN Table 1's own column at its settings (7 epochs; about 40 min a class-seed on one core
-                # here), 3 seeds, and Table 3's seed 0, with learning curves: 10% of each class's training images held out as the
-                # normal-only validation rows the curve's loss is measured on. Seed 0 of every digit first,
+                # here), 3 seeds, and Table 3's seed 0, with learning curves: 10% of each class's training
+                # images held out as the normal-only validation rows the curve's loss is measured on. Seed 0 of every digit first,
                 # so that each of the ten cells has a run before any has three, one digit at a time: a pack
                 # of the ten digits is only 1.25x faster on a CPU and checkpoints once per 70-min epoch,
                 # so a working session's end would lose up to that much of it.
@@ -108,7 +116,6 @@ for stage in $STAGES; do
         done
         run experiment=ama_table2_mnist trainer.curve_every=5
         run experiment=ama_table2_baselines model=alad dataset=mnist trainer.curve_every=5 ;;
-    *) echo "unknown stage $stage"; status=1 ;;
     esac
 done
 ganad-bench-table "$ROWS" --reproduction "${REPORT:-REPRODUCTION.md}" || status=1

@@ -142,7 +142,7 @@ def test_every_campaign_stage_runs_existing_experiments_models_and_datasets():
     import shlex
 
     script = (Path(__file__).resolve().parents[1] / "scripts" / "campaign.sh").read_text()
-    stages = re.search(r'STAGES=\$\{STAGES:-"([^"]+)"\}', script).group(1).split()
+    stages = re.search(r'ALL_STAGES="([^"]+)"', script).group(1).split()
     branches = re.findall(r"^\s+([a-z0-9-]+)\)", script, flags=re.M)
     assert stages and set(stages) == set(branches), (stages, branches)
     models = {p.stem for p in (EXPERIMENT_DIR.parent / "model").glob("*.yaml")}
@@ -154,6 +154,21 @@ def test_every_campaign_stage_runs_existing_experiments_models_and_datasets():
         assert (EXPERIMENT_DIR / f"{settings['experiment']}.yaml").exists(), args
         assert set(settings.get("model", "ocsvm").split(",")) <= models, args
         assert set(settings.get("dataset", "kdd99").split(",")) <= set(available_datasets()), args
+
+
+def test_campaign_refuses_an_unknown_stage_before_running_anything(tmp_path):
+    """A misspelt stage stops the campaign at once with one line naming the stages, before any sweep and
+    without touching the report (it used to run the stages before it and regenerate REPRODUCTION.md)."""
+    import os
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "campaign.sh"
+    env = {**os.environ, "STAGES": "baselines rcgan", "REPORT": str(tmp_path / "report.md"),
+           "ROWS": str(tmp_path / "rows")}
+    done = subprocess.run(["bash", str(script), str(tmp_path / "runs")], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "unknown stage 'rcgan'" in done.stderr and "rcgan-small" in done.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_alad_tabular_experiments_use_the_unscaled_features_as_the_paper_states():
