@@ -21,7 +21,7 @@ RUNS=$(realpath -m "${1:-$HOME/ganad-runs/campaign}")
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-campaign/results}
 ALL_STAGES="baselines mnist-classic rcgan-small energy-small alad-small rcgan-ablations rcgan-arrhythmia rcgan-eq12
-            alad-ablations kdd99 mnist-deep mnist-gan ama-mnist mnist-deep-rest mnist-gpu"
+            alad-ablations kdd99 mnist-deep mnist-gan mnist-deep-rest mnist-gan-more ama-mnist mnist-gpu"
 STAGES=${STAGES:-$ALL_STAGES}
 for stage in $STAGES; do  # checked before any runs: a typo must not surface hours into the campaign
     case " $(echo $ALL_STAGES) " in
@@ -76,7 +76,7 @@ for stage in $STAGES; do
         run experiment=alad_table5 dataset=kdd99 trainer.curve_every=10 ;;
     mnist-deep)  # MEMGAN Table 1's DCAE, MemAE, Deep SVDD columns at their papers' budgets, seeds 0-2, cheapest
                  # model first and breadth first: seed 0 of every digit, then seeds 1-2 (seeds 3-9 in
-                 # mnist-deep-rest, after the columns no run has measured yet). One run at a time
+                 # mnist-deep-rest, after MEMGAN's own column). One run at a time
                  # (IMAGE_PACK=1): on a CPU a pack of image networks is no faster than its runs one after
                  # another (docs/benchmarks/packs.md: Deep SVDD 0.73x, DCAE 0.84x); on a GPU IMAGE_PACK=10.
         for seeds in 0 1,2; do
@@ -84,16 +84,21 @@ for stage in $STAGES; do
             run experiment=memgan_table1_baselines model=memae "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
             run experiment=memgan_table1_baselines model=deep_svdd "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
         done ;;
-    mnist-gan)  # MEMGAN Table 1's own column at its settings (7 epochs; about 40 min a class-seed on one core
-                # here), 3 seeds, and Table 3's seed 0, with learning curves: 10% of each class's training
-                # images held out as the normal-only validation rows the curve's loss is measured on. Seed 0 of every digit first,
-                # so that each of the ten cells has a run before any has three, one digit at a time: a pack
-                # of the ten digits is only 1.25x faster on a CPU and checkpoints once per 70-min epoch,
-                # so a working session's end would lose up to that much of it.
+    mnist-gan)  # MEMGAN Table 1's own column at its settings (7 epochs; about 30-40 min a class-seed on one
+                # core here), seed 0 of every digit, with learning curves: 10% of each class's training images
+                # held out as the normal-only validation rows the curve's loss is measured on. One digit at a
+                # time: a pack of the ten digits is only 1.25x faster on a CPU and checkpoints once per 70-min
+                # epoch, so a working session's end would lose up to that much of it.
         for digit in 0 1 2 3 4 5 6 7 8 9; do
             run experiment=memgan_table1 dataset.normal_class=$digit seed=0 trainer.curve_every=1 protocol.val_fraction=0.1
-        done
-        # Table 3 (n = 25, 100, 200 memory units on digits 0, 1, 5; n = 50 is Table 1's run, skipped)
+        done ;;
+    mnist-deep-rest)  # seeds 3-9 of mnist-deep's three columns (each cell already has seeds 0-2): the last runs
+                      # MEMGAN Table 1's baseline columns need for 10 seeds at their papers' budgets
+        run experiment=memgan_table1_baselines model=dcae "seed=range(3,10)" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
+        run experiment=memgan_table1_baselines model=memae "seed=range(3,10)" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
+        run experiment=memgan_table1_baselines model=deep_svdd "seed=range(3,10)" hydra.launcher.pack_size="${IMAGE_PACK:-1}" ;;
+    mnist-gan-more)  # MEMGAN Table 3 (n = 25, 100, 200 memory units on digits 0, 1, 5; n = 50 is Table 1's
+                     # run, skipped) at seed 0, then Table 1's seeds 1-2, as mnist-gan
         run experiment=memgan_table3 seed=0 trainer.curve_every=1 protocol.val_fraction=0.1
         run experiment=memgan_table1 seed=1,2 trainer.curve_every=1 protocol.val_fraction=0.1 ;;
     ama-mnist)  # AMA Table 2's FGAN and Skip-GANomaly rows on MNIST at their authors' settings, seed 0 (the
@@ -102,10 +107,6 @@ for stage in $STAGES; do
                 # 40 min a digit). The table's AMA and ALAD rows are in mnist-gpu.
         run experiment=ama_table2_baselines model=fgan dataset=mnist trainer.curve_every=5
         run experiment=ama_table2_baselines model=skip_ganomaly dataset=mnist trainer.curve_every=5 ;;
-    mnist-deep-rest)  # seeds 3-9 of mnist-deep's three columns (each cell already has seeds 0-2)
-        run experiment=memgan_table1_baselines model=dcae "seed=range(3,10)" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
-        run experiment=memgan_table1_baselines model=memae "seed=range(3,10)" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
-        run experiment=memgan_table1_baselines model=deep_svdd "seed=range(3,10)" hydra.launcher.pack_size="${IMAGE_PACK:-1}" ;;
     mnist-gpu)  # the MNIST columns that need a GPU, measured on one CPU core: MEMGAN Table 1's ADGAN about 13 h a
                 # run (100 epochs of about 50 s, then the 500-step latent search for each of the 10,000 test
                 # images, about 12 h at width 128: 3 s per 5 steps of a 64-image batch), 150 times a DCAE
