@@ -60,8 +60,10 @@ def reestimated(module, x: np.ndarray, with_memory_batches: bool):
 def check(folder: Path) -> None:
     if not (folder / "detector.pt").is_file():  # rows copied by --copy-rows carry result.json only
         raise SystemExit(f"error: {folder} has no detector.pt: give the run's own folder, under its output_dir")
-    config = json.loads((folder / "result.json").read_text())["config"]
-    data = prepare_data(config)
+    result = json.loads((folder / "result.json").read_text())
+    if result["model"] != "memgan":
+        raise SystemExit(f"error: {folder} is a {result['model']} run: give a MEMGAN run's folder")
+    data = prepare_data(result["config"])
     if data.x_val is None:
         raise SystemExit(f"error: {folder} has no validation rows: rerun it with protocol.val_fraction=0.1")
     detector = Detector.load(folder / "detector.pt")
