@@ -1,13 +1,15 @@
-"""Whether a trained MEMGAN's BatchNorm running statistics hurt its scores: re-estimate them three ways on the
+"""Whether a trained MEMGAN's BatchNorm running statistics hurt its scores: re-estimate them two ways on the
 run's own normal training rows and print the normal-only validation loss (mean Eq. 8 score of the held-out
-normal rows) and the test AUROC of each.
+normal rows) and the test AUROC of each, beside the saved network's.
 
 MEMGAN's encoder and generator see two kinds of batches in training: real encodings (x -> E -> P -> G, the
 scoring path) and decoded memory samples (G(z) and E(G(z)) for the adversarial and mutual-information
 terms). PyTorch's running statistics average over both, with momentum 0.1, but scoring only runs the first.
-The three rows: the saved network; the statistics averaged over the whole training set through the scoring
-path only; the same average over training's mix of real and memory batches (which separates the mix from
-the short momentum). No test label is used to choose anything: the AUROC is printed afterwards.
+The rows: the saved network; the statistics averaged over the whole training set through the scoring path
+only (what `model.params.batchnorm_stats=scoring_path`, the default, does after training); the same average
+over training's mix of real and memory batches (which separates the mix from the short momentum). On a run
+trained with `batchnorm_stats=training` the first row is PyTorch's statistics; on a default run the first
+two rows agree. No test label is used to choose anything: the AUROC is printed afterwards.
 
     GANAD_DATA_DIR=../shared/data python scripts/memgan_batchnorm_check.py RUN_FOLDER [RUN_FOLDER ...]
 
@@ -26,11 +28,11 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ganad_bench.models.kit.blocks import reestimate_batchnorm
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.run import prepare_data
 
 BATCH = 32  # the training batch of conf/model/memgan.yaml
-BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)  # the layers kit.blocks builds
 
 
 def scores(module, x: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -40,20 +42,19 @@ def scores(module, x: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def reestimated(module, x: np.ndarray, with_memory_batches: bool):
-    """A copy whose BatchNorm statistics are the plain average over one pass of `x` in training batches."""
+    """A copy whose E and G BatchNorm statistics are the plain average over one pass of `x` in training
+    batches, through the scoring path (`MEMGANModule.calibrate`) or, with `with_memory_batches`, through it and
+    a batch of decoded memory samples after each batch, as in a training step."""
     module = copy.deepcopy(module)
-    for layer in module.modules():
-        if isinstance(layer, BATCH_NORMS):
-            layer.reset_running_stats()
-            layer.momentum = None  # cumulative average
-    module.train()
     generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for start in range(0, len(x) - BATCH + 1, BATCH):
-            module.reconstruct(torch.as_tensor(x[start:start + BATCH]))
-            if with_memory_batches:  # as a training step: memory samples through the same layers
-                alpha = torch.softmax(torch.randn(BATCH, module.n_memory, generator=generator), dim=1)
-                module.encoder(module.generator(module.combine(alpha)))
+
+    def real_and_memory(batch: torch.Tensor) -> None:
+        module.reconstruct(batch)
+        alpha = torch.softmax(torch.randn(len(batch), module.n_memory, generator=generator), dim=1)
+        module.encoder(module.generator(module.combine(alpha)))
+
+    forward = real_and_memory if with_memory_batches else module.reconstruct
+    reestimate_batchnorm((module.encoder, module.generator), forward, torch.as_tensor(x), BATCH)
     return module
 
 

@@ -25,7 +25,8 @@ def anogan_on_every_digit(seeds=(0, 1)):
 
 
 def memgan_rows(classes, seeds=(0,), epochs=7, width=128, n_memory=50):
-    config = {"model": {"name": "memgan", "params": {"width": width, "n_memory": n_memory}},
+    config = {"model": {"name": "memgan", "params": {"width": width, "n_memory": n_memory,
+                                                      "batchnorm_stats": "scoring_path"}},
               "trainer": {"epochs": epochs}}
     return [row("memgan", "mnist", s, normal_class=c, config={**config, "seed": s}, auroc=0.8)
             for c in classes for s in seeds]

@@ -27,6 +27,14 @@ latent size d; spectral normalisation of D_xz and E as ALAD (`spectral_norm`, on
 outright within an epoch on MNIST — d_loss 0.001 — and the AUROC falls as training goes on); the memory is
 initialised N(0, 1) (with a Glorot-scale memory the addressing stays uniform, every x is projected to the
 memory's centroid); Adam beta1 0.5 and batch 32 as ALAD; no EMA of the weights.
+BatchNorm statistics (`batchnorm_stats`): E and G see two kinds of batches in training, real encodings
+(x -> E -> P -> G, the path Eq. 8 scores) and decoded memory samples (G(z), E(G(z)) for the adversarial and
+mutual-information terms), and PyTorch's running statistics average over both. By default
+(`scoring_path`) they are re-estimated after training, and before every validation or learning-curve point,
+as the plain average over the training rows through the scoring path alone (`kit.blocks.
+reestimate_batchnorm`; `training`: PyTorch's own). Chosen by the normal-only validation loss, which it lowers
+on every MNIST digit measured (docs/measured.md; `scripts/memgan_batchnorm_check.py` compares the two on a
+saved run); the paper does not say.
 Section 6: MNIST n = 50, d = 64, 7 epochs, lr 1e-5..1e-4 per class (we use 1e-4 for all classes);
 CIFAR-10 n = 100, d = 256, 10 epochs, lr 5e-5..1e-4 (conf/dataset_model/{mnist,cifar10}_memgan.yaml).
 `decode_memory` renders G(m_i) for every memory row (Fig. 1); an image run writes them to `memory.png` in
@@ -50,6 +58,9 @@ from ganad_bench.results.image_grid import image_grid, write_png
 from ganad_bench.training.engine import DetectorModule
 from ganad_bench.training.noise import RandomStream
 
+# where E's and G's BatchNorm running statistics come from (module docstring)
+BATCHNORM_STATS = ("scoring_path", "training")
+
 
 class MEMGANModule(DetectorModule):
     """E, G, D_xz and the memory M, Algorithm 1's four updates as engine phases, the score of Eq. 8."""
@@ -58,10 +69,11 @@ class MEMGANModule(DetectorModule):
     generator_names = ("encoder", "generator", "memory")
 
     def __init__(self, shape, memory_dim: int, *, n_memory: int, arch: str, width: int, spectral_norm: bool,
-                 image_dropout: float, projection_loss: bool):
+                 image_dropout: float, projection_loss: bool, batchnorm_stats: str):
         super().__init__()
         self.n_memory, self.memory_dim = int(n_memory), int(memory_dim)
         self.projection_loss = projection_loss
+        self.batchnorm_stats = batchnorm_stats
         self.encoder = blocks.make_encoder(shape, memory_dim, arch, width, sn=spectral_norm)
         self.generator = blocks.make_generator(shape, memory_dim, arch, width)
         self.d_xz = blocks.make_xz_discriminator(shape, memory_dim, arch, width, sn=spectral_norm,
@@ -135,6 +147,11 @@ class MEMGANModule(DetectorModule):
                 ("m", ("memory",), self.m_loss)]
 
     # ------------------------------------------------------------------------------------- scores
+    def calibrate(self, x_train, batch_size):
+        """E's and G's BatchNorm statistics from the scoring path over the training rows (module docstring)."""
+        if self.batchnorm_stats == "scoring_path":
+            blocks.reestimate_batchnorm((self.encoder, self.generator), self.reconstruct, x_train, batch_size)
+
     def reconstruct(self, x):
         return self.generator(self.project(self.encoder(x)))
 
@@ -151,13 +168,16 @@ class MEMGANModule(DetectorModule):
 class MEMGAN(DeepDetector):
     """MEMGAN (module docstring). Parameters: `n_memory` (n), `memory_dim` (d; None: the architecture's
     latent size), `arch`, `width`, `spectral_norm`, `image_dropout` as ALAD; `projection_loss` (l_proj on /
-    off: Sec. 7's ablation)."""
+    off: Sec. 7's ablation); `batchnorm_stats` (`scoring_path` or `training`: module docstring)."""
 
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  n_memory: int = 50, memory_dim: int | None = None, arch: str = "auto", width: int = 128,
-                 spectral_norm: bool = True, image_dropout: float = 0.2, projection_loss: bool = True):
+                 spectral_norm: bool = True, image_dropout: float = 0.2, projection_loss: bool = True,
+                 batchnorm_stats: str = "scoring_path"):
         super().__init__(seed, trainer, checkpoint_dir, callbacks)
         require(int(n_memory) >= 2, "n_memory", ">= 2", n_memory)
+        require(batchnorm_stats in BATCHNORM_STATS, "batchnorm_stats", f"one of {', '.join(BATCHNORM_STATS)}",
+                batchnorm_stats)
         require(memory_dim is None or int(memory_dim) >= 1, "memory_dim", ">= 1", memory_dim)
 
     def build(self, input_shape):

@@ -48,7 +48,8 @@ DATASET_VIA_PROTOCOL = ("train_fraction", "contamination")
 HASHED_WHEN_SET = ADDED_TABULAR_DEFAULTS
 # model parameters added after runs were made, likewise hashed only when set off the default every earlier
 # run behaved as: model name -> {parameter: default}
-ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"}}
+ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"},
+                      "memgan": {"batchnorm_stats": "training"}}
 
 
 def identity(config: dict, trains_networks: bool = True) -> dict:

@@ -60,7 +60,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -208,6 +208,10 @@ class DetectorModule(nn.Module):
     * `on_epoch_start(epoch, x_train)`: called before every training epoch with the number of epochs
       already done (restored on resume) and the device-resident training rows (default: nothing; AMA
       gates its negatives by epoch, Deep SVDD resets its soft-boundary radius);
+    * `calibrate(x_train, batch_size)`: statistics the score reads that training does not leave as scoring
+      needs them, fitted on the device-resident training rows before every validation or curve point (and
+      put back afterwards, so training goes on with its own) and once training has ended (default: nothing;
+      MEMGAN re-estimates its BatchNorm statistics through its scoring path);
     * `score(x) -> (n,)`: anomaly scores, called in eval mode under `no_grad`;
     * `val_loss(x) -> scalar`: a loss on normal validation rows (default: the mean score).
 
@@ -240,6 +244,9 @@ class DetectorModule(nn.Module):
         return [("g", self.generator_names, self.g_loss)]
 
     def on_epoch_start(self, epoch: int, x_train: torch.Tensor) -> None:
+        pass
+
+    def calibrate(self, x_train: torch.Tensor, batch_size: int) -> None:
         pass
 
     def d_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -528,7 +535,12 @@ class Engine:
         """After the last epoch: the best EMA weights when early stopping kept them, eval mode."""
         if data.early_stopping and self.best_state is not None:
             self.scoring_module.load_state_dict(self.best_state)
+        self.calibrate(data)
         self.scoring_module.eval()
+
+    def calibrate(self, data: EpochData) -> None:
+        """The scoring network's statistics fitted on the training rows (`DetectorModule.calibrate`)."""
+        self.scoring_module.calibrate(data.batches.x, data.batches.batch_size)
 
     def end_epoch(self, data: EpochData, steps: int, elapsed: float, bar: EpochProgress,
                   checkpoint: bool | None = None) -> None:
@@ -542,12 +554,16 @@ class Engine:
         record = {"epoch": self.epoch, **dict(zip(self.loss_names, means, strict=True)),
                   "samples_per_s": steps * data.batches.batch_size / max(elapsed, 1e-9), "seconds": elapsed}
         on_curve = self.on_curve(self.epoch)
-        if data.val is not None and (data.early_stopping or self.epoch == self.config.epochs or on_curve):
-            record["val_loss"] = self._checked_validation_loss(data.val)
-        if data.early_stopping:
-            self._early_stopping_update(record["val_loss"])
-        if on_curve:
-            record.update(self.curve_point())
+        validates = data.val is not None and (data.early_stopping or self.epoch == self.config.epochs or on_curve)
+        if validates or on_curve:
+            with self.buffers_put_back():  # training goes on with its own statistics
+                self.calibrate(data)
+                if validates:
+                    record["val_loss"] = self._checked_validation_loss(data.val)
+                if data.early_stopping:
+                    self._early_stopping_update(record["val_loss"])
+                if on_curve:
+                    record.update(self.curve_point())
         self.history.append(record)
         bar.describe(self._epoch_message(record))
         if checkpoint or (self.stopped_early and self.will_checkpoint(None)):
@@ -585,15 +601,24 @@ class Engine:
         """`curve(self)`, with every RNG state and every buffer of the networks put back afterwards (module
         docstring): scoring may draw random numbers (AnoGAN's latent search) or fit statistics into buffers
         (AMA's R-score Gaussian), and training must go on as if nothing had been evaluated."""
-        modules = {id(m): m for m in (self.module, self.scoring_module)}.values()
-        buffers = [(b, b.detach().clone()) for m in modules for b in m.buffers()]
         state = save_global_rng()
         try:
             # the CUDA generators too, which the pack's switches never need (its members share one device)
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            with self.buffers_put_back(), torch.random.fork_rng(
+                    devices=[self.device] if self.device.type == "cuda" else []):
                 return dict(self.curve(self))
         finally:
             restore_global_rng(state)
+
+    @contextmanager
+    def buffers_put_back(self):
+        """Every buffer of the networks (BatchNorm statistics, spectral-norm vectors, random streams, fitted
+        scores) as it was before the block, whatever the block did to them."""
+        modules = {id(m): m for m in (self.module, self.scoring_module)}.values()
+        buffers = [(b, b.detach().clone()) for m in modules for b in m.buffers()]
+        try:
+            yield
+        finally:
             with torch.no_grad():
                 for buffer, saved in buffers:
                     buffer.copy_(saved)

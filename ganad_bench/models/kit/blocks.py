@@ -47,6 +47,8 @@ from ganad_bench.errors import ConfigError
 from ganad_bench.training.noise import Dropout
 
 SLOPE = 0.2
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)  # the normalisation layers the builders below use
+
 # tabular layouts picked by the input width under arch=auto
 TABULAR_BY_WIDTH = {121: "kdd99", 274: "arrhythmia"}
 
@@ -134,7 +136,7 @@ def init_weights(module: nn.Module, image: bool) -> nn.Module:
                 nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        elif isinstance(m, BATCH_NORMS):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     return module
@@ -160,6 +162,40 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
             dim = 1 if isinstance(m, nn.ConvTranspose2d) else 0
             parametrize.register_parametrization(m, "weight", SpectralNorm(m.weight, 1, dim, 1e-12))
     return module
+
+
+@torch.no_grad()
+def reestimate_batchnorm(modules, forward, x: torch.Tensor, batch_size: int) -> None:
+    """Set the running statistics of every BatchNorm layer in `modules` to the plain average of its batch
+    statistics over one pass of `forward` on `x`, in order, in whole batches of `batch_size` (the last partial
+    one left out, as training's batches are whole; one batch of all rows when there are fewer).
+
+    Training's running statistics are an exponential average over every forward pass of training, whatever
+    its inputs (generated samples as well as encodings of real rows); a score that runs one path through the
+    layers wants the statistics of that path. Only the BatchNorm layers are in training mode meanwhile:
+    spectral-norm vectors, dropout and the rest stay as in scoring. No randomness: the same weights give the
+    same statistics."""
+    modules = list(modules)
+    norms = [m for module in modules for m in module.modules() if isinstance(m, BATCH_NORMS)]
+    if not norms or len(x) == 0:
+        return
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    momenta = [m.momentum for m in norms]
+    for module in modules:
+        module.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the pass
+        m.train()
+    try:
+        size = min(int(batch_size), len(x))
+        for start in range(0, len(x) - size + 1, size):
+            forward(x[start:start + size])
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        for m, mode in modes:
+            m.training = mode
 
 
 def initialize(module: nn.Module, image: bool, spectral_norm: bool) -> nn.Module:
