@@ -86,6 +86,26 @@ def test_a_diagnostic_variant_beside_the_paper_runs_never_doubles_a_cell():
     assert only_shorter["mean"] == pytest.approx(0.1) and only_shorter["differs"]
 
 
+def test_of_two_variants_off_the_paper_settings_the_cell_takes_the_closer_one():
+    """A setting changed since the runs (`batchnorm_stats=training` for MEMGAN's earlier runs) leaves them
+    two settings off the paper's: the new runs, one setting off, stand in the cell whichever has more seeds."""
+    def memgan(seed, stats, auroc):
+        one = row("memgan", "mnist", seed, auroc=auroc)
+        params = {"batchnorm_stats": stats} if stats else {}
+        one.update(protocol="one_class", normal_class=4)
+        one["config"].update(model={"name": "memgan", "params": params}, protocol={"name": "one_class",
+                                                                                  "val_fraction": 0.1})
+        return one
+
+    before = [memgan(s, None, 0.8) for s in range(2)]
+    after = [memgan(0, "scoring_path", 0.9)]
+    found = cell(reproduction_cells(rows_frame(before + after)), "memgan:1", "mnist", "MEMGAN", "auroc", 4)
+    assert found["mean"] == pytest.approx(0.9) and found["n_seeds"] == 1
+    assert found["differs"] == ("protocol.val_fraction=0.1 (paper settings: 0.0)",)
+    assert reproduction.paper.differing_settings(("trainer.epochs=2 (paper settings: 7), model.params.betas="
+                                                  "[0.5, 0.9] ([0.5, 0.999])",)) == 2
+
+
 def test_the_header_lists_the_code_versions_of_the_rows_the_cells_show():
     paper_runs = [row("alad", "arrhythmia", s, f1=0.5, precision=0.5, recall=0.5) for s in range(3)]
     shorter = [{**row("alad", "arrhythmia", s, epochs=2, f1=0.1, precision=0.1, recall=0.1),

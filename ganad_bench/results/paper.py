@@ -336,6 +336,13 @@ def settings_difference(settings: dict[str, str], model: str, dataset: str, expe
                      for i, (key, ours, paper) in enumerate(first))
 
 
+def differing_settings(differs: tuple[str, ...]) -> int:
+    """How many settings a cell's runs change from the paper's: the most over its runs' distinct
+    `settings_difference`s (0: the paper's settings)."""
+    return max((sum(1 for part in text.split(", ") if part.split("=", 1)[0] in SETTING_KEYS
+                    or part.startswith("model.params.")) for text in differs), default=0)
+
+
 def _our_cells(frame: pd.DataFrame, published: pd.DataFrame, reference: str,
                metrics: list[str] | None = None) -> pd.DataFrame:
     """Our cells that can fall in the table: `summarize`'s mean / std / n seeds per (dataset, class, model,
