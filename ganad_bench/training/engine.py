@@ -40,7 +40,9 @@ What the engine does, in the order of DESIGN.md's speed rules:
   after the last, the epoch's record gets the normal-only validation loss and what `curve(engine)` returns
   (the detector's test metrics), before the checkpoint is written. It is reported, never read by training:
   the function runs with the RNG states and buffers restored afterwards, so a run's weights and scores
-  are the same with or without it;
+  are the same with or without it. Validation and curve points see the network as it will score: the
+  module's `calibrate` runs first (MEMGAN's BatchNorm statistics) and its changes are put back afterwards,
+  and it runs once more when training ends;
 * a rich progress bar (on a terminal) with the losses and samples/s, and one log line per epoch.
 
 Scoring (`score`) runs the EMA network in eval mode under `torch.no_grad()` in chunks of
