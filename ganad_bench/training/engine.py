@@ -600,14 +600,14 @@ class Engine:
         return epoch % int(every) == 0 or epoch >= int(self.config.epochs)
 
     def curve_point(self) -> dict:
-        """`curve(self)`, with every RNG state and every buffer of the networks put back afterwards (module
-        docstring): scoring may draw random numbers (AnoGAN's latent search) or fit statistics into buffers
-        (AMA's R-score Gaussian), and training must go on as if nothing had been evaluated."""
+        """`curve(self)`, with every RNG state put back afterwards, inside `end_epoch`'s block that puts every
+        buffer of the networks back (module docstring): scoring may draw random numbers (AnoGAN's latent
+        search) or fit statistics into buffers (AMA's R-score Gaussian), and training must go on as if nothing
+        had been evaluated."""
         state = save_global_rng()
         try:
             # the CUDA generators too, which the pack's switches never need (its members share one device)
-            with self.buffers_put_back(), torch.random.fork_rng(
-                    devices=[self.device] if self.device.type == "cuda" else []):
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 return dict(self.curve(self))
         finally:
             restore_global_rng(state)
