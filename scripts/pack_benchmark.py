@@ -66,7 +66,7 @@ def stepper(engines):
     if len(engines) == 1:
         return lambda x: engines[0].train_step(x[0]), None
     stacked = StackedMembers(engines)
-    return lambda x: stacked.step(x, [True] * len(engines)), stacked
+    return lambda x: stacked.step(x, x, [True] * len(engines)), stacked
 
 
 def equivalence_error(model, shape, k, batch, device, image_width, variant) -> float:

@@ -432,12 +432,13 @@ def test_randperm_batches_cover_every_row_at_most_once_per_epoch():
     batches = RandpermBatches(x, batch_size=4, seed=0)
     assert len(batches) == 2  # the last incomplete batch is dropped (equal batches for BatchNorm)
     epoch = list(batches)
-    assert [len(b) for b in epoch] == [4, 4]
-    rows = torch.cat(epoch)[:, 0]
+    assert [len(x_d) for x_d, _ in epoch] == [4, 4]
+    assert all(x_g is x_d for x_d, x_g in epoch)  # one batch for both updates unless reshuffled
+    rows = torch.cat([x_d for x_d, _ in epoch])[:, 0]
     assert len(set(rows.tolist())) == 8  # no row twice in one epoch
-    second = torch.cat(list(batches))[:, 0]
+    second = torch.cat([x_d for x_d, _ in batches])[:, 0]
     assert not torch.equal(rows, second)  # a new permutation each epoch
-    again = torch.cat(list(RandpermBatches(x, batch_size=4, seed=0)))[:, 0]
+    again = torch.cat([x_d for x_d, _ in RandpermBatches(x, batch_size=4, seed=0)])[:, 0]
     assert torch.equal(rows, again)  # reproducible from the seed
     with pytest.raises(ConfigError, match="batch size"):
         RandpermBatches(x, batch_size=0)

@@ -356,10 +356,10 @@ def test_a_pack_that_runs_out_of_device_memory_trains_in_smaller_packs(monkeypat
 
     original = pack.StackedMembers.step
 
-    def step(self, x, stepping):
+    def step(self, x, x_gen, stepping):
         if self.k > 2:
             raise torch.OutOfMemoryError("simulated")
-        return original(self, x, stepping)
+        return original(self, x, x_gen, stepping)
 
     alone = fit_alone("dcae", [0, 1, 2, 3], epochs=2)
     monkeypatch.setattr(pack.StackedMembers, "step", step)

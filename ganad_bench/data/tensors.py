@@ -6,8 +6,8 @@ worker processes, no per-batch host -> device copy: the pattern of KellerJordan/
 `CifarLoader`. Shared by tabular rows (N, D) and images (N, C, H, W).
 
     x = to_device(x_train, device)                          # float32 tensor on the device
-    for batch in RandpermBatches(x, batch_size=64, seed=seed):   # one epoch
-        ...
+    for x_d, x_g in RandpermBatches(x, batch_size=64, seed=seed):   # one epoch
+        ...                                                 # x_g is x_d unless reshuffled=True
     scores = torch.cat([model(chunk) for chunk in in_chunks(x_test, 8192)])
 """
 
@@ -40,13 +40,20 @@ class RandpermBatches:
     Each epoch draws a new permutation of the rows from a generator seeded once with `seed`, so a run
     is reproducible and different epochs see different batches. The last incomplete batch is skipped (the
     GAN training loops want equal batch sizes for BatchNorm, as ALAD's code); the permutation is drawn on
-    the tensor's device, so batching never syncs with the host."""
+    the tensor's device, so batching never syncs with the host.
 
-    def __init__(self, x: torch.Tensor, batch_size: int, seed: int = 0):
+    A step gets a pair `(x_d, x_g)`: the real rows of the discriminators' update and of the generator-side
+    update. They are one batch (`x_g is x_d`) unless `reshuffled`, where each epoch draws a second
+    permutation right after the first and `x_g` is its batch: the training loops of ALAD's, EGBAD's and
+    AnoGAN's reference code feed the generator / encoder step from a second, separately shuffled copy of
+    the training rows (`trainx_copy`)."""
+
+    def __init__(self, x: torch.Tensor, batch_size: int, seed: int = 0, reshuffled: bool = False):
         if int(batch_size) < 1:
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
         self.x = x
         self.batch_size = int(batch_size)
+        self.reshuffled = bool(reshuffled)
         self.generator = torch.Generator(device=x.device)
         self.generator.manual_seed(int(seed))
 
@@ -54,10 +61,16 @@ class RandpermBatches:
         """Batches per epoch."""
         return len(self.x) // self.batch_size
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        order = torch.randperm(len(self.x), device=self.x.device, generator=self.generator)
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._permutation()
+        second = self._permutation() if self.reshuffled else order
         for i in range(len(self)):
-            yield self.x[order[i * self.batch_size:(i + 1) * self.batch_size]]
+            rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            x_d = self.x[order[rows]]
+            yield x_d, (self.x[second[rows]] if self.reshuffled else x_d)
+
+    def _permutation(self) -> torch.Tensor:
+        return torch.randperm(len(self.x), device=self.x.device, generator=self.generator)
 
 
 def in_chunks(x: torch.Tensor, chunk_size: int) -> Iterator[torch.Tensor]:

@@ -29,11 +29,12 @@ ROMAN = {"I": "1", "II": "2", "III": "3", "IV": "4", "V": "5", "VI": "6", "VII":
 FRACTIONS = ("auroc", "auprc", "f1", "precision", "recall")
 METRIC_LABELS = {"f1": "F1", "auroc": "AUROC", "precision": "Precision", "recall": "Recall",
                  "inference_ms_per_batch": "inference ms / batch"}
-# the settings that make a run the paper's, beside model.params: the training budget (deep models only: the
-# others never train) and, for every model, the feature scaling (ALAD's runs use the unscaled features) and
-# the share of normal training rows held out (Ruff et al.'s DCAE trained on five sixths of its MNIST class)
+# the settings that make a run the paper's, beside model.params: for deep models the training budget and the
+# real batch of the generator-side update (the others never train); for every model the feature scaling
+# (ALAD's runs use the unscaled features) and the share of normal training rows held out (Ruff et al.'s DCAE
+# trained on five sixths of its MNIST class)
 BUDGET_KEYS = ("trainer.epochs", "trainer.batch_size", "trainer.lr")
-SETTING_KEYS = (*BUDGET_KEYS, "dataset.scaler", "protocol.val_fraction")
+SETTING_KEYS = (*BUDGET_KEYS, "dataset.scaler", "protocol.val_fraction", "trainer.generator_batch")
 MARKERS = ("†", "‡", "§", "¶")
 KEYS = ["dataset", "anomaly_dataset", "normal_class", "column", "metric"]
 OUR_COLUMNS = [*KEYS, "model", "variant", "mean", "std", "n_seeds", "differs", "partial"]

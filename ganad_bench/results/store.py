@@ -50,6 +50,8 @@ HASHED_WHEN_SET = ADDED_TABULAR_DEFAULTS
 # run behaved as: model name -> {parameter: default}
 ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"},
                       "memgan": {"batchnorm_stats": "training"}}
+# trainer keys added after runs were made, likewise: key -> the default every earlier run behaved as
+ADDED_TRAINER_DEFAULTS = {"generator_batch": "same"}
 
 
 def identity(config: dict, trains_networks: bool = True) -> dict:
@@ -66,7 +68,8 @@ def identity(config: dict, trains_networks: bool = True) -> dict:
         params = {k: v for k, v in model["params"].items() if not (k in added and v == added[k])}
         out["model"] = {**model, "params": params}
     trainer = config.get("trainer") or {}
-    out["trainer"] = {k: v for k, v in trainer.items() if k not in BOOKKEEPING_TRAINER_KEYS} if trains_networks else {}
+    out["trainer"] = {k: v for k, v in trainer.items() if trains_networks and k not in BOOKKEEPING_TRAINER_KEYS
+                      and not (k in ADDED_TRAINER_DEFAULTS and v == ADDED_TRAINER_DEFAULTS[k])}
     return out
 
 

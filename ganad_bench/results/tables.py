@@ -36,15 +36,17 @@ def flatten_config(config: dict, prefix: str = "") -> dict[str, str]:
 
 
 def with_added_defaults(settings: dict[str, str]) -> dict[str, str]:
-    """A row's flattened settings with the protocol keys and model parameters added after runs were made
-    (`store.HASHED_WHEN_SET`, `store.ADDED_MODEL_PARAMS`) set to their default where the row predates them
-    (it behaved as the default): one setting, one cell."""
-    from ganad_bench.results.store import ADDED_MODEL_PARAMS, HASHED_WHEN_SET, PROTOCOL_KEYS
+    """A row's flattened settings with the protocol keys, model parameters and trainer keys added after runs
+    were made (`store.HASHED_WHEN_SET`, `store.ADDED_MODEL_PARAMS`, `store.ADDED_TRAINER_DEFAULTS`) set to
+    their default where the row predates them (it behaved as the default): one setting, one cell."""
+    from ganad_bench.results.store import ADDED_MODEL_PARAMS, ADDED_TRAINER_DEFAULTS, HASHED_WHEN_SET, PROTOCOL_KEYS
 
     reads = PROTOCOL_KEYS.get(settings.get("protocol.name", ""), ())
     added = {f"protocol.{key}": str(default) for key, default in HASHED_WHEN_SET.items() if key in reads}
     added |= {f"model.params.{key}": str(default)
               for key, default in ADDED_MODEL_PARAMS.get(settings.get("model.name", ""), {}).items()}
+    if any(key.startswith("trainer.") for key in settings):
+        added |= {f"trainer.{key}": str(default) for key, default in ADDED_TRAINER_DEFAULTS.items()}
     return {**added, **settings}
 
 

@@ -14,7 +14,9 @@ What the engine does, in the order of DESIGN.md's speed rules:
   for BatchNorm, as ALAD's code does);
 * each step is `module.critic_steps` discriminator updates (`d_loss`; none when the module has no
   discriminators) then one update per generator-side phase (`module.phases()`, by default one phase
-  "g" = `g_loss` on `generator_names`; MEMGAN updates E, G and its memory in turn). Every phase has its
+  "g" = `g_loss` on `generator_names`; MEMGAN updates E, G and its memory in turn), the phases on the
+  same real batch (`generator_batch: same`) or on a batch of a second permutation of the epoch
+  (`reshuffled`, as the reference code of ALAD and EGBAD; `RandpermBatches`). Every phase has its
   own Adam optimizer and only its own parameters require gradients while its loss is backpropagated,
   so a phase never leaks gradients into another's parameters;
 * the learning rate of every optimizer is `lr * lr_gamma ** (milestones passed)` for the epoch
@@ -80,6 +82,8 @@ from ganad_bench.training.noise import RandomStream, seed_streams
 log = logging.getLogger("ganad_bench")
 
 CHECKPOINT_FILE = "last.pt"
+# the real batch of the generator-side phases: the discriminators' own, or one of a second permutation
+GENERATOR_BATCHES = ("same", "reshuffled")
 
 
 @dataclasses.dataclass
@@ -110,6 +114,7 @@ class TrainerConfig:
     nan_check_every: int
     progress: bool
     curve_every: int | None
+    generator_batch: str
 
     @classmethod
     def from_dict(cls, values: dict | None) -> TrainerConfig:
@@ -141,6 +146,9 @@ class TrainerConfig:
                               f"{self.early_stopping_patience}")
         if self.curve_every is not None and int(self.curve_every) < 1:
             raise ConfigError(f"trainer.curve_every must be >= 1 or null, got {self.curve_every}")
+        if self.generator_batch not in GENERATOR_BATCHES:
+            raise ConfigError(f"trainer.generator_batch must be one of {', '.join(GENERATOR_BATCHES)}, "
+                              f"got {self.generator_batch}")
 
 
 def typed(key: str, value, annotation: str):
@@ -463,9 +471,11 @@ class Engine:
         """Whether a loss was NaN or inf since the last `reset_step_stats` (one host sync)."""
         return bool(self._nonfinite)
 
-    def train_step(self, x: torch.Tensor) -> None:
+    def train_step(self, x: torch.Tensor, x_gen: torch.Tensor | None = None) -> None:
         """One step on the device batch `x`: `critic_steps` discriminator updates, then each generator-side
-        phase, then the EMA; losses are accumulated on the device (no host sync)."""
+        phase on `x_gen` (default: `x`; `trainer.generator_batch`), then the EMA; losses are accumulated on
+        the device (no host sync)."""
+        x_gen = x if x_gen is None else x_gen
         losses = []
         if self.opt_d is not None:
             for _ in range(max(1, int(self.module.critic_steps))):
@@ -480,7 +490,7 @@ class Engine:
                 for p, flag in zip(self._all_params, self._phase_flags[name], strict=True):
                     p.requires_grad_(flag)
                 with self.autocast():
-                    loss, _ = self._phase_losses[name](x)
+                    loss, _ = self._phase_losses[name](x_gen)
                 opt = self.phase_opts[name]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -512,7 +522,8 @@ class Engine:
         val = to_device(np.asarray(x_val, dtype=np.float32), self.device) if x_val is not None and len(x_val) else None
         if len(x) == 0:
             raise ConfigError("no training rows: the protocol left the normal training set empty")
-        batches = RandpermBatches(x, batch_size=min(int(config.batch_size), len(x)), seed=self.seed)
+        batches = RandpermBatches(x, batch_size=min(int(config.batch_size), len(x)), seed=self.seed,
+                                  reshuffled=config.generator_batch == "reshuffled")
         early_stopping = config.early_stopping_patience is not None and val is not None
         if config.early_stopping_patience is not None and val is None:
             log.info("trainer.early_stopping_patience is set but there are no validation rows: "

@@ -208,8 +208,8 @@ def plain_epoch(engine, data, bar: EpochProgress) -> tuple[list[int], list]:
     steps = 0
     check_every = max(1, int(engine.config.nan_check_every))
     try:
-        for xb in data.batches:
-            engine.train_step(xb)
+        for x_d, x_g in data.batches:
+            engine.train_step(x_d, x_g)
             steps += 1
             if steps % check_every == 0:
                 engine.check_finite(steps)
@@ -221,6 +221,18 @@ def plain_epoch(engine, data, bar: EpochProgress) -> tuple[list[int], list]:
 
 
 # ------------------------------------------------------------------------------------------- stacking
+def stack_batches(pairs: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """The members' `(x_d, x_g)` batches of one step as two (K, batch, ...) tensors (zeros for a member out
+    of batches, which is masked); one stack for both when every member's pair is one batch."""
+    filler = next(p[0] for p in pairs if p is not None)
+
+    def stacked(position: int) -> torch.Tensor:
+        return torch.stack([p[position] if p is not None else torch.zeros_like(filler) for p in pairs])
+
+    x = stacked(0)
+    return x, (x if all(p is None or p[1] is p[0] for p in pairs) else stacked(1))
+
+
 class MethodCall(nn.Module):
     """Calls a bound loss method of the wrapped module, so that `functional_call` can swap its tensors."""
 
@@ -335,10 +347,9 @@ class StackedMembers:
         check_every = max(1, int(self.engines[0].config.nan_check_every))
         for s in range(max(lengths)):
             active = [s < n and dead[k] is None for k, n in enumerate(lengths)]
-            batches = [next(it) if s < n else None for it, n in zip(iterators, lengths, strict=True)]
-            filler = next(b for b in batches if b is not None)
-            x = torch.stack([b if b is not None else torch.zeros_like(filler) for b in batches])
-            self.step(x, active)
+            pairs = [next(it) if s < n else None for it, n in zip(iterators, lengths, strict=True)]
+            x, x_gen = stack_batches(pairs)
+            self.step(x, x_gen, active)
             steps = [n + int(a) for n, a in zip(steps, active, strict=True)]
             if (s + 1) % check_every == 0 or s + 1 == max(lengths):
                 self.check_finite(dead, steps)
@@ -353,8 +364,9 @@ class StackedMembers:
                 dead[k] = engine.divergence(steps[k])
                 log.info("run with seed %d diverged in its pack: the other runs go on", engine.seed)
 
-    def step(self, x: torch.Tensor, stepping: list[bool]) -> None:
-        """One training step of every member (`Engine.train_step`, stacked; the members not `stepping` masked)."""
+    def step(self, x: torch.Tensor, x_gen: torch.Tensor, stepping: list[bool]) -> None:
+        """One training step of every member (`Engine.train_step`, stacked; the members not `stepping` masked):
+        the discriminators on `x`, the generator-side phases on `x_gen`."""
         everyone = all(stepping)
         rows = [k for k, a in enumerate(stepping) if a]
         # masks only in an epoch's tail, where some members have run out of batches (no host copy otherwise)
@@ -367,7 +379,7 @@ class StackedMembers:
                 loss = self.update("d", lead.module.d_loss, x, rows)
             losses.append(loss)
         for name, _, fn in lead.phases:
-            losses.append(self.update(name, fn, x, rows))
+            losses.append(self.update(name, fn, x_gen, rows))
         if saved is not None:  # masked members: their buffers (BatchNorm statistics, random streams) roll back
             with torch.no_grad():
                 for n, b in self.buffers.items():
