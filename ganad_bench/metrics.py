@@ -4,7 +4,9 @@
 - Precision / recall / F1 of the anomaly class when the top `contamination` fraction of test scores is
   flagged anomalous (DAGMM, ALAD Sec. V "Data setup", RCGAN Sec. 5.3). The threshold is the
   `100 * (1 - contamination)` percentile of the test scores, and a score at or above it is flagged,
-  as in ALAD's evaluation code.
+  as in ALAD's evaluation code. `flagged` is the share of test rows flagged: the contamination, unless
+  scores tie at the threshold (identical test rows score identically: KDD99's 10% set repeats one smurf
+  record 193,081 times), when every tied row is flagged and precision falls with the excess.
 """
 
 from __future__ import annotations
@@ -22,7 +24,19 @@ def precision_recall_f1(labels: np.ndarray, scores: np.ndarray, contamination: f
     precision, recall, f1, _ = precision_recall_fscore_support(
         labels, predicted, average="binary", pos_label=1, zero_division=0
     )
-    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+            "flagged": float(predicted.mean())}
+
+
+def tie_warning(metrics: dict[str, float], contamination: float | None, tolerance: float = 0.01) -> str | None:
+    """A line saying that ties at the threshold flagged more test rows than the contamination (by more
+    than `tolerance`), or None."""
+    flagged = metrics.get("flagged")
+    if contamination is None or flagged is None or flagged - contamination <= tolerance:
+        return None
+    return (f"{100 * flagged:.1f}% of the test rows flagged, not the protocol's {100 * contamination:g}%: "
+            "scores tie at the threshold and every row at or above it is flagged (ALAD's rule), so precision "
+            "and F1 count the tied rows; AUROC / AUPRC are unaffected")
 
 
 def evaluate(labels: np.ndarray, scores: np.ndarray, contamination: float | None = None) -> dict[str, float]:

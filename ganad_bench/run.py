@@ -39,7 +39,7 @@ from ganad_bench.data.preprocessing import make_scaler
 from ganad_bench.data.protocols import Split, make_split
 from ganad_bench.data.registry import load_raw
 from ganad_bench.errors import ConfigError, GanadError, TrainingDiverged
-from ganad_bench.metrics import evaluate
+from ganad_bench.metrics import evaluate, tie_warning
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.registry import build_detector, is_deep
 from ganad_bench.provenance import code_version, versions
@@ -100,7 +100,10 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
     try:
         seed_everything(int(config["seed"]))
         scores, timings = fit_and_score(detector, data, int(config["trainer"]["score_batch_size"]))
-        row.update(metrics=evaluate(data.split.test_labels, scores, data.split.contamination),
+        metrics = evaluate(data.split.test_labels, scores, data.split.contamination)
+        if (ties := tie_warning(metrics, data.split.contamination)) is not None:
+            log.warning(ties)
+        row.update(metrics=metrics,
                    artifacts=detector.write_artifacts(folder), fit_rows=detector.fit_rows or len(data.x_train),
                    timings=timings, status="ok")
         curve = detector.learning_curve(adopted=twin is not None) if deep else []

@@ -88,8 +88,8 @@ def test_the_generator_side_update_gets_the_batch_the_setting_names(generator_ba
 
 
 def alad(generator_batch: str, **kw):
-    return create_detector("alad", seed=3, trainer=cpu_trainer(epochs=3, batch_size=32, generator_batch=generator_batch),
-                           **kw)
+    trainer = cpu_trainer(epochs=3, batch_size=32, generator_batch=generator_batch)
+    return create_detector("alad", seed=3, trainer=trainer, **kw)
 
 
 def shifted(seed: int = 0):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from ganad_bench.metrics import contamination_threshold, evaluate, precision_recall_f1
+from ganad_bench.metrics import contamination_threshold, evaluate, precision_recall_f1, tie_warning
 
 
 @pytest.fixture
@@ -39,7 +39,8 @@ def test_threshold_free_metrics_equal_sklearn(labelled_scores):
     got = evaluate(labels, scores, contamination=0.2)
     assert got["auroc"] == pytest.approx(roc_auc_score(labels, scores))
     assert got["auprc"] == pytest.approx(average_precision_score(labels, scores))
-    assert set(got) == {"auroc", "auprc", "precision", "recall", "f1"}
+    assert set(got) == {"auroc", "auprc", "precision", "recall", "f1", "flagged"}
+    assert got["flagged"] == pytest.approx(0.2, abs=1.5 / len(scores))
 
 
 def test_higher_score_means_anomaly():
@@ -55,3 +56,18 @@ def test_without_contamination_only_threshold_free_metrics():
 def test_nan_scores_are_rejected():
     with pytest.raises(FloatingPointError):
         evaluate(np.array([0, 1]), np.array([0.0, np.nan]))
+
+
+def test_rows_that_tie_at_the_threshold_are_all_flagged_and_say_so():
+    """Identical test rows score identically (KDD99 repeats one record 193,081 times): when such a block
+    straddles the percentile, the rule "at or above it" (ALAD's code) flags the whole block."""
+    labels = np.array([1] * 10 + [0] * 90)
+    scores = np.concatenate([np.linspace(5, 6, 10), np.full(40, 4.0), np.linspace(0, 1, 50)])
+    got = evaluate(labels, scores, contamination=0.2)
+    assert got["flagged"] == 0.5  # the top 10 and the 40 tied rows
+    assert got["precision"] == pytest.approx(10 / 50) and got["recall"] == 1.0
+    assert got["auroc"] == 1.0  # the ranking is untouched
+    line = tie_warning(got, 0.2)
+    assert line.startswith("50.0% of the test rows flagged, not the protocol's 20%: scores tie")
+    assert tie_warning(evaluate(labels, np.linspace(0, 1, 100), contamination=0.2), 0.2) is None
+    assert tie_warning(got, None) is None

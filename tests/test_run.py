@@ -20,7 +20,7 @@ def test_default_run_writes_a_complete_row(make_cfg, tmp_path):
     row = run(make_cfg())
     assert row["status"] == "ok" and ROW_KEYS <= set(row)
     assert (row["model"], row["dataset"], row["protocol"]) == ("iforest", "thyroid", "tabular")
-    assert set(row["metrics"]) == {"auroc", "auprc", "precision", "recall", "f1"}
+    assert set(row["metrics"]) == {"auroc", "auprc", "precision", "recall", "f1", "flagged"}
     sizes = row["sizes"]
     assert sizes["n_test"] == 3772 - round(0.5 * 3772)
     assert sizes["n_test_anomalies"] == round(row["anomaly_ratio_test"] * sizes["n_test"])
