@@ -21,15 +21,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a folder of run folders (searched recursively)")
     args = parser.parse_args()
-    lines = []
+    lines, without_scores = [], 0
     for path in sorted(args.folder.rglob(RESULT_FILE)):
         row = read_result(path.parent)
         if row is None or row.get("status") != "ok" or "precision" not in row.get("metrics", {}):
+            continue
+        if not (path.parent / SCORES_FILE).is_file():  # a row copied by --copy-rows keeps no scores
+            without_scores += 1
             continue
         saved = np.load(path.parent / SCORES_FILE)
         flagged = int((saved["scores"] >= float(saved["threshold"])).sum())
         lines.append((row["seed"], int(saved["labels"].sum()), flagged, row["metrics"]["precision"],
                       row["metrics"]["recall"], path.parent.name))
+    if without_scores and not lines:
+        raise SystemExit(f"error: the {without_scores} thresholded row(s) under {args.folder} have no {SCORES_FILE} "
+                         "(rows copied by --copy-rows keep none): give the folder of the runs themselves")
+    if without_scores:
+        print(f"({without_scores} row(s) without {SCORES_FILE} left out)")
     print("seed  anomalies  flagged  precision  recall  run")
     for seed, anomalies, flagged, precision, recall, name in sorted(lines):
         print(f"{seed:>4}  {anomalies:>9}  {flagged:>7}  {100 * precision:9.2f}  {100 * recall:6.2f}  {name}")

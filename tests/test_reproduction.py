@@ -331,6 +331,12 @@ def test_flag_counts_lists_each_runs_anomalies_and_flagged_rows(make_cfg, tiny_d
         true_positives = row["metrics"]["recall"] * int(anomalies)
         assert float(precision) == pytest.approx(100 * true_positives / int(flagged), abs=0.01)
         assert float(recall) == pytest.approx(100 * row["metrics"]["recall"], abs=0.01)
+    for row in rows:  # rows copied without their scores: one line that names the folder to give instead
+        (Path(row["result_path"]).parent / "scores.npz").unlink()
+    failed = subprocess.run([sys.executable, "scripts/flag_counts.py", str(tmp_path / "outputs")],
+                            capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert failed.stderr.strip().endswith("keep none): give the folder of the runs themselves")
 
 
 def test_copy_rows_keeps_the_rows_alone_in_their_layout_and_the_tables_read_them(tmp_path, rows, capsys):
