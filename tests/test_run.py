@@ -85,6 +85,23 @@ def test_nan_scores_end_the_run_as_diverged(make_cfg, monkeypatch):
     assert row["status"] == "diverged" and "NaN" in row["error"]
 
 
+def test_scores_tied_at_the_threshold_are_recorded_and_logged(make_cfg, monkeypatch, caplog):
+    """Identical rows score identically; when a tied block straddles the threshold the whole block is flagged:
+    the row's `flagged` says how much of the test split, and the run warns in one line."""
+    import logging
+
+    import numpy as np
+
+    from ganad_bench.models.iforest import IsolationForestDetector
+
+    monkeypatch.setattr(IsolationForestDetector, "score_samples", lambda self, x: np.round(x[:, 0], 0))
+    with caplog.at_level(logging.WARNING, logger="ganad_bench"):
+        row = run(make_cfg("dataset.scaler=minmax"))
+    assert row["status"] == "ok" and row["metrics"]["flagged"] > 0.5  # min-max scaled, rounded: 0 or 1
+    assert any("of the test rows flagged, not the protocol's 2.5%: scores tie" in r.getMessage()
+               for r in caplog.records)
+
+
 @pytest.mark.parametrize("overrides,error", [
     (("protocol.train_fraction=1.5",), ConfigError),
     (("protocol.contamination=0",), ConfigError),
