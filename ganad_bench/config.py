@@ -27,6 +27,10 @@ PARAMS_GROUP = "model_params"
 # and the checkpoint fingerprint)
 BOOKKEEPING_TRAINER_KEYS = ("progress", "score_batch_size", "nan_check_every", "checkpoint_every_epoch",
                             "checkpoint_interval", "checkpoint_seconds", "curve_every")
+# trainer keys added after runs were made: key -> the default every earlier run behaved as. At that default
+# a key is kept out of a run's identity (its folder hash) and its checkpoint fingerprint, so that earlier
+# runs keep their folders and resume, and rows from before it read as the default (`results.tables`)
+ADDED_TRAINER_DEFAULTS = {"generator_batch": "same"}
 
 
 def _first_set(*values):

@@ -109,6 +109,24 @@ def test_a_reshuffled_run_trains_differently_and_resumes_to_the_same_scores(tmp_
     np.testing.assert_array_equal(resumed.score_samples(test), reference)
 
 
+def test_checkpoints_from_before_the_setting_resume_and_the_other_batch_starts_afresh(tmp_path, caplog):
+    """At `same` the key stays out of the checkpoint fingerprint, as runs before it wrote theirs (an interrupted
+    campaign pack resumes after the upgrade); a `reshuffled` run never resumes a `same` one's checkpoint."""
+    import logging
+
+    x, _ = shifted()
+    with pytest.raises(Interrupt):
+        alad("same", checkpoint_dir=str(tmp_path), callbacks=[stop_after(1)]).fit(x)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert "generator_batch" not in state["fingerprint"]["trainer"]
+    with caplog.at_level(logging.WARNING, logger="ganad_bench"):
+        other = alad("reshuffled", checkpoint_dir=str(tmp_path))
+        other.fit(x)
+    assert other.resumed_from is None and any("starting afresh" in r.getMessage() for r in caplog.records)
+    assert "'generator_batch': 'reshuffled'" in torch.load(tmp_path / "last.pt", weights_only=False)[
+        "fingerprint"]["trainer"]
+
+
 def test_a_packed_reshuffled_run_scores_as_its_run_alone():
     datas = [shifted(k) for k in range(2)]
     alone = [alad("reshuffled").fit(x).score_samples(datas[0][1]) for x, _ in datas]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganad_bench.atomic import write_atomic
-from ganad_bench.config import BOOKKEEPING_TRAINER_KEYS
+from ganad_bench.config import ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS
 from ganad_bench.data.protocols import ADDED_TABULAR_DEFAULTS
 
 if TYPE_CHECKING:
@@ -50,8 +50,6 @@ HASHED_WHEN_SET = ADDED_TABULAR_DEFAULTS
 # run behaved as: model name -> {parameter: default}
 ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"},
                       "memgan": {"batchnorm_stats": "training"}}
-# trainer keys added after runs were made, likewise: key -> the default every earlier run behaved as
-ADDED_TRAINER_DEFAULTS = {"generator_batch": "same"}
 
 
 def identity(config: dict, trains_networks: bool = True) -> dict:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ganad_bench.config import BOOKKEEPING_TRAINER_KEYS
+from ganad_bench.config import ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS
 from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.input_map import InputMap, check_contrast_norm
@@ -50,6 +50,13 @@ from ganad_bench.training.pack import current_rendezvous
 # a checkpoint resumes on another device too: the fingerprint ignores it with the bookkeeping keys
 FINGERPRINT_IGNORES = (*BOOKKEEPING_TRAINER_KEYS, "device")
 CHECKPOINT_FORMAT = 2
+
+
+def fingerprinted_trainer(trainer: TrainerConfig) -> dict:
+    """The trainer settings a checkpoint must share to be resumed: all but the bookkeeping keys and the device,
+    and but keys added since at the default earlier runs had (their checkpoints resume)."""
+    return {k: v for k, v in dataclasses.asdict(trainer).items() if k not in FINGERPRINT_IGNORES
+            and not (k in ADDED_TRAINER_DEFAULTS and v == ADDED_TRAINER_DEFAULTS[k])}
 STREAM_STATE = ".state"  # the buffer of a `training.noise.RandomStream`
 
 
@@ -132,8 +139,7 @@ class DeepDetector(Detector):
         fingerprint = {"model": self.name, "stage": stage, "params": repr(sorted(self.params.items())),
                        "training_params": repr(training_params),
                        "shape": self.input_shape, "n_train": len(x), "n_val": 0 if x_val is None else len(x_val),
-                       "seed": self.seed, "trainer": repr({k: v for k, v in dataclasses.asdict(trainer).items()
-                                                           if k not in FINGERPRINT_IGNORES}),
+                       "seed": self.seed, "trainer": repr(fingerprinted_trainer(trainer)),
                        # 2: the networks carry their random streams (`training.noise`); a checkpoint of the
                        # format before is not resumed (the run starts afresh, with a warning)
                        "format": CHECKPOINT_FORMAT}
