@@ -33,6 +33,12 @@ BOOKKEEPING_TRAINER_KEYS = ("progress", "score_batch_size", "nan_check_every", "
 ADDED_TRAINER_DEFAULTS = {"generator_batch": "same"}
 
 
+def at_added_default(key: str, value, added: dict) -> bool:
+    """Whether `key` is one of the `added` keys (key -> the default earlier runs had) set to that default:
+    such a key stays out of a run's identity and checkpoint fingerprint, as earlier runs wrote them."""
+    return key in added and value == added[key]
+
+
 def _first_set(*values):
     """`${first_set:a,b}`: the first value that is not null (oc.select keeps an explicit null)."""
     return next((value for value in values if value is not None), None)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganad_bench.atomic import write_atomic
-from ganad_bench.config import ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS
+from ganad_bench.config import ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS, at_added_default
 from ganad_bench.data.protocols import ADDED_TABULAR_DEFAULTS
 
 if TYPE_CHECKING:
@@ -58,16 +58,16 @@ def identity(config: dict, trains_networks: bool = True) -> dict:
     protocol = config.get("protocol") or {}
     used = PROTOCOL_KEYS.get(protocol.get("name"), tuple(protocol))
     out["protocol"] = {k: v for k, v in protocol.items() if (k == "name" or k in used)
-                       and not (k in HASHED_WHEN_SET and v == HASHED_WHEN_SET[k])}
+                       and not at_added_default(k, v, HASHED_WHEN_SET)}
     out["dataset"] = {k: v for k, v in (config.get("dataset") or {}).items() if k not in DATASET_VIA_PROTOCOL}
     model = config.get("model") or {}
     added = ADDED_MODEL_PARAMS.get(model.get("name"), {})
     if added and isinstance(model.get("params"), dict):
-        params = {k: v for k, v in model["params"].items() if not (k in added and v == added[k])}
+        params = {k: v for k, v in model["params"].items() if not at_added_default(k, v, added)}
         out["model"] = {**model, "params": params}
     trainer = config.get("trainer") or {}
     out["trainer"] = {k: v for k, v in trainer.items() if trains_networks and k not in BOOKKEEPING_TRAINER_KEYS
-                      and not (k in ADDED_TRAINER_DEFAULTS and v == ADDED_TRAINER_DEFAULTS[k])}
+                      and not at_added_default(k, v, ADDED_TRAINER_DEFAULTS)}
     return out
 
 

@@ -39,7 +39,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ganad_bench.config import ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS
+from ganad_bench.config import ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS, at_added_default
 from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.input_map import InputMap, check_contrast_norm
@@ -56,7 +56,7 @@ def fingerprinted_trainer(trainer: TrainerConfig) -> dict:
     """The trainer settings a checkpoint must share to be resumed: all but the bookkeeping keys and the device,
     and but keys added since at the default earlier runs had (their checkpoints resume)."""
     return {k: v for k, v in dataclasses.asdict(trainer).items() if k not in FINGERPRINT_IGNORES
-            and not (k in ADDED_TRAINER_DEFAULTS and v == ADDED_TRAINER_DEFAULTS[k])}
+            and not at_added_default(k, v, ADDED_TRAINER_DEFAULTS)}
 STREAM_STATE = ".state"  # the buffer of a `training.noise.RandomStream`
 
 
