@@ -31,6 +31,10 @@ BOOKKEEPING_TRAINER_KEYS = ("progress", "score_batch_size", "nan_check_every", "
 # a key is kept out of a run's identity (its folder hash) and its checkpoint fingerprint, so that earlier
 # runs keep their folders and resume, and rows from before it read as the default (`results.tables`)
 ADDED_TRAINER_DEFAULTS = {"generator_batch": "same"}
+# model parameters added after runs were made, likewise: model name -> {parameter: the default every earlier run
+# behaved as}; kept out of the folder hash and the checkpoint fingerprint at that default
+ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"},
+                      "memgan": {"batchnorm_stats": "training"}}
 
 
 def at_added_default(key: str, value, added: dict) -> bool:

@@ -153,3 +153,24 @@ def test_runs_from_before_the_setting_keep_their_folder_and_read_as_trained_stat
     training = {**before, "model": {"name": "memgan", "params": {"n_memory": 50, "batchnorm_stats": "training"}}}
     scoring = {**before, "model": {"name": "memgan", "params": {"n_memory": 50, "batchnorm_stats": "scoring_path"}}}
     assert config_hash(before) == config_hash(training) != config_hash(scoring)
+
+
+def test_checkpoints_from_before_the_setting_resume_at_trained_statistics(tmp_path):
+    """At its old default the parameter stays out of the checkpoint fingerprint as it does out of the folder
+    hash: a MEMGAN checkpoint written before the setting existed resumes, one of the other setting does not."""
+    from tests.checks import Interrupt, stop_after
+
+    x = np.clip(np.random.default_rng(0).normal(0.3, 0.5, (48, 1, 16, 16)), -1, 1).astype(np.float32)
+
+    def memgan(stats, **kw):
+        return create_detector("memgan", seed=0, trainer=cpu_trainer(epochs=2, batch_size=16), n_memory=4, width=8,
+                               arch="conv", batchnorm_stats=stats, checkpoint_dir=str(tmp_path), **kw)
+
+    with pytest.raises(Interrupt):
+        memgan("training", callbacks=[stop_after(1)]).fit(x)
+    fingerprint = torch.load(tmp_path / "last.pt", weights_only=False)["fingerprint"]
+    assert "batchnorm_stats" not in fingerprint["params"] + fingerprint["training_params"]
+    resumed = memgan("training")
+    resumed.fit(x)
+    assert resumed.resumed_from["epoch"] == 1
+    assert memgan("scoring_path").fit(x).resumed_from is None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganad_bench.atomic import write_atomic
-from ganad_bench.config import ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS, at_added_default
+from ganad_bench.config import ADDED_MODEL_PARAMS, ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS, at_added_default
 from ganad_bench.data.protocols import ADDED_TABULAR_DEFAULTS
 
 if TYPE_CHECKING:
@@ -46,10 +46,6 @@ DATASET_VIA_PROTOCOL = ("train_fraction", "contamination")
 # protocol keys added after runs were made, hashed only when set off their default: a run from before the key
 # existed (which behaved as the default) keeps its folder
 HASHED_WHEN_SET = ADDED_TABULAR_DEFAULTS
-# model parameters added after runs were made, likewise hashed only when set off the default every earlier
-# run behaved as: model name -> {parameter: default}
-ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"},
-                      "memgan": {"batchnorm_stats": "training"}}
 
 
 def identity(config: dict, trains_networks: bool = True) -> dict:

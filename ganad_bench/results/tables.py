@@ -37,10 +37,10 @@ def flatten_config(config: dict, prefix: str = "") -> dict[str, str]:
 
 def with_added_defaults(settings: dict[str, str]) -> dict[str, str]:
     """A row's flattened settings with the protocol keys, model parameters and trainer keys added after runs
-    were made (`store.HASHED_WHEN_SET`, `store.ADDED_MODEL_PARAMS`, `config.ADDED_TRAINER_DEFAULTS`) set to
+    were made (`store.HASHED_WHEN_SET`, `config.ADDED_MODEL_PARAMS`, `config.ADDED_TRAINER_DEFAULTS`) set to
     their default where the row predates them (it behaved as the default): one setting, one cell."""
-    from ganad_bench.config import ADDED_TRAINER_DEFAULTS
-    from ganad_bench.results.store import ADDED_MODEL_PARAMS, HASHED_WHEN_SET, PROTOCOL_KEYS
+    from ganad_bench.config import ADDED_MODEL_PARAMS, ADDED_TRAINER_DEFAULTS
+    from ganad_bench.results.store import HASHED_WHEN_SET, PROTOCOL_KEYS
 
     reads = PROTOCOL_KEYS.get(settings.get("protocol.name", ""), ())
     added = {f"protocol.{key}": str(default) for key, default in HASHED_WHEN_SET.items() if key in reads}

@@ -39,7 +39,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ganad_bench.config import ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS, at_added_default
+from ganad_bench.config import ADDED_MODEL_PARAMS, ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS, at_added_default
 from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.input_map import InputMap, check_contrast_norm
@@ -135,8 +135,12 @@ class DeepDetector(Detector):
         folder = self.checkpoint_dir
         if folder is not None and stage is not None:
             folder = f"{folder}/{stage}"
-        training_params = sorted((k, v) for k, v in self.params.items() if k not in self.scoring_params)
-        fingerprint = {"model": self.name, "stage": stage, "params": repr(sorted(self.params.items())),
+        # parameters added after runs were made stay out at their old default, as in the folder hash, so that
+        # a checkpoint written before them resumes
+        added = ADDED_MODEL_PARAMS.get(self.name, {})
+        params = sorted((k, v) for k, v in self.params.items() if not at_added_default(k, v, added))
+        training_params = [(k, v) for k, v in params if k not in self.scoring_params]
+        fingerprint = {"model": self.name, "stage": stage, "params": repr(params),
                        "training_params": repr(training_params),
                        "shape": self.input_shape, "n_train": len(x), "n_val": 0 if x_val is None else len(x_val),
                        "seed": self.seed, "trainer": repr(fingerprinted_trainer(trainer)),
