@@ -45,6 +45,7 @@ from ganad_bench.models.kit.registry import build_detector, is_deep
 from ganad_bench.provenance import code_version, versions
 from ganad_bench.results.loggers import epoch_loggers
 from ganad_bench.results.store import (
+    LOCK_FILE,
     RESULT_FILE,
     RunLock,
     config_hash,
@@ -67,6 +68,17 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
     existing = None if config.get("force") else finished(folder)
     if existing is not None:
         return {**existing, "skipped": True, "result_path": str(folder / RESULT_FILE)}
+    created = not folder.exists()
+    try:
+        return locked_run(config, folder, deep, job_dir)
+    except GanadError:  # a bad setting or missing data found before anything was written: no empty run folder
+        if created:
+            remove_if_bare(folder, Path(config["paths"]["results_dir"]))
+        raise
+
+
+def locked_run(config: dict, folder: Path, deep: bool, job_dir: str | None) -> dict:
+    """The run under its folder's lock: skipped if another process holds it or it finished meanwhile."""
     with RunLock(writable_folder(folder)) as lock:
         if not lock.acquired:  # another process (a second sweep on this folder) is training it
             return {"status": "busy", "holder": lock.holder, "result_path": str(folder / RESULT_FILE),
@@ -175,6 +187,19 @@ def writable_folder(folder: Path) -> Path:
         raise ConfigError(f"the run folder {folder} is not writable: set paths.output_dir (or paths.results_dir) to "
                           f"a writable folder")
     return folder
+
+
+def remove_if_bare(folder: Path, results_dir: Path) -> None:
+    """Remove a run folder that holds nothing but its lock file, and the folders above it (up to the results
+    folder) that it leaves empty: a run that failed before writing anything leaves no trace a table or a later
+    run would trip on. A folder with anything else in it (a checkpoint, a log) is kept."""
+    if any(path.is_file() and path.name != LOCK_FILE for path in folder.rglob("*")):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    parent = folder.parent
+    while parent != results_dir and results_dir in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
 
 
 def discard_checkpoints(folder: Path) -> None:

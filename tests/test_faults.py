@@ -106,6 +106,7 @@ BAD_INPUTS = [
     (["model=alad", "model.params.arch=conv"], "arch 'conv' needs images"),
     (["model=ama", "model.params.lipschitz=zz"], "unknown model.params.lipschitz 'zz'"),
     (["model=memgan", "model.params.n_memory=1"], "model.params.n_memory must be >= 2, got 1"),
+    (["model=memgan", "model.params.batchnorm_stats=eval"], "batchnorm_stats must be one of scoring_path, training"),
     (["model=deep_svdd", "model.params.nu=2"], "model.params.nu must be in (0, 1], got 2"),
     (["model=ocsvm", "model.params.pca=2.5"], "model.params.pca=2.5 must be null"),
     (["model=iforest", "model.params.contrast_norm=l3"], "model.params.contrast_norm='l3': choose null, l1 or l2"),
@@ -135,13 +136,24 @@ def test_bad_input_is_one_line_non_zero_and_writes_no_row(tmp_path, capsys, args
     assert code not in (0, None), lines
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: ") and message in lines[0], lines
-    assert rows(tmp_path) == []
+    # no row, and no run folder either (not even its lock file) for a table or a later run to trip on
+    assert not list((tmp_path / "outputs" / "results").rglob("*"))
 
 
-def test_a_bad_trainer_value_leaves_no_run_folder(tmp_path, capsys):
-    code, lines = cli(tmp_path, "model=alad", "trainer.lr=-1", capsys=capsys)
-    assert code == 2 and lines == ["error: trainer.lr must be > 0, got -1.0"], lines
-    assert not (tmp_path / "outputs" / "results").exists()
+def test_a_failed_run_keeps_a_run_folder_that_holds_more_than_its_lock(tmp_path):
+    """Only a folder the failing run created and left bare is removed: an earlier run's files stay."""
+    from ganad_bench.run import remove_if_bare
+
+    results = tmp_path / "results"
+    kept, bare = results / "a" / "kept" / "seed0", results / "a" / "bare" / "seed0"
+    for folder in (kept, bare):
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / ".lock").write_text("pid 1")
+    (kept / "checkpoints" / "last.pt").write_bytes(b"x")
+    for folder in (kept, bare):
+        remove_if_bare(folder, results)
+    assert (kept / "checkpoints" / "last.pt").exists()
+    assert not (results / "a" / "bare").exists() and results.exists()
 
 
 def test_the_table_has_at_least_forty_cases():
