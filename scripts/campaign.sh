@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reproduction campaign: the tabular tables' runs at the papers' budgets, 10 seeds, cheapest cells
 # first, then REPRODUCTION.md regenerated from every finished row. Resumable: run it again and every command
-# skips finished runs and resumes interrupted ones from their last checkpoint.
+# skips finished runs and resumes interrupted ones from their last checkpoint; on a new machine the runs
+# whose rows are committed in ROWS are skipped too.
 #
 #   GANAD_DATA_DIR=../shared/data bash scripts/campaign.sh [RUNS]       # RUNS: ~/ganad-runs/campaign
 #
@@ -31,6 +32,15 @@ for stage in $STAGES; do  # checked before any runs: a typo must not surface hou
 done
 COMMON=(paths.output_dir="$RUNS" plots=false trainer.progress=false)
 status=0
+
+# A run whose row is in ROWS finished on some machine: on a new one (or after RUNS was lost) its row goes into
+# RUNS first, where no row of that run is yet, so that `ganad-bench` skips it instead of training it again.
+# Only the row comes: a later sweep that scores such a run's networks again (Table VII, Eq. 12) retrains them.
+if [ -d "$ROWS" ]; then
+    (cd "$ROWS" && find . -name result.json) | while read -r row; do
+        [ -e "$RUNS/results/$row" ] || install -D -m 644 "$ROWS/$row" "$RUNS/results/$row"
+    done
+fi
 
 run() {  # one sweep, then its rows into ROWS; its failure is remembered, the campaign goes on
     echo "== $(date -u +%FT%TZ) ganad-bench -m $*"

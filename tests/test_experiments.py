@@ -171,6 +171,37 @@ def test_campaign_refuses_an_unknown_stage_before_running_anything(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_campaign_on_a_new_machine_starts_from_the_committed_rows(tmp_path):
+    """Rows in ROWS whose run RUNS lacks go into RUNS before any sweep (so `ganad-bench` skips those runs);
+    a row RUNS already holds is left as it is. The sweeps themselves are stubbed here."""
+    import os
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "campaign.sh"
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name in ("ganad-bench", "ganad-bench-table"):  # record what they were asked, and which rows RUNS held
+        (stubs / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{tmp_path}/calls"\n'
+                                  f'find "{tmp_path}/runs" -name result.json | sort >> "{tmp_path}/calls"\n')
+        (stubs / name).chmod(0o755)
+    rows, runs = tmp_path / "rows", tmp_path / "runs" / "results"
+    for folder, text in ((rows / "thyroid/tabular/rcgan/all/seed0-a", "committed"),
+                         (rows / "thyroid/tabular/rcgan/all/seed1-b", "committed"),
+                         (runs / "thyroid/tabular/rcgan/all/seed1-b", "newer, here")):
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(text)
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "STAGES": "rcgan-small",
+           "REPORT": str(tmp_path / "report.md"), "ROWS": str(rows)}
+    done = subprocess.run(["bash", str(script), str(tmp_path / "runs")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[0].startswith("ganad-bench -m experiment=rcgan_table1")
+    assert calls[1:3] == [str(runs / f"thyroid/tabular/rcgan/all/{seed}/result.json") for seed in ("seed0-a",
+                                                                                                 "seed1-b")]
+    assert (runs / "thyroid/tabular/rcgan/all/seed0-a/result.json").read_text() == "committed"
+    assert (runs / "thyroid/tabular/rcgan/all/seed1-b/result.json").read_text() == "newer, here"
+
+
 def test_alad_tabular_experiments_use_the_unscaled_features_as_the_paper_states():
     """ALAD appendix B (KDD99: the one-hot encoding is the whole preprocessing) and C (Arrhythmia: "We applied
     our methods on raw data"), as its code (min-max scaler off): its ALAD and AnoGAN runs on both sets (Tables
