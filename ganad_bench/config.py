@@ -43,6 +43,52 @@ def at_added_default(key: str, value, added: dict) -> bool:
     return key in added and value == added[key]
 
 
+def typed(key: str, value, annotation: str):
+    """`value` as the first type of an annotation (its text, as `from __future__ import annotations` keeps it:
+    "int", "float | None", "float | str", "tuple[float, float]", "list[int] | None") that takes it; a one-line
+    ConfigError naming `key` otherwise (`trainer.epochs=abc`, `model.params.n_memory=abc`). A type it does not
+    know takes the value as it is."""
+    kinds = [part.strip() for part in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return None
+    for kind in kinds:
+        try:
+            return _as_kind(key, value, kind)
+        except (TypeError, ValueError, OverflowError):
+            continue
+    described = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "None": "null"}
+    what = " or ".join(described.get(kind, f"a list ({kind})") for kind in kinds)
+    raise ConfigError(f"{key} must be {what}, got {value!r}")
+
+
+def _as_kind(key: str, value, kind: str):
+    if kind == "None":
+        raise ValueError
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValueError
+    if kind == "int":
+        if isinstance(value, bool) or float(value) != int(float(value)):
+            raise ValueError
+        return int(float(value))
+    if kind == "float":
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    if kind == "str":
+        return str(value)
+    if kind.startswith(("tuple[", "list[")):  # tuple[float, float] / tuple[int, ...] / list[int]
+        if isinstance(value, (str, bytes)) or value is None:
+            raise ValueError
+        item = "float" if "float" in kind else "int"
+        items = [_as_kind(key, v, item) for v in value]
+        if kind == "tuple[float, float]" and len(items) != 2:
+            raise ValueError
+        return tuple(items) if kind.startswith("tuple[") else items
+    return value
+
+
 def _first_set(*values):
     """`${first_set:a,b}`: the first value that is not null (oc.select keeps an explicit null)."""
     return next((value for value in values if value is not None), None)

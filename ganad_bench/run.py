@@ -70,27 +70,23 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
         return {**existing, "skipped": True, "result_path": str(folder / RESULT_FILE)}
     created = not folder.exists()
     try:
-        return locked_run(config, folder, deep, job_dir)
+        with RunLock(writable_folder(folder)) as lock:
+            if not lock.acquired:  # another process (a second sweep on this folder) is training it
+                return {"status": "busy", "holder": lock.holder, "result_path": str(folder / RESULT_FILE),
+                        "seed": config["seed"], "model": config["model"]["name"],
+                        "dataset": config["dataset"]["name"], "protocol": config["protocol"]["name"],
+                        "normal_class": config["dataset"].get("normal_class")}
+            existing = None if config.get("force") else finished(folder)  # it may have finished meanwhile
+            if existing is not None:
+                return {**existing, "skipped": True, "result_path": str(folder / RESULT_FILE)}
+            remove_stale_temp_files(folder)
+            if config.get("force"):
+                discard_checkpoints(folder)
+            return train_and_record(config, folder, deep, job_dir)
     except GanadError:  # a bad setting or missing data found before anything was written: no empty run folder
         if created:
             remove_if_bare(folder, Path(config["paths"]["results_dir"]))
         raise
-
-
-def locked_run(config: dict, folder: Path, deep: bool, job_dir: str | None) -> dict:
-    """The run under its folder's lock: skipped if another process holds it or it finished meanwhile."""
-    with RunLock(writable_folder(folder)) as lock:
-        if not lock.acquired:  # another process (a second sweep on this folder) is training it
-            return {"status": "busy", "holder": lock.holder, "result_path": str(folder / RESULT_FILE),
-                    "seed": config["seed"], "model": config["model"]["name"], "dataset": config["dataset"]["name"],
-                    "protocol": config["protocol"]["name"], "normal_class": config["dataset"].get("normal_class")}
-        existing = None if config.get("force") else finished(folder)  # it may have finished meanwhile
-        if existing is not None:
-            return {**existing, "skipped": True, "result_path": str(folder / RESULT_FILE)}
-        remove_stale_temp_files(folder)
-        if config.get("force"):
-            discard_checkpoints(folder)
-        return train_and_record(config, folder, deep, job_dir)
 
 
 def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None) -> dict:
@@ -193,8 +189,8 @@ def remove_if_bare(folder: Path, results_dir: Path) -> None:
     """Remove a run folder that holds nothing but its lock file, and the folders above it (up to the results
     folder) that it leaves empty: a run that failed before writing anything leaves no trace a table or a later
     run would trip on. A folder with anything else in it (a checkpoint, a log) is kept."""
-    if any(path.is_file() and path.name != LOCK_FILE for path in folder.rglob("*")):
-        return
+    if not folder.is_dir() or any(path.is_file() and path.name != LOCK_FILE for path in folder.rglob("*")):
+        return  # never made (the output location cannot hold it), or it holds something
     shutil.rmtree(folder, ignore_errors=True)
     parent = folder.parent
     while parent != results_dir and results_dir in parent.parents and not any(parent.iterdir()):

@@ -96,7 +96,6 @@ class AnoGAN(DeepDetector):
                  search_steps: int = 500, search_lr: float = 0.01, spectral_norm: bool = False):
         super().__init__(seed, trainer, checkpoint_dir, callbacks)
         require(0.0 <= float(weight) <= 1.0, "weight", "in [0, 1]", weight)
-        require(int(search_steps) >= 0, "search_steps", ">= 0", search_steps)
 
     def build(self, input_shape):
         return AnoGANModule(input_shape, self.latent_dim(input_shape), **self.module_params("latent_dim"))

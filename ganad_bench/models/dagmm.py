@@ -209,7 +209,6 @@ class DAGMM(DeepDetector):
                  cov_eps: float = 1e-6, dropout: float = 0.5):
         super().__init__(seed, trainer, checkpoint_dir, callbacks)
         check_choice("arch", arch, blocks.arch_names(DAGMM_BY_WIDTH, conv=False))
-        require(n_components is None or int(n_components) >= 1, "n_components", ">= 1", n_components)
         require(float(cov_eps) > 0, "cov_eps", "> 0", cov_eps)
 
     def arch_of(self, input_shape) -> str:

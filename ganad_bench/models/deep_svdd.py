@@ -133,7 +133,6 @@ class DeepSVDD(DeepDetector):
         check_choice("objective", objective, OBJECTIVES)
         check_choice("init", init, INITS)
         require(0.0 < float(nu) <= 1.0, "nu", "in (0, 1]", nu)
-        require(int(pretrain_epochs) >= 0, "pretrain_epochs", ">= 0", pretrain_epochs)
         self.center_init: np.ndarray | None = None
 
     def build_autoencoder(self, input_shape) -> AutoEncoderModule:

@@ -208,8 +208,6 @@ class FenceGAN(DeepDetector):
         require(is_number(alpha) and 0.0 <= float(alpha) <= 1.0, "alpha", "in [0, 1]", alpha)
         require(is_number(beta) and float(beta) >= 0.0, "beta", ">= 0", beta)
         require(is_number(gamma) and float(gamma) >= 0.0, "gamma", ">= 0", gamma)
-        require(isinstance(pretrain_epochs, int) and pretrain_epochs >= 0, "pretrain_epochs", ">= 0",
-                pretrain_epochs)
 
     def build(self, input_shape):
         p = self.params

@@ -49,7 +49,7 @@ from torch import nn
 from ganad_bench.errors import ConfigError
 from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.blocks import is_image
-from ganad_bench.models.kit.contract import check_choice, require
+from ganad_bench.models.kit.contract import check_choice
 from ganad_bench.models.kit.deep import DeepDetector
 from ganad_bench.models.kit.lenet import mlp_decoder, mlp_encoder, tabular_sizes
 from ganad_bench.models.kit.losses import squared_error
@@ -221,7 +221,6 @@ class MemAE(DeepDetector):
         super().__init__(seed, trainer, checkpoint_dir, callbacks)
         check_choice("memory_on", memory_on, MEMORY_ON)
         check_choice("similarity", similarity, SIMILARITIES)
-        require(mem_slots is None or int(mem_slots) >= 1, "mem_slots", ">= 1", mem_slots)
 
     def build(self, input_shape):
         return MemAEModule(input_shape, **self.module_params("contrast_norm"))

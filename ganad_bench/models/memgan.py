@@ -178,7 +178,6 @@ class MEMGAN(DeepDetector):
         require(int(n_memory) >= 2, "n_memory", ">= 2", n_memory)
         require(batchnorm_stats in BATCHNORM_STATS, "batchnorm_stats", f"one of {', '.join(BATCHNORM_STATS)}",
                 batchnorm_stats)
-        require(memory_dim is None or int(memory_dim) >= 1, "memory_dim", ">= 1", memory_dim)
 
     def build(self, input_shape):
         dim = int(self.params["memory_dim"] or blocks.default_latent_dim(input_shape, self.params["arch"]))

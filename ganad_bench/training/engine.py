@@ -72,6 +72,7 @@ import torch
 from torch import nn
 
 from ganad_bench.atomic import write_atomic
+from ganad_bench.config import typed
 from ganad_bench.console import EpochProgress
 from ganad_bench.data.tensors import RandpermBatches, in_chunks, to_device
 from ganad_bench.errors import ConfigError, TrainingDiverged
@@ -129,65 +130,33 @@ class TrainerConfig:
         return config
 
     def validate(self) -> None:
-        if int(self.epochs) < 0:
-            raise ConfigError(f"trainer.epochs must be >= 0, got {self.epochs}")
-        if int(self.batch_size) < 1:
-            raise ConfigError(f"trainer.batch_size must be >= 1, got {self.batch_size}")
-        if not float(self.lr) > 0:
-            raise ConfigError(f"trainer.lr must be > 0, got {self.lr}")
-        if float(self.weight_decay) < 0:
-            raise ConfigError(f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
-        if not float(self.checkpoint_seconds) >= 0:
-            raise ConfigError(f"trainer.checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
-        if self.ema_decay is not None and not 0.0 <= float(self.ema_decay) < 1.0:
-            raise ConfigError(f"trainer.ema_decay must be in [0, 1) or null, got {self.ema_decay}")
-        if self.early_stopping_patience is not None and int(self.early_stopping_patience) < 1:
-            raise ConfigError(f"trainer.early_stopping_patience must be >= 1 or null, got "
-                              f"{self.early_stopping_patience}")
-        if self.curve_every is not None and int(self.curve_every) < 1:
-            raise ConfigError(f"trainer.curve_every must be >= 1 or null, got {self.curve_every}")
-        if self.generator_batch not in GENERATOR_BATCHES:
-            raise ConfigError(f"trainer.generator_batch must be one of {', '.join(GENERATOR_BATCHES)}, "
-                              f"got {self.generator_batch}")
+        """The ranges of the typed values (`TRAINER_RULES`): a one-line ConfigError, never a failed run."""
+        for name, holds, rule in TRAINER_RULES:
+            value = getattr(self, name)
+            if not holds(value):
+                raise ConfigError(f"trainer.{name} must be {rule}, got {value}")
 
 
-def typed(key: str, value, annotation: str):
-    """`value` as the type a TrainerConfig field declares (its annotation string); a one-line ConfigError
-    that names the key otherwise (`trainer.epochs=abc`, `trainer.lr=[1]`)."""
-    optional = annotation.endswith(" | None")
-    kind = annotation.removesuffix(" | None")
-    if value is None and optional:
-        return None
-    try:
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            raise ValueError
-        if kind == "int":
-            if isinstance(value, bool) or float(value) != int(float(value)):
-                raise ValueError
-            return int(float(value))
-        if kind == "float":
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if kind == "str":
-            return str(value)
-        if kind.startswith("tuple["):  # tuple[float, float] / tuple[int, ...]
-            item = float if "float" in kind else int
-            if isinstance(value, (str, bytes)) or value is None:
-                raise ValueError
-            items = tuple(typed(key, v, item.__name__) for v in value)
-            if kind == "tuple[float, float]" and len(items) != 2:
-                raise ValueError
-            return items
-    except (TypeError, ValueError, OverflowError):
-        pass
-    else:
-        return value
-    what = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}.get(
-        kind, f"a list ({kind})")
-    raise ConfigError(f"{key} must be {what}{' or null' if optional else ''}, got {value!r}")
+# trainer key, test, the rule as the error states it (`None` passes where the key may be null)
+TRAINER_RULES = (
+    ("epochs", lambda v: v >= 0, ">= 0"),
+    ("batch_size", lambda v: v >= 1, ">= 1"),
+    ("lr", lambda v: v > 0, "> 0"),
+    ("lr_d", lambda v: v is None or v > 0, "> 0 or null"),
+    ("betas", lambda v: all(0.0 <= beta < 1.0 for beta in v), "two numbers in [0, 1)"),
+    ("weight_decay", lambda v: v >= 0, ">= 0"),
+    ("lr_milestones", lambda v: all(epoch >= 1 for epoch in v), "a list of epochs >= 1"),
+    ("lr_gamma", lambda v: v > 0, "> 0"),
+    ("ema_decay", lambda v: v is None or 0.0 <= v < 1.0, "in [0, 1) or null"),
+    ("early_stopping_patience", lambda v: v is None or v >= 1, ">= 1 or null"),
+    ("early_stopping_min_delta", lambda v: v >= 0, ">= 0"),
+    ("checkpoint_interval", lambda v: v >= 1, ">= 1"),
+    ("checkpoint_seconds", lambda v: v >= 0, ">= 0"),
+    ("score_batch_size", lambda v: v >= 1, ">= 1"),
+    ("nan_check_every", lambda v: v >= 1, ">= 1"),
+    ("curve_every", lambda v: v is None or v >= 1, ">= 1 or null"),
+    ("generator_batch", lambda v: v in GENERATOR_BATCHES, f"one of {', '.join(GENERATOR_BATCHES)}"),
+)
 
 
 @functools.lru_cache(maxsize=1)

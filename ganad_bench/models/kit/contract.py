@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganad_bench.config import typed
 from ganad_bench.errors import ConfigError
 
 SAVE_FORMAT = 1
@@ -52,6 +53,7 @@ class Detector(ABC):
         bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
         bound.apply_defaults()
         self.params = {name: bound.arguments[name] for name in cls.param_names()}
+        check_params(cls, self.params)
         return self
 
     def __init__(self, seed: int = 0):
@@ -195,6 +197,29 @@ def subsample(x: np.ndarray, max_samples: int | None, seed: int) -> np.ndarray:
         return x
     rows = np.random.default_rng(seed).choice(len(x), size=int(max_samples), replace=False)
     return x[np.sort(rows)]
+
+
+# parameters that size a network or a memory (>= 1 when set) and that count epochs or steps (>= 0), whichever
+# model has them
+SIZE_PARAMS = ("latent_dim", "width", "rep_dim", "memory_dim", "mem_slots", "n_components")
+COUNT_PARAMS = ("pretrain_epochs", "warmup_epochs", "neg_start_epoch", "search_steps")
+
+
+def check_params(cls: type, params: dict) -> None:
+    """Every model parameter against its constructor annotation, then the sizes and counts any model shares,
+    before the method's own checks: a value of the wrong type (`n_memory=abc`, `spectral_norm=maybe`) or a
+    size that cannot build a network is a one-line ConfigError, not a failed run."""
+    parameters = inspect.signature(cls.__init__).parameters
+    for name, value in params.items():
+        annotation = parameters[name].annotation
+        if annotation is inspect.Parameter.empty:
+            continue
+        text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+        number = typed(f"model.params.{name}", value, text)  # a ConfigError unless an annotated type takes it
+        if number is not None and name in SIZE_PARAMS:
+            require(number >= 1, name, ">= 1", value)
+        if name in COUNT_PARAMS:
+            require(number >= 0, name, ">= 0", value)
 
 
 def check_choice(param: str, value, choices) -> None:
