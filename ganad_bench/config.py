@@ -53,7 +53,7 @@ def typed(key: str, value, annotation: str):
         return None
     for kind in kinds:
         try:
-            return _as_kind(key, value, kind)
+            return _as_kind(value, kind)
         except (TypeError, ValueError, OverflowError):
             continue
     described = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "None": "null"}
@@ -61,7 +61,7 @@ def typed(key: str, value, annotation: str):
     raise ConfigError(f"{key} must be {what}, got {value!r}")
 
 
-def _as_kind(key: str, value, kind: str):
+def _as_kind(value, kind: str):
     if kind == "None":
         raise ValueError
     if kind == "bool":
@@ -82,7 +82,7 @@ def _as_kind(key: str, value, kind: str):
         if isinstance(value, (str, bytes)) or value is None:
             raise ValueError
         item = "float" if "float" in kind else "int"
-        items = [_as_kind(key, v, item) for v in value]
+        items = [_as_kind(v, item) for v in value]
         if kind == "tuple[float, float]" and len(items) != 2:
             raise ValueError
         return tuple(items) if kind.startswith("tuple[") else items

@@ -193,8 +193,11 @@ def remove_if_bare(folder: Path, results_dir: Path) -> None:
         return  # never made (the output location cannot hold it), or it holds something
     shutil.rmtree(folder, ignore_errors=True)
     parent = folder.parent
-    while parent != results_dir and results_dir in parent.parents and not any(parent.iterdir()):
-        parent.rmdir()
+    while parent != results_dir and results_dir in parent.parents:
+        try:
+            parent.rmdir()  # only an empty folder: another run's folder beside it keeps it
+        except OSError:
+            break
         parent = parent.parent
 
 
