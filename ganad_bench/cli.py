@@ -503,7 +503,8 @@ def paper_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", action="store_true", help="run the missing runs, then print the table")
     parser.add_argument("--out", type=Path, help="output prefix of the table's files (default: "
                         "<paths.output_dir>/tables/table, writing table_<paper>_<table>.csv/.md/.tex/.png)")
-    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+    # default=[]: without it parse_intermixed_args reports OVERRIDE as required when PAPER:TABLE is missing
+    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", default=[],
                         help="ganad-bench overrides for every run, e.g. trainer.epochs=2 seed=0,1 paths.output_dir=DIR")
     args = parser.parse_intermixed_args(argv)
     try:

@@ -176,3 +176,10 @@ def test_paper_command_rejects_unknown_and_unsupported_tables(table, message, ca
     assert stop.value.code == 2
     (line_,) = capsys.readouterr().err.strip().splitlines()
     assert line_.startswith(message)
+
+
+def test_paper_command_without_a_table_names_only_the_table_as_missing(capsys):
+    with pytest.raises(SystemExit) as stop:
+        paper_main([])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("required: PAPER:TABLE")
