@@ -102,8 +102,17 @@ def test_of_two_variants_off_the_paper_settings_the_cell_takes_the_closer_one():
     found = cell(reproduction_cells(rows_frame(before + after)), "memgan:1", "mnist", "MEMGAN", "auroc", 4)
     assert found["mean"] == pytest.approx(0.9) and found["n_seeds"] == 1
     assert found["differs"] == ("protocol.val_fraction=0.1 (paper settings: 0.0)",)
-    assert reproduction.paper.differing_settings(("trainer.epochs=2 (paper settings: 7), model.params.betas="
-                                                  "[0.5, 0.9] ([0.5, 0.999])",)) == 2
+    assert reproduction.paper.differing_settings(found["differs"]) == 1
+
+
+def test_a_changed_setting_counts_once_whatever_its_value_holds():
+    paper = reproduction.paper
+    settings = {**paper.paper_settings("alad_table2", "alad", "arrhythmia"), "trainer.epochs": "2"}
+    listed = {**settings, "model.params.arch": "[64, trainer.lr=1]"}  # ", " and "=" inside one value
+    differences = (paper.settings_difference(settings, "alad", "arrhythmia", ["alad_table2"]),
+                   paper.settings_difference(listed, "alad", "arrhythmia", ["alad_table2"]))
+    assert differences[1] == "trainer.epochs=2 (paper settings: 1000), model.params.arch=[64, trainer.lr=1] (auto)"
+    assert paper.differing_settings(differences) == 2 and paper.differing_settings(()) == 0
 
 
 def test_the_header_lists_the_code_versions_of_the_rows_the_cells_show():

@@ -333,15 +333,26 @@ def settings_difference(settings: dict[str, str], model: str, dataset: str, expe
         first = first or differing
     if not first:
         return ""
-    return ", ".join(f"{key}={ours} ({'paper settings: ' if i == 0 else ''}{paper})"
-                     for i, (key, ours, paper) in enumerate(first))
+    return SettingsDifference(", ".join(f"{key}={ours} ({'paper settings: ' if i == 0 else ''}{paper})"
+                                        for i, (key, ours, paper) in enumerate(first)), changed=len(first))
+
+
+class SettingsDifference(str):
+    """`settings_difference`'s text, which the tables print, carrying how many settings it names (`changed`):
+    counted where the difference is found, since a value can itself hold ", " or "="."""
+
+    changed: int
+
+    def __new__(cls, text: str, changed: int):
+        difference = super().__new__(cls, text)
+        difference.changed = changed
+        return difference
 
 
 def differing_settings(differs: tuple[str, ...]) -> int:
     """How many settings a cell's runs change from the paper's: the most over its runs' distinct
     `settings_difference`s (0: the paper's settings)."""
-    return max((sum(1 for part in text.split(", ") if part.split("=", 1)[0] in SETTING_KEYS
-                    or part.startswith("model.params.")) for text in differs), default=0)
+    return max((difference.changed for difference in differs), default=0)
 
 
 def _our_cells(frame: pd.DataFrame, published: pd.DataFrame, reference: str,
