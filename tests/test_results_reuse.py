@@ -125,6 +125,9 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
     (tmp_path / "words.csv").write_text("a,b\n1,x\n")
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "junk.npy").write_text("not an array")
+    missing = np.zeros((3, *dcae_run["feature_shape"]))
+    missing[1, 4] = np.nan
+    np.savetxt(tmp_path / "missing.csv", missing, delimiter=",")
     run_dir = str(folder_of(dcae_run))
     cases = [([str(tmp_path), str(tmp_path / "bad.npy")], "holds no finished run"),
              ([run_dir, str(tmp_path / "bad.npy")], f"give one row of {dcae_run['feature_shape'][0]} raw features"),
@@ -132,6 +135,7 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(tmp_path / "words.csv")], "holds values that are not numbers"),
              ([run_dir, str(tmp_path / "empty.csv")], "cannot read"),
              ([run_dir, str(tmp_path / "junk.npy")], "cannot read"),
+             ([run_dir, str(tmp_path / "missing.csv")], "the first nan at input 2, feature 5"),
              ([run_dir, str(good), "--out", str(tmp_path / "bad.npy" / "s.csv")], "cannot write")]
     for args, message in cases:
         with pytest.raises(SystemExit) as exit_:
@@ -139,6 +143,7 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
         assert exit_.value.code == 2
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert line.startswith("error: ") and message in line, (args, line)
+    assert not (tmp_path / "missing.csv.scores.csv").exists()  # nothing written for rejected inputs
 
 
 @pytest.mark.parametrize("name", ["iforest", "dcae"])
