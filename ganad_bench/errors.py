@@ -22,5 +22,10 @@ class ChecksumMismatch(DataError):
     """A data file exists but its checksum differs from the canonical one."""
 
 
+class InputError(ConfigError, ValueError):
+    """Samples handed to a detector cannot be used (not an array of samples, another shape than it was fitted
+    on, NaN or inf); also a ValueError, as scikit-learn raises for such input."""
+
+
 class TrainingDiverged(RuntimeError):
     """Training produced a NaN or inf; the run ends with status 'diverged' (not a user error)."""

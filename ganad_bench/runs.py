@@ -122,19 +122,16 @@ class TrainedRun:
 
     def score(self, raw: np.ndarray) -> np.ndarray:
         """Scores of rows or images in the dataset's raw form (the run's scaler, then its detector)."""
+        from ganad_bench.models.kit.contract import check_samples
+
         expected = tuple(self.row.get("feature_shape") or ()) or None
         x = np.asarray(raw)
         if expected is not None and tuple(x.shape[1:]) != expected:
             one = f"row of {expected[0]} raw features" if len(expected) == 1 else f"image of shape {expected}"
             raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this run was trained on {expected}: give "
                               f"one {one} per input, as the run's dataset ({self.row.get('dataset')}) has them")
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-            # a NaN feature gives a NaN score, which no threshold flags: a missing value would pass as normal
-            bad = np.argwhere(~np.isfinite(x))
-            where = ", ".join(str(i + 1) for i in bad[0][1:])
-            raise ConfigError(f"{len(bad)} input value(s) are not finite numbers, the first {x[tuple(bad[0])]} at "
-                              f"input {bad[0][0] + 1}, feature {where} (counting from 1): fill or drop missing "
-                              f"values before scoring")
+        # checked here too: after the scaler the detector could not say which raw value it was
+        x = check_samples(x, what="inputs")
         return np.asarray(self.detector.score_samples(self.scaler.transform(x)), dtype=np.float64)
 
     def flags(self, scores: np.ndarray) -> np.ndarray | None:

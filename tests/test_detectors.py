@@ -7,7 +7,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KernelDensity
 
 from ganad_bench import available_detectors, create_detector
-from ganad_bench.errors import ConfigError
+from ganad_bench.errors import ConfigError, InputError
+from ganad_bench.models.kit.contract import Detector
 
 CLASSIC = ["iforest", "kde", "ocsvm"]
 
@@ -109,3 +110,30 @@ def test_kde_bandwidth_comes_from_the_grid(problem):
     train, _, _ = problem
     detector = create_detector("kde", bandwidths=[0.3, 1.0, 3.0]).fit(train)
     assert detector.bandwidth in (0.3, 1.0, 3.0)
+
+
+@pytest.mark.parametrize("name", [*CLASSIC, "dcae"])
+def test_unusable_samples_are_refused_with_the_fix(name, problem, tmp_path):
+    """Every detector, through the contract: a NaN would otherwise score NaN (never flagged) or fail deep inside
+    a library; a ValueError as scikit-learn's, and one line that names the sample and the fix."""
+    train, test, _ = problem
+    detector = create_detector(name, trainer={"epochs": 1}) if name == "dcae" else create_detector(name)
+    with pytest.raises(RuntimeError, match="call fit"):
+        detector.score_samples(test)
+    holed = train.copy()
+    holed[7, 3] = np.nan
+    for bad, message in [(holed, "the first nan at sample 8, feature 4"), (train[:, 0], r"shape \(n, features\)"),
+                         (train.astype(str), "give numbers")]:
+        with pytest.raises(InputError, match=message):
+            detector.fit(bad)
+    with pytest.raises(ValueError, match=r"validation samples of shape \(4,\)"):
+        detector.fit(train, train[:, :4])
+    with pytest.raises(RuntimeError, match="call fit"):  # a refused fit leaves the detector unfitted
+        detector.score_samples(test)
+    detector.fit(train)
+    reloaded = Detector.load(detector.save(tmp_path / "detector.pt"))
+    for fitted in (detector, reloaded):
+        with pytest.raises(InputError, match=r"of shape \(4,\) each, but the detector was fitted on \(5,\)"):
+            fitted.score_samples(test[:, :4])
+        with pytest.raises(InputError, match="120 value.* the first inf at sample 1, feature 3"):
+            fitted.score_samples(np.where(np.arange(5) == 2, np.inf, test))

@@ -9,7 +9,7 @@ import torch
 from hydra import compose, initialize_config_module
 from torch import nn
 
-from ganad_bench.errors import ConfigError, TrainingDiverged
+from ganad_bench.errors import ConfigError, InputError, TrainingDiverged
 from ganad_bench.models.kit.deep import DeepDetector
 from ganad_bench.models.kit.registry import create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE, EMA, DetectorModule, Engine, TrainerConfig
@@ -62,11 +62,14 @@ def test_checkpoint_of_another_setup_is_not_resumed(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["alad", "rcgan", "memgan"])
-def test_nan_in_the_data_raises_training_diverged(name):
+def test_nan_in_the_data_is_refused_and_would_raise_training_diverged(name):
     x, _ = data()
     x[5, 2] = np.nan
-    with pytest.raises(TrainingDiverged, match="NaN or inf"):
-        alad(epochs=1, name=name).fit(x)
+    detector = alad(epochs=1, name=name)
+    with pytest.raises(InputError, match="the first nan at sample 6, feature 3"):
+        detector.fit(x)
+    with pytest.raises(TrainingDiverged, match="NaN or inf"):  # the engine's own guard, below the contract
+        detector.fit_model(x)
 
 
 def test_nan_loss_is_caught_at_the_periodic_check(monkeypatch):

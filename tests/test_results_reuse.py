@@ -135,7 +135,7 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(tmp_path / "words.csv")], "holds values that are not numbers"),
              ([run_dir, str(tmp_path / "empty.csv")], "cannot read"),
              ([run_dir, str(tmp_path / "junk.npy")], "cannot read"),
-             ([run_dir, str(tmp_path / "missing.csv")], "the first nan at input 2, feature 5"),
+             ([run_dir, str(tmp_path / "missing.csv")], "inputs are not finite, the first nan at sample 2, feature 5"),
              ([run_dir, str(good), "--out", str(tmp_path / "bad.npy" / "s.csv")], "cannot write")]
     for args, message in cases:
         with pytest.raises(SystemExit) as exit_:

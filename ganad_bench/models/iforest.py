@@ -40,6 +40,6 @@ class IsolationForestDetector(ShallowDetector):
                                      max_features=p["max_features"], n_jobs=p["n_jobs"], random_state=self.seed)
         self.model.fit(self.input_map(x))
 
-    def score_samples(self, x) -> np.ndarray:
+    def score_model(self, x) -> np.ndarray:
         # sklearn's score_samples is higher for NORMAL points; the contract wants the opposite.
         return -self.model.score_samples(self.input_map(flatten(x)))

@@ -81,5 +81,5 @@ class KernelDensityDetector(ShallowDetector):
             out[start:start + len(chunk)] = logsumexp(-0.5 * np.maximum(sq, 0.0) / h2, axis=1) + log_norm
         return out
 
-    def score_samples(self, x) -> np.ndarray:
+    def score_model(self, x) -> np.ndarray:
         return -self.log_density(x)

@@ -55,7 +55,7 @@ class OneClassSVMDetector(ShallowDetector):
         self.model.fit(x)
         self.fit_rows = len(x)
 
-    def score_samples(self, x) -> np.ndarray:
+    def score_model(self, x) -> np.ndarray:
         x = self.input_map(flatten(x))
         # decision_function is positive inside the learned support (normal): negate it.
         return -self.model.decision_function(x)

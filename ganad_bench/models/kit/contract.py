@@ -6,10 +6,12 @@
     flags = detector.predict(x)        # 1 = anomaly: score >= threshold_
     detector.save(path); Detector.load(path)
 
-Scores of a test set never depend on its order or on how it is chunked. After `fit`, as PyOD's detectors,
-`decision_scores_` holds the scores of (at most `calibration_rows` of) the training rows and `threshold_`
-their `1 - contamination` quantile, which `predict` uses (`contamination` is not a model parameter: 0.1 by
-default, a run sets its protocol's).
+Scores of a test set never depend on its order or on how it is chunked. `fit` and `score_samples` check
+their samples once for every method (`check_samples`: an array of samples, of the shape `fit` saw, finite
+values; else an `InputError`, a ValueError) and hand them to the method's `fit_model` / `score_model`.
+After `fit`, as PyOD's detectors, `decision_scores_` holds the scores of (at most `calibration_rows` of)
+the training rows and `threshold_` their `1 - contamination` quantile, which `predict` uses
+(`contamination` is not a model parameter: 0.1 by default, a run sets its protocol's).
 
 Saved detectors never need unpickling: `save` writes tensors and plain values only (the weights of a deep
 detector; the training rows of a classic one, which `load` refits deterministically from its seed) and
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ganad_bench.config import typed
-from ganad_bench.errors import ConfigError
+from ganad_bench.errors import ConfigError, InputError
 
 SAVE_FORMAT = 1
 
@@ -88,7 +90,16 @@ class Detector(ABC):
     def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> Detector:
         """Fit on normal training samples (`x_val`: optional normal validation samples), then calibrate
         `decision_scores_` and `threshold_` on the training rows."""
-        self.fit_model(x, x_val)
+        x = check_samples(x, what="training samples")
+        if x_val is not None:
+            x_val = check_samples(x_val, x.shape[1:], what="validation samples")
+        # known before training ends: a deep run scores its test split between epochs for learning curves
+        self.sample_shape_ = tuple(x.shape[1:])
+        try:
+            self.fit_model(x, x_val)
+        except BaseException:
+            del self.sample_shape_
+            raise
         rows = subsample(np.asarray(x), self.calibration_rows, self.seed)
         self.decision_scores_ = np.asarray(self.score_samples(rows), dtype=np.float64)
         self.threshold_ = float(np.percentile(self.decision_scores_, 100.0 * (1.0 - float(self.contamination))))
@@ -98,9 +109,16 @@ class Detector(ABC):
     def fit_model(self, x: np.ndarray, x_val: np.ndarray | None = None) -> None:
         """The method's own fitting (what `fit` calls before calibrating)."""
 
-    @abstractmethod
     def score_samples(self, x: np.ndarray) -> np.ndarray:
         """Anomaly scores, one per sample; higher means more anomalous."""
+        shape = getattr(self, "sample_shape_", None)
+        if shape is None:
+            raise RuntimeError(f"{self.name}: call fit() before score_samples()")
+        return self.score_model(check_samples(x, shape))
+
+    @abstractmethod
+    def score_model(self, x: np.ndarray) -> np.ndarray:
+        """The method's own scoring of checked samples (what `score_samples` calls)."""
 
     def set_contamination(self, value: float | None) -> None:
         """The anomaly fraction `predict` flags: a protocol's (before `fit`), or the default where it has none."""
@@ -171,8 +189,9 @@ class ShallowDetector(Detector):
     gives the same model, as the fit is deterministic given the seed."""
 
     def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> Detector:
-        self.fit_input = np.asarray(x)
-        return super().fit(x, x_val)
+        super().fit(x, x_val)
+        self.fit_input = np.asarray(x)  # kept once the fit succeeded: `save` stores these rows
+        return self
 
     def saved_state(self) -> dict:
         import torch
@@ -183,6 +202,28 @@ class ShallowDetector(Detector):
 
     def load_state(self, state: dict) -> None:
         self.fit(state["rows"].numpy())
+
+
+def check_samples(x, shape: tuple[int, ...] | None = None, what: str = "samples") -> np.ndarray:
+    """`x` as an array of samples a detector can take: (n, features) rows or (n, *image shape) images, of
+    `shape` per sample when given, numbers only, every one finite (a NaN would score NaN, which no threshold
+    flags). Raises `InputError` naming the first problem and its fix."""
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise InputError(f"{what} of shape {x.shape}: give an array of shape (n, features) or (n, *image shape), "
+                         f"e.g. x.reshape(-1, 1) for one feature")
+    if not (np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)):
+        raise InputError(f"{what} of dtype {x.dtype}: give numbers (e.g. one-hot encode categorical columns)")
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        raise InputError(f"{what} of shape {tuple(x.shape[1:])} each, but the detector was fitted on "
+                         f"{tuple(shape)}: give the same features (or image shape) as in fit")
+    if np.issubdtype(x.dtype, np.inexact) and not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))
+        where = ", ".join(str(int(i) + 1) for i in bad[0][1:])
+        raise InputError(f"{len(bad)} value(s) of the {what} are not finite, the first {x[tuple(bad[0])]} at "
+                         f"sample {int(bad[0][0]) + 1}, {'feature' if x.ndim == 2 else 'position'} {where} "
+                         f"(counting from 1): fill or drop missing values first")
+    return x
 
 
 def flatten(x: np.ndarray) -> np.ndarray:

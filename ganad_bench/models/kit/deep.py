@@ -229,9 +229,7 @@ class DeepDetector(Detector):
     def device(self) -> str:
         return str(self.engine.device if self.engine is not None else self.trainer.device)
 
-    def score_samples(self, x: np.ndarray) -> np.ndarray:
-        if self.engine is None:
-            raise RuntimeError(f"{self.name}: call fit() before score_samples()")
+    def score_model(self, x: np.ndarray) -> np.ndarray:
         return self.engine.score(self.preprocess(x))
 
     def validation_loss(self, x_val: np.ndarray) -> float:
@@ -266,6 +264,7 @@ class DeepDetector(Detector):
 
     def load_state(self, state: dict) -> None:
         self.input_shape = tuple(int(s) for s in state["input_shape"])
+        self.sample_shape_ = self.input_shape  # `preprocess` keeps a sample's shape
         self.input_map = None if state["input_map"] is None else InputMap.from_state(state["input_map"])
         with torch.random.fork_rng(devices=[]):  # building the networks must not move the caller's RNG
             module = self.build(self.input_shape)
