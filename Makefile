@@ -25,14 +25,17 @@ dev: $(BIN)/python
 demo: install
 	$(BIN)/ganad-bench model=dagmm
 
+# one worker process per core (pytest-xdist), a test file per worker at a time (module fixtures built once)
+PARALLEL ?= -n auto --dist loadfile
+
 test: dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 test-real: dev
 	$(BIN)/python -m pytest -m real_data
 
 test-all: dev
-	$(BIN)/python -m pytest -m ""
+	$(BIN)/python -m pytest $(PARALLEL) -m ""
 
 # on a CUDA machine, in a few minutes: the GPU tests, then packs of 1, 10 and 50 ALAD / MEMGAN / AMA runs at the
 # papers' widths on KDD99 and MNIST shapes, plain, bf16 and compiled -> outputs/gpu-check/gpu-check.{json,md}

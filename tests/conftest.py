@@ -17,6 +17,15 @@ from ganad_bench.data import registry
 from ganad_bench.data import tabular_sources as tab
 from ganad_bench.data.files import sha256_of
 
+# `make test` runs the suite in one worker process per core (pytest-xdist): each worker, and every process its
+# tests start, computes on one thread, since two workers' thread pools on the same cores slow both down
+# (ALAD on Thyroid: 47 ms a step on one thread, 330 ms on two threads of a busy core)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GANAD_SHARED_DATA", REPO.parent / "shared" / "data"))
 
