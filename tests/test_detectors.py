@@ -126,6 +126,8 @@ def test_unusable_samples_are_refused_with_the_fix(name, problem, tmp_path):
                          (train.astype(str), "give numbers")]:
         with pytest.raises(InputError, match=message):
             detector.fit(bad)
+    with pytest.raises(InputError, match="needs at least 2 training samples, got 1"):
+        detector.fit(train[:1])
     with pytest.raises(ValueError, match=r"validation samples of shape \(4,\)"):
         detector.fit(train, train[:, :4])
     with pytest.raises(RuntimeError, match="call fit"):  # a refused fit leaves the detector unfitted
@@ -137,3 +139,4 @@ def test_unusable_samples_are_refused_with_the_fix(name, problem, tmp_path):
             fitted.score_samples(test[:, :4])
         with pytest.raises(InputError, match="120 value.* the first inf at sample 1, feature 3"):
             fitted.score_samples(np.where(np.arange(5) == 2, np.inf, test))
+        assert fitted.score_samples(test[:0]).shape == (0,)

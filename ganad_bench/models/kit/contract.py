@@ -91,6 +91,8 @@ class Detector(ABC):
         """Fit on normal training samples (`x_val`: optional normal validation samples), then calibrate
         `decision_scores_` and `threshold_` on the training rows."""
         x = check_samples(x, what="training samples")
+        if len(x) < 2:  # nothing to learn a distribution from (and BatchNorm cannot train on one sample)
+            raise InputError(f"{self.name} needs at least 2 training samples, got {len(x)}")
         if x_val is not None:
             x_val = check_samples(x_val, x.shape[1:], what="validation samples")
         # known before training ends: a deep run scores its test split between epochs for learning curves
@@ -114,7 +116,10 @@ class Detector(ABC):
         shape = getattr(self, "sample_shape_", None)
         if shape is None:
             raise RuntimeError(f"{self.name}: call fit() before score_samples()")
-        return self.score_model(check_samples(x, shape))
+        x = check_samples(x, shape)
+        if len(x) == 0:  # an empty test set scores to an empty array, as every method would if it could
+            return np.empty(0, dtype=np.float64)
+        return self.score_model(x)
 
     @abstractmethod
     def score_model(self, x: np.ndarray) -> np.ndarray:
