@@ -561,6 +561,8 @@ def score_main(argv: list[str] | None = None) -> None:
     try:
         run = load_run(args.run_dir, device=args.device)
         x, names = read_inputs(args.inputs)
+        if np.ndim(x) >= 1 and len(x) == 0:
+            raise ConfigError(f"{args.inputs} holds no rows to score: give at least one")
         scores = run.score(x)
     except GanadError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)

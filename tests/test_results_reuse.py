@@ -128,6 +128,8 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
     missing = np.zeros((3, *dcae_run["feature_shape"]))
     missing[1, 4] = np.nan
     np.savetxt(tmp_path / "missing.csv", missing, delimiter=",")
+    np.save(tmp_path / "none.npy", np.zeros((0, *dcae_run["feature_shape"])))
+    np.save(tmp_path / "complex.npy", np.zeros((3, *dcae_run["feature_shape"]), dtype=complex))
     run_dir = str(folder_of(dcae_run))
     cases = [([str(tmp_path), str(tmp_path / "bad.npy")], "holds no finished run"),
              ([run_dir, str(tmp_path / "bad.npy")], f"give one row of {dcae_run['feature_shape'][0]} raw features"),
@@ -135,6 +137,8 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(tmp_path / "words.csv")], "holds values that are not numbers"),
              ([run_dir, str(tmp_path / "empty.csv")], "cannot read"),
              ([run_dir, str(tmp_path / "junk.npy")], "cannot read"),
+             ([run_dir, str(tmp_path / "none.npy")], "holds no rows to score"),
+             ([run_dir, str(tmp_path / "complex.npy")], "of dtype complex128: give numbers"),
              ([run_dir, str(tmp_path / "missing.csv")], "inputs are not finite, the first nan at sample 2, feature 5"),
              ([run_dir, str(good), "--out", str(tmp_path / "bad.npy" / "s.csv")], "cannot write")]
     for args, message in cases:

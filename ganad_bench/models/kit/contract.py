@@ -217,7 +217,7 @@ def check_samples(x, shape: tuple[int, ...] | None = None, what: str = "samples"
     if x.ndim < 2:
         raise InputError(f"{what} of shape {x.shape}: give an array of shape (n, features) or (n, *image shape), "
                          f"e.g. x.reshape(-1, 1) for one feature")
-    if not (np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)):
+    if not any(np.issubdtype(x.dtype, kind) for kind in (np.integer, np.floating, np.bool_)):  # complex too
         raise InputError(f"{what} of dtype {x.dtype}: give numbers (e.g. one-hot encode categorical columns)")
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise InputError(f"{what} of shape {tuple(x.shape[1:])} each, but the detector was fitted on "
