@@ -132,8 +132,6 @@ class TrainedRun:
                               f"one {one} per input, as the run's dataset ({self.row.get('dataset')}) has them")
         # checked here too: after the scaler the detector could not say which raw value it was
         x = check_samples(x, what="inputs")
-        if len(x) == 0:
-            return np.empty(0, dtype=np.float64)
         return np.asarray(self.detector.score_samples(self.scaler.transform(x)), dtype=np.float64)
 
     def flags(self, scores: np.ndarray) -> np.ndarray | None:

@@ -63,6 +63,7 @@ def test_a_loaded_deep_run_rescores_its_test_split_exactly(dcae_run):
     raw = data.split.test_features(data.raw.features)
     saved = np.load(folder_of(dcae_run) / "scores.npz")
     np.testing.assert_array_equal(loaded.score(raw), saved["scores"])
+    assert loaded.score(raw[:0]).shape == (0,)  # no rows: no scores (the scaler, then the detector)
     np.testing.assert_array_equal(loaded.flags(saved["scores"]), (saved["scores"] >= saved["threshold"]).astype(int))
 
 

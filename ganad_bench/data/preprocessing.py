@@ -44,7 +44,8 @@ class Scaler:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         shape = x.shape
-        flat = (x.reshape(len(x), -1) - self.offset) / self.scale
+        # the width spelled out: a -1 cannot be inferred for zero rows
+        flat = (x.reshape(len(x), int(np.prod(shape[1:]))) - self.offset) / self.scale
         return flat.astype(np.float32).reshape(shape)
 
 
