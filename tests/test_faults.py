@@ -294,12 +294,19 @@ def test_a_corrupt_parsed_cache_is_rebuilt(tmp_path, capsys, damage, tiny_data):
         assert "features" in npz.files or len(npz.files) > 0
 
 
-def test_a_corrupt_row_is_retrained_and_reported_by_the_table(tmp_path, capsys):
+@pytest.mark.parametrize("damage", [
+    lambda row: '{"status": "ok", "metr',  # cut short
+    lambda row: json.dumps({"status": "ok"}),  # parses, but holds no row
+    lambda row: json.dumps({**row, "seed": "0"}),  # a field of the wrong type
+    lambda row: json.dumps({**row, "metrics": {**row["metrics"], "f1": "high"}}),  # a metric that is no number
+    lambda row: "[" * 100_000,  # too deep for the parser
+])
+def test_a_corrupt_row_is_retrained_and_reported_by_the_table(tmp_path, capsys, damage):
     from ganad_bench.cli import table_main
 
     cli(tmp_path, "model=iforest", "seed=0,1", multirun=True, capsys=capsys)
     damaged = rows(tmp_path)[0]
-    damaged.write_text('{"status": "ok", "metr')
+    damaged.write_text(damage(json.loads(damaged.read_text())))
     table_main([str(tmp_path / "outputs" / "results"), "--out", str(tmp_path / "t")])
     err = capsys.readouterr().err
     assert f"warning: skipped {damaged}" in err.replace("\n", "")

@@ -385,7 +385,7 @@ def test_copy_rows_keeps_the_rows_alone_in_their_layout_and_the_tables_read_them
 def test_copy_rows_into_the_folder_read_or_an_unwritable_one_is_one_line_and_exit_2(tmp_path, capsys, inside):
     results = tmp_path / "results"
     (results / "run").mkdir(parents=True)
-    (results / "run" / "result.json").write_text(json.dumps({"status": "ok"}))
+    (results / "run" / "result.json").write_text(json.dumps(row("ocsvm", "kdd99", 0, f1=0.5)))
     blocker = tmp_path / "file"
     blocker.write_text("")
     dest = results / "copy" if inside else blocker / "rows"

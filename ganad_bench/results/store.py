@@ -97,16 +97,32 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     write_atomic(path, lambda out: out.write(text))
 
 
+# What every row `run.record_result` writes holds, whatever its status, and what the tables group by: a
+# result.json without them (cut short or edited by hand, written by another tool) is not a row. It is named
+# as unreadable by the tables rather than dropped in silence, and a run whose file it is trains again
+# rather than being skipped as finished.
+ROW_FIELDS = {"status": str, "model": str, "dataset": str, "protocol": str, "seed": int, "metrics": dict}
+
+
+def is_row(row) -> bool:
+    """Whether `row` (a parsed result.json) has `ROW_FIELDS` with their types and numbers (or null) as its
+    metrics."""
+    return (isinstance(row, dict)
+            and all(type(row.get(key)) is kind for key, kind in ROW_FIELDS.items())  # a bool is no seed
+            and all(value is None or type(value) in (int, float) for value in row["metrics"].values()))
+
+
 def read_result(folder: Path) -> dict | None:
-    """The row in `folder`, or None when there is none or it cannot be read (`iter_results` lists those)."""
+    """The row in `folder`, or None when there is none or it cannot be read or is not a row (`is_row`;
+    `iter_results` lists those)."""
     path = Path(folder) / RESULT_FILE
     if not path.is_file():
         return None
     try:
         row = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
-    return row if isinstance(row, dict) else None
+    return row if is_row(row) else None
 
 
 def finished(folder: Path) -> dict | None:
