@@ -11,8 +11,10 @@
 # where git keeps them and ignores everything else), and the report is made from ROWS, so that the rows
 # behind REPRODUCTION.md are committed with it and survive the machine that ran them.
 # STAGES (default: all, in order) picks some, e.g. STAGES="baselines rcgan-small" bash scripts/campaign.sh.
-# Deep runs of one configuration train as packs of 10 seeds (the default launcher). A failing stage does
-# not stop the later ones; the script exits 1 at the end if any failed.
+# Deep tabular runs of one configuration train as packs of 10 seeds (the default launcher); image sweeps run
+# one at a time (IMAGE_PACK=1: on a CPU a pack of image networks is no faster, and a pack's runs all finish
+# at its end), IMAGE_PACK=10 packs them on a GPU. A failing stage does not stop the later ones; the script
+# exits 1 at the end if any failed.
 set -u
 RUNS=$(realpath -m "${1:-$HOME/ganad-runs/campaign}")
 # paths given relative to where the script was started, before it moves to the checkout's root
@@ -109,14 +111,14 @@ for stage in $STAGES; do
         run experiment=memgan_table1_baselines model=deep_svdd "seed=range(3,10)" hydra.launcher.pack_size="${IMAGE_PACK:-1}" ;;
     mnist-gan-more)  # MEMGAN Table 3 (n = 25, 100, 200 memory units on digits 0, 1, 5; n = 50 is Table 1's
                      # run, skipped) at seed 0, then Table 1's seeds 1-2, as mnist-gan
-        run experiment=memgan_table3 seed=0 trainer.curve_every=1 protocol.val_fraction=0.1
-        run experiment=memgan_table1 seed=1,2 trainer.curve_every=1 protocol.val_fraction=0.1 ;;
+        run experiment=memgan_table3 seed=0 trainer.curve_every=1 protocol.val_fraction=0.1 hydra.launcher.pack_size="${IMAGE_PACK:-1}"
+        run experiment=memgan_table1 seed=1,2 trainer.curve_every=1 protocol.val_fraction=0.1 hydra.launcher.pack_size="${IMAGE_PACK:-1}" ;;
     ama-mnist)  # AMA Table 2's FGAN and Skip-GANomaly rows on MNIST at their authors' settings, seed 0 (the
                 # table's one run), a test-metric point every 5 epochs. Measured on one CPU core: FGAN about
                 # 15 s an epoch (15 + 100: about 30 min a digit), Skip-GANomaly about 160 s an epoch (15: about
                 # 40 min a digit). The table's AMA and ALAD rows are in mnist-gpu.
-        run experiment=ama_table2_baselines model=fgan dataset=mnist trainer.curve_every=5
-        run experiment=ama_table2_baselines model=skip_ganomaly dataset=mnist trainer.curve_every=5 ;;
+        run experiment=ama_table2_baselines model=fgan dataset=mnist trainer.curve_every=5 hydra.launcher.pack_size="${IMAGE_PACK:-1}"
+        run experiment=ama_table2_baselines model=skip_ganomaly dataset=mnist trainer.curve_every=5 hydra.launcher.pack_size="${IMAGE_PACK:-1}" ;;
     mnist-gpu)  # the MNIST columns that need a GPU, measured on one CPU core: MEMGAN Table 1's ADGAN about 13 h a
                 # run (100 epochs of about 50 s, then the 500-step latent search for each of the 10,000 test
                 # images, about 12 h at width 128: 3 s per 5 steps of a 64-image batch), 150 times a DCAE
@@ -125,8 +127,8 @@ for stage in $STAGES; do
         for seeds in 0 1,2 "range(3,10)"; do
             run experiment=memgan_table1_baselines model=anogan "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
         done
-        run experiment=ama_table2_mnist trainer.curve_every=5
-        run experiment=ama_table2_baselines model=alad dataset=mnist trainer.curve_every=5 ;;
+        run experiment=ama_table2_mnist trainer.curve_every=5 hydra.launcher.pack_size="${IMAGE_PACK:-1}"
+        run experiment=ama_table2_baselines model=alad dataset=mnist trainer.curve_every=5 hydra.launcher.pack_size="${IMAGE_PACK:-1}" ;;
     esac
 done
 ganad-bench-table "$ROWS" --reproduction "${REPORT:-REPRODUCTION.md}" || status=1
