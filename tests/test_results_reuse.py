@@ -8,6 +8,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -184,6 +185,51 @@ def test_saved_detectors_reload_without_pickle(tmp_path):
         again = Detector.load(tmp_path / f"{name}.pt")
         np.testing.assert_array_equal(again.score_samples(test), det.score_samples(test))
         assert again.threshold_ == det.threshold_
+
+
+def damage_saved_detector(path: Path, how: str) -> None:
+    import torch
+
+    if how == "cut short":
+        path.write_bytes(path.read_bytes()[:1000])
+        return
+    payload = torch.load(path, weights_only=True)
+    if how == "not a detector":
+        payload = [1, 2]
+    elif how == "no state":
+        del payload["state"]
+    elif how == "a network of another shape":
+        module = payload["state"]["module"]
+        name = next(key for key, value in module.items() if getattr(value, "ndim", 0) == 2)
+        module[name] = module[name][:, :1]
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize("how, message", [
+    ("cut short", "is not a readable saved detector (PytorchStreamReader failed reading zip archive"),
+    ("not a detector", "is not a saved ganad_bench detector (format 'list')"),
+    ("no state", "is not a readable saved detector (no 'state' entry)"),
+    ("a network of another shape", "is not a readable saved detector (Error(s) in loading state_dict"),
+])
+def test_a_damaged_saved_detector_is_a_one_line_error_naming_the_fix(dcae_run, tmp_path, capsys, how, message):
+    """`Detector.load` and `ganad-bench-score` on a detector.pt that is cut short, edited or of another
+    model's shape: one error naming the file (a traceback from torch before)."""
+    import shutil
+
+    from ganad_bench.cli import score_main
+    from ganad_bench.errors import GanadError
+    from ganad_bench.models.kit.contract import Detector
+
+    folder = Path(shutil.copytree(folder_of(dcae_run), tmp_path / "run"))
+    damage_saved_detector(folder / "detector.pt", how)
+    with pytest.raises(GanadError, match=re.escape(message)):
+        Detector.load(folder / "detector.pt")
+    np.save(tmp_path / "x.npy", np.zeros((3, *dcae_run["feature_shape"])))
+    with pytest.raises(SystemExit) as exit_:
+        score_main([str(folder), str(tmp_path / "x.npy")])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and line.startswith("error: ") and message in line
+    assert not (tmp_path / "x.npy.scores.csv").exists()
 
 
 def test_load_results_has_every_row_with_config_metrics_and_timings(make_cfg, monkeypatch, tmp_path):

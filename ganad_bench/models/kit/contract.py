@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ganad_bench.config import typed
-from ganad_bench.errors import ConfigError, InputError
+from ganad_bench.errors import ConfigError, DataError, GanadError, InputError
 
 SAVE_FORMAT = 1
 
@@ -177,14 +177,29 @@ class Detector(ABC):
 
         from ganad_bench.models.kit.registry import build_detector
 
-        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if payload.get("format") != SAVE_FORMAT:
-            raise ConfigError(f"{path} is not a saved ganad_bench detector (format {payload.get('format')!r})")
-        trainer = {"device": device, "progress": False} if payload["state"].get("trainer") is None else \
-            {**payload["state"]["trainer"], "device": device, "progress": False}
-        detector = build_detector(payload["model"], payload["seed"], payload["params"], trainer)
-        detector.contamination = payload["contamination"]
-        detector.load_state(payload["state"])
+        def damaged(err: Exception) -> DataError:  # cut short, overwritten, edited: the file is unusable
+            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            text = f"no {err.args[0]!r} entry" if isinstance(err, KeyError) and err.args else text
+            return DataError(f"{path} is not a readable saved detector ({text.split('. ')[0][:160]}): save it "
+                             f"again (for a run: rerun it with force=true)")
+
+        try:
+            payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        except Exception as err:  # any failure to read it (torch raises several kinds) means the same
+            raise damaged(err) from None
+        if not isinstance(payload, dict) or payload.get("format") != SAVE_FORMAT:
+            found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+            raise ConfigError(f"{path} is not a saved ganad_bench detector (format {found!r})")
+        try:
+            state = payload["state"]
+            trainer = {**(state.get("trainer") or {}), "device": device, "progress": False}
+            detector = build_detector(payload["model"], payload["seed"], payload["params"], trainer)
+            detector.contamination = payload["contamination"]
+            detector.load_state(state)
+        except GanadError:  # a model or parameter this version does not know: its own message
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError, RuntimeError) as err:  # parts missing, or of
+            raise damaged(err) from None  # other shapes than the networks of the model it names
         return detector
 
 
