@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KernelDensity
 
@@ -118,8 +119,9 @@ def test_unusable_samples_are_refused_with_the_fix(name, problem, tmp_path):
     a library; a ValueError as scikit-learn's, and one line that names the sample and the fix."""
     train, test, _ = problem
     detector = create_detector(name, trainer={"epochs": 1}) if name == "dcae" else create_detector(name)
-    with pytest.raises(RuntimeError, match="call fit"):
-        detector.score_samples(test)
+    for call in (detector.score_samples, detector.predict):  # scikit-learn's error, also a RuntimeError
+        with pytest.raises(NotFittedError, match=f"call fit\\(\\) before {call.__name__}"):
+            call(test)
     holed = train.copy()
     holed[7, 3] = np.nan
     for bad, message in [(holed, "the first nan at sample 8, feature 4"), (train[:, 0], r"shape \(n, features\)"),

@@ -31,11 +31,20 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
+from sklearn.exceptions import NotFittedError as ScikitLearnNotFitted
 
 from ganad_bench.config import typed
 from ganad_bench.errors import ConfigError, DataError, GanadError, InputError
 
 SAVE_FORMAT = 1
+
+
+class NotFittedError(ScikitLearnNotFitted, RuntimeError):
+    """A detector used before `fit`: scikit-learn's NotFittedError (what code written for its estimators
+    catches) and a RuntimeError."""
+
+    def __init__(self, detector: str, call: str):
+        super().__init__(f"{detector}: call fit() before {call}()")
 
 
 class Detector(ABC):
@@ -115,7 +124,7 @@ class Detector(ABC):
         """Anomaly scores, one per sample; higher means more anomalous."""
         shape = getattr(self, "sample_shape_", None)
         if shape is None:
-            raise RuntimeError(f"{self.name}: call fit() before score_samples()")
+            raise NotFittedError(self.name, "score_samples")
         x = check_samples(x, shape)
         if len(x) == 0:  # an empty test set scores to an empty array, as every method would if it could
             return np.empty(0, dtype=np.float64)
@@ -140,7 +149,7 @@ class Detector(ABC):
     def predict(self, x: np.ndarray) -> np.ndarray:
         """1 where the score reaches `threshold_` (the training scores' 1 - contamination quantile), else 0."""
         if getattr(self, "threshold_", None) is None:
-            raise RuntimeError(f"{self.name}: call fit() before predict()")
+            raise NotFittedError(self.name, "predict")
         return (self.score_samples(x) >= self.threshold_).astype(np.int64)
 
     def validation_loss(self, x_val: np.ndarray) -> float:
@@ -217,7 +226,7 @@ class ShallowDetector(Detector):
         import torch
 
         if getattr(self, "fit_input", None) is None:
-            raise RuntimeError(f"{self.name}: call fit() before save()")
+            raise NotFittedError(self.name, "save")
         return {"rows": torch.from_numpy(np.ascontiguousarray(self.fit_input))}
 
     def load_state(self, state: dict) -> None:

@@ -41,7 +41,7 @@ import torch
 
 from ganad_bench.config import ADDED_MODEL_PARAMS, ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS, at_added_default
 from ganad_bench.models.kit import blocks
-from ganad_bench.models.kit.contract import Detector
+from ganad_bench.models.kit.contract import Detector, NotFittedError
 from ganad_bench.models.kit.input_map import InputMap, check_contrast_norm
 from ganad_bench.training.device import seed_everything
 from ganad_bench.training.engine import DetectorModule, Engine, TrainerConfig
@@ -222,7 +222,7 @@ class DeepDetector(Detector):
     def scoring_module(self) -> DetectorModule:
         """The network used for scoring (the EMA copy when the trainer keeps one)."""
         if self.engine is None:
-            raise RuntimeError(f"{self.name}: call fit() before score_samples()")
+            raise NotFittedError(self.name, "score_samples")
         return self.engine.scoring_module
 
     @property
@@ -236,7 +236,7 @@ class DeepDetector(Detector):
         """The module's own loss on normal validation rows (`DetectorModule.val_loss`, e.g. ALAD's mean Features
         score), on the scoring network."""
         if self.engine is None:
-            raise RuntimeError(f"{self.name}: call fit() before validation_loss()")
+            raise NotFittedError(self.name, "validation_loss")
         x = torch.as_tensor(self.preprocess(x_val)).to(self.engine.device)
         return float(self.engine.validation_loss(x))
 
@@ -255,7 +255,7 @@ class DeepDetector(Detector):
         """The scoring network's weights and buffers (EMA copy, fitted statistics such as AMA's R-score
         Gaussian or DAGMM's mixture), its input shape, the fitted input map and the trainer settings."""
         if self.engine is None:
-            raise RuntimeError(f"{self.name}: call fit() before save()")
+            raise NotFittedError(self.name, "save")
         return {"input_shape": list(self.input_shape), "trainer": dataclasses.asdict(self.trainer),
                 "module": {k: v.detach().cpu() for k, v in self.engine.scoring_module.state_dict().items()},
                 "input_map": None if self.input_map is None else self.input_map.state(),
