@@ -115,7 +115,8 @@ for stage in $STAGES; do
         run experiment=memgan_table1 seed=1,2 trainer.curve_every=1 protocol.val_fraction=0.1 hydra.launcher.pack_size="${IMAGE_PACK:-1}" ;;
     ama-mnist)  # AMA Table 2's FGAN and Skip-GANomaly rows on MNIST at their authors' settings, seed 0 (the
                 # table's one run), a test-metric point every 5 epochs. Measured on one CPU core: FGAN about
-                # 15 s an epoch (15 + 100: about 30 min a digit), Skip-GANomaly about 160 s an epoch (15: about
+                # 14 s a pretraining and 20-30 s an adversarial epoch (15 + 100: about 50 min a digit; digit 0
+                # 3,011 s with another run on the second core), Skip-GANomaly about 160 s an epoch (15: about
                 # 40 min a digit). The table's AMA and ALAD rows are in mnist-gpu.
         run experiment=ama_table2_baselines model=fgan dataset=mnist trainer.curve_every=5 hydra.launcher.pack_size="${IMAGE_PACK:-1}"
         run experiment=ama_table2_baselines model=skip_ganomaly dataset=mnist trainer.curve_every=5 hydra.launcher.pack_size="${IMAGE_PACK:-1}" ;;
