@@ -333,6 +333,7 @@ def test_packs_are_submitted_as_cluster_jobs(tmp_path):
 
 
 def test_a_detector_saved_before_the_random_streams_still_loads_and_scores(tmp_path):
+    from ganad_bench.errors import DataError
     from ganad_bench.models.kit.contract import Detector
 
     det = make("alad", 0)
@@ -345,7 +346,7 @@ def test_a_detector_saved_before_the_random_streams_still_loads_and_scores(tmp_p
                                   det.score_samples(TEST_ROWS))
     state["state"]["module"]["encoder.0.weight_extra"] = torch.zeros(1)
     torch.save(state, tmp_path / "bad.pt")
-    with pytest.raises(RuntimeError, match="weight_extra"):
+    with pytest.raises(DataError, match='Unexpected key.* "encoder.0.weight_extra"'):
         Detector.load(tmp_path / "bad.pt")
 
 

@@ -186,16 +186,17 @@ class Detector(ABC):
 
         from ganad_bench.models.kit.registry import build_detector
 
-        def damaged(err: Exception) -> DataError:  # cut short, overwritten, edited: the file is unusable
-            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        def damaged(err: Exception, first_sentence: bool = False) -> DataError:  # cut short, overwritten, edited
+            text = " ".join(str(err).split()) or type(err).__name__  # torch's messages span lines
             text = f"no {err.args[0]!r} entry" if isinstance(err, KeyError) and err.args else text
-            return DataError(f"{path} is not a readable saved detector ({text.split('. ')[0][:160]}): save it "
-                             f"again (for a run: rerun it with force=true)")
+            text = text.split(". ")[0] if first_sentence else text  # what failed, not torch's advice after it
+            return DataError(f"{path} is not a readable saved detector ({text[:400]}): save it again (for a run: "
+                             f"rerun it with force=true)")
 
         try:
             payload = torch.load(Path(path), map_location="cpu", weights_only=True)
         except Exception as err:  # any failure to read it (torch raises several kinds) means the same
-            raise damaged(err) from None
+            raise damaged(err, first_sentence=True) from None
         if not isinstance(payload, dict) or payload.get("format") != SAVE_FORMAT:
             found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
             raise ConfigError(f"{path} is not a saved ganad_bench detector (format {found!r})")
