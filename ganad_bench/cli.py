@@ -160,6 +160,11 @@ def check_executor(value: str) -> None:
                           "the cluster's login node, or try it here with hydra.launcher.executor=submitit_local")
 
 
+# the first job of this process to fail with each message (`ganad_job`): later jobs with the same one say so
+# in one short line instead of repeating it
+_first_job_with_error: dict[str, str] = {}
+
+
 def ganad_job(cfg) -> float | None:
     """The Hydra task: one run. Module-level and undecorated, so launchers (joblib, submitit) pickle it by
     reference. A user error or a crash ends this job only: it is recorded in the job's outcome."""
@@ -181,7 +186,12 @@ def ganad_job(cfg) -> float | None:
         row = run(cfg, job_dir=str(job_dir))
     except GanadError as err:
         write_outcome(job_dir, {"status": "invalid", "error": str(err)})
-        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        first = _first_job_with_error.setdefault(str(err), job_dir.name)
+        if single or first == job_dir.name:
+            console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        else:  # the sweep's jobs fail alike (a missing data file): the message once, then one short line a job
+            console.print(f"[bold red]error:[/] {escape(job_dir.name)}: the same as {escape(first)}'s above",
+                          soft_wrap=True)
         if single:
             raise SystemExit(2) from None
         return None
@@ -288,13 +298,27 @@ def _main(argv: list[str]) -> int:
     if not bad:
         return 0
     if len(outcomes) > 1:  # a single run's own line has said it all
-        for outcome in bad[:10]:  # the jobs' own lines may be in their logs (joblib, submitit)
-            console.print(f"[bold red]{outcome['status']}[/] {escape(Path(outcome['job_dir']).name)}: "
-                          f"{escape(outcome.get('error') or 'no outcome recorded (killed?)')}", soft_wrap=True)
+        for status, line in failed_job_lines(bad)[:10]:  # the jobs' own lines may be in their logs (joblib)
+            console.print(f"[bold red]{status}[/] {escape(line)}", soft_wrap=True)
         kinds = ", ".join(sorted({o["status"] for o in bad}))
         console.print(f"[bold red]{len(bad)} of {len(outcomes)} run(s) did not finish[/] ({kinds}): see each "
                       f"job's outcome.json and result.json", soft_wrap=True)
     return 2 if all(o["status"] == "invalid" for o in bad) and len(outcomes) == 1 else 1
+
+
+def failed_job_lines(bad: list[dict]) -> list[tuple[str, str]]:
+    """(status, text) per distinct failure of a sweep's jobs, in job order: jobs that failed alike (a missing
+    data file ends every job of its dataset) are one line, "0_alad_kdd99_s0 and 19 more: <error>"."""
+    def job_number(name: str) -> int:
+        prefix = name.split("_")[0]
+        return int(prefix) if prefix.isdigit() else 0
+
+    alike: dict[tuple[str, str], list[str]] = {}
+    for outcome in sorted(bad, key=lambda o: job_number(Path(o["job_dir"]).name)):
+        error = outcome.get("error") or "no outcome recorded (killed?)"
+        alike.setdefault((outcome["status"], error), []).append(Path(outcome["job_dir"]).name)
+    return [(status, f"{jobs[0]}{f' and {len(jobs) - 1} more' if len(jobs) > 1 else ''}: {error}")
+            for (status, error), jobs in alike.items()]
 
 
 def table_main(argv: list[str] | None = None) -> None:

@@ -191,6 +191,19 @@ def test_missing_launcher_package_names_the_extra(tmp_path, capsys, monkeypatch)
                                    "pip install 'ganad_bench[launchers]'"]
 
 
+def test_jobs_that_fail_alike_print_the_error_once(tmp_path, capsys):
+    """A missing data file ends every job of its dataset: its message is printed once, the other jobs name
+    the job that printed it, and the summary is one line for the three."""
+    code, lines = cli(tmp_path, "model=iforest", "dataset=arrhythmia,thyroid", "seed=0,1,2",
+                      f"paths.data_dir={tmp_path / 'empty'}", multirun=True, capsys=capsys)
+    assert code == 1 and len(rows(tmp_path)) == 3  # Thyroid ships with the package
+    assert sum("arrhythmia.mat not found" in line for line in lines) == 2, lines  # the first job, the summary
+    assert sum("the same as" in line for line in lines) == 2
+    assert any(line.startswith("invalid 0_iforest_arrhythmia_s0 and 2 more: arrhythmia.mat not found")
+               for line in lines), lines
+    assert any("3 of 6 run(s) did not finish (invalid)" in line for line in lines)
+
+
 def test_a_bad_value_in_a_sweep_ends_that_job_only(tmp_path, capsys):
     code, lines = cli(tmp_path, "model=iforest", "protocol.train_fraction=0.5,1.5,0.6", multirun=True, capsys=capsys)
     assert code == 1
