@@ -176,6 +176,38 @@ def test_a_known_cause_is_matched_and_numbered_in_the_notes(rows, monkeypatch):
     assert text.count(f"off [{number}]") == 3  # precision, recall, F1
 
 
+def test_a_ruled_out_candidate_is_noted_but_the_cell_stays_unexplained(rows, monkeypatch):
+    probed = Cause(table=("alad:II",), dataset=("kdd99",), column=("IF",), cause="the epoch count: 2x changes 1 point.",
+                   evidence="`ganad-bench model=iforest`: 0.51 vs 0.50", found=False)
+    monkeypatch.setattr(reproduction, "known_causes", lambda: (probed,))
+    cells = reproduction_cells(rows_frame(rows))
+    note = cell(cells, "alad:II", "kdd99", "IF", "f1")["cause"]
+    assert note == "cause not found yet; ruled out: the epoch count: 2x changes 1 point."
+    assert reproduction.counts(cells)["off, cause found"] == 0
+    assert reproduction.counts(cells)["off, cause not found"] == reproduction.counts(cells)["measured"] - \
+        reproduction.counts(cells)["within"]
+    assert "ruled out: the epoch count: 2x changes 1 point. Evidence: `ganad-bench model=iforest`" in \
+        reproduction.render(cells, "cmd", ["abc123"])
+    # seed noise, where it explains the gap, comes before a list of what it is not
+    spread = [0.50 + 0.07 * (-1) ** s for s in range(10)]
+    probed_arrhythmia = Cause(table=("alad:II",), dataset=("arrhythmia",), column=("IF",), cause="x.", evidence="y",
+                              found=False)
+    monkeypatch.setattr(reproduction, "known_causes", lambda: (probed_arrhythmia,))
+    noisy = reproduction_cells(rows_frame([row("iforest", "arrhythmia", s, f1=v, precision=v, recall=v)
+                                           for s, v in enumerate(spread)]))
+    assert cell(noisy, "alad:II", "arrhythmia", "IF", "f1")["cause"].startswith("seed noise")
+
+
+def test_a_gap_causes_entry_needs_a_cause_or_what_was_ruled_out(monkeypatch):
+    for entry in ({"table": "alad:II", "evidence": "e"},
+                  {"table": "alad:II", "cause": "c", "ruled_out": "r", "evidence": "e"}):
+        monkeypatch.setattr(reproduction, "read_entries", lambda name, entry=entry: [({"table": ("alad:II",)}, entry)])
+        reproduction.known_causes.cache_clear()
+        with pytest.raises(ValueError, match="needs either `cause:` or `ruled_out:`"):
+            reproduction.known_causes()
+    reproduction.known_causes.cache_clear()
+
+
 def test_cells_not_run_name_the_experiment_that_runs_them():
     cells = reproduction_cells(rows_frame([]), output_dir="~/runs")
     assert set(cells["status"]) == {"not run"}

@@ -4,7 +4,8 @@ every table, ours beside it, and a status, generated from the result rows.
 A cell's status:
 - `within`: |ours - published| <= the published spread (its std) or 2 points, whichever is larger;
 - `off`: further away; with the cause where one has been found (`gap_causes.yaml`: the evidence, a
-  controlled experiment or a quoted line of the paper / the authors' code), else "cause not found";
+  controlled experiment or a quoted line of the paper / the authors' code), else "cause not found", followed
+  by what has been ruled out where experiments have tested a candidate that is not it;
 - `not run`: no finished run of ours, and why (no experiment config, data that is not on the machine, or
   simply not run yet), with the command that runs it.
 Beside each cell: the number of seeds, and the budget ("paper" when the runs have the experiment's paper
@@ -39,6 +40,7 @@ FETCHED_BY_HAND = {"cifar10": ("CIFAR-10", True), "svhn": ("SVHN", True), "fashi
 
 
 KEYS = ("table", "dataset", "normal_class", "column", "metric")
+NOT_FOUND = "cause not found yet"
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,15 @@ class CellSelector:
 
 @dataclass(frozen=True)
 class Cause(CellSelector):
-    """Why the cells it names are off (`gap_causes.yaml`)."""
+    """Why the cells it names are off (`gap_causes.yaml`), or, where `found` is false, what experiments have
+    ruled out (an entry with `ruled_out:` in place of `cause:`): the cells stay counted as unexplained."""
     cause: str = ""
     evidence: str = ""
+    found: bool = True
+
+    @property
+    def note(self) -> str:
+        return self.cause if self.found else f"{NOT_FOUND}; ruled out: {self.cause}"
 
 
 @dataclass(frozen=True)
@@ -88,9 +96,15 @@ def read_entries(filename: str) -> list[tuple[dict, dict]]:
 
 @cache
 def known_causes() -> tuple[Cause, ...]:
-    """The causes found so far (`ganad_bench/results/gap_causes.yaml`)."""
-    return tuple(Cause(cause=str(entry["cause"]).strip(), evidence=str(entry["evidence"]).strip(), **cells)
-                 for cells, entry in read_entries("gap_causes.yaml"))
+    """The causes found so far, and the candidates ruled out (`ganad_bench/results/gap_causes.yaml`)."""
+    entries = read_entries("gap_causes.yaml")
+    for _, entry in entries:
+        if ("cause" in entry) == ("ruled_out" in entry):
+            raise ValueError(f"gap_causes.yaml: an entry for {entry.get('table')} needs either `cause:` or "
+                             f"`ruled_out:`, not {'both' if 'cause' in entry else 'neither'}")
+    return tuple(Cause(cause=str(entry["cause"] if "cause" in entry else entry["ruled_out"]).strip(),
+                       evidence=str(entry["evidence"]).strip(), found="cause" in entry, **cells)
+                 for cells, entry in entries)
 
 
 @cache
@@ -207,8 +221,9 @@ def reproduction_cells(frame: pd.DataFrame, output_dir: str = "outputs") -> pd.D
                 status.append("off")
                 counted = next((r.runs for r in runs if r.matches(reference, cell)), None)
                 noise = seed_noise(cell, counted)
-                cause.append(found.cause if found else noise or "cause not found yet")
-                evidence.append(found.evidence if found else "")
+                # seed noise explains a gap before an entry that only rules candidates out
+                cause.append(found.note if found and (found.found or not noise) else noise or NOT_FOUND)
+                evidence.append(found.evidence if found and (found.found or not noise) else "")
             else:
                 status.append("within")
                 cause.append("")
@@ -254,7 +269,7 @@ def seed_noise(cell, published_count: int | None = None) -> str:
 def counts(cells: pd.DataFrame) -> dict[str, int]:
     """cells, measured, within, within at full budget, off with a cause, off without one, not run."""
     off = cells["status"] == "off"
-    explained = off & (cells["cause"] != "cause not found yet")
+    explained = off & ~cells["cause"].str.startswith(NOT_FOUND)
     return {"cells": len(cells), "measured": int((cells["status"] != "not run").sum()),
             "within": int((cells["status"] == "within").sum()),
             "within, paper budget, 10 seeds": int(((cells["status"] == "within") & cells["full"]).sum()),
@@ -359,7 +374,8 @@ def render(cells: pd.DataFrame, command: str, code_versions: list[str],
         "the detection metrics), the number of seeds, the budget (`paper`: the runs have the settings of the "
         "table's experiment config, which are the paper's; else how they differ), Δ = ours − published, and "
         f"a status: **within** the published spread or {100 * TOLERANCE:.0f} points, **off** (with the cause "
-        "where one was found, backed by the experiment or quote in the note), or **not run** (and why). "
+        "where one was found, backed by the experiment or quote in the note, else what experiments have ruled "
+        "out), or **not run** (and why). "
         "Settings come from the papers (`conf/model/`, `conf/dataset_model/`, `conf/experiment/`); where a paper "
         "is silent the config names what was taken instead (another table of the paper's lineage, the reference "
         "code) or says it is our choice and why; nothing is chosen on test labels.", "",
