@@ -369,30 +369,33 @@ def summary_tables(frame, args: argparse.Namespace, where: str, console) -> None
     """`ganad-bench-table DIR [--metric M ...]`: ours beside the published numbers, printed and written to
     `--out` (the files first, so that a bad --out is the only output)."""
     from ganad_bench.results.tables import (
+        console_table,
         default_metrics,
         metric_names,
-        pivot,
         summarize,
         table_console,
-        to_rich,
         write_tables,
     )
 
-    metrics, available = args.metric or default_metrics(frame), metric_names(frame)
-    unknown = [m for m in metrics if m not in available]
+    available = metric_names(frame)
+    unknown = [m for m in args.metric or [] if m not in available]
     if unknown:
         console.print(f"[bold red]error:[/] no row under {where} has the metric {', '.join(unknown)}: choose from "
                       f"{', '.join(available)}", soft_wrap=True)
         raise SystemExit(2)
-    long = summarize(frame, metrics, args.reference)
+    # per protocol: what its papers print (F1 for the tabular benchmarks, AUROC for the image ones), so that a
+    # folder holding both shows both
+    chosen = {protocol: args.metric or default_metrics(frame[frame["protocol"] == protocol])
+              for protocol in frame["protocol"].unique()}
+    long = summarize(frame, list(dict.fromkeys(m for metrics in chosen.values() for m in metrics)), args.reference)
     try:
-        written = write_tables(long, args.out, metrics)
+        written = write_tables(long, args.out, chosen)
     except OSError as err:
         raise cannot_write(console, args.out, err, "a writable --out prefix") from None
     out = table_console()
-    for protocol in long["protocol"].unique():
-        table = pivot(long, metrics[0], protocol)
-        out.print(to_rich(table, f"{metrics[0].upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"))
+    for protocol, metrics in chosen.items():
+        if metrics[0] in set(long.loc[long["protocol"] == protocol, "metric"]):
+            out.print(console_table(long, metrics[0], protocol, out))
     for path in written:
         console.print(f"wrote {path}")
 

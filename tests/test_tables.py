@@ -1,12 +1,24 @@
 """Aggregation of rows into the papers' tables, with the published numbers beside ours."""
 
 import math
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from ganad_bench.results.published import lookup, published_table
-from ganad_bench.results.tables import pivot, rows_frame, summarize, to_latex, to_markdown
+from ganad_bench.results.tables import (
+    console_table,
+    one_line_per_model,
+    pivot,
+    rows_frame,
+    summarize,
+    to_latex,
+    to_markdown,
+)
+
+COMMITTED_ROWS = Path(__file__).resolve().parents[1] / "campaign" / "results"
 
 
 def row(model, dataset, seed, protocol="tabular", normal_class=None, status="ok", config=None, **metrics):
@@ -150,3 +162,43 @@ def test_a_protocol_key_added_later_at_its_default_is_not_a_variant():
     assert set(rows_frame(before + after)["variant"]) == {""}
     frame = rows_frame(before + after + kept)
     assert list(frame["variant"]) == ["protocol.train_anomalies=drop"] * 4 + ["protocol.train_anomalies=keep"]
+
+
+def test_a_pivot_too_wide_for_the_screen_prints_one_line_per_model():
+    from rich.console import Console
+
+    rows = [row("ocsvm", "thyroid", s, config={"seed": s, "model": {"name": "ocsvm", "params": {"nu": nu}}},
+                f1=0.5 + nu) for nu in [0.01 * i for i in range(1, 31)] for s in (0, 1)]
+    long = summarize(rows_frame(rows), ["f1"])
+    narrow = Console(width=100, file=None)
+    table = console_table(long, "f1", "tabular", narrow)  # 30 variants x 3 columns: no pivot fits 100 columns
+    assert [c.header for c in table.columns] == ["dataset", "class", "model", "ours", "pub", "Δ"]
+    assert table.row_count == 30
+    lines = one_line_per_model(long, "f1", "tabular")
+    first = lines.iloc[0]
+    assert (first["model"], first["ours"], first["pub"]) == ("ocsvm[model.params.nu=0.01]", "51.00 ± 0.00", "38.87")
+    assert first["Δ"] == f"{100 * (0.51 - 0.3887):+.2f}"
+    few = summarize(rows_frame([r for r in rows if r["config"]["model"]["params"]["nu"] == 0.01]), ["f1"])
+    assert [c.header for c in console_table(few, "f1", "tabular", narrow).columns] == list(
+        pivot(few, "f1", "tabular").columns)  # one model fits: the pivot
+
+
+def test_a_folder_of_tabular_and_image_rows_shows_each_protocol_with_its_papers_metric(tmp_path, capsys):
+    from ganad_bench.cli import table_main
+
+    tabular = next((COMMITTED_ROWS / "thyroid" / "tabular" / "iforest" / "all").glob("seed*/result.json"), None)
+    image = next((COMMITTED_ROWS / "mnist" / "one_class" / "ocsvm" / "class0").glob("seed*/result.json"), None)
+    if tabular is None or image is None:
+        pytest.skip("the committed campaign rows are absent")
+    for source in (tabular, image):
+        target = tmp_path / "rows" / source.relative_to(COMMITTED_ROWS)
+        target.parent.mkdir(parents=True)
+        shutil.copy(source, target)
+    table_main([str(tmp_path / "rows"), "--out", str(tmp_path / "t")])
+    out, err = capsys.readouterr()
+    assert "F1 (%) · tabular" in out and "AUROC (%) · one_class" in out  # F1 alone used to hide the image rows
+    assert {p.name for p in tmp_path.glob("t_*.md")} == {"t_tabular_f1.md", "t_tabular_precision.md",
+                                                         "t_tabular_recall.md", "t_one_class_auroc.md"}
+    table_main([str(tmp_path / "rows"), "--metric", "auroc", "--out", str(tmp_path / "a")])
+    out, _ = capsys.readouterr()
+    assert "AUROC (%) · tabular" in out and "AUROC (%) · one_class" in out

@@ -179,24 +179,63 @@ def format_ours(cell) -> str:
     return f"{100 * cell['mean']:.2f} ± {100 * cell['std']:.2f}"
 
 
-def pivot(long: pd.DataFrame, metric: str, protocol: str) -> pd.DataFrame:
-    """Rows (dataset, class) x columns (model: ours / published / Δ), formatted in percent."""
+def _labelled(long: pd.DataFrame, metric: str, protocol: str) -> pd.DataFrame:
+    """The cells of one metric and protocol, each labelled by its model and the settings that set its runs apart."""
     part = long[(long["metric"] == metric) & (long["protocol"] == protocol)]
-    part = part.assign(label=[f"{m}[{v}]" if v else m for m, v in zip(part["model"], part["variant"], strict=True)])
-    models = sorted(part["label"].unique())
-    lines = []
+    return part.assign(label=[f"{m}[{v}]" if v else m for m, v in zip(part["model"], part["variant"], strict=True)])
+
+
+def _by_cell(part: pd.DataFrame):
+    """(dataset label, class label, the cell's rows) per (dataset, anomaly source, class), in the rows' order."""
     for (dataset, anomalies, normal_class), group in part.groupby(["dataset", "anomaly_dataset", "normal_class"],
                                                                  sort=False):
-        line = {"dataset": f"{dataset} vs {anomalies}" if anomalies else dataset, "class": normal_class or "-"}
+        yield f"{dataset} vs {anomalies}" if anomalies else dataset, normal_class or "-", group
+
+
+def _beside(row, name: str = "") -> dict[str, str]:
+    """Ours, the published number and the difference of one cell, in percent ("" where absent), as the columns
+    `name`, `name pub`, `name Δ` (`ours`, `pub`, `Δ` without a name)."""
+    prefix = f"{name} " if name else ""
+    return {name or "ours": "" if row is None else format_ours(row),
+            f"{prefix}pub": "" if row is None or math.isnan(row["published"]) else f"{100 * row['published']:.2f}",
+            f"{prefix}Δ": "" if row is None or math.isnan(row["diff"]) else f"{100 * row['diff']:+.2f}"}
+
+
+def pivot(long: pd.DataFrame, metric: str, protocol: str) -> pd.DataFrame:
+    """Rows (dataset, class) x columns (model: ours / published / Δ), formatted in percent."""
+    part = _labelled(long, metric, protocol)
+    models = sorted(part["label"].unique())
+    lines = []
+    for dataset, normal_class, group in _by_cell(part):
+        line = {"dataset": dataset, "class": normal_class}
         by_model = {row["label"]: row for _, row in group.iterrows()}
         for model in models:
-            row = by_model.get(model)
-            line[f"{model}"] = "" if row is None else format_ours(row)
-            line[f"{model} pub"] = "" if row is None or math.isnan(row["published"]) else (
-                f"{100 * row['published']:.2f}")
-            line[f"{model} Δ"] = "" if row is None or math.isnan(row["diff"]) else f"{100 * row['diff']:+.2f}"
+            line.update(_beside(by_model.get(model), model))
         lines.append(line)
     return pd.DataFrame(lines)
+
+
+def one_line_per_model(long: pd.DataFrame, metric: str, protocol: str) -> pd.DataFrame:
+    """`pivot`'s cells, one line per (dataset, class, model) with columns ours / pub / Δ: what the console
+    prints where the pivot, a column group per model, is wider than the screen."""
+    lines = []
+    for dataset, normal_class, group in _by_cell(_labelled(long, metric, protocol)):
+        for _, row in group.sort_values("label").iterrows():
+            lines.append({"dataset": dataset, "class": normal_class, "model": row["label"], **_beside(row)})
+    return pd.DataFrame(lines)
+
+
+def console_table(long: pd.DataFrame, metric: str, protocol: str, out):
+    """The rich table `ganad-bench-table` prints: the pivot where it fits `out`'s width, else one line per
+    model (a pivot of many models or variants would squeeze every column to an ellipsis)."""
+    from rich.measure import Measurement
+
+    title = f"{metric.upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"
+    wide = to_rich(pivot(long, metric, protocol), title)
+    natural = Measurement.get(out, out.options.update_width(10 ** 6), wide).maximum  # unclamped by the screen
+    if natural <= out.width:
+        return wide
+    return to_rich(one_line_per_model(long, metric, protocol), title, keys=3)
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -263,19 +302,21 @@ def table_console():
     return out if out.is_terminal else Console(width=220)
 
 
-def to_rich(table: pd.DataFrame, title: str):
+def to_rich(table: pd.DataFrame, title: str, keys: int = 2):
+    """A rich table of `table`: the first `keys` columns (what a line is) left-aligned, the numbers right-aligned,
+    published numbers dim, differences green (>= -3 points) or red."""
     from rich.markup import escape
     from rich.table import Table
 
     rich_table = Table(title=title, header_style="bold")
     for index, column in enumerate(table.columns):
-        rich_table.add_column(escape(column), justify="left" if index < 2 else "right",
-                              style="dim" if column.endswith(" pub") else None)
+        rich_table.add_column(escape(column), justify="left" if index < keys else "right",
+                              style="dim" if column == "pub" or column.endswith(" pub") else None)
     for row in table.itertuples(index=False):
         cells = []
         for column, value in zip(table.columns, row, strict=True):
             value = escape(str(value))
-            if column.endswith(" Δ") and value:
+            if (column == "Δ" or column.endswith(" Δ")) and value:
                 value = f"[{'green' if float(value) >= -3.0 else 'red'}]{value}[/]"
             cells.append(value)
         rich_table.add_row(*cells)
@@ -293,13 +334,14 @@ def default_metrics(frame: pd.DataFrame) -> list[str]:
     return ["f1", "precision", "recall"] if "f1" in frame and frame["f1"].notna().any() else ["auroc"]
 
 
-def write_tables(long: pd.DataFrame, out_prefix: Path, metrics: list[str]) -> list[Path]:
-    """`<prefix>.csv` (long, every cell) plus `<prefix>_<protocol>_<metric>.md/.tex` per pivot."""
+def write_tables(long: pd.DataFrame, out_prefix: Path, metrics: dict[str, list[str]]) -> list[Path]:
+    """`<prefix>.csv` (long, every cell) plus `<prefix>_<protocol>_<metric>.md/.tex` per pivot: the metrics
+    of each protocol (`metrics[protocol]`) that its cells hold."""
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     written = [out_prefix.with_suffix(".csv")]
     long.to_csv(written[0], index=False)
     for protocol in long["protocol"].unique():
-        for metric in metrics:
+        for metric in metrics.get(protocol, []):
             table = pivot(long, metric, protocol)
             if table.empty:
                 continue
