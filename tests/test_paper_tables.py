@@ -52,6 +52,27 @@ def test_paper_layout_has_every_published_column_with_ours_beside_it():
     assert "published only (no run of ours): OCSVM, DCAE, IF, KDE, DSVDD, MEMAE, MEMGAN" in notes
 
 
+def test_a_paper_table_wider_than_the_screen_prints_one_cell_per_line():
+    from rich.console import Console
+
+    from ganad_bench.results.tables import fitting
+
+    cells = paper.paper_cells(rows_frame(anogan_on_every_digit()), "memgan:1")
+    lines = paper.paper_lines(cells)
+    assert list(lines.columns) == ["dataset", "class", "model", "ours", "pub", "Δ"]
+    assert len(lines) == len(cells) == 11 * len(MEMGAN_1)  # every published cell, ours or not
+    zero = lines[(lines["class"] == "0") & (lines["model"] == "ADGAN")].iloc[0]
+    assert (zero["ours"], zero["pub"], zero["Δ"]) == ("90.10 ± 0.14 (n=2)", "96.60 ± 1.30", "-6.50")
+    narrow, wide = Console(width=120), Console(width=10_000)
+    pivot = paper.paper_pivot(cells)
+    assert [c.header for c in fitting(narrow, "t", pivot, lambda: lines).columns] == list(lines.columns)
+    assert [c.header for c in fitting(wide, "t", pivot, lambda: lines).columns] == list(pivot.columns)
+    tabular = paper.paper_lines(paper.paper_cells(rows_frame([row("iforest", "kdd99", 0, "tabular", f1=0.9)]),
+                                                  "alad:II"))
+    assert list(tabular.columns[:3]) == ["dataset", "model", "metric"]
+    assert tabular[(tabular["model"] == "IF") & (tabular["metric"] == "F1")].iloc[0]["ours"] == "90.00 (n=1)"
+
+
 def test_multi_metric_tables_put_models_on_rows_and_one_seed_has_no_spread():
     rows = [row("iforest", "kdd99", 0, "tabular", f1=0.9, precision=0.8, recall=0.95)]
     table = paper.paper_pivot(paper.paper_cells(rows_frame(rows), "alad:II"))

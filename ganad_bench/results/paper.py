@@ -534,6 +534,17 @@ def paper_pivot(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(list(lines.values())).reindex(columns=columns).fillna("")
 
 
+def paper_lines(cells: pd.DataFrame) -> pd.DataFrame:
+    """`paper_pivot`'s cells one per line (the two label columns, then the column group: a metric or a model)
+    with ours / pub / Δ: what the console prints where the pivot is wider than the screen."""
+    lead = ["dataset", *(("model", "metric") if by_metric(cells) else ("class", "model"))]
+    marks = markers(cells)
+    return pd.DataFrame([{**dict(zip(lead, (cell.row_a, cell.row_b, cell.group), strict=True)),
+                          "ours": _ours_text(cell, marks), "pub": _published_text(cell),
+                          "Δ": "" if pd.isna(cell.diff) else f"{scale(cell.metric) * cell.diff:+.2f}"}
+                         for cell in cells.itertuples(index=False)], columns=[*lead, "ours", "pub", "Δ"])
+
+
 def caption(reference: str, cells: pd.DataFrame) -> str:
     """What the table is and how to read its three sub-columns."""
     paper, table = reference.split(":")
@@ -594,11 +605,11 @@ def show_paper_table(frame: pd.DataFrame, reference: str, out_prefix: Path, cons
     """Print the table (stdout) and its footnotes, write its files, and list them on `console`."""
     from rich.markup import escape
 
-    from ganad_bench.results.tables import table_console, to_rich
+    from ganad_bench.results.tables import fitting, table_console
 
     cells = paper_cells(frame, reference)
     out = table_console()
-    out.print(to_rich(paper_pivot(cells), caption(reference, cells)))
+    out.print(fitting(out, caption(reference, cells), paper_pivot(cells), lambda: paper_lines(cells)))
     for note in footnotes(cells):
         out.print(escape(note), soft_wrap=True)
     written = write_paper_table(cells, out_prefix, reference)

@@ -226,16 +226,19 @@ def one_line_per_model(long: pd.DataFrame, metric: str, protocol: str) -> pd.Dat
 
 
 def console_table(long: pd.DataFrame, metric: str, protocol: str, out):
-    """The rich table `ganad-bench-table` prints: the pivot where it fits `out`'s width, else one line per
-    model (a pivot of many models or variants would squeeze every column to an ellipsis)."""
+    """The rich table `ganad-bench-table` prints: the pivot, or one line per model where it is too wide."""
+    title = f"{metric.upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"
+    return fitting(out, title, pivot(long, metric, protocol), lambda: one_line_per_model(long, metric, protocol))
+
+
+def fitting(out, title: str, wide: pd.DataFrame, one_per_line, keys: int = 3):
+    """`wide` as a rich table where it fits `out`'s width, else `one_per_line()` (a frame whose first `keys`
+    columns say what each line is): a pivot of many column groups would squeeze every column to an ellipsis."""
     from rich.measure import Measurement
 
-    title = f"{metric.upper()} (%) · {protocol} · ours (mean ± std) | published | Δ"
-    wide = to_rich(pivot(long, metric, protocol), title)
-    natural = Measurement.get(out, out.options.update_width(10 ** 6), wide).maximum  # unclamped by the screen
-    if natural <= out.width:
-        return wide
-    return to_rich(one_line_per_model(long, metric, protocol), title, keys=3)
+    table = to_rich(wide, title)
+    natural = Measurement.get(out, out.options.update_width(10 ** 6), table).maximum  # unclamped by the screen
+    return table if natural <= out.width else to_rich(one_per_line(), title, keys=keys)
 
 
 def to_markdown(table: pd.DataFrame) -> str:
