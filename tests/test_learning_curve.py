@@ -71,6 +71,36 @@ def test_what_a_curve_point_draws_or_writes_is_undone(monkeypatch, one_torch_thr
     np.testing.assert_array_equal(watched.score_samples(x_test), plain.score_samples(x_test))
 
 
+def test_a_curve_costlier_than_the_training_it_follows_is_warned_about_once(monkeypatch, caplog, one_torch_thread):
+    """Each point scores the whole test split: with a latent search (AnoGAN) or a pack, whose members' points
+    come one after another, the curve can cost many times the training; the log says so, once, with the fix."""
+    import logging
+    import time
+
+    from ganad_bench.models.kit.deep import DeepDetector
+    from ganad_bench.training import engine as engine_module
+
+    def slow(self, engine):
+        time.sleep(0.3)
+        return {"test_auroc": 0.5}
+
+    monkeypatch.setattr(DeepDetector, "learning_curve_point", slow)
+    monkeypatch.setattr(engine_module, "_WARNED_CURVE_COST", set())
+    with caplog.at_level(logging.WARNING, logger="ganad_bench"):
+        det, _, _ = fitted("alad", curve_every=1)
+    warnings = [r.getMessage() for r in caplog.records if "learning-curve point took" in r.getMessage()]
+    assert len(warnings) == 1 and "raise trainer.curve_every, or set it to null" in warnings[0]
+    assert all(r["curve_seconds"] >= 0.3 for r in det.history)
+    monkeypatch.setattr(engine_module, "_WARNED_CURVE_COST", set())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ganad_bench"):
+        det.engine.warn_if_curve_dominates(0.6, 1.0)  # alone: cheaper than the epoch between two points
+        assert not caplog.records
+        det.engine.pack_size = 2  # in a pack of 2, one point after another: 1.2 s for the pack
+        det.engine.warn_if_curve_dominates(0.6, 1.0)
+    assert "for each of the pack's 2 runs, one after another" in caplog.records[0].getMessage()
+
+
 def test_curve_points_fall_every_n_epochs_and_after_the_last(one_torch_thread):
     det, _, _ = fitted("alad", curve_every=2, epochs=5)
     assert [r["epoch"] for r in det.learning_curve()] == [2, 4, 5]

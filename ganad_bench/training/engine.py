@@ -81,6 +81,8 @@ from ganad_bench.training.device import resolve_device, restore_global_rng, save
 from ganad_bench.training.noise import RandomStream, seed_streams
 
 log = logging.getLogger("ganad_bench")
+# models whose learning-curve cost has been warned about in this process (`Engine.warn_if_curve_dominates`)
+_WARNED_CURVE_COST: set[str] = set()
 
 CHECKPOINT_FILE = "last.pt"
 # the real batch of the generator-side phases: the discriminators' own, or one of a second permutation
@@ -366,6 +368,7 @@ class Engine:
         # {epoch, code_version} of the checkpoint this engine resumed from (None: trained from the start)
         self.resumed_from: dict | None = None
         self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)
+        self.pack_size = 1  # K while it trains in a pack of K runs
         # the learning curve's test metrics at an epoch (`DeepDetector.learning_curve_point`; None: no curve)
         self.curve: Callable[[Engine], dict] | None = None
         self.last_checkpoint = time.monotonic()  # when the last checkpoint was written (or training began)
@@ -545,7 +548,10 @@ class Engine:
                 if data.early_stopping:
                     self._early_stopping_update(record["val_loss"])
                 if on_curve:
+                    started = time.monotonic()
                     record.update(self.curve_point())
+                    record["curve_seconds"] = time.monotonic() - started
+                    self.warn_if_curve_dominates(record["curve_seconds"], elapsed)
         self.history.append(record)
         bar.describe(self._epoch_message(record))
         if checkpoint or (self.stopped_early and self.will_checkpoint(None)):
@@ -578,6 +584,20 @@ class Engine:
         if self.curve is None or every is None:
             return False
         return epoch % int(every) == 0 or epoch >= int(self.config.epochs)
+
+    def warn_if_curve_dominates(self, seconds: float, epoch_seconds: float) -> None:
+        """One warning per process and model when a curve point took longer than the epochs of training between
+        two points: every point scores the whole test split, which for a latent search (AnoGAN) or a pack (its
+        members' points come one after another) can cost many times the training it follows."""
+        between = int(self.config.curve_every) * epoch_seconds
+        model = type(self.scoring_module).__name__
+        if seconds * self.pack_size <= between or model in _WARNED_CURVE_COST:
+            return
+        _WARNED_CURVE_COST.add(model)
+        each = f" for each of the pack's {self.pack_size} runs, one after another," if self.pack_size > 1 else ""
+        log.warning(f"a learning-curve point took {seconds:.0f} s{each} more than the {self.config.curve_every} "
+                    f"epoch(s) of training before it ({between:.0f} s): raise trainer.curve_every, or set it to "
+                    f"null, to keep the curve from multiplying the run's time")
 
     def curve_point(self) -> dict:
         """`curve(self)`, with every RNG state put back afterwards, inside `end_epoch`'s block that puts every
@@ -641,6 +661,8 @@ class Engine:
             message = f"{self.pack_member} of the pack (seed {self.seed}): {message}"
         if "val_loss" in record:
             message += f" val_loss {record['val_loss']:.4f}"
+        if "curve_seconds" in record:
+            message += f" (curve point {record['curve_seconds']:.1f} s)"
         if self.stopped_early:
             message += f" (early stop: best val_loss {self.best_val:.4f})"
         log.info(message)

@@ -167,6 +167,7 @@ def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, in
     stack = kept.take(index, engines) if len(engines) > 1 else None
     for k, (engine, data) in enumerate(zip(engines, datas, strict=True)):
         engine.pack_member = f"run {k + 1}/{len(engines)}" if len(engines) > 1 else None
+        engine.pack_size = len(engines)
         engine.start_epoch(data)
     lead = engines[0]
     runs = f" ({len(engines)} runs packed)" if len(engines) > 1 else ""
