@@ -87,7 +87,8 @@ for stage in $STAGES; do
         run experiment=alad_table7 dataset=kdd99 trainer.curve_every=10
         run experiment=rcgan_table1 dataset=kdd99 trainer.curve_every=10
         run experiment=rcgan_table1_baselines dataset=kdd99 model=alad,deep_svdd trainer.curve_every=10
-        run experiment=rcgan_table1_baselines dataset=kdd99 model=anogan  # the runs of Table II's: skipped
+        # its ADGAN column: the same runs as Table II's AnoGAN (skipped there), without a curve
+        run experiment=rcgan_table1_baselines dataset=kdd99 model=anogan
         run experiment=rcgan_table4 dataset=kdd99 trainer.curve_every=10
         run experiment=alad_table5 dataset=kdd99 trainer.curve_every=10 ;;
     mnist-deep)  # MEMGAN Table 1's DCAE, MemAE, Deep SVDD columns at their papers' budgets, seeds 0-2, cheapest
