@@ -243,8 +243,12 @@ def test_a_packed_multirun_writes_the_rows_of_one_by_one_runs(tmp_path):
         assert a[seed]["config_hash"] == b[seed]["config_hash"]
         for metric in ("auroc", "f1"):
             assert a[seed]["metrics"][metric] == pytest.approx(b[seed]["metrics"][metric], abs=1e-6)
-    logs = "".join(p.read_text() for p in (tmp_path / "packed").rglob("*.log"))
-    assert "of the pack (seed" in logs
+    # every job's own log holds its own epoch lines, though the pack trains in the launching thread
+    for seed in (0, 1, 2):
+        (log,) = [p for p in (tmp_path / "packed").rglob("*.log") if p.parent.name.endswith(f"_s{seed}")]
+        text = log.read_text()
+        assert f"(seed {seed}): epoch 2/2" in text, (seed, text[-1000:])
+        assert not any(f"(seed {other}): epoch" in text for other in {0, 1, 2} - {seed}), (seed, text[-1000:])
     # rerunning the packed command skips every finished run
     again = run_cli(*common, f"paths.output_dir={tmp_path / 'packed'}")
     assert again.returncode == 0 and again.stderr.count("already finished") == 3

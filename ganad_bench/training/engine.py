@@ -64,7 +64,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -369,6 +369,9 @@ class Engine:
         self.resumed_from: dict | None = None
         self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)
         self.pack_size = 1  # K while it trains in a pack of K runs
+        # the run's own global state (its log file, its Hydra job config) around the pack trainer's calls for this
+        # member: a pack trains in the launching thread, whose state is whichever member ran last (`training.pack`)
+        self.member_context: Callable[[], AbstractContextManager] = nullcontext
         # the learning curve's test metrics at an epoch (`DeepDetector.learning_curve_point`; None: no curve)
         self.curve: Callable[[Engine], dict] | None = None
         self.last_checkpoint = time.monotonic()  # when the last checkpoint was written (or training began)

@@ -41,6 +41,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager, nullcontext
+from functools import partial
 
 import torch
 from torch import nn
@@ -68,7 +70,10 @@ def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
                  type(engines[0].module).__name__, len(engines))
         return one_after_another(engines, datasets)
     outcomes: list = [None] * len(engines)
-    datas = [engine.prepare(x, x_val) for engine, (x, x_val) in zip(engines, datasets, strict=True)]
+    datas = []
+    for engine, (x, x_val) in zip(engines, datasets, strict=True):
+        with engine.member_context():
+            datas.append(engine.prepare(x, x_val))
     limit = len(engines)  # the most members stacked at once: halved when a stacked epoch runs out of device memory
     kept = KeptStack()
     with EpochProgress(enabled=any(bool(e.config.progress) for e in engines)) as bar:
@@ -100,7 +105,8 @@ def train_pack(engines: Sequence, datasets: Sequence[tuple]) -> list:
         return one_after_another(engines, datasets)
     for k, engine in enumerate(engines):
         if outcomes[k] is None:
-            engine.finish(datas[k])
+            with engine.member_context():
+                engine.finish(datas[k])
             outcomes[k] = engine
     return outcomes
 
@@ -168,7 +174,8 @@ def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, in
     for k, (engine, data) in enumerate(zip(engines, datas, strict=True)):
         engine.pack_member = f"run {k + 1}/{len(engines)}" if len(engines) > 1 else None
         engine.pack_size = len(engines)
-        engine.start_epoch(data)
+        with engine.member_context():
+            engine.start_epoch(data)
     lead = engines[0]
     runs = f" ({len(engines)} runs packed)" if len(engines) > 1 else ""
     bar.start_epoch(max(len(d.batches) for d in datas), f"epoch {lead.epoch + 1}/{lead.config.epochs}{runs}")
@@ -199,7 +206,8 @@ def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, in
         try:
             if diverged[k] is not None:
                 raise diverged[k]
-            engine.end_epoch(datas[k], steps[k], elapsed, bar, checkpoints[k])
+            with engine.member_context():
+                engine.end_epoch(datas[k], steps[k], elapsed, bar, checkpoints[k])
         except TrainingDiverged as err:
             outcomes[index[k]] = err
 
@@ -526,19 +534,35 @@ class Rendezvous:
     def train(self, engine, x, x_val):
         """Train `engine` on (x, x_val) in a pack with the other runs' stages; returns it (or raises its
         `TrainingDiverged`). Called with the turn held."""
+        saved = [save() for save, _ in self.switches]
         entry = {"engine": engine, "data": (x, x_val), "outcome": None, "rng": save_global_rng(),
                  "index": getattr(_current, "index", len(self.waiting))}
+        # what the trainer switches to around this member's own calls (its epoch lines go to its own log)
+        engine.member_context = partial(self.as_member, saved)
         self.waiting.append(entry)
-        saved = [save() for save, _ in self.switches]
         self.turn.notify_all()  # the trainer checks whether everyone is here
         while entry["outcome"] is None:
             self.turn.wait()
+        engine.member_context = nullcontext
         for (_, restore), state in zip(self.switches, saved, strict=True):
             restore(state)
         restore_global_rng(entry["rng"])  # as the run's own training left it
         if isinstance(entry["outcome"], BaseException):
             raise entry["outcome"]
         return entry["outcome"]
+
+    @contextmanager
+    def as_member(self, member_state: list):
+        """The switches' global state of one member (saved when it handed in its stage) for the block, then the
+        trainer's again."""
+        current = [save() for save, _ in self.switches]
+        for (_, restore), state in zip(self.switches, member_state, strict=True):
+            restore(state)
+        try:
+            yield
+        finally:
+            for (_, restore), state in zip(self.switches, current, strict=True):
+                restore(state)
 
     def leave(self) -> None:
         """A thread's run has ended: the others may not wait for it."""
