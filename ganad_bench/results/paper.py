@@ -528,10 +528,15 @@ def paper_pivot(cells: pd.DataFrame) -> pd.DataFrame:
         line = lines.setdefault((cell.row_a, cell.row_b), dict(zip(lead, (cell.row_a, cell.row_b), strict=True)))
         line[f"{cell.group} ours"] = _ours_text(cell, marks)
         line[f"{cell.group} pub"] = _published_text(cell)
-        line[f"{cell.group} Δ"] = "" if pd.isna(cell.diff) else f"{scale(cell.metric) * cell.diff:+.2f}"
+        line[f"{cell.group} Δ"] = _diff_text(cell)
     groups = list(dict.fromkeys(cells["group"]))
     columns = [*lead, *(f"{group} {part}" for group in groups for part in ("ours", "pub", "Δ"))]
     return pd.DataFrame(list(lines.values())).reindex(columns=columns).fillna("")
+
+
+def _diff_text(cell) -> str:
+    """Δ = ours − published in the table's unit, signed ("" where either is missing)."""
+    return "" if pd.isna(cell.diff) else f"{scale(cell.metric) * cell.diff:+.2f}"
 
 
 def paper_lines(cells: pd.DataFrame) -> pd.DataFrame:
@@ -541,7 +546,7 @@ def paper_lines(cells: pd.DataFrame) -> pd.DataFrame:
     marks = markers(cells)
     return pd.DataFrame([{**dict(zip(lead, (cell.row_a, cell.row_b, cell.group), strict=True)),
                           "ours": _ours_text(cell, marks), "pub": _published_text(cell),
-                          "Δ": "" if pd.isna(cell.diff) else f"{scale(cell.metric) * cell.diff:+.2f}"}
+                          "Δ": _diff_text(cell)}
                          for cell in cells.itertuples(index=False)], columns=[*lead, "ours", "pub", "Δ"])
 
 

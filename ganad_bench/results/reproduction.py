@@ -222,8 +222,9 @@ def reproduction_cells(frame: pd.DataFrame, output_dir: str = "outputs") -> pd.D
                 counted = next((r.runs for r in runs if r.matches(reference, cell)), None)
                 noise = seed_noise(cell, counted)
                 # seed noise explains a gap before an entry that only rules candidates out
-                cause.append(found.note if found and (found.found or not noise) else noise or NOT_FOUND)
-                evidence.append(found.evidence if found and (found.found or not noise) else "")
+                entry = found if found and (found.found or not noise) else None
+                cause.append(entry.note if entry else noise or NOT_FOUND)
+                evidence.append(entry.evidence if entry else "")
             else:
                 status.append("within")
                 cause.append("")

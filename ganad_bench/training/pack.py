@@ -534,7 +534,7 @@ class Rendezvous:
     def train(self, engine, x, x_val):
         """Train `engine` on (x, x_val) in a pack with the other runs' stages; returns it (or raises its
         `TrainingDiverged`). Called with the turn held."""
-        saved = [save() for save, _ in self.switches]
+        saved = self.save_switches()
         entry = {"engine": engine, "data": (x, x_val), "outcome": None, "rng": save_global_rng(),
                  "index": getattr(_current, "index", len(self.waiting))}
         # what the trainer switches to around this member's own calls (its epoch lines go to its own log)
@@ -544,8 +544,7 @@ class Rendezvous:
         while entry["outcome"] is None:
             self.turn.wait()
         engine.member_context = nullcontext
-        for (_, restore), state in zip(self.switches, saved, strict=True):
-            restore(state)
+        self.restore_switches(saved)
         restore_global_rng(entry["rng"])  # as the run's own training left it
         if isinstance(entry["outcome"], BaseException):
             raise entry["outcome"]
@@ -555,14 +554,19 @@ class Rendezvous:
     def as_member(self, member_state: list):
         """The switches' global state of one member (saved when it handed in its stage) for the block, then the
         trainer's again."""
-        current = [save() for save, _ in self.switches]
-        for (_, restore), state in zip(self.switches, member_state, strict=True):
-            restore(state)
+        current = self.save_switches()
+        self.restore_switches(member_state)
         try:
             yield
         finally:
-            for (_, restore), state in zip(self.switches, current, strict=True):
-                restore(state)
+            self.restore_switches(current)
+
+    def save_switches(self) -> list:
+        return [save() for save, _ in self.switches]
+
+    def restore_switches(self, states: list) -> None:
+        for (_, restore), state in zip(self.switches, states, strict=True):
+            restore(state)
 
     def leave(self) -> None:
         """A thread's run has ended: the others may not wait for it."""
