@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,23 @@ def test_every_package_is_in_the_distribution():
     plugins = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "hydra_plugins").rglob("__init__.py")}
     assert plugins == {"hydra_plugins.ganad_pack_launcher"}
     assert found | plugins | {"ganad_bench.conf"} == listed
+
+
+def test_a_checkout_runs_without_an_install(tmp_path):
+    """`PYTHONPATH=<checkout>` with no install (or with a plain `pip install .` elsewhere, which pytest's
+    `pythonpath = ["."]` shadows): the configs, which an install maps from conf/ to `ganad_bench.conf`, are
+    found in the checkout, and a run goes from the command line to its result. The editable install's finder is
+    taken out first, so that the checkout's own fallback is what is tested."""
+    script = ("import sys; sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+              "import ganad_bench.conf, ganad_bench.cli; "
+              "assert ganad_bench.conf.__file__ == sys.argv[2], ganad_bench.conf.__file__; "
+              "sys.argv = ['ganad-bench', 'model=iforest', 'plots=false', 'paths.output_dir=' + sys.argv[1]]; "
+              "ganad_bench.cli.main()")
+    command = [sys.executable, "-c", script, str(tmp_path), str(REPO / "conf" / "__init__.py")]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list(tmp_path.rglob("result.json"))) == 1
 
 
 def test_every_file_the_sources_and_docs_cite_exists():
