@@ -37,13 +37,11 @@ test-real: dev
 test-all: dev
 	$(BIN)/python -m pytest $(PARALLEL) -m ""
 
-# on a CUDA machine, in a few minutes: the GPU tests, then packs of 1, 10 and 50 ALAD / MEMGAN / AMA runs at the
-# papers' widths on KDD99 and MNIST shapes, plain, bf16 and compiled -> outputs/gpu-check/gpu-check.{json,md}
+# on a CUDA machine, in about 20 minutes at most (each stage has a time limit): packs of 1, 10 and 50 ALAD / MEMGAN /
+# AMA runs at the papers' widths on KDD99 and MNIST shapes, plain and bf16, a packed CLI sweep, the GPU tests, then
+# the compiled variant -> outputs/gpu-check/gpu-check.{json,md} (scripts/gpu_check.sh)
 gpu-check: dev
-	$(BIN)/python -m pytest -m gpu
-	$(BIN)/python scripts/pack_benchmark.py --device cuda --out outputs/gpu-check --name gpu-check \
-	  --models alad memgan ama --shapes tab121 img1x28x28 --packs 1 10 50 --variants plain bf16 compile \
-	  --image-width 128 --steps 20 --warmup 3
+	PYTHON=$(BIN)/python bash scripts/gpu_check.sh outputs/gpu-check
 
 lint: dev
 	$(BIN)/ruff check ganad_bench tests $(wildcard scripts)

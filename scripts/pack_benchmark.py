@@ -4,6 +4,7 @@ packed autoencoder and Deep SVDD side by side with PyOD's on KDD99.
     python scripts/pack_benchmark.py --out ~/ganad-runs/packs                      # every deep model, K = 1 5 10 20
     python scripts/pack_benchmark.py --out ~/ganad-runs/packs --models alad dcae --shapes tab121 --packs 1 10
     python scripts/pack_benchmark.py --out ~/ganad-runs/packs --pyod --epochs 5    # vs PyOD (needs pyod, KDD99)
+    python scripts/pack_benchmark.py --out /tmp --op-count alad tab121              # operations in one step
 
 Speed (`packs.json`, `packs.md`): each (model, shape, K) case runs in a process of its own (so its peak
 memory is its own): K members built with seeds 0..K-1 as `ganad-bench` builds them, `--warmup` untimed then
@@ -23,6 +24,7 @@ AutoEncoder and DeepSVDD trained one seed after another; aggregate training samp
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import subprocess
@@ -95,8 +97,13 @@ def run_case(model: str, shape_name: str, k: int, variant: str, args) -> dict:
     shape, batch = SHAPES[shape_name], BATCH[shape_name]
     device = resolve_device(args.device)
     case = {"model": model, "shape": shape_name, "k": k, "variant": variant, "batch": batch, "device": str(device),
+            "torch": torch.__version__, "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "threads": torch.get_num_threads(),
             "steps": args.steps, "warmup": args.warmup, "image_width": args.image_width if len(shape) == 3 else None}
     if device.type == "cuda":
+        # the previous case's engines sit in reference cycles: without a collection their tensors are still
+        # allocated and count towards this case's peak
+        gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     first = build_members(model, shape, 1, batch, args.device, args.image_width, variant)
@@ -125,20 +132,31 @@ def run_case(model: str, shape_name: str, k: int, variant: str, args) -> dict:
 
 
 def speed_report(cases: list[dict], args) -> str:
-    lines = [f"# Packs: training samples/s ({platform.processor() or platform.machine()}, "
-             f"{args.threads} threads, device {args.device})", "",
+    cuda = any(str(c.get("device", "")).startswith("cuda") for c in cases) or args.device.startswith("cuda")
+    threads = cases[0].get("threads", args.threads) if cases else args.threads  # a --report knows them from the rows
+    where = (f"{cases[0].get('gpu') or 'CUDA'}, torch {cases[0].get('torch', torch.__version__)}" if cuda and cases
+             else f"{platform.processor() or platform.machine()}, {threads} threads, device {args.device}")
+    peak = ("peak MB = `torch.cuda.max_memory_allocated` during the case (the previous cases' tensors freed first)"
+            if cuda else "peak MB = the case process's peak resident memory (about 345 MB of it is Python, torch "
+            "and the package)")
+    lines = [f"# Packs: training samples/s ({where})", "",
              "`python scripts/pack_benchmark.py`. Each case: timed steps after warm-up ones (column steps); speed-up = "
-             "samples/s of the pack / samples/s of one run (K runs one after another); peak MB = the case process's "
-             "peak resident memory (about 345 MB of it is Python, torch and the package); equivalence = max |score "
-             "difference| of member 0 vs its run alone after 3 steps, relative to the largest score. Image networks "
-             "at base width w (the papers': 64-128).", "",
+             f"samples/s of the pack / samples/s of one run (K runs one after another); {peak}; equivalence = max "
+             "|score difference| of member 0 vs its run alone after 3 steps, relative to the largest score. Image "
+             "networks at base width w (the papers': 64-128).", "",
              "| model | shape | variant | K | samples/s | ms/step | speed-up | peak MB | equivalence | steps |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    order = {"plain": 0, "bf16": 1, "compile": 2}  # cases of a resumed run come in the order they were measured
+    cases = sorted(cases, key=lambda c: (DEEP_MODELS.index(c["model"]), list(SHAPES).index(c["shape"]),
+                                         order[c.get("variant", "plain")], c["k"]))
     single = {(c["model"], c["shape"], c.get("variant", "plain")): c.get("samples_per_s") for c in cases if c["k"] == 1}
     for c in cases:
         variant = c.get("variant", "plain")
         shape = c["shape"] + (f" (w {c['image_width']})" if c.get("image_width") else "")
         head = f"| {c['model']} | {shape} | {variant} | {c['k']} |"
+        if c.get("why", "").startswith("failed"):
+            lines.append(f"{head} {c['why']} | | | | | |")
+            continue
         if not c.get("packable", True) or "samples_per_s" not in c:
             lines.append(f"{head} not packable ({c.get('why', '')}): its runs train one by one | | | | | |")
             continue
@@ -322,6 +340,40 @@ def cpu_compile(args) -> None:
     (out / "compile_cpu.md").write_text("\n".join(lines) + "\n")
 
 
+# ------------------------------------------------------------------------------------------- op count
+def op_count(args) -> None:
+    """The ATen operations one training step of one run dispatches (forward, backward, optimiser), grouped by the
+    function of the package (or of torch's spectral norm / optimisers) that called them: on a GPU each is at least
+    one kernel launch, and with networks this small the step's time is their count times the launch cost."""
+    import collections
+    import traceback
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    model, shape_name = args.op_count
+    shape, batch = SHAPES[shape_name], BATCH[shape_name]
+    engines = build_members(model, shape, 1, batch, "cpu", args.image_width)
+    step, _ = stepper(engines)
+    x = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, size=(1, batch, *shape)).astype(np.float32))
+    for _ in range(args.warmup):
+        step(x)
+    callers = collections.Counter()
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, call_args=(), kwargs=None):
+            frames = [f for f in traceback.extract_stack()
+                      if "ganad_bench" in f.filename or "torch/nn/utils" in f.filename or "torch/optim" in f.filename]
+            callers[f"{Path(frames[-1].filename).name}:{frames[-1].name}" if frames else "(elsewhere)"] += 1
+            return func(*call_args, **(kwargs or {}))
+
+    with Count():
+        step(x)
+    total = sum(callers.values())
+    print(f"{model} {shape_name} (batch {batch}): {total} ATen operations in one training step")
+    for caller, n in callers.most_common():
+        print(f"{n:6d} {100 * n / total:5.1f}%  {caller}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (finished cases are kept on a rerun)")
@@ -343,6 +395,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="--pyod: runs (seeds) of each model")
     parser.add_argument("--bias", action="store_true", help="--pyod: our DCAE with biases (Ruff's has none)")
     parser.add_argument("--cpu-compile", action="store_true", help="torch.compile of one run's step on the CPU")
+    parser.add_argument("--op-count", nargs=2, metavar=("MODEL", "SHAPE"), help="the ATen operations of one "
+                        "training step of one run, by calling function (on the CPU)")
+    parser.add_argument("--report", action="store_true", help="only write <out>/<name>.md from <out>/<name>.json "
+                        "(e.g. after a run that was stopped before its end)")
     parser.add_argument("--case", nargs=3, metavar=("MODEL", "SHAPE", "K"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -352,6 +408,14 @@ def main() -> None:
         versus_pyod(args)
     elif args.cpu_compile:
         cpu_compile(args)
+    elif args.op_count:
+        op_count(args)
+    elif args.report:
+        results = Path(args.out).expanduser() / f"{args.name}.json"
+        if not results.is_file():
+            sys.exit(f"error: no {results}: no case has finished yet")
+        results.with_suffix(".md").write_text(speed_report(json.loads(results.read_text()), args))
+        print(f"wrote {results.with_suffix('.md')}")
     else:
         speed(args)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -286,6 +287,36 @@ def test_the_gpu_check_report_runs_end_to_end_on_the_cpu(tmp_path):
     report = (tmp_path / "gpu-check.md").read_text()
     assert "| alad | img1x28x28 (w 8) | bf16 | 2 |" in report
     assert report.count("not packable (a compiled loss is compiled for one run)") == 3 * 2
+    # a run stopped at its time limit leaves the JSON only: --report writes the same table from it, in the
+    # benchmark's order whatever order the cases were measured in; a case that failed says so
+    (tmp_path / "gpu-check.md").unlink()
+    failed = {**cases[0], "k": 5, "why": "failed: OutOfMemoryError: CUDA out of memory"}
+    (tmp_path / "gpu-check.json").write_text(json.dumps([failed] + cases[::-1]))
+    proc = subprocess.run([sys.executable, "scripts/pack_benchmark.py", "--report", "--out", str(tmp_path),
+                           "--name", "gpu-check"], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stderr
+    rewritten = (tmp_path / "gpu-check.md").read_text().splitlines()
+    assert [line for line in rewritten if "| 5 |" not in line] == report.splitlines()
+    assert "| alad | tab121 | plain | 5 | failed: OutOfMemoryError: CUDA out of memory | | | | | |" in rewritten
+    proc = subprocess.run([sys.executable, "scripts/pack_benchmark.py", "--report", "--out", str(tmp_path / "none"),
+                           "--name", "gpu-check"], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 1 and proc.stderr.strip().startswith("error: no ") and "Traceback" not in proc.stderr
+
+
+def test_the_op_count_names_the_callers_of_a_steps_operations():
+    """`--op-count`: one step's ATen operations by calling function, which is what a GPU step of these small
+    networks costs (docs/benchmarks/README.md); the groups add up to the total."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "scripts/pack_benchmark.py", "--out", "/tmp", "--op-count", "alad",
+                           "tab121", "--warmup", "1"], capture_output=True, text=True, cwd=Path(__file__).parents[1],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    head, *groups = proc.stdout.strip().splitlines()
+    total = int(head.split(": ")[1].split()[0])
+    assert total > 100 and sum(int(line.split()[0]) for line in groups) == total
+    assert any("noise.py:mix32" in line for line in groups) and any("_power_method" in line for line in groups)
 
 
 @pytest.mark.gpu
