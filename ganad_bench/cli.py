@@ -340,6 +340,9 @@ def table_main(argv: list[str] | None = None) -> None:
     if missing:
         console.print(f"[bold red]error:[/] no such folder: {', '.join(missing)} (run ganad-bench first)")
         raise SystemExit(2)
+    if args.replace_rows and not args.copy_rows:
+        console.print("[bold red]error:[/] --replace-rows goes with --copy-rows DEST")
+        raise SystemExit(2)
     if args.copy_rows:
         copy_result_rows(args, console)
         return
@@ -468,11 +471,15 @@ def copy_result_rows(args: argparse.Namespace, console) -> None:
         raise SystemExit(2)
     unreadable: list[Path] = []
     try:
-        copied, same = copy_rows(args.folders, args.copy_rows, unreadable)
+        copied, same, kept = copy_rows(args.folders, args.copy_rows, unreadable, replace=args.replace_rows)
     except OSError as err:
         raise cannot_write(console, args.copy_rows, err, "a writable folder") from None
     warn_unreadable(unreadable, console)
     console.print(f"copied {copied} row(s) to {escape(str(args.copy_rows))} ({same} already there)", soft_wrap=True)
+    if kept:
+        console.print(f"[yellow]warning:[/] kept {len(kept)} row(s) already in {escape(str(args.copy_rows))} that "
+                      f"differ from the new ones (the same runs measured again), e.g. {escape(str(kept[0]))}: "
+                      f"--replace-rows takes the new ones", soft_wrap=True)
 
 
 def table_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -493,7 +500,10 @@ def table_arguments(argv: list[str] | None) -> argparse.Namespace:
                              "to FILE, e.g. REPRODUCTION.md")
     parser.add_argument("--copy-rows", type=Path, metavar="DEST",
                         help="copy every result.json under the folders to DEST, same layout, without scores, "
-                             "checkpoints or plots (a few KB a run: a folder of rows to commit or share)")
+                             "checkpoints or plots (a few KB a run: a folder of rows to commit or share); a "
+                             "row already in DEST that differs is kept")
+    parser.add_argument("--replace-rows", action="store_true",
+                        help="with --copy-rows: replace the rows already in DEST that differ from the new ones")
     parser.add_argument("--out", type=Path, default=Path("outputs/tables/table"),
                         help="output prefix: writes PREFIX.csv and PREFIX_<protocol>_<metric>.md/.tex")
     return parser.parse_args(argv)

@@ -406,6 +406,20 @@ def test_copy_rows_keeps_the_rows_alone_in_their_layout_and_the_tables_read_them
     assert copied == sorted(p.relative_to(results) for p in results.rglob("result.json") if "seed99" not in str(p))
     table_main([str(results), "--copy-rows", str(rows_dir)])
     assert "copied 0 row(s)" in capsys.readouterr().err and not list(rows_dir.rglob("*.part"))
+    # a run measured again (other timings) at a row's place: the committed row stays unless --replace-rows
+    rerun = next(results.rglob("result.json"))
+    committed = rows_dir / rerun.relative_to(results)
+    before = committed.read_text()
+    rerun.write_text(json.dumps({**json.loads(rerun.read_text()), "timings": {"total_s": 1.0}}))
+    table_main([str(results), "--copy-rows", str(rows_dir)])
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "copied 0 row(s)" in err and "kept 1 row(s)" in err and "--replace-rows" in err
+    assert committed.read_text() == before
+    table_main([str(results), "--copy-rows", str(rows_dir), "--replace-rows"])
+    assert "copied 1 row(s)" in capsys.readouterr().err and committed.read_text() == rerun.read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        table_main([str(results), "--replace-rows"])
+    assert exit_info.value.code == 2 and "goes with --copy-rows" in capsys.readouterr().err
     table_main([str(results), "--reproduction", str(tmp_path / "a.md")])
     table_main([str(rows_dir), "--reproduction", str(tmp_path / "b.md")])
     # the same report but for the folder named in its commands

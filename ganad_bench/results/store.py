@@ -148,14 +148,18 @@ def iter_results(folders: Iterable[Path], unreadable: list[Path] | None = None) 
     return list(rows.values())
 
 
-def copy_rows(folders: Iterable[Path], dest: Path, unreadable: list[Path] | None = None) -> tuple[int, int]:
+def copy_rows(folders: Iterable[Path], dest: Path, unreadable: list[Path] | None = None,
+              replace: bool = False) -> tuple[int, int, list[Path]]:
     """Copy every readable `result.json` under `folders` to the same place under `dest` (each written whole:
     `atomic.write_atomic`), without the scores, checkpoints and plots beside it: a folder of rows alone,
     a few KB a run, that can be committed beside the report made from it and read by every command that
-    reads result rows. Returns (copied, already identical); the paths of unreadable rows are appended to
-    `unreadable` and not copied."""
+    reads result rows. A row already at its place under `dest` that differs (the same run measured again:
+    other timings, or other numbers on another machine) is kept unless `replace`: a committed measurement is
+    never lost to a rerun unasked. Returns (copied, already identical, kept rows under `dest`); the paths of
+    unreadable rows are appended to `unreadable` and not copied."""
     dest = Path(dest)
     copied = same = 0
+    kept: list[Path] = []
     for folder in folders:
         folder = Path(folder)
         for path in sorted(folder.rglob(RESULT_FILE)):
@@ -168,9 +172,12 @@ def copy_rows(folders: Iterable[Path], dest: Path, unreadable: list[Path] | None
             if target.is_file() and target.read_bytes() == blob:
                 same += 1
                 continue
+            if target.is_file() and not replace and read_result(target.parent) is not None:
+                kept.append(target)
+                continue
             write_atomic(target, lambda out, blob=blob: out.write(blob), binary=True)
             copied += 1
-    return copied, same
+    return copied, same, kept
 
 
 class RunLock:
