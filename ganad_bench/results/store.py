@@ -169,12 +169,13 @@ def copy_rows(folders: Iterable[Path], dest: Path, unreadable: list[Path] | None
                 continue
             blob = path.read_bytes()
             target = dest / path.relative_to(folder)
-            if target.is_file() and target.read_bytes() == blob:
-                same += 1
-                continue
-            if target.is_file() and not replace and read_result(target.parent) is not None:
-                kept.append(target)
-                continue
+            if target.is_file():
+                if target.read_bytes() == blob:
+                    same += 1
+                    continue
+                if not replace and read_result(target.parent) is not None:  # an unreadable one is replaced
+                    kept.append(target)
+                    continue
             write_atomic(target, lambda out, blob=blob: out.write(blob), binary=True)
             copied += 1
     return copied, same, kept
