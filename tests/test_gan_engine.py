@@ -152,6 +152,47 @@ def test_bf16_and_compile_are_ignored_on_cpu():
     engine.fit(np.ones((32, 2), np.float32))
 
 
+def test_cuda_computes_in_float32_unless_tf32_and_restores_the_modes_after():
+    """PyTorch's default on CUDA is TF32 convolutions but float32 matrix products: `trainer.tf32` sets both, for
+    the block only (the flags are only read on a GPU, so a CPU build shows what a GPU would get)."""
+    from ganad_bench.training.device import float32_precision
+
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    for tf32, mode in ((False, "ieee"), (True, "tf32")):
+        with float32_precision(torch.device("cuda"), tf32):
+            assert (conv.fp32_precision, matmul.fp32_precision) == (mode, mode)
+        assert (conv.fp32_precision, matmul.fp32_precision) == before
+    with float32_precision(torch.device("cpu"), True):
+        assert (conv.fp32_precision, matmul.fp32_precision) == before
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_steps_scoring_and_packs_run_in_the_configured_float32_mode(tf32, monkeypatch):
+    import contextlib
+
+    import ganad_bench.training.engine as engine_module
+    from ganad_bench.training.pack import train_pack
+
+    modes = []
+
+    @contextlib.contextmanager
+    def recording(device, use_tf32):
+        modes.append(use_tf32)
+        yield
+
+    monkeypatch.setattr(engine_module, "float32_precision", recording)
+    config = {"device": "cpu", "epochs": 2, "batch_size": 16, "progress": False, "tf32": tf32}
+    engine = Engine(Toy(), TrainerConfig.from_dict(config))
+    engine.fit(np.ones((32, 2), np.float32))
+    assert len(modes) == 4  # 2 epochs x 2 steps
+    engine.score(np.ones((8, 2), np.float32))
+    assert len(modes) == 5
+    pack = [Engine(Toy(), TrainerConfig.from_dict(config), seed=k) for k in range(2)]
+    train_pack(pack, [(np.ones((32, 2), np.float32), None)] * 2)
+    assert len(modes) == 9 and set(modes) == {tf32}  # the pack's stacked steps: 2 epochs x 2 steps
+
+
 def compose_cfg(*overrides):
     with initialize_config_module("ganad_bench.conf", version_base=None):
         return compose("config", overrides=list(overrides))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -29,6 +31,30 @@ def resolve_device(name: str = "auto") -> torch.device:
     if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("trainer.device=mps but Apple MPS is not available: use trainer.device=auto or cpu")
     return torch.device(name)
+
+
+@contextmanager
+def float32_precision(device: torch.device, tf32: bool) -> Iterator[None]:
+    """On CUDA, float32 convolutions and matrix products in TF32 (`tf32`) or in full float32 within the block,
+    the previous modes restored after it; nothing elsewhere. PyTorch's defaults differ by operation: cuDNN
+    convolutions in TF32 (10-bit mantissa: ~1e-3 relative rounding), matrix products in float32, so an image
+    network on an Ampere-or-newer GPU computed in neither what the CPU computes nor what `trainer.tf32` says."""
+    if device.type != "cuda":
+        yield
+        return
+    if hasattr(torch.backends.cudnn, "conv"):  # torch >= 2.9 (mixing it with the older flags is an error)
+        flags, values = (torch.backends.cudnn.conv, torch.backends.cuda.matmul), ("tf32" if tf32 else "ieee",) * 2
+        name = "fp32_precision"
+    else:
+        flags, values, name = (torch.backends.cudnn, torch.backends.cuda.matmul), (tf32, tf32), "allow_tf32"
+    saved = [getattr(flag, name) for flag in flags]
+    for flag, value in zip(flags, values, strict=True):
+        setattr(flag, name, value)
+    try:
+        yield
+    finally:
+        for flag, value in zip(flags, saved, strict=True):
+            setattr(flag, name, value)
 
 
 def seed_everything(seed: int) -> None:

@@ -27,7 +27,8 @@ What the engine does, in the order of DESIGN.md's speed rules:
   (`ema_warmup`, on by default) so that short runs are not dominated by the initial weights;
   BatchNorm running statistics are copied, not averaged;
 * bf16 autocast (`bf16`) and `torch.compile` of the two loss functions (`compile`) are opt-in and used
-  on CUDA only (ignored elsewhere, with a log line);
+  on CUDA only (ignored elsewhere, with a log line); on CUDA the float32 convolutions and matrix products of
+  training and scoring run in full float32 unless `tf32` (PyTorch's default would be TF32 convolutions);
 * NaN / inf: a device-side flag accumulates `~isfinite(loss)` each step without a host sync and is read
   every `nan_check_every` steps and at the end of each epoch -> `errors.TrainingDiverged`;
 * a checkpoint (`last.pt`: networks, optimizers, EMA, all RNG states, the permutation generator,
@@ -77,7 +78,7 @@ from ganad_bench.console import EpochProgress
 from ganad_bench.data.tensors import RandpermBatches, in_chunks, to_device
 from ganad_bench.errors import ConfigError, TrainingDiverged
 from ganad_bench.provenance import code_version
-from ganad_bench.training.device import resolve_device, restore_global_rng, save_global_rng
+from ganad_bench.training.device import float32_precision, resolve_device, restore_global_rng, save_global_rng
 from ganad_bench.training.noise import RandomStream, seed_streams
 
 log = logging.getLogger("ganad_bench")
@@ -110,6 +111,7 @@ class TrainerConfig:
     early_stopping_min_delta: float
     compile: bool
     bf16: bool
+    tf32: bool
     checkpoint_every_epoch: bool
     checkpoint_interval: int
     checkpoint_seconds: float
@@ -392,6 +394,11 @@ class Engine:
     def autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_bf16 else nullcontext()
 
+    def float32_mode(self) -> AbstractContextManager:
+        """TF32 or full float32 for float32 convolutions and matrix products (`trainer.tf32`; CUDA only): around
+        whole steps and scoring passes, backward included (autocast covers only the forward)."""
+        return float32_precision(self.device, self.config.tf32)
+
     @torch.no_grad()
     def score(self, x: np.ndarray | torch.Tensor, method: str = "score") -> np.ndarray:
         """`module.<method>(chunk)` of the scoring network over `x` in chunks (`method`: another per-row
@@ -402,10 +409,11 @@ class Engine:
         fn = getattr(module, method)
         parts = []
         rows = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
-        for chunk in in_chunks(rows, self.config.score_batch_size):
-            # a fresh, aligned, row-major copy: CPU kernels round differently with the input's memory layout and
-            # alignment, and a run rescoring its own test file must reproduce its stored scores bit for bit
-            parts.append(fn(chunk.to(self.device, copy=True)).float().reshape(-1).cpu())
+        with self.float32_mode():
+            for chunk in in_chunks(rows, self.config.score_batch_size):
+                # a fresh, aligned, row-major copy: CPU kernels round differently with the input's memory layout
+                # and alignment, and a run rescoring its own test file must reproduce its stored scores bit for bit
+                parts.append(fn(chunk.to(self.device, copy=True)).float().reshape(-1).cpu())
         module.train(was_training)
         return torch.cat(parts).double().numpy() if parts else np.empty(0)
 
@@ -414,9 +422,10 @@ class Engine:
         module = self.scoring_module
         module.eval()
         total, n = 0.0, 0
-        for chunk in in_chunks(x_val, self.config.score_batch_size):
-            total += float(module.val_loss(chunk)) * len(chunk)
-            n += len(chunk)
+        with self.float32_mode():
+            for chunk in in_chunks(x_val, self.config.score_batch_size):
+                total += float(module.val_loss(chunk)) * len(chunk)
+                n += len(chunk)
         return total / max(n, 1)
 
     # ---------------------------------------------------------------------------------- training
@@ -450,6 +459,10 @@ class Engine:
         """One step on the device batch `x`: `critic_steps` discriminator updates, then each generator-side
         phase on `x_gen` (default: `x`; `trainer.generator_batch`), then the EMA; losses are accumulated on
         the device (no host sync)."""
+        with self.float32_mode():
+            self._train_step(x, x_gen)
+
+    def _train_step(self, x: torch.Tensor, x_gen: torch.Tensor | None) -> None:
         x_gen = x if x_gen is None else x_gen
         losses = []
         if self.opt_d is not None:

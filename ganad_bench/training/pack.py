@@ -376,6 +376,10 @@ class StackedMembers:
     def step(self, x: torch.Tensor, x_gen: torch.Tensor, stepping: list[bool]) -> None:
         """One training step of every member (`Engine.train_step`, stacked; the members not `stepping` masked):
         the discriminators on `x`, the generator-side phases on `x_gen`."""
+        with self.engines[0].float32_mode():  # as a run alone (`trainer.tf32`)
+            self._step(x, x_gen, stepping)
+
+    def _step(self, x: torch.Tensor, x_gen: torch.Tensor, stepping: list[bool]) -> None:
         everyone = all(stepping)
         rows = [k for k, a in enumerate(stepping) if a]
         # masks only in an epoch's tail, where some members have run out of batches (no host copy otherwise)
