@@ -30,7 +30,7 @@ BOOKKEEPING_TRAINER_KEYS = ("progress", "score_batch_size", "nan_check_every", "
 # trainer keys added after runs were made: key -> the default every earlier run behaved as. At that default
 # a key is kept out of a run's identity (its folder hash) and its checkpoint fingerprint, so that earlier
 # runs keep their folders and resume, and rows from before it read as the default (`results.tables`)
-ADDED_TRAINER_DEFAULTS = {"generator_batch": "same"}
+ADDED_TRAINER_DEFAULTS = {"generator_batch": "same", "tf32": False}
 # model parameters added after runs were made, likewise: model name -> {parameter: the default every earlier run
 # behaved as}; kept out of the folder hash and the checkpoint fingerprint at that default
 ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"},

@@ -178,3 +178,15 @@ def test_a_model_parameter_added_later_keeps_the_earlier_runs_identity_and_cell(
     frame = rows_frame([row(before, 0), row(default, 1), row(theano, 2)])
     assert list(frame["variant"]) == ["model.params.init=pytorch", "model.params.init=pytorch",
                                       "model.params.init=theano"]
+
+
+def test_trainer_keys_added_later_keep_the_earlier_runs_folders():
+    """`trainer.tf32` came after the campaign's runs (all on CPUs, where it changes nothing): at its default a
+    run keeps its folder, so finished runs are skipped and interrupted ones resume; set, it is a new run."""
+    from ganad_bench.results.store import config_hash
+
+    before = {"seed": 0, "model": {"name": "alad"}, "dataset": {"name": "kdd99"}, "protocol": {"name": "tabular"},
+              "trainer": {"epochs": 1, "bf16": False}}
+    now = {**before, "trainer": {**before["trainer"], "tf32": False, "generator_batch": "same"}}
+    assert config_hash(now) == config_hash(before)
+    assert config_hash({**now, "trainer": {**now["trainer"], "tf32": True}}) != config_hash(before)
