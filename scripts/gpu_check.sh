@@ -14,7 +14,6 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${1:-outputs/gpu-check}
 PY=${PYTHON:-python3}
-mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 start=$(date +%s)
 stage() { echo "[gpu-check $(( $(date +%s) - start )) s] $*"; }
@@ -24,9 +23,13 @@ bench() {  # bench SECONDS VARIANT...: the pack benchmark's cases of these varia
         --models alad memgan ama --shapes tab121 img1x28x28 --packs 1 10 50 --variants "$@" \
         --image-width 128 --steps 20 --warmup 3
     local rc=$?
-    [ $rc -eq 124 ] && stage "benchmark stopped at its limit ($limit s): rerun to measure the remaining cases"
-    return 0
+    case $rc in
+    0) ;;
+    124) stage "benchmark stopped at its limit ($limit s): rerun to measure the remaining cases" ;;
+    *) stage "benchmark failed (exit $rc): see its output above"; bench_failed=1 ;;
+    esac
 }
+bench_failed=0
 
 DEVICE=${GPU_CHECK_DEVICE:-cuda}  # cpu: a dry run of the script itself
 "$PY" - "$DEVICE" <<'PROBE' || exit 2
@@ -39,6 +42,7 @@ if sys.argv[1] == "cuda" and not torch.cuda.is_available():
     sys.exit(f"error: torch {torch.__version__} sees no CUDA device: the GPU check needs one")
 print("torch", torch.__version__, "CUDA", torch.version.cuda, torch.cuda.get_device_name() if sys.argv[1] == "cuda" else "")
 PROBE
+mkdir -p "$OUT"  # after the probe: a machine that cannot run the check is left no empty output folder
 
 stage "1/4 pack benchmark, plain and bf16"
 bench "${GPU_CHECK_BENCH_S:-300}" plain bf16
@@ -56,5 +60,5 @@ stage "4/4 pack benchmark, compiled (one run: a compiled loss is compiled for on
 bench "${GPU_CHECK_COMPILE_S:-300}" plain bf16 compile
 
 "$PY" scripts/pack_benchmark.py --report --device "$DEVICE" --out "$OUT" --name gpu-check
-stage "done: command line rc=$cli, GPU tests rc=$tests"
-[ "$cli" -eq 0 ] && [ "$tests" -eq 0 ]
+stage "done: command line rc=$cli, GPU tests rc=$tests, benchmark $([ $bench_failed -eq 0 ] && echo ok || echo failed)"
+[ "$cli" -eq 0 ] && [ "$tests" -eq 0 ] && [ "$bench_failed" -eq 0 ]

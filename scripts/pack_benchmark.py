@@ -376,7 +376,8 @@ def op_count(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output folder (finished cases are kept on a rerun)")
+    parser.add_argument("--out", help="output folder (finished cases are kept on a rerun); needed but with "
+                        "--op-count, which writes nothing")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", nargs="+", default=list(DEEP_MODELS), choices=DEEP_MODELS)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
@@ -401,6 +402,8 @@ def main() -> None:
                         "(e.g. after a run that was stopped before its end)")
     parser.add_argument("--case", nargs=3, metavar=("MODEL", "SHAPE", "K"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.out is None and not args.op_count:
+        parser.error("--out is required: the folder of the report (and of the finished cases a rerun keeps)")
     torch.set_num_threads(args.threads)
     if args.case:
         print(json.dumps(run_case(args.case[0], args.case[1], int(args.case[2]), args.variants[0], args)))

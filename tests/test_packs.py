@@ -309,7 +309,7 @@ def test_the_op_count_names_the_callers_of_a_steps_operations():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "scripts/pack_benchmark.py", "--out", "/tmp", "--op-count", "alad",
+    proc = subprocess.run([sys.executable, "scripts/pack_benchmark.py", "--op-count", "alad",  # no --out: no file
                            "tab121", "--warmup", "1"], capture_output=True, text=True, cwd=Path(__file__).parents[1],
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -317,6 +317,45 @@ def test_the_op_count_names_the_callers_of_a_steps_operations():
     total = int(head.split(": ")[1].split()[0])
     assert total > 100 and sum(int(line.split()[0]) for line in groups) == total
     assert any("noise.py:mix32" in line for line in groups) and any("_power_method" in line for line in groups)
+    proc = subprocess.run([sys.executable, "scripts/pack_benchmark.py", "--models", "alad"], capture_output=True,
+                          text=True, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith(
+        "error: --out is required: the folder of the report (and of the finished cases a rerun keeps)")
+
+
+def fake_python(tmp_path: Path, body: str) -> str:
+    """An interpreter for scripts/gpu_check.sh: `body` (sh) decides what each call does, else this Python."""
+    import sys
+
+    path = tmp_path / "python"
+    path.write_text(f"#!/bin/sh\n{body}\nexec {sys.executable} \"$@\"\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["no torch", "benchmark crashes"])
+def test_the_gpu_check_fails_loudly(case, tmp_path):
+    """A Python without torch: one line, exit 2, no output folder left behind. A benchmark that crashes
+    outright (not one stopped at its time limit): the check exits non-zero even when its other stages pass
+    (here simulated: the command line and the tests stand in as passing)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    if case == "no torch":
+        body = f'[ "$1" = "-" ] && exec {sys.executable} -S "$@"'  # the probe, without site-packages
+    else:
+        body = '[ "$1" = scripts/pack_benchmark.py ] && [ "$2" != --report ] && exit 3\n[ "$1" = -m ] && exit 0'
+    proc = subprocess.run(["bash", "scripts/gpu_check.sh", str(out)], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1],
+                          env={**os.environ, "PYTHON": fake_python(tmp_path, body), "GPU_CHECK_DEVICE": "cpu"})
+    if case == "no torch":
+        assert proc.returncode == 2 and not out.exists()
+        assert proc.stderr.strip() == (f"error: {sys.executable} has no torch: PYTHON=<an interpreter with torch "
+                                       "and CUDA>")
+    else:
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "benchmark failed (exit 3)" in proc.stdout and "benchmark failed" in proc.stdout.splitlines()[-1]
 
 
 @pytest.mark.gpu
