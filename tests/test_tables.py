@@ -77,6 +77,22 @@ def test_an_unknown_reference_table_is_a_one_line_error(tmp_path, capsys):
     assert line.startswith("error: no published table memgan:9: choose one of alad:II")
 
 
+@pytest.mark.parametrize("given", ["file", "missing"])
+def test_a_folder_that_is_no_folder_is_a_one_line_error(given, tmp_path, capsys):
+    from ganad_bench.cli import table_main
+
+    path = tmp_path / "result.json"
+    if given == "file":
+        path.write_text("{}")
+    with pytest.raises(SystemExit) as exit_:
+        table_main([str(path)])
+    assert exit_.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    expected = (f"error: not a folder: {path} (give the folder of the rows, e.g. outputs/results)" if given == "file"
+                else f"error: no such folder: {path} (run ganad-bench first)")
+    assert line == expected
+
+
 def test_unpublished_cells_stay_empty():
     long = summarize(rows_frame([row("kde", "kdd99", 0, f1=0.5)]), ["f1"])
     assert math.isnan(long.iloc[0]["published"])
