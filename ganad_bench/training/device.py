@@ -36,9 +36,10 @@ def resolve_device(name: str = "auto") -> torch.device:
 @contextmanager
 def float32_precision(device: torch.device, tf32: bool) -> Iterator[None]:
     """On CUDA, float32 convolutions and matrix products in TF32 (`tf32`) or in full float32 within the block,
-    the previous modes restored after it; nothing elsewhere. PyTorch's defaults differ by operation: cuDNN
-    convolutions in TF32 (10-bit mantissa: ~1e-3 relative rounding), matrix products in float32, so an image
-    network on an Ampere-or-newer GPU computed in neither what the CPU computes nor what `trainer.tf32` says."""
+    the previous modes restored after it; nothing elsewhere. PyTorch's defaults differ by operation (cuDNN
+    convolutions in TF32, 10-bit mantissa: ~1e-3 relative rounding; matrix products in float32), so without
+    this an image network on an Ampere-or-newer GPU mixes the two. A pack's members share the setting (they
+    differ only in seed and class)."""
     if device.type != "cuda":
         yield
         return
