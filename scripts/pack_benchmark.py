@@ -106,6 +106,10 @@ def run_case(model: str, shape_name: str, k: int, variant: str, args) -> dict:
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+    if variant == "compile":
+        # a run compiles its losses for one shape in its own process; a second shape compiled in this one would
+        # recompile them with dynamic shapes (slower to compile, and not what a run gets)
+        torch.compiler.reset()
     first = build_members(model, shape, 1, batch, args.device, args.image_width, variant)
     if k > 1 and not stackable(first[0]):
         why = "a compiled loss is compiled for one run" if variant == "compile" else "its module is not packable"
