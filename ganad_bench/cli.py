@@ -336,15 +336,15 @@ def table_main(argv: list[str] | None = None) -> None:
     except ConfigError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise SystemExit(2) from None
-    files = [str(f) for f in args.folders if f.exists() and not f.is_dir()]
+    missing = [f for f in args.folders if not f.is_dir()]
+    files = [str(f) for f in missing if f.exists()]
     if files:  # e.g. a result.json: the tables read folders of rows
         console.print(f"[bold red]error:[/] not a folder: {escape(', '.join(files))} (give the folder of the rows, "
                       "e.g. outputs/results)", soft_wrap=True)
         raise SystemExit(2)
-    missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
-        console.print(f"[bold red]error:[/] no such folder: {escape(', '.join(missing))} (run ganad-bench first)",
-                      soft_wrap=True)
+        console.print(f"[bold red]error:[/] no such folder: {escape(', '.join(map(str, missing)))} (run ganad-bench "
+                      "first)", soft_wrap=True)
         raise SystemExit(2)
     if args.replace_rows and not args.copy_rows:
         console.print("[bold red]error:[/] --replace-rows goes with --copy-rows DEST")
