@@ -45,6 +45,36 @@ def test_killed_run_resumes_to_the_same_scores(tmp_path, name):
     np.testing.assert_array_equal(resumed.score_samples(test), reference)
 
 
+def test_a_checkpoint_of_another_device_resumes_with_a_reseeded_batch_order(tmp_path, caplog):
+    """A CUDA generator's state cannot go on as the CPU's: the run resumes everything else exactly, draws its
+    batch orders from a generator seeded by (seed, epoch), reproducibly, and its row says so."""
+    x, test = data()
+    with pytest.raises(Interrupt):
+        alad(tmp_path, callbacks=[stop_after(2)]).fit(x)
+    path = tmp_path / CHECKPOINT_FILE
+    state = torch.load(path, weights_only=True)
+    state["rng"]["batches"] = torch.arange(16, dtype=torch.uint8)  # a CUDA (Philox) generator's seed and offset
+    state["rng"]["batches_device"] = "cuda"
+    torch.save(state, path)
+    written_on_cuda = path.read_bytes()
+    with caplog.at_level("WARNING", logger="ganad_bench"):
+        resumed = alad(tmp_path).fit(x)
+    assert "was written on cuda and resumes on cpu: from epoch 3 on" in caplog.text
+    assert resumed.resumed_from["epoch"] == 2 and resumed.resumed_from["written_on"] == "cuda"
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4] and not list(tmp_path.glob("last.pt.bad-*"))
+    scores = resumed.score_samples(test)
+    path.write_bytes(written_on_cuda)  # the same checkpoint resumed again: the same run
+    np.testing.assert_array_equal(alad(tmp_path).fit(x).score_samples(test), scores)
+    del state["rng"]["batches_device"]  # written before the device was recorded: known by its state's size
+    torch.save(state, path)
+    again = alad(tmp_path).fit(x)
+    assert again.resumed_from["written_on"] == "cuda"
+    np.testing.assert_array_equal(again.score_samples(test), scores)
+    state["rng"]["batches"] = torch.Generator().get_state()  # a CPU state resumes as before, not reseeded
+    torch.save(state, path)
+    assert "written_on" not in alad(tmp_path).fit(x).resumed_from
+
+
 def test_finished_run_is_not_trained_again(tmp_path):
     x, test = data()
     first = alad(tmp_path, epochs=2).fit(x).score_samples(test)
@@ -263,6 +293,18 @@ def test_cuda_bf16_compile_and_resume(model, tmp_path):
     resumed = det(tmp_path).fit(x)
     assert resumed.engine.use_bf16 and [h["epoch"] for h in resumed.history] == [1, 2]
     assert np.isfinite(resumed.score_samples(x[:50])).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("first, then", [("cuda", "cpu"), ("cpu", "cuda")])
+def test_a_run_moves_between_the_gpu_and_the_cpu(first, then, tmp_path):
+    x, test = data()
+    with pytest.raises(Interrupt):
+        alad(tmp_path, callbacks=[stop_after(2)], device=first).fit(x)
+    resumed = alad(tmp_path, device=then).fit(x)
+    assert resumed.resumed_from["written_on"] == first and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert np.isfinite(resumed.score_samples(test)).all()
 
 
 class TwoPhasesFixed(DetectorModule):

@@ -57,6 +57,11 @@ class RandpermBatches:
         self.generator = torch.Generator(device=x.device)
         self.generator.manual_seed(int(seed))
 
+    def reseed(self, seed: int, epoch: int) -> None:
+        """Seed the generator from (seed, epoch): the batch orders of a run resumed at `epoch` on another kind of
+        device than the one that wrote its checkpoint (`training.engine.set_rng_states`), reproducible there."""
+        self.generator.manual_seed(int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0]))
+
     def __len__(self) -> int:
         """Batches per epoch."""
         return len(self.x) // self.batch_size

@@ -286,20 +286,37 @@ def rng_states(batches: RandpermBatches) -> dict:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
                                                     int(has_gauss), float(cached)),
-             "torch": torch.get_rng_state(), "batches": batches.generator.get_state()}
+             "torch": torch.get_rng_state(), "batches": batches.generator.get_state(),
+             "batches_device": batches.generator.device.type}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_states(state: dict, batches: RandpermBatches) -> None:
+def set_rng_states(state: dict, batches: RandpermBatches, seed: int, epoch: int) -> str | None:
+    """Restore `rng_states`. The batch order's generator lives on the data's device, and a CUDA generator's
+    state (Philox: a seed and an offset) cannot continue as the CPU's (Mersenne Twister) or the reverse: a
+    checkpoint resumed on another kind of device draws its batch orders from then on from a generator seeded by
+    (seed, epoch) on the new device (`RandpermBatches.reseed`). Returns the device it was written on when that
+    happened, else None."""
     random.setstate(state["python"])
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    batches.generator.set_state(state["batches"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    written_on = state.get("batches_device") or generator_device_of(state["batches"])
+    if written_on == batches.generator.device.type:
+        batches.generator.set_state(state["batches"])
+        return None
+    batches.reseed(seed, epoch)
+    return written_on
+
+
+def generator_device_of(generator_state: torch.Tensor) -> str:
+    """The device type of a checkpoint written before it was recorded: the CPU generator's state has its own
+    size (5,056 bytes), a CUDA one's is 16."""
+    return "cpu" if generator_state.numel() == torch.Generator().get_state().numel() else "cuda"
 
 
 EpochCallback = Callable[["Engine", int], None]
@@ -720,39 +737,50 @@ class Engine:
             state = torch.load(path, map_location="cpu", weights_only=True)
             missing = CHECKPOINT_KEYS - set(state)
         except Exception as err:  # truncated, empty, not a checkpoint, or holding objects it may not load
-            set_aside(path, f"unreadable ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
+            set_aside(path, f"is unreadable ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
             return
         if missing:
-            set_aside(path, f"incomplete (no {', '.join(sorted(missing))})")
+            set_aside(path, f"is incomplete (no {', '.join(sorted(missing))})")
             return
         same_optimizers = set(state["optimizers"]) == set(self.optimizers())
         if not same_training(state["fingerprint"], self.fingerprint) or not same_optimizers:
             log.warning("checkpoint %s was written by a different model/data/trainer setup: starting afresh", path)
             return
         try:
-            self._restore(state, batches)
+            written_on = self._restore(state, batches)
         except Exception as err:
-            set_aside(path, f"could not be restored ({type(err).__name__})")
+            set_aside(path, f"could not be restored ({type(err).__name__}: {str(err).splitlines()[0][:200]})",
+                      then="this run stops")
             raise RuntimeError(f"checkpoint {path} could not be restored and was set aside: run again to start "
                                f"this run over") from err
         if state["code_version"] != code_version()["label"]:
             log.warning("checkpoint %s was written by code version %s; resuming with %s", path,
                         state["code_version"], code_version()["label"])
         self.resumed_from = {"epoch": self.epoch, "code_version": state["code_version"]}
+        if written_on is not None:
+            # recorded in the row: such a run is not the one either device would have trained alone
+            self.resumed_from["written_on"] = written_on
+            log.warning("checkpoint %s was written on %s and resumes on %s: from epoch %d on, its batch orders come "
+                        "from a generator seeded by (seed, epoch) on %s (the %s generator's stream cannot go on "
+                        "there); weights, optimiser and every other stream resume exactly", path, written_on,
+                        self.device, self.epoch + 1, self.device, written_on)
         log.info("resumed from %s at epoch %d", path, self.epoch)
 
-    def _restore(self, state: dict, batches: RandpermBatches) -> None:
+    def _restore(self, state: dict, batches: RandpermBatches) -> str | None:
+        """The checkpoint's state into this engine; returns the device type it was written on where that is
+        not this engine's (`set_rng_states`), else None."""
         self.module.load_state_dict(state["module"])
         for name, opt in self.optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
-        set_rng_states(state["rng"], batches)
+        written_on = set_rng_states(state["rng"], batches, self.seed, int(state["epoch"]))
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_val, self.bad_epochs = float(state["best_val"]), int(state["bad_epochs"])
         self.best_state = state["best_state"]
         self.stopped_early = bool(state["stopped_early"])
         self.history = json.loads(state["history"])
+        return written_on
 
 
 def same_training(saved: dict, current: dict) -> bool:
@@ -767,10 +795,10 @@ CHECKPOINT_KEYS = {"fingerprint", "code_version", "module", "optimizers", "ema",
                    "bad_epochs", "best_state", "stopped_early", "history"}
 
 
-def set_aside(path: Path, why: str) -> Path:
+def set_aside(path: Path, why: str, then: str = "training starts over") -> Path:
     """Rename a checkpoint that cannot be used to `<name>.bad-<time>` (kept for inspection) and warn: the run
-    starts over instead of failing on it at every retry."""
+    starts over instead of failing on it at every retry. `why` completes "checkpoint <path> ..."."""
     target = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
     os.replace(path, target)
-    log.warning("checkpoint %s is %s: moved to %s, training starts over", path, why, target.name)
+    log.warning("checkpoint %s %s: moved to %s, %s", path, why, target.name, then)
     return target
