@@ -291,3 +291,38 @@ def test_theano_initialised_networks_train_score_and_reload(name, tmp_path, monk
     assert np.isfinite(scores).all()
     det.save(tmp_path / "det")
     np.testing.assert_allclose(Detector.load(tmp_path / "det").score_samples(x), scores, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name,stage", [("dcae", None), ("deep_svdd", "pretrain"), ("deep_svdd", "svdd")])
+def test_a_resumed_theano_run_does_not_learn_its_dictionary_again(name, stage, tmp_path, monkeypatch):
+    """The first layer's dictionary (seconds of scikit-learn a run) is learnt when training starts from scratch;
+    a run resumed from its checkpoint, whose weights replace it, does not learn it again, and ends the same."""
+    import ganad_bench.models.kit.lenet as lenet
+
+    x = np.random.default_rng(0).random((24, 1, 12, 12)).astype(np.float32)
+    learnt = []
+    original = lenet.dictionary_filters
+    monkeypatch.setattr(lenet, "dictionary_filters", lambda *a, **kw: learnt.append(original(*a, **kw)) or learnt[-1])
+    reference = make(name, params={"init": "theano"}, epochs=3, checkpoint_dir=tmp_path / "a").fit(x).score_samples(x)
+    with pytest.raises(Interrupt):
+        make(name, params={"init": "theano"}, epochs=3, checkpoint_dir=tmp_path / "b",
+             callbacks=[stop_after(2, stage)]).fit(x)
+    assert len(learnt) == 2
+    resumed = make(name, params={"init": "theano"}, epochs=3, checkpoint_dir=tmp_path / "b").fit(x)
+    engine = resumed.pretrain_engine if stage == "pretrain" else resumed.engine  # the stage it stopped in
+    assert len(learnt) == 2 and engine.resumed_from["epoch"] == 2
+    np.testing.assert_array_equal(resumed.score_samples(x), reference)
+    np.testing.assert_array_equal(learnt[0], learnt[1])
+
+
+def test_deep_svdd_without_pretraining_starts_from_the_learnt_dictionary(monkeypatch):
+    import ganad_bench.models.kit.lenet as lenet
+
+    x = np.random.default_rng(0).random((24, 1, 12, 12)).astype(np.float32)
+    learnt = []
+    original = lenet.dictionary_filters
+    monkeypatch.setattr(lenet, "dictionary_filters", lambda *a, **kw: learnt.append(original(*a, **kw)) or learnt[-1])
+    det = make("deep_svdd", params={"init": "theano", "pretrain_epochs": 0}, epochs=0).fit(x)
+    first = next(m for m in det.scoring_module.encoder.features if isinstance(m, nn.Conv2d))
+    assert len(learnt) == 1
+    np.testing.assert_array_equal(first.weight.detach().numpy(), learnt[0])

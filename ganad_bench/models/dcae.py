@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from ganad_bench.models.kit.contract import check_choice
 from ganad_bench.models.kit.deep import DeepDetector
-from ganad_bench.models.kit.lenet import INITS, AutoEncoderModule, make_autoencoder
+from ganad_bench.models.kit.lenet import INITS, autoencoder_module
 from ganad_bench.models.kit.registry import register
 
 
@@ -45,7 +45,5 @@ class DCAE(DeepDetector):
 
     def build(self, input_shape):
         p = self.params
-        encoder, decoder = make_autoencoder(input_shape, p["rep_dim"], p["hidden"], bool(p["bias"]),
-                                            sigmoid=self.contrast_normalised(input_shape), init=p["init"],
-                                            x_train=self.x_fit, seed=self.seed)
-        return AutoEncoderModule(encoder, decoder)
+        return autoencoder_module(input_shape, p["rep_dim"], p["hidden"], bool(p["bias"]),
+                                  sigmoid=self.contrast_normalised(input_shape), init=p["init"], seed=self.seed)

@@ -51,7 +51,7 @@ from torch import nn
 from ganad_bench.data.tensors import in_chunks, to_device
 from ganad_bench.models.kit.contract import check_choice, require
 from ganad_bench.models.kit.deep import DeepDetector
-from ganad_bench.models.kit.lenet import INITS, AutoEncoderModule, make_autoencoder
+from ganad_bench.models.kit.lenet import INITS, AutoEncoderModule, autoencoder_module
 from ganad_bench.models.kit.registry import register
 from ganad_bench.training.engine import DetectorModule, Engine
 
@@ -137,10 +137,8 @@ class DeepSVDD(DeepDetector):
 
     def build_autoencoder(self, input_shape) -> AutoEncoderModule:
         p = self.params
-        encoder, decoder = make_autoencoder(input_shape, p["rep_dim"], p["hidden"], bias=False,
-                                            sigmoid=self.contrast_normalised(input_shape), init=p["init"],
-                                            x_train=self.x_fit, seed=self.seed)
-        return AutoEncoderModule(encoder, decoder)
+        return autoencoder_module(input_shape, p["rep_dim"], p["hidden"], bias=False,
+                                  sigmoid=self.contrast_normalised(input_shape), init=p["init"], seed=self.seed)
 
     def build(self, input_shape, encoder: nn.Module | None = None) -> SVDDModule:
         p = self.params
@@ -164,6 +162,8 @@ class DeepSVDD(DeepDetector):
         if int(self.params["pretrain_epochs"]) > 0:
             self.pretrain_engine = self.train_stage("pretrain", autoencoder, self.pretrain_config(), x, x_val)
             self.pretrain_history = self.pretrain_engine.history
+        else:  # no pretraining stage to start it: the encoder as initialised
+            autoencoder.initialise_from_data(x)
         module = self.build(self.input_shape, encoder=autoencoder.encoder)
         device = next(autoencoder.parameters()).device
         module.to(device).set_center(to_device(x, device), self.trainer.score_batch_size)

@@ -195,6 +195,9 @@ class DetectorModule(nn.Module):
       needs them, fitted on the device-resident training rows before every validation or curve point (and
       put back afterwards, so training goes on with its own) and once training has ended (default: nothing;
       MEMGAN re-estimates its BatchNorm statistics through its scoring path);
+    * `initialise_from_data(x_train)`: an initialisation that reads the (preprocessed) training rows, called
+      when training starts from scratch, not when it resumes from a checkpoint whose weights would replace it
+      (default: nothing; DCAE's and Deep SVDD's learnt first-layer filters, `kit.lenet`);
     * `score(x) -> (n,)`: anomaly scores, called in eval mode under `no_grad`;
     * `val_loss(x) -> scalar`: a loss on normal validation rows (default: the mean score).
 
@@ -211,6 +214,9 @@ class DetectorModule(nn.Module):
         super().__init__()
         # the losses' random numbers (latent codes, noise): a counter-based stream keyed by the run (`training.noise`)
         self.noise = RandomStream()
+
+    def initialise_from_data(self, x_train: np.ndarray) -> None:
+        """Before the first epoch of a training from scratch (class docstring)."""
 
     def named_group(self, names: Iterable[str]) -> list[nn.Parameter]:
         """The parameters of the named submodules (or of named bare `nn.Parameter`s, e.g. a memory matrix)."""
@@ -535,6 +541,10 @@ class Engine:
                      "training for the full %d epochs", config.epochs)
         if self.checkpoint_dir is not None:
             self._maybe_resume(batches)
+        if self.resumed_from is None:
+            self.module.initialise_from_data(x_train)
+            if self.ema is not None:  # the average starts from the initialised weights, as it would have
+                self.ema.module.load_state_dict(self.module.state_dict())
         self.last_checkpoint = time.monotonic()
         return EpochData(batches, val, early_stopping)
 

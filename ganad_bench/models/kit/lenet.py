@@ -155,7 +155,7 @@ def theano_initialise(encoder: LeNetEncoder, decoder: LeNetDecoder, x_train: np.
     with the leaky-ReLU gain (`datasets/modules.py`: GlorotUniform(gain=(2/(1+0.01**2)) ** 0.5)), the dense
     representation layer Glorot-uniform (`layers/dense.py`), the reconstruction convolution Glorot-uniform
     with gain sqrt(2) (`layers/conv.py`: gain='relu'), biases zero; and, given the (preprocessed) training
-    images, the first convolution's filters a dictionary learnt on their patches (`dictionary_filters`;
+    images, the first convolution's filters a dictionary learnt on their patches (`dictionary_initialise`;
     the scripts' --weight_dict_init 1). Glorot's bounds count a (transposed) convolution's fans as Lasagne's."""
     convs = [m for m in encoder.features if isinstance(m, nn.Conv2d)]
     for layer in [*convs, *decoder.deconvs]:
@@ -166,9 +166,15 @@ def theano_initialise(encoder: LeNetEncoder, decoder: LeNetDecoder, x_train: np.
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
     if x_train is not None:
-        first = convs[0]
-        atoms = dictionary_filters(x_train, first.out_channels, first.kernel_size[0], seed)
-        first.weight.copy_(torch.from_numpy(atoms))
+        dictionary_initialise(encoder, x_train, seed)
+
+
+@torch.no_grad()
+def dictionary_initialise(encoder: LeNetEncoder, x_train: np.ndarray, seed: int) -> None:
+    """The first convolution's filters: a dictionary learnt on the training images' patches (`dictionary_filters`)."""
+    first = next(m for m in encoder.features if isinstance(m, nn.Conv2d))
+    atoms = dictionary_filters(x_train, first.out_channels, first.kernel_size[0], seed)
+    first.weight.copy_(torch.from_numpy(atoms))
 
 
 def dictionary_filters(x: np.ndarray, n_filters: int, size: int, seed: int, n_images: int = 500,
@@ -230,15 +236,33 @@ def make_autoencoder(shape, rep_dim: int | None = None, hidden=None, bias: bool 
     return mlp_encoder(d, hidden, rep, bias), mlp_decoder(d, hidden, rep, bias)
 
 
+def autoencoder_module(shape, rep_dim: int | None, hidden, bias: bool, sigmoid: bool, init: str,
+                       seed: int) -> AutoEncoderModule:
+    """DCAE's network and Deep SVDD's pretraining one (`make_autoencoder`); with `init=theano` on images, the
+    first layer's dictionary is learnt when training starts from scratch (`AutoEncoderModule`)."""
+    encoder, decoder = make_autoencoder(shape, rep_dim, hidden, bias, sigmoid=sigmoid, init=init)
+    learnt = init == "theano" and is_image(tuple(int(s) for s in shape))
+    return AutoEncoderModule(encoder, decoder, dictionary_seed=seed if learnt else None)
+
+
 # --------------------------------------------------------------------------------- the modules
 class AutoEncoderModule(DetectorModule):
     """encoder + decoder trained on the mean squared error; score ||x - x_rec||_2^2 (no discriminator)."""
 
     generator_names = ("encoder", "decoder")
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, dictionary_seed: int | None = None):
+        """`dictionary_seed`: the seed of the first-layer dictionary learnt from the training images when
+        training starts from scratch (`init=theano` on images, `initialise_from_data`); None: none."""
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
+        self.dictionary_seed = dictionary_seed
+
+    def initialise_from_data(self, x_train: np.ndarray) -> None:
+        # about 3 s of scikit-learn a run on MNIST, one member after another in a pack: a run resumed from its
+        # checkpoint, whose weights replace these, skips it
+        if self.dictionary_seed is not None:
+            dictionary_initialise(self.encoder, np.asarray(x_train, dtype=np.float32), self.dictionary_seed)
 
     def reconstruct(self, x):
         return self.decoder(self.encoder(x))
