@@ -355,7 +355,9 @@ def table_main(argv: list[str] | None = None) -> None:
     frame = table_rows(args, console)
     where = ", ".join(map(str, args.folders)) + (f" from code version {args.code_version}" if args.code_version else "")
     if frame.empty and not (reference or args.reproduction):
-        console.print(f"[bold red]error:[/] no finished result.json under {where}", soft_wrap=True)
+        fix = ("drop --code-version or give another" if args.code_version else
+               "run ganad-bench first; its rows go to <paths.output_dir>/results, outputs/results by default")
+        console.print(f"[bold red]error:[/] no finished result.json under {escape(where)} ({fix})", soft_wrap=True)
         raise SystemExit(1)
     if frame.empty:  # the paper's table is still worth seeing: what a first run will stand beside
         console.print(f"[yellow]warning:[/] no finished result.json under {where}: the published numbers only",

@@ -114,7 +114,14 @@ def test_table_command_writes_markdown_csv_latex(tmp_path):
 def test_table_command_on_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     done = ganad(tmp_path, str(tmp_path / "empty"), entry=TABLE)
-    assert done.returncode == 1 and "no finished result.json" in done.stderr
+    assert done.returncode == 1 and "no finished result.json" in done.stderr and "run ganad-bench first" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_table_command_with_a_code_version_no_row_has(tmp_path):
+    assert ganad(tmp_path, "model=iforest").returncode == 0
+    done = ganad(tmp_path, str(tmp_path / "outputs"), "--code-version", "0123abc", entry=TABLE)
+    assert done.returncode == 1 and "drop --code-version" in done.stderr, done.stderr
 
 
 def test_summary_line_puts_the_headline_metric_beside_the_published_one():
