@@ -60,19 +60,24 @@ def test_a_checkpoint_of_another_device_resumes_with_a_reseeded_batch_order(tmp_
     with caplog.at_level("WARNING", logger="ganad_bench"):
         resumed = alad(tmp_path).fit(x)
     assert "was written on cuda and resumes on cpu: from epoch 3 on" in caplog.text
-    assert resumed.resumed_from["epoch"] == 2 and resumed.resumed_from["written_on"] == "cuda"
+    moved = [{"epoch": 2, "from": "cuda", "to": "cpu"}]
+    assert resumed.resumed_from["epoch"] == 2 and resumed.resumed_from["device_moves"] == moved
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4] and not list(tmp_path.glob("last.pt.bad-*"))
     scores = resumed.score_samples(test)
     path.write_bytes(written_on_cuda)  # the same checkpoint resumed again: the same run
-    np.testing.assert_array_equal(alad(tmp_path).fit(x).score_samples(test), scores)
+    with pytest.raises(Interrupt):  # ... and stopped again, on the CPU: its next resume still tells the move
+        alad(tmp_path, callbacks=[stop_after(3)]).fit(x)
+    again = alad(tmp_path).fit(x)
+    assert again.resumed_from == {"epoch": 3, "code_version": again.resumed_from["code_version"], "device_moves": moved}
+    np.testing.assert_array_equal(again.score_samples(test), scores)
     del state["rng"]["batches_device"]  # written before the device was recorded: known by its state's size
     torch.save(state, path)
-    again = alad(tmp_path).fit(x)
-    assert again.resumed_from["written_on"] == "cuda"
-    np.testing.assert_array_equal(again.score_samples(test), scores)
+    older = alad(tmp_path).fit(x)
+    assert older.resumed_from["device_moves"] == moved
+    np.testing.assert_array_equal(older.score_samples(test), scores)
     state["rng"]["batches"] = torch.Generator().get_state()  # a CPU state resumes as before, not reseeded
     torch.save(state, path)
-    assert "written_on" not in alad(tmp_path).fit(x).resumed_from
+    assert "device_moves" not in alad(tmp_path).fit(x).resumed_from
 
 
 def test_finished_run_is_not_trained_again(tmp_path):
@@ -303,7 +308,8 @@ def test_a_run_moves_between_the_gpu_and_the_cpu(first, then, tmp_path):
     with pytest.raises(Interrupt):
         alad(tmp_path, callbacks=[stop_after(2)], device=first).fit(x)
     resumed = alad(tmp_path, device=then).fit(x)
-    assert resumed.resumed_from["written_on"] == first and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert resumed.resumed_from["device_moves"] == [{"epoch": 2, "from": first, "to": then}]
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     assert np.isfinite(resumed.score_samples(test)).all()
 
 

@@ -392,6 +392,9 @@ class Engine:
         self.history: list[dict] = []
         # {epoch, code_version} of the checkpoint this engine resumed from (None: trained from the start)
         self.resumed_from: dict | None = None
+        # each time a checkpoint of this run resumed on another kind of device: {epoch, from, to} (carried by
+        # every later checkpoint, so that the row says so however often the run stopped since)
+        self.device_moves: list[dict] = []
         self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)
         self.pack_size = 1  # K while it trains in a pack of K runs
         # the run's own global state (its log file, its Hydra job config) around the pack trainer's calls for this
@@ -728,6 +731,7 @@ class Engine:
             "stopped_early": self.stopped_early,
             # one string, not thousands of pickled floats: saving it every epoch stays cheap for 1000-epoch runs
             "history": json.dumps(self.history),
+            "device_moves": json.dumps(self.device_moves),
         }
 
     def save_checkpoint(self, batches: RandpermBatches) -> Path:
@@ -767,9 +771,9 @@ class Engine:
             log.warning("checkpoint %s was written by code version %s; resuming with %s", path,
                         state["code_version"], code_version()["label"])
         self.resumed_from = {"epoch": self.epoch, "code_version": state["code_version"]}
+        if self.device_moves:  # in the row: such a run is not the one either device would have trained alone
+            self.resumed_from["device_moves"] = list(self.device_moves)
         if written_on is not None:
-            # recorded in the row: such a run is not the one either device would have trained alone
-            self.resumed_from["written_on"] = written_on
             log.warning("checkpoint %s was written on %s and resumes on %s: from epoch %d on, its batch orders come "
                         "from a generator seeded by (seed, epoch) on %s (the %s generator's stream cannot go on "
                         "there); weights, optimiser and every other stream resume exactly", path, written_on,
@@ -790,6 +794,9 @@ class Engine:
         self.best_state = state["best_state"]
         self.stopped_early = bool(state["stopped_early"])
         self.history = json.loads(state["history"])
+        self.device_moves = json.loads(state.get("device_moves", "[]"))
+        if written_on is not None:
+            self.device_moves.append({"epoch": self.epoch, "from": written_on, "to": torch.device(self.device).type})
         return written_on
 
 
