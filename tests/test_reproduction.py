@@ -125,6 +125,23 @@ def test_the_header_lists_the_code_versions_of_the_rows_the_cells_show():
     assert reproduction.code_versions(frame.iloc[:0], cells) == []
 
 
+def test_the_header_counts_the_runs_that_moved_between_devices():
+    moves = [{"epoch": 85, "from": "cuda", "to": "cpu"}]
+    runs = [{**row("alad", "arrhythmia", s, f1=0.5, precision=0.5, recall=0.5),
+             "resumed_from": {"epoch": 85, "code_version": "abc123", "device_moves": moves} if s < 2 else None}
+            for s in range(3)]
+    older = {**row("alad", "arrhythmia", 3, f1=0.5, precision=0.5, recall=0.5),
+             "resumed_from": {"epoch": 85, "code_version": "abc123", "written_on": "cuda"}}
+    hidden = {**row("alad", "arrhythmia", 0, epochs=2, f1=0.1, precision=0.1, recall=0.1),  # a cell-less variant
+              "resumed_from": {"epoch": 1, "code_version": "abc123", "device_moves": moves}}
+    frame = rows_frame([*runs, older, hidden])
+    cells = reproduction_cells(frame)
+    assert reproduction.moved_runs(frame, cells) == 3 and reproduction.moved_runs(frame.iloc[:0], cells) == 0
+    text = reproduction.render(cells, "cmd", ["abc123"], moved=3)
+    assert "3 of the runs behind the cells moved between a GPU and the CPU" in text
+    assert "moved between" not in reproduction.render(cells, "cmd", ["abc123"])
+
+
 def test_runs_scaled_otherwise_than_the_experiment_are_a_variant_not_the_paper_cell():
     """ALAD's Arrhythmia runs are unscaled (its appendix C): min-max scaled runs beside them are a variant that
     says so, and the cell takes the unscaled ones whichever has more seeds."""

@@ -360,7 +360,7 @@ def learning_curves(frame: pd.DataFrame, reference: str) -> list[str]:
 
 
 def render(cells: pd.DataFrame, command: str, code_versions: list[str],
-           curves: dict[str, list[str]] | None = None) -> str:
+           curves: dict[str, list[str]] | None = None, moved: int = 0) -> str:
     """The whole report: how it was made, the counts per table and overall, each table (with its learning
     curves, `curves`: lines per table), the numbered notes."""
     summary = pd.DataFrame([{"table": reference, **counts(group)}
@@ -370,7 +370,10 @@ def render(cells: pd.DataFrame, command: str, code_versions: list[str],
     head = [
         "# Reproduction report", "",
         f"Generated from the result rows by `{command}` (code versions of the rows: "
-        f"{', '.join(code_versions) or 'none'}). Do not edit by hand: rerun the command.", "",
+        f"{', '.join(code_versions) or 'none'}). Do not edit by hand: rerun the command."
+        + (f" {moved} of the runs behind the cells moved between a GPU and the CPU (resumed from a checkpoint "
+           "written on the other: their batch order was reseeded there, nothing else changed; "
+           "`resumed_from.device_moves` in their rows)." if moved else ""), "",
         "Every published cell of the five papers' tables, ours beside it: mean ± std over seeds (percent for "
         "the detection metrics), the number of seeds, the budget (`paper`: the runs have the settings of the "
         "table's experiment config, which are the paper's; else how they differ), Δ = ours − published, and "
@@ -392,11 +395,23 @@ def render(cells: pd.DataFrame, command: str, code_versions: list[str],
 
 
 def code_versions(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
-    """The code versions of the rows that stand in a reported cell: rows of a setting no cell shows (a
-    diagnostic variant beside the paper's settings, `one_per_published_cell`) do not make the report's."""
+    """The code versions of the rows that stand in a reported cell (`standing_rows`)."""
+    return sorted(set(standing_rows(frame, cells)["code_version"]))
+
+
+def moved_runs(frame: pd.DataFrame, cells: pd.DataFrame) -> int:
+    """How many of the rows that stand in a reported cell moved between devices (`tables.moved_devices`)."""
+    standing = standing_rows(frame, cells).drop_duplicates(["protocol", "dataset", "anomaly_dataset", "model",
+                                                            "variant", "normal_class", "seed"])
+    return int(standing["moved_devices"].sum()) if "moved_devices" in standing else 0
+
+
+def standing_rows(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """The rows that stand in a reported cell: rows of a setting no cell shows (a diagnostic variant beside the
+    paper's settings, `one_per_published_cell`) do not."""
     measured = cells[cells["mean"].notna()]
     if frame.empty or measured.empty:
-        return []
+        return frame.iloc[:0] if not frame.empty else pd.DataFrame(columns=["code_version"])
     protocols = [paper.table_protocol(reference) for reference in measured["reference"]]
     keys = ["dataset", "anomaly_dataset", "model", "variant"]
     shown = measured[keys].assign(protocol=protocols, normal_class=measured["normal_class"].astype(str))
@@ -405,9 +420,8 @@ def code_versions(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     every_class = shown[shown["normal_class"].str.startswith(AVERAGE)].drop(columns="normal_class")
     per_class = shown[~shown["normal_class"].str.startswith(AVERAGE)]
     rows = frame.assign(normal_class=frame["normal_class"].astype(str))
-    standing = pd.concat([rows.merge(per_class, on=["protocol", *keys, "normal_class"]),
-                          rows.merge(every_class.drop_duplicates(), on=["protocol", *keys])])
-    return sorted(set(standing["code_version"]))
+    return pd.concat([rows.merge(per_class, on=["protocol", *keys, "normal_class"]),
+                      rows.merge(every_class.drop_duplicates(), on=["protocol", *keys])])
 
 
 def write_report(frame: pd.DataFrame, path, command: str, output_dir: str) -> dict[str, int]:
@@ -416,6 +430,6 @@ def write_report(frame: pd.DataFrame, path, command: str, output_dir: str) -> di
 
     cells = reproduction_cells(frame, output_dir)
     curves = {reference: learning_curves(frame, reference) for reference in paper.table_references()}
-    text = render(cells, command, code_versions(frame, cells), curves)
+    text = render(cells, command, code_versions(frame, cells), curves, moved_runs(frame, cells))
     write_atomic(Path(path), lambda handle: handle.write(text))
     return counts(cells)

@@ -51,6 +51,12 @@ def with_added_defaults(settings: dict[str, str]) -> dict[str, str]:
     return {**added, **settings}
 
 
+def moved_devices(resumed_from: dict | None) -> bool:
+    """Whether a run resumed from a checkpoint written on another kind of device (GPU / CPU): its batch order
+    was reseeded there (`training.engine.set_rng_states`). `written_on`: the rows of one earlier version."""
+    return bool(resumed_from and (resumed_from.get("device_moves") or resumed_from.get("written_on")))
+
+
 def rows_frame(rows: list[dict]) -> pd.DataFrame:
     """Finished (status ok) rows flattened to one line per run: identity columns, seed, metrics.
 
@@ -65,6 +71,7 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
         record["code_version"] = str(row.get("code_version") or (row.get("git_revision") or "unknown")[:12])
         record["normal_class"] = "" if record["normal_class"] is None else str(record["normal_class"])
         record["anomaly_dataset"] = record["anomaly_dataset"] or ""  # set by cross_dataset only
+        record["moved_devices"] = moved_devices(row.get("resumed_from"))
         record.update(row.get("metrics", {}))
         record.update(curve_columns(row.get("learning_curve")))
         records.append(record)
@@ -328,7 +335,7 @@ def to_rich(table: pd.DataFrame, title: str, keys: int = 2):
 
 def metric_names(frame: pd.DataFrame) -> list[str]:
     """The metrics the rows hold (the keys of their `metrics`), learning-curve points aside."""
-    bookkeeping = {*IDENTITY_COLUMNS, "seed", "code_version", "settings"}
+    bookkeeping = {*IDENTITY_COLUMNS, "seed", "code_version", "settings", "moved_devices"}
     return sorted(c for c in frame.columns if c not in bookkeeping and curve_point(c) is None)
 
 
