@@ -392,8 +392,7 @@ class Engine:
         self.history: list[dict] = []
         # {epoch, code_version} of the checkpoint this engine resumed from (None: trained from the start)
         self.resumed_from: dict | None = None
-        # each time a checkpoint of this run resumed on another kind of device: {epoch, from, to} (carried by
-        # every later checkpoint, so that the row says so however often the run stopped since)
+        # {epoch, from, to} per resume on another kind of device, kept by every later checkpoint for the row
         self.device_moves: list[dict] = []
         self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)
         self.pack_size = 1  # K while it trains in a pack of K runs
