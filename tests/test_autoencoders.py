@@ -254,12 +254,14 @@ def test_dictionary_filters_are_unit_atoms_of_the_patches_flipped_and_seeded():
 
 def test_theano_initialisation_is_glorot_with_the_dictionary_first_and_only_for_images():
     from ganad_bench.errors import ConfigError
-    from ganad_bench.models.kit.lenet import LEAKY_GAIN, dictionary_filters, make_autoencoder
+    from ganad_bench.models.kit.lenet import LEAKY_GAIN, autoencoder_module, dictionary_filters, make_autoencoder
 
     rng = np.random.default_rng(0)
     x = rng.random((30, 1, 12, 12)).astype(np.float32)
     torch.manual_seed(0)
-    encoder, decoder = make_autoencoder((1, 12, 12), init="theano", x_train=x, seed=3)
+    module = autoencoder_module((1, 12, 12), None, None, False, sigmoid=True, init="theano", seed=3)
+    module.initialise_from_data(x)  # as the engine does when training starts from scratch
+    encoder = module.encoder
     first, second = [m for m in encoder.features if isinstance(m, nn.Conv2d)]
     np.testing.assert_array_equal(first.weight.detach().numpy(), dictionary_filters(x, 8, 5, seed=3))
     bound = LEAKY_GAIN * (6.0 / ((8 + 4) * 25)) ** 0.5  # Glorot: gain * sqrt(6 / (fan_in + fan_out))

@@ -30,8 +30,8 @@ Their inputs' contrast normalisation (`contrast_norm`) is the deep detectors' in
 
 Initialisation (`init`): `pytorch`, PyTorch's defaults, as the PyTorch reference code; or `theano`, that of
 the authors' Theano code (lukasruff/Deep-SVDD), whose runs are the published MNIST / CIFAR-10 DCAE and
-DSVDD numbers (`theano_initialise`): Glorot-uniform weights and, from the training images, a learnt
-dictionary as the first layer's filters.
+DSVDD numbers (`theano_initialise`, `dictionary_initialise`): Glorot-uniform weights and, from the training
+images, a learnt dictionary as the first layer's filters.
 """
 
 from __future__ import annotations
@@ -150,13 +150,14 @@ def check_init(init: str, shape) -> None:
 
 
 @torch.no_grad()
-def theano_initialise(encoder: LeNetEncoder, decoder: LeNetDecoder, x_train: np.ndarray | None, seed: int) -> None:
+def theano_initialise(encoder: LeNetEncoder, decoder: LeNetDecoder) -> None:
     """The Theano code's initialisation: each convolution of a conv module (encoder and decoder) Glorot-uniform
     with the leaky-ReLU gain (`datasets/modules.py`: GlorotUniform(gain=(2/(1+0.01**2)) ** 0.5)), the dense
     representation layer Glorot-uniform (`layers/dense.py`), the reconstruction convolution Glorot-uniform
-    with gain sqrt(2) (`layers/conv.py`: gain='relu'), biases zero; and, given the (preprocessed) training
-    images, the first convolution's filters a dictionary learnt on their patches (`dictionary_initialise`;
-    the scripts' --weight_dict_init 1). Glorot's bounds count a (transposed) convolution's fans as Lasagne's."""
+    with gain sqrt(2) (`layers/conv.py`: gain='relu'), biases zero. The first convolution's filters, a
+    dictionary learnt on the (preprocessed) training images' patches (the scripts' --weight_dict_init 1), come
+    when training starts from scratch (`dictionary_initialise`, called by `AutoEncoderModule`). Glorot's
+    bounds count a (transposed) convolution's fans as Lasagne's."""
     convs = [m for m in encoder.features if isinstance(m, nn.Conv2d)]
     for layer in [*convs, *decoder.deconvs]:
         nn.init.xavier_uniform_(layer.weight, gain=LEAKY_GAIN)
@@ -165,8 +166,6 @@ def theano_initialise(encoder: LeNetEncoder, decoder: LeNetDecoder, x_train: np.
     for layer in [*convs, *decoder.deconvs, encoder.fc, decoder.out]:
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
-    if x_train is not None:
-        dictionary_initialise(encoder, x_train, seed)
 
 
 @torch.no_grad()
@@ -218,10 +217,9 @@ def mlp_decoder(d: int, hidden: tuple[int, ...], rep_dim: int, bias: bool = Fals
 
 
 def make_autoencoder(shape, rep_dim: int | None = None, hidden=None, bias: bool = False,
-                     sigmoid: bool = True, init: str = "pytorch", x_train: np.ndarray | None = None,
-                     seed: int = 0) -> tuple[nn.Module, nn.Module]:
-    """(encoder, decoder) of Deep SVDD / DCAE (module docstring); `init`: their initialisation, `theano`
-    with the training images `x_train` (while fitting) for the first layer's dictionary."""
+                     sigmoid: bool = True, init: str = "pytorch") -> tuple[nn.Module, nn.Module]:
+    """(encoder, decoder) of Deep SVDD / DCAE (module docstring); `init`: their initialisation (`theano`:
+    Glorot-uniform; its first layer's dictionary is `autoencoder_module`'s)."""
     blocks.resolve_arch(shape)  # (features,) or square images of side >= 8
     shape = tuple(int(s) for s in shape)
     check_init(init, shape)
@@ -229,7 +227,7 @@ def make_autoencoder(shape, rep_dim: int | None = None, hidden=None, bias: bool 
     if is_image(shape):
         encoder, decoder = LeNetEncoder(shape, rep, bias), LeNetDecoder(shape, rep, bias, sigmoid=sigmoid)
         if init == "theano":
-            theano_initialise(encoder, decoder, x_train, seed)
+            theano_initialise(encoder, decoder)
         return encoder, decoder
     d = int(shape[0])
     hidden = tuple(int(h) for h in hidden) if hidden else tabular_sizes(d)[0]
