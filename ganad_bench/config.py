@@ -189,6 +189,50 @@ def to_container(cfg: DictConfig) -> dict:
 
 # protocol settings that are shares of rows (an integer written for one, say 0, is that float)
 PROTOCOL_FRACTIONS = ("train_fraction", "contamination", "val_fraction", "anomaly_fraction")
+# the config groups a run config holds besides the primary config's own keys (conf/config.yaml)
+RUN_GROUPS = ("trainer", "model", "dataset", "protocol", "paths")
+
+
+@cache
+def declared_keys(group: str | None = None) -> frozenset[str]:
+    """The keys the shipped configs declare: the run config's top level (group None: the primary config's own
+    keys and `RUN_GROUPS`), or the union over `conf/<group>/*.yaml`. A key outside them that `+key=...`
+    added is a typo, which would otherwise change nothing but the run's folder."""
+    from importlib.resources import files
+
+    conf = files("ganad_bench.conf")
+    if group is None:
+        primary = OmegaConf.create(conf.joinpath("config.yaml").read_text())
+        return frozenset(key for key in primary if key not in ("defaults", "hydra")) | frozenset(RUN_GROUPS)
+    keys = set()
+    for entry in conf.joinpath(group).iterdir():
+        if entry.name.endswith(".yaml"):
+            keys |= {key for key in OmegaConf.create(entry.read_text()) if key != "defaults"}
+    return frozenset(keys)
+
+
+def check_known_keys(config: dict) -> None:
+    """Every key of the run config is one its configs declare or its code reads (the trainer's and the
+    model's parameters are checked where they are read); the protocol's keys are those it reads."""
+    from ganad_bench.data.protocols import PROTOCOL_KEYS
+
+    protocol = config.get("protocol") or {}
+    allowed = {
+        None: declared_keys(),
+        "model": frozenset(("name", "params")),
+        "dataset": declared_keys("dataset"),
+        "paths": declared_keys("paths"),
+        "protocol": frozenset(("name", *PROTOCOL_KEYS.get(protocol.get("name"), protocol))),
+    }
+    for group, keys in allowed.items():
+        node = config if group is None else (config.get(group) or {})
+        unknown = sorted(set(node) - keys)
+        if not unknown:
+            continue
+        names = ", ".join(key if group is None else f"{group}.{key}" for key in unknown)
+        owner = {None: "a run config", "protocol": f"the {protocol.get('name')} protocol"}.get(group, group)
+        raise ConfigError(f"{names}: not a setting of {owner} (check the spelling, or remove it); its settings: "
+                          f"{', '.join(sorted(keys))}")
 
 
 def check_run_config(config: dict) -> dict:
@@ -202,6 +246,7 @@ def check_run_config(config: dict) -> dict:
     from ganad_bench.models.kit.registry import detector_class
 
     config = copy.deepcopy(config)
+    check_known_keys(config)
     seed = config.get("seed")
     if type(seed) is not int or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}: e.g. seed=0, or a sweep seed=0,1,2")

@@ -52,6 +52,12 @@ def test_help_and_cfg_job(tmp_path):
     (["dataset=musk"], "musk.mat not found"),
     (["protocol.train_fraction=1.5"], "protocol.train_fraction must be a number in (0, 1), got 1.5"),
     (["protocol.contamination=0"], "protocol.contamination must be a number in (0, 1), got 0"),
+    # a key added with + that nothing reads is a typo: it would change nothing but the run's folder
+    (["+sed=3"], "sed: not a setting of a run config"),
+    (["+protocol.val_frac=0.1"], "protocol.val_frac: not a setting of the tabular protocol"),
+    (["+dataset.scalr=none"], "dataset.scalr: not a setting of dataset"),
+    (["+model.param.nu=0.1"], "model.param: not a setting of model"),
+    (["+paths.data=x"], "paths.data: not a setting of paths"),
 ])
 def test_bad_input_exits_non_zero_with_one_line_and_no_result(tmp_path, args, message):
     done = ganad(tmp_path, *args)

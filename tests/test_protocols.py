@@ -115,3 +115,22 @@ def test_split_without_test_anomalies_is_refused():
 def test_unknown_protocol():
     with pytest.raises(ConfigError, match="unknown protocol"):
         make_split({"name": "nope"}, raw(10), 0)
+
+
+def test_a_protocol_key_another_protocol_reads_is_an_error_here():
+    """`protocol.split_seed` is the tabular protocol's: on a one-class run it would change nothing but the
+    run's folder, so it stops the run with the protocol's own keys named."""
+    from ganad_bench.config import check_run_config, compose_config, to_container
+
+    config = to_container(compose_config(["dataset=mnist", "model=dcae"]))
+    check_run_config(config)
+    config["protocol"]["split_seed"] = 1
+    with pytest.raises(ConfigError, match="protocol.split_seed: not a setting of the one_class protocol.*"
+                                          "its settings: contamination, name, val_fraction$"):
+        check_run_config(config)
+
+
+def test_the_declared_top_level_keys_are_those_the_default_run_config_has():
+    from ganad_bench.config import compose_config, declared_keys, to_container
+
+    assert declared_keys() == set(to_container(compose_config([])))

@@ -65,6 +65,14 @@ def check_fraction(name: str, value, low_open: float = 0.0, high_open: float = 1
     return float(value)
 
 
+# the protocol keys each protocol reads (make_split, metrics); any other protocol key is an error
+# (`config.check_known_keys`) and never part of a run's identity (`results.store.identity`)
+PROTOCOL_KEYS = {
+    "tabular": ("train_fraction", "contamination", "val_fraction", "train_anomalies", "split_seed"),
+    "one_class": ("contamination", "val_fraction"),
+    "alad_image": ("train_fraction", "contamination", "val_fraction"),
+    "cross_dataset": ("anomaly_dataset", "anomaly_source", "anomaly_fraction", "contamination", "val_fraction"),
+}
 TRAIN_ANOMALIES = ("drop", "keep")
 # tabular protocol keys added after runs had been made, and the value that every earlier run behaved as
 # (the result store hashes them only when set to something else, so those runs keep their folders)
@@ -228,7 +236,7 @@ def cross_dataset_split(raw: RawDataset, anomaly_raw: RawDataset, seed: int, ano
     return _check_nonempty(split, raw, "raise protocol.anomaly_fraction")
 
 
-PROTOCOLS = ("tabular", "one_class", "alad_image", "cross_dataset")
+PROTOCOLS = tuple(PROTOCOL_KEYS)
 
 
 def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,

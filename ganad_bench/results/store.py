@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ganad_bench.atomic import write_atomic
 from ganad_bench.config import ADDED_MODEL_PARAMS, ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS, at_added_default
-from ganad_bench.data.protocols import ADDED_TABULAR_DEFAULTS
+from ganad_bench.data.protocols import ADDED_TABULAR_DEFAULTS, PROTOCOL_KEYS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,13 +34,6 @@ log = logging.getLogger("ganad_bench")
 NON_IDENTITY_KEYS = ("paths", "force", "hydra", "plots", "logger", "optimize", "allow_test_selection")
 RESULT_FILE = "result.json"
 LOCK_FILE = ".lock"
-# the protocol keys each protocol reads (data/protocols.make_split, metrics); the others never change a run
-PROTOCOL_KEYS = {
-    "tabular": ("train_fraction", "contamination", "val_fraction", "train_anomalies", "split_seed"),
-    "one_class": ("contamination", "val_fraction"),
-    "alad_image": ("train_fraction", "contamination", "val_fraction"),
-    "cross_dataset": ("anomaly_dataset", "anomaly_source", "anomaly_fraction", "contamination", "val_fraction"),
-}
 # dataset keys that act only through the protocol's interpolations (tabular.yaml)
 DATASET_VIA_PROTOCOL = ("train_fraction", "contamination")
 # protocol keys added after runs were made, hashed only when set off their default: a run from before the key

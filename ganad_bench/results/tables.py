@@ -40,7 +40,8 @@ def with_added_defaults(settings: dict[str, str]) -> dict[str, str]:
     were made (`store.HASHED_WHEN_SET`, `config.ADDED_MODEL_PARAMS`, `config.ADDED_TRAINER_DEFAULTS`) set to
     their default where the row predates them (it behaved as the default): one setting, one cell."""
     from ganad_bench.config import ADDED_MODEL_PARAMS, ADDED_TRAINER_DEFAULTS
-    from ganad_bench.results.store import HASHED_WHEN_SET, PROTOCOL_KEYS
+    from ganad_bench.data.protocols import PROTOCOL_KEYS
+    from ganad_bench.results.store import HASHED_WHEN_SET
 
     reads = PROTOCOL_KEYS.get(settings.get("protocol.name", ""), ())
     added = {f"protocol.{key}": str(default) for key, default in HASHED_WHEN_SET.items() if key in reads}
