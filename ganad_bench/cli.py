@@ -596,6 +596,7 @@ def score_main(argv: list[str] | None = None) -> None:
 
     from ganad_bench.console import console
     from ganad_bench.runs import load_run, read_inputs
+    from ganad_bench.training.device import resolve_device
 
     parser = argparse.ArgumentParser(prog="ganad-bench-score", description=score_main.__doc__)
     parser.add_argument("run_dir", type=Path, help="a run folder (outputs/results/.../seed<seed>-<hash>)")
@@ -604,6 +605,7 @@ def score_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="where a deep detector scores (cpu, cuda, mps)")
     args = parser.parse_args(argv)
     try:
+        resolve_device(args.device, setting="--device")  # named as this command takes it, before anything loads
         run = load_run(args.run_dir, device=args.device)
         x, names = read_inputs(args.inputs)
         if np.ndim(x) >= 1 and len(x) == 0:

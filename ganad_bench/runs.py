@@ -128,8 +128,9 @@ class TrainedRun:
         x = np.asarray(raw)
         if expected is not None and tuple(x.shape[1:]) != expected:
             one = f"row of {expected[0]} raw features" if len(expected) == 1 else f"image of shape {expected}"
-            raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this run was trained on {expected}: give "
-                              f"one {one} per input, as the run's dataset ({self.row.get('dataset')}) has them")
+            raise ConfigError(f"inputs of shape {tuple(x.shape)} (each of shape {tuple(x.shape[1:])}), but this run "
+                              f"was trained on {expected}: give one {one} per input, as the run's dataset "
+                              f"({self.row.get('dataset')}) has them")
         # checked here too: after the scaler the detector could not say which raw value it was
         x = check_samples(x, what="inputs")
         return np.asarray(self.detector.score_samples(self.scaler.transform(x)), dtype=np.float64)

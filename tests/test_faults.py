@@ -91,7 +91,7 @@ BAD_INPUTS = [
     (["model=iforest", "dataset.scaler=zscore"], "unknown dataset.scaler 'zscore'"),
     (["model=iforest", "dataset=musk"], "musk.mat not found"),
     # trainer values, for every model
-    (["model=iforest", "trainer.device=tpu"], "unknown trainer.device 'tpu'"),
+    (["model=iforest", "trainer.device=tpu"], "unknown device trainer.device=tpu: choose one of auto, cpu"),
     (["model=iforest", "trainer.epochs=abc"], "trainer.epochs must be an integer, got 'abc'"),
     (["model=rcgan", "trainer.epochs=-1"], "trainer.epochs must be >= 0, got -1"),
     (["model=rcgan", "trainer.batch_size=0"], "trainer.batch_size must be >= 1, got 0"),

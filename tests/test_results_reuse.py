@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
@@ -142,7 +143,13 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(tmp_path / "none.npy")], "holds no rows to score"),
              ([run_dir, str(tmp_path / "complex.npy")], "of dtype complex128: give numbers"),
              ([run_dir, str(tmp_path / "missing.csv")], "inputs are not finite, the first nan at sample 2, feature 5"),
-             ([run_dir, str(good), "--out", str(tmp_path / "bad.npy" / "s.csv")], "cannot write")]
+             ([run_dir, str(good), "--out", str(tmp_path / "bad.npy" / "s.csv")], "cannot write"),
+             ([run_dir, str(tmp_path / "flat.npy")], "inputs of shape (4,) (each of shape ()), but this run"),
+             ([run_dir, str(good), "--device", "tpu"], "unknown device --device tpu: choose one of auto")]
+    np.save(tmp_path / "flat.npy", np.zeros(4))
+    if not torch.cuda.is_available():  # the device is named as this command takes it, not as trainer.device
+        cases.append(([run_dir, str(good), "--device", "cuda"],
+                      "--device cuda but no CUDA device is visible: use --device auto or cpu"))
     for args, message in cases:
         with pytest.raises(SystemExit) as exit_:
             score_main(args)

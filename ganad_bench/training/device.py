@@ -14,22 +14,25 @@ from ganad_bench.errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks CUDA, then Apple MPS, then the CPU; an explicit device must exist."""
+def resolve_device(name: str = "auto", setting: str = "trainer.device") -> torch.device:
+    """`auto` picks CUDA, then Apple MPS, then the CPU; an explicit device must exist. `setting` is how the
+    user chose it, as the error names it (`trainer.device`, or a command's `--device`)."""
     name = str(name or "auto")
     base = name.split(":")[0]
+    chosen = f"{setting}={name}" if setting.startswith("trainer.") else f"{setting} {name}"
     if base not in DEVICES:
-        raise ConfigError(f"unknown trainer.device '{name}': choose one of {', '.join(DEVICES)}")
+        raise ConfigError(f"unknown device {chosen}: choose one of {', '.join(DEVICES)}")
     if base == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    fix = f"use {setting}=auto or cpu" if setting.startswith("trainer.") else f"use {setting} auto or cpu"
     if base == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.device=cuda but no CUDA device is visible: use trainer.device=auto or cpu")
+        raise ConfigError(f"{chosen} but no CUDA device is visible: {fix}")
     if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("trainer.device=mps but Apple MPS is not available: use trainer.device=auto or cpu")
+        raise ConfigError(f"{chosen} but Apple MPS is not available: {fix}")
     return torch.device(name)
 
 
