@@ -222,9 +222,13 @@ def result_of(tmp_path, capsys, *args):
 def test_bookkeeping_keys_and_unused_settings_do_not_change_the_run(tmp_path, capsys):
     first = result_of(tmp_path, capsys)
     for args in (["trainer.progress=false"], ["trainer.score_batch_size=100"], ["trainer.epochs=3"],
-                 ["trainer.checkpoint_interval=5"], ["trainer.checkpoint_seconds=0"],
-                 ["+protocol.anomaly_fraction=0.3"]):
-        assert result_of(tmp_path, capsys, *args) == first, args  # iforest has no trainer; tabular no anomaly set
+                 ["trainer.checkpoint_interval=5"], ["trainer.checkpoint_seconds=0"]):
+        assert result_of(tmp_path, capsys, *args) == first, args  # iforest has no trainer
+    # a setting of another protocol (the tabular protocol draws no anomaly set) is refused, not silently kept
+    code, lines = cli(tmp_path, "model=iforest", "+protocol.anomaly_fraction=0.3", capsys=capsys)
+    assert code == 2 and any("protocol.anomaly_fraction: not a setting of the tabular protocol" in line
+                             for line in lines), lines
+    assert {json.loads(p.read_text())["config_hash"] for p in rows(tmp_path)} == first
 
 
 def test_a_class_name_and_its_index_are_one_run():
