@@ -32,6 +32,27 @@ def trainer(**kw):
     return cpu_trainer(**{"batch_size": 8, **kw})
 
 
+# ------------------------------------------------------------------------------------------- streams
+def lowbias32(x: int) -> int:
+    """Wellons' lowbias32 on Python integers (exact: no wrapping to rely on)."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+@pytest.mark.parametrize("key,counter", [(123456789, 0), (0xFFFFFFFF, 2**33 - 3), (7, 2**40 + 2**32 - 2)])
+def test_a_stream_draws_lowbias32_of_its_counters_exactly(key, counter):
+    """The numbers a checkpoint's stream goes on with never change with the implementation: the i-th draw
+    is lowbias32((counter + i) XOR k) with k mixed from the key and the counter's high bits."""
+    stream = RandomStream()
+    stream.state.copy_(torch.tensor([key, counter]))
+    mixed = lowbias32(lowbias32(key & 0xFFFFFFFF) ^ (counter >> 32))
+    expected = [lowbias32(((counter + i) ^ mixed) & 0xFFFFFFFF) for i in range(2000)]
+    assert stream.bits(2000).tolist() == expected and stream.state[1].item() == counter + 2000
+
+
 # ------------------------------------------------------------------------------------------- RCGAN
 @pytest.mark.parametrize("kind,check", [
     ("normal", lambda t: abs(t.std().item() - 1.0) < 0.05),

@@ -29,12 +29,18 @@ MASK32 = 0xFFFFFFFF
 
 
 def mix32(x: torch.Tensor) -> torch.Tensor:
-    """lowbias32 on int64 tensors holding 32-bit values (products wrap; only their low 32 bits are kept)."""
+    """lowbias32 on int64 tensors holding 32-bit values (products wrap; only their low 32 bits are kept).
+    After the first step every operation is in place on the new tensor: a dropout mask hashes a number per
+    unit, and a fresh int64 tensor per operation made the hashing cost 4x as much on the CPU (allocation and
+    first touch of the memory, not arithmetic)."""
     x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & MASK32
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & MASK32
-    return x ^ (x >> 16)
+    x *= 0x7FEB352D
+    x &= MASK32
+    x ^= x >> 15
+    x *= 0x846CA68B
+    x &= MASK32
+    x ^= x >> 16
+    return x
 
 
 class RandomStream(nn.Module):
@@ -50,7 +56,10 @@ class RandomStream(nn.Module):
         the numbers of a stream stay distinct for 2^32 draws per key block)."""
         base = self.state[1]
         key = mix32(mix32(self.state[0] & MASK32) ^ (base >> 32))
-        bits = mix32(((base + torch.arange(n, device=base.device)) ^ key) & MASK32)
+        counters = base + torch.arange(n, device=base.device)  # a new tensor (batched under vmap), then in place
+        counters ^= key
+        counters &= MASK32
+        bits = mix32(counters)
         if advance:
             self.state[1] += n
         return bits
@@ -91,7 +100,7 @@ class Dropout(nn.Module):
             return x
         shape = tuple(x.shape)
         keep = self.stream.bits(math.prod(shape)).reshape(shape) >= int(self.p * 2.0**32)  # P(keep) = 1 - p
-        return x * keep / (1.0 - self.p)
+        return (x * keep).div_(1.0 - self.p)  # the product is new: divided in place (its backward needs x, keep)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
