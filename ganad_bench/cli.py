@@ -629,40 +629,84 @@ def score_main(argv: list[str] | None = None) -> None:
 
 def plot_main(argv: list[str] | None = None) -> None:
     """`ganad-bench-plot [DIR ...]`: one ROC figure per table cell (every seed of a model on a dataset and
-    class), from the runs' scores.npz; the per-run plots are drawn when a run ends."""
+    class, with the same settings), from the runs' scores.npz; the per-run plots are drawn when a run ends."""
     from ganad_bench.console import console
     from ganad_bench.results.plots import plot_cell_rocs
-    from ganad_bench.results.store import load_results
-    from ganad_bench.runs import SCORES_FILE
+    from ganad_bench.results.store import iter_results
+    from ganad_bench.results.tables import IDENTITY_COLUMNS, rows_frame
 
     parser = argparse.ArgumentParser(prog="ganad-bench-plot", description=plot_main.__doc__)
     parser.add_argument("folders", nargs="*", type=Path, default=[Path("outputs/results")])
     parser.add_argument("--out", type=Path, default=Path("outputs/plots"), help="folder for the PNG files")
     args = parser.parse_args(argv)
-    frame = load_results(args.folders)
-    if frame.empty or "status" not in frame:
-        console.print("[bold red]error:[/] no result.json under " + ", ".join(map(str, args.folders)))
+    unreadable: list[Path] = []
+    rows = [row for row in iter_results(args.folders, unreadable, with_folder=True) if row.get("status") == "ok"]
+    warn_unreadable(unreadable, console)
+    if not rows:
+        console.print("[bold red]error:[/] no finished result.json under " + ", ".join(map(str, args.folders)))
         raise SystemExit(1)
-    frame = frame[frame["status"] == "ok"].fillna({"normal_class": "all"})
+    # the table's cells: runs that differ in a setting (their `variant`) are drawn apart, as the tables keep them
+    frame = rows_frame(rows).assign(run_dir=[row["run_dir"] for row in rows])
     drawn = 0
-    for (model, dataset, protocol, normal_class), cell in frame.groupby(["model", "dataset", "protocol",
-                                                                         "normal_class"]):
-        curves = []
-        for _, row in cell.sort_values("seed").iterrows():
-            path = Path(row["run_dir"]) / SCORES_FILE
-            if path.is_file():
-                with np.load(path, allow_pickle=False) as saved:
-                    curves.append((f"seed {row['seed']}", saved["labels"], saved["scores"]))
-        if curves:
-            name = f"{dataset}_{protocol}_{model}_{normal_class}_roc.png".replace("/", "_")
-            try:
-                plot_cell_rocs(curves, args.out / name, f"{model} · {dataset} · {normal_class}")
-            except OSError as err:
-                raise cannot_write(console, args.out, err, "a writable --out folder") from None
-            console.print(f"wrote {args.out / name}")
-            drawn += 1
+    for identity, cell in frame.groupby(IDENTITY_COLUMNS, sort=True):
+        cell_id = dict(zip(IDENTITY_COLUMNS, identity, strict=True))
+        curves = cell_curves(cell, console)
+        if not curves:
+            continue
+        name, title = roc_figure_name(cell_id)
+        try:
+            plot_cell_rocs(curves, args.out / name, title)
+        except OSError as err:
+            raise cannot_write(console, args.out, err, "a writable --out folder") from None
+        console.print(f"wrote {args.out / name}")
+        drawn += 1
     if not drawn:
-        console.print(f"[bold red]error:[/] no {SCORES_FILE} beside the result.json files under "
+        console.print(f"[bold red]error:[/] no scores.npz beside the result.json files under "
                       f"{', '.join(map(str, args.folders))} (rows copied by --copy-rows carry no scores): "
                       f"point at the runs' own results folder", soft_wrap=True)
         raise SystemExit(1)
+
+
+def cell_curves(cell, console) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(seed label, test labels, scores) of each run of a cell that kept readable scores; a run without them
+    is named in a warning (a row copied by --copy-rows, a folder cut short), not silently left out."""
+    from rich.markup import escape
+
+    from ganad_bench.runs import SCORES_FILE
+
+    curves, missing = [], []
+    for _, row in cell.sort_values("seed").iterrows():
+        path = Path(row["run_dir"]) / SCORES_FILE
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                curves.append((f"seed {row['seed']}", saved["labels"], saved["scores"]))
+        except FileNotFoundError:
+            missing.append(path)
+        except (OSError, KeyError, ValueError, EOFError) as err:
+            console.print(f"[yellow]warning:[/] left out {escape(str(path))}: unreadable ({escape(str(err))}); "
+                          f"rerun the run with force=true to write it again", soft_wrap=True)
+    if missing and curves:
+        console.print(f"[yellow]warning:[/] {len(missing)} run(s) of this figure have no {SCORES_FILE} and are left "
+                      f"out, e.g. {escape(str(missing[0]))}", soft_wrap=True)
+    return curves
+
+
+def roc_figure_name(cell: dict) -> tuple[str, str]:
+    """The file name and title of a cell's ROC figure: dataset, protocol, model and class, plus the anomaly
+    set (cross-dataset) and the settings that set the cell apart (its variant), in a name safe as one file."""
+    import hashlib
+    import re
+    import textwrap
+
+    normal_class = cell["normal_class"] or "all"
+    parts = [cell["dataset"], cell["protocol"], cell["model"], normal_class]
+    parts += [f"vs_{cell['anomaly_dataset']}"] if cell["anomaly_dataset"] else []
+    title = f"{cell['model']} · {cell['dataset']} · {normal_class}"
+    title += f" vs {cell['anomaly_dataset']}" if cell["anomaly_dataset"] else ""
+    if cell["variant"]:
+        variant = re.sub(r"[^\w.=,-]+", "_", cell["variant"])
+        if len(variant) > 80:  # a file name stays well under the file system's limit, and still unique
+            variant = f"{variant[:71]}_{hashlib.sha1(cell['variant'].encode()).hexdigest()[:8]}"
+        parts.append(variant)
+        title += "\n" + textwrap.fill(cell["variant"].replace(",", ", "), 48)
+    return "_".join(str(p) for p in parts).replace("/", "_") + "_roc.png", title

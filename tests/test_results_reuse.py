@@ -297,6 +297,30 @@ def test_plot_command_draws_one_roc_figure_per_cell(make_cfg, tmp_path):
     assert figure.name == "thyroid_tabular_iforest_all_roc.png"
 
 
+def test_plot_command_draws_runs_of_other_settings_apart_and_names_runs_it_leaves_out(make_cfg, tmp_path, capsys):
+    """Runs that differ in a setting are two cells of a table (its `variant`), so two figures, never one
+    figure with two curves labelled "seed 0"; a run without readable scores is named, not silently dropped."""
+    from ganad_bench.cli import plot_main
+
+    for trees in (50, 100):
+        for seed in (0, 1):
+            run(make_cfg(f"seed={seed}", f"model.params.n_estimators={trees}"))
+    results, plots = tmp_path / "outputs" / "results", tmp_path / "plots"
+    capsys.readouterr()
+    plot_main([str(results), "--out", str(plots)])
+    assert sorted(p.name for p in plots.glob("*.png")) == [
+        "thyroid_tabular_iforest_all_model.params.n_estimators=100_roc.png",
+        "thyroid_tabular_iforest_all_model.params.n_estimators=50_roc.png"]
+    scores = sorted(results.rglob("scores.npz"))
+    scores[0].unlink()
+    scores[1].write_bytes(b"not an npz")
+    capsys.readouterr()
+    plot_main([str(results), "--out", str(plots)])
+    err = capsys.readouterr().err
+    assert "run(s) of this figure have no scores.npz and are left out" in err
+    assert f"left out {scores[1]}: unreadable" in err and "Traceback" not in err
+
+
 def ganad(tmp_path, *args):
     env = {**os.environ, "GANAD_CACHE_DIR": str(tmp_path / "cache")}
     return subprocess.run([sys.executable, "-c", "from ganad_bench.cli import main; main()", *args],

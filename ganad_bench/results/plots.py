@@ -83,7 +83,8 @@ def plot_cell_rocs(curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path,
         fpr, tpr, _ = roc_curve(labels, scores)
         ax.plot(fpr, tpr, lw=1.2, label=f"{label} ({roc_auc_score(labels, scores):.3f})")
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate")
+    ax.set_title(title, fontsize=9)  # a cell's settings may take a few lines
     ax.legend(fontsize=7)
     return _save(fig, path)
 

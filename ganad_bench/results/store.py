@@ -124,9 +124,10 @@ def finished(folder: Path) -> dict | None:
     return row if row is not None and row.get("status") == "ok" else None
 
 
-def iter_results(folders: Iterable[Path], unreadable: list[Path] | None = None) -> list[dict]:
+def iter_results(folders: Iterable[Path], unreadable: list[Path] | None = None,
+                 with_folder: bool = False) -> list[dict]:
     """Every readable result row under the given folders, once per config hash (the newest wins); the paths
-    of rows that cannot be read are appended to `unreadable`."""
+    of rows that cannot be read are appended to `unreadable`. `with_folder`: each row gets its `run_dir`."""
     rows: dict[str, dict] = {}
     for folder in folders:
         for path in sorted(Path(folder).rglob(RESULT_FILE)):
@@ -135,6 +136,8 @@ def iter_results(folders: Iterable[Path], unreadable: list[Path] | None = None) 
                 if unreadable is not None:
                     unreadable.append(path)
                 continue
+            if with_folder:
+                row = {"run_dir": str(path.parent), **row}
             key = row.get("config_hash", str(path))
             if key not in rows or str(row.get("finished_at", "")) > str(rows[key].get("finished_at", "")):
                 rows[key] = row
