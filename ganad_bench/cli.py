@@ -630,10 +630,13 @@ def score_main(argv: list[str] | None = None) -> None:
 def plot_main(argv: list[str] | None = None) -> None:
     """`ganad-bench-plot [DIR ...]`: one ROC figure per table cell (every seed of a model on a dataset and
     class, with the same settings), from the runs' scores.npz; the per-run plots are drawn when a run ends."""
+    from rich.markup import escape
+
     from ganad_bench.console import console
     from ganad_bench.results.plots import plot_cell_rocs
     from ganad_bench.results.store import iter_results
     from ganad_bench.results.tables import IDENTITY_COLUMNS, rows_frame
+    from ganad_bench.runs import SCORES_FILE
 
     parser = argparse.ArgumentParser(prog="ganad-bench-plot", description=plot_main.__doc__)
     parser.add_argument("folders", nargs="*", type=Path, default=[Path("outputs/results")])
@@ -647,11 +650,12 @@ def plot_main(argv: list[str] | None = None) -> None:
         raise SystemExit(1)
     # the table's cells: runs that differ in a setting (their `variant`) are drawn apart, as the tables keep them
     frame = rows_frame(rows).assign(run_dir=[row["run_dir"] for row in rows])
-    drawn = 0
+    drawn, without_scores = 0, []
     for identity, cell in frame.groupby(IDENTITY_COLUMNS, sort=True):
         cell_id = dict(zip(IDENTITY_COLUMNS, identity, strict=True))
-        curves = cell_curves(cell, console)
+        curves, missing = cell_curves(cell, console)
         if not curves:
+            without_scores += missing
             continue
         name, title = roc_figure_name(cell_id)
         try:
@@ -660,16 +664,20 @@ def plot_main(argv: list[str] | None = None) -> None:
             raise cannot_write(console, args.out, err, "a writable --out folder") from None
         console.print(f"wrote {args.out / name}")
         drawn += 1
+    if drawn and without_scores:
+        console.print(f"[yellow]warning:[/] no figure for the cells of {len(without_scores)} run(s) without "
+                      f"{SCORES_FILE}, e.g. {escape(str(without_scores[0]))}", soft_wrap=True)
     if not drawn:
-        console.print(f"[bold red]error:[/] no scores.npz beside the result.json files under "
+        console.print(f"[bold red]error:[/] no {SCORES_FILE} beside the result.json files under "
                       f"{', '.join(map(str, args.folders))} (rows copied by --copy-rows carry no scores): "
                       f"point at the runs' own results folder", soft_wrap=True)
         raise SystemExit(1)
 
 
-def cell_curves(cell, console) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(seed label, test labels, scores) of each run of a cell that kept readable scores; a run without them
-    is named in a warning (a row copied by --copy-rows, a folder cut short), not silently left out."""
+def cell_curves(cell, console) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list[Path]]:
+    """(seed label, test labels, scores) of each run of a cell that kept readable scores, and the scores files
+    that are missing (a row copied by --copy-rows, a folder cut short); runs left out of a figure that is
+    drawn, and unreadable files, are named in a warning here."""
     from rich.markup import escape
 
     from ganad_bench.runs import SCORES_FILE
@@ -688,7 +696,7 @@ def cell_curves(cell, console) -> list[tuple[str, np.ndarray, np.ndarray]]:
     if missing and curves:
         console.print(f"[yellow]warning:[/] {len(missing)} run(s) of this figure have no {SCORES_FILE} and are left "
                       f"out, e.g. {escape(str(missing[0]))}", soft_wrap=True)
-    return curves
+    return curves, missing
 
 
 def roc_figure_name(cell: dict) -> tuple[str, str]:

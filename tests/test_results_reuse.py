@@ -319,6 +319,13 @@ def test_plot_command_draws_runs_of_other_settings_apart_and_names_runs_it_leave
     err = capsys.readouterr().err
     assert "run(s) of this figure have no scores.npz and are left out" in err
     assert f"left out {scores[1]}: unreadable" in err and "Traceback" not in err
+    for path in results.rglob("scores.npz"):  # one setting's runs keep no scores: no figure for it, and said so
+        if json.loads((path.parent / "result.json").read_text())["config"]["model"]["params"]["n_estimators"] == 50:
+            path.unlink()
+    capsys.readouterr()
+    plot_main([str(results), "--out", str(plots)])
+    err = capsys.readouterr().err
+    assert "no figure for the cells of" in err and "without scores.npz" in err and "Traceback" not in err
 
 
 def ganad(tmp_path, *args):

@@ -19,7 +19,8 @@ def resolve_device(name: str = "auto", setting: str = "trainer.device") -> torch
     user chose it, as the error names it (`trainer.device`, or a command's `--device`)."""
     name = str(name or "auto")
     base = name.split(":")[0]
-    chosen = f"{setting}={name}" if setting.startswith("trainer.") else f"{setting} {name}"
+    joined = "=" if setting.startswith("trainer.") else " "  # a config key takes key=value, a flag --flag value
+    chosen = f"{setting}{joined}{name}"
     if base not in DEVICES:
         raise ConfigError(f"unknown device {chosen}: choose one of {', '.join(DEVICES)}")
     if base == "auto":
@@ -28,7 +29,7 @@ def resolve_device(name: str = "auto", setting: str = "trainer.device") -> torch
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    fix = f"use {setting}=auto or cpu" if setting.startswith("trainer.") else f"use {setting} auto or cpu"
+    fix = f"use {setting}{joined}auto or cpu"
     if base == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{chosen} but no CUDA device is visible: {fix}")
     if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
