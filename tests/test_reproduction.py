@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ganad_bench.cli import table_main
-from ganad_bench.results import reproduction
+from ganad_bench.results import paper, reproduction
 from ganad_bench.results.published import published_table
 from ganad_bench.results.reproduction import Cause, counts, reproduction_cells
 from ganad_bench.results.tables import rows_frame
@@ -225,11 +225,31 @@ def test_a_gap_causes_entry_needs_a_cause_or_what_was_ruled_out(monkeypatch):
     reproduction.known_causes.cache_clear()
 
 
+def test_the_command_of_a_cell_not_run_runs_that_cell_only():
+    """Narrowed to the column's model, dataset and variant where the experiment sweeps several: MEMGAN Table 1's
+    ADGAN column alone, not every baseline; ALAD Table VII's full model with its own score, not all four."""
+    cells = reproduction_cells(rows_frame([]), output_dir="out")
+    adgan = cell(cells, "memgan:1", "mnist", "ADGAN", "auroc", normal_class=3)["cause"]
+    assert adgan.startswith("not run yet: `ganad-bench -m experiment=memgan_table1_baselines model=anogan "
+                            "paths.output_dir=out`")
+    features = cell(cells, "alad:VII", "kdd99", "ALAD(score=Features)", "f1")["cause"]
+    assert "experiment=alad_table7 dataset=kdd99 model.params.score=features paths" in features
+    assert "model.params.score=logits" in cell(cells, "alad:VII", "kdd99", "ALAD(score=Logits)", "f1")["cause"]
+    baseline = cell(cells, "alad:V", "kdd99", "ALAD Baseline + SN", "f1")["cause"]
+    assert "dataset=kdd99 model.params.spectral_norm=True model.params.latent_discriminator=False" in baseline
+    # a sweep of one model and one dataset needs no narrowing
+    assert cell(cells, "memgan:1", "mnist", "MEMGAN", "auroc", normal_class=3)["cause"] == \
+        "not run yet: `ganad-bench -m experiment=memgan_table1 paths.output_dir=out`"
+    runs, errors = paper.experiment_runs("alad_table5", ["dataset=kdd99", "model.params.spectral_norm=True",
+                                                         "model.params.latent_discriminator=False"])
+    assert len(runs) == 10 and not errors  # the command's overrides replace the sweep's values
+
+
 def test_cells_not_run_name_the_experiment_that_runs_them():
     cells = reproduction_cells(rows_frame([]), output_dir="~/runs")
     assert set(cells["status"]) == {"not run"}
     assert cell(cells, "alad:II", "kdd99", "DAGMM", "f1")["cause"] == \
-        "not run yet: `ganad-bench -m experiment=energy_baselines paths.output_dir=~/runs`"
+        "not run yet: `ganad-bench -m experiment=energy_baselines model=dagmm dataset=kdd99 paths.output_dir=~/runs`"
     assert "experiment=rcgan_table1_baselines" in cell(cells, "rcgan:1", "musk", "ALAD", "f1")["cause"]
     assert "experiment=memgan_table1_baselines" in cells[(cells["reference"] == "memgan:1")
                                                          & (cells["column"] == "OCSVM")].iloc[0]["cause"]
@@ -270,6 +290,31 @@ def test_every_published_run_count_names_published_cells_and_quotes_the_paper():
         matched = published[[entry.matches(cell.reference, cell) for cell in published.itertuples()]]
         for key, column in (("table", "reference"), ("dataset", "dataset"), ("column", "column")):
             assert not set(getattr(entry, key)) - set(matched[column].astype(str)), (entry.quote[:60], key)
+
+
+def test_every_run_cost_names_published_cells_and_its_measurement():
+    published = published_table().rename(columns={"model": "column"})
+    for entry in reproduction.run_costs():
+        assert entry.table and entry.cost and "python " in entry.evidence, entry
+        matched = published[[entry.matches(cell.reference, cell) for cell in published.itertuples()]]
+        for key, column in (("table", "reference"), ("dataset", "dataset"), ("column", "column")):
+            assert not set(getattr(entry, key)) - set(matched[column].astype(str)), (entry.cost[:60], key)
+
+
+def test_a_cell_not_run_for_its_cost_says_the_cost_beside_its_command():
+    cells = reproduction_cells(rows_frame([]), output_dir="out")
+    adgan = cell(cells, "memgan:1", "mnist", "ADGAN", "auroc", normal_class=0)
+    assert adgan["cause"].startswith("not run yet: `ganad-bench -m experiment=memgan_table1_baselines model=anogan "
+                                     "paths.output_dir=out`; about 8 hours a run on one CPU core")
+    assert "scripts/benchmark.py" in adgan["evidence"]
+    anogan = cell(cells, "ama:2", "mnist", "AnoGAN", "auroc", normal_class=0)
+    assert "about 8 hours a run" in anogan["cause"] and "model=anogan" in anogan["cause"]
+    assert "hours" not in cell(cells, "ama:2", "mnist", "ALAD", "auroc", normal_class=0)["cause"]
+    # a cell that has runs is not said to cost anything
+    measured = reproduction_cells(rows_frame([row("anogan", "mnist", s, auroc=0.9) | {"normal_class": 0,
+                                                                                      "protocol": "one_class"}
+                                             for s in range(2)]))
+    assert cell(measured, "memgan:1", "mnist", "ADGAN", "auroc", normal_class=0)["evidence"] == ""
 
 
 def test_seed_noise_counts_the_published_means_own_runs():

@@ -79,6 +79,14 @@ class PublishedRuns(CellSelector):
     quote: str = ""
 
 
+@dataclass(frozen=True)
+class RunCost(CellSelector):
+    """What the runs of the cells it names cost on a CPU, where that is why they are not run here
+    (`run_costs.yaml`): said beside the command of each such cell not run, with the measurement."""
+    cost: str = ""
+    evidence: str = ""
+
+
 def as_values(value) -> tuple[str, ...]:
     """A yaml key's value (one, or a list of several) as a tuple of strings."""
     if value is None:
@@ -112,6 +120,13 @@ def published_runs() -> tuple[PublishedRuns, ...]:
     """The run counts the papers state for their means (`ganad_bench/results/published_runs.yaml`)."""
     return tuple(PublishedRuns(runs=int(entry["runs"]), quote=str(entry["quote"]).strip(), **cells)
                  for cells, entry in read_entries("published_runs.yaml"))
+
+
+@cache
+def run_costs() -> tuple[RunCost, ...]:
+    """The measured costs of the runs not made for their compute (`ganad_bench/results/run_costs.yaml`)."""
+    return tuple(RunCost(cost=str(entry["cost"]).strip(), evidence=str(entry["evidence"]).strip(), **cells)
+                 for cells, entry in read_entries("run_costs.yaml"))
 
 
 def tolerance(published_std: float) -> float:
@@ -182,6 +197,31 @@ def producing_experiment(reference: str, column: str, dataset: str, anomalies: s
     return None
 
 
+# swept keys that a cell of a table keeps all of (its seeds, its classes) or that `cell_overrides` sets first
+SWEPT_PER_CELL = ("seed", "dataset.normal_class", "model", "dataset")
+
+
+def cell_overrides(experiment: str, column: str, dataset: str, anomalies: str) -> list[str]:
+    """The overrides that keep an experiment's sweep to one column on one dataset where it sweeps several models,
+    datasets or variants (`model=anogan`, `dataset=kdd99`, `model.params.spectral_norm=True`): the command of a
+    cell not run trains that column's runs, not the whole table's (MEMGAN Table 1's ADGAN column alone is
+    about a hundred times the compute of its other baselines)."""
+    swept = paper.swept_values(experiment)
+    made_by = [(model, required) for model, required in column_candidates(column)
+               if runs_column(experiment, model, required, dataset, anomalies)]
+    if not made_by:
+        return []
+    model, required = made_by[0]
+    overrides = [f"model={model}"] if len(swept.get("model", ())) > 1 else []
+    if len(swept.get("dataset", ())) > 1:
+        overrides.append(f"dataset={dataset}")
+    variants = [key for key, values in swept.items() if len(values) > 1 and key not in SWEPT_PER_CELL]
+    # a swept setting the column does not name is the paper's own (ALAD Table VII's full model: score=features)
+    own = paper.paper_settings(experiment, model, dataset) if set(variants) - set(required) else {}
+    chosen = {key: required.get(key, own.get(key)) for key in variants}
+    return overrides + [f"{key}={value}" for key, value in chosen.items() if value in swept[key]]
+
+
 def not_run_reason(reference: str, column: str, dataset: str, anomalies: str, output_dir: str) -> str:
     from ganad_bench.cli import group_options
 
@@ -194,7 +234,8 @@ def not_run_reason(reference: str, column: str, dataset: str, anomalies: str, ou
         return "no experiment config runs this cell"
     seeds = "" if "seed" in paper.swept_values(experiment) and len(paper.swept_values(experiment)["seed"]) >= \
         FULL_SEEDS else " 'seed=range(10)'"
-    command = f"`ganad-bench -m experiment={experiment}{seeds} paths.output_dir={output_dir}`"
+    narrowed = "".join(f" {override}" for override in cell_overrides(experiment, column, dataset, anomalies))
+    command = f"`ganad-bench -m experiment={experiment}{narrowed}{seeds} paths.output_dir={output_dir}`"
     fetched = [FETCHED_BY_HAND[d] for d in (dataset, anomalies) if d in FETCHED_BY_HAND]
     if fetched:
         gpu = " and a GPU" if any(big for _, big in fetched) else ""
@@ -206,7 +247,7 @@ def reproduction_cells(frame: pd.DataFrame, output_dir: str = "outputs") -> pd.D
     """One line per published cell of every table: `paper.paper_cells`' columns, plus `reference`, `status`,
     `cause` (text), `evidence`, and `full` (the paper's settings and >= 10 seeds)."""
     parts = []
-    causes, runs = known_causes(), published_runs()
+    causes, runs, costs = known_causes(), published_runs(), run_costs()
     for reference in paper.table_references():
         cells = one_per_published_cell(paper.paper_cells(frame, reference))
         status, cause, evidence, full = [], [], [], []
@@ -214,9 +255,11 @@ def reproduction_cells(frame: pd.DataFrame, output_dir: str = "outputs") -> pd.D
             found = next((c for c in causes if c.matches(reference, cell)), None)
             if pd.isna(cell.mean):
                 status.append("not run")
-                cause.append(not_run_reason(reference, cell.column, cell.dataset, cell.anomaly_dataset, output_dir)
-                             if cell.metric in paper.FRACTIONS else SPEED_CELL)
-                evidence.append("")
+                cost = next((c for c in costs if c.matches(reference, cell)), None)
+                reason = (not_run_reason(reference, cell.column, cell.dataset, cell.anomaly_dataset, output_dir)
+                          if cell.metric in paper.FRACTIONS else SPEED_CELL)
+                cause.append(f"{reason}; {cost.cost}" if cost else reason)
+                evidence.append(cost.evidence if cost else "")
             elif cell.metric in paper.FRACTIONS and abs(cell.diff) > tolerance(cell.published_std):
                 status.append("off")
                 counted = next((r.runs for r in runs if r.matches(reference, cell)), None)
