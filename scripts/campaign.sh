@@ -125,11 +125,9 @@ for stage in $STAGES; do
                 # 40 min a digit). The table's AMA and ALAD rows are in mnist-gpu.
         run experiment=ama_table2_baselines model=fgan dataset=mnist trainer.curve_every=5 hydra.launcher.pack_size="${IMAGE_PACK:-1}"
         run experiment=ama_table2_baselines model=skip_ganomaly dataset=mnist trainer.curve_every=5 hydra.launcher.pack_size="${IMAGE_PACK:-1}" ;;
-    mnist-gpu)  # the MNIST columns that need a GPU, measured on one CPU core: MEMGAN Table 1's ADGAN about 13 h a
-                # run (100 epochs of about 50 s, then the 500-step latent search for each of the 10,000 test
-                # images, about 12 h at width 128: 3 s per 5 steps of a 64-image batch), 150 times a DCAE
-                # run; AMA Table 2's AMA about 200 s an epoch (100 epochs: about 5.5 h a digit) and ALAD
-                # about 290 s an epoch (100 epochs: about 8 h a digit).
+    mnist-gpu)  # the MNIST columns that need a GPU: MEMGAN Table 1's ADGAN, AMA Table 2's AMA and ALAD (what a run
+                # of each costs on one CPU core, measured: ganad_bench/results/run_costs.yaml, which the report
+                # quotes beside these cells)
         for seeds in 0 1,2 "range(3,10)"; do
             run experiment=memgan_table1_baselines model=anogan "seed=$seeds" hydra.launcher.pack_size="${IMAGE_PACK:-1}"
         done
