@@ -449,11 +449,27 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
     results = args.folders[0]
     output_dir = shown(results.parent if results.name == "results" else results)
     try:
+        check_writable_file(args.reproduction)  # before the report's composing (tens of seconds)
         numbers = write_report(frame, args.reproduction, command, output_dir)
     except OSError as err:
         raise cannot_write(console, args.reproduction, err) from None
     console.print(f"wrote {args.reproduction}: " + ", ".join(f"{key} {value}" for key, value in numbers.items()),
                   soft_wrap=True)
+
+
+def check_writable_file(path: Path) -> None:
+    """Raise the OSError writing `path` would meet (its folder created if missing), before the work whose result it
+    is to hold."""
+    import errno
+
+    existing = next(folder for folder in path.parents if folder.exists())
+    if not existing.is_dir():  # mkdir would say "File exists" of it
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 
 def cannot_write(console, where: Path, err: OSError, choose: str = "a writable path") -> SystemExit:
@@ -604,24 +620,29 @@ def score_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="CSV to write (default: INPUTS.scores.csv)")
     parser.add_argument("--device", default="cpu", help="where a deep detector scores (cpu, cuda, mps)")
     args = parser.parse_args(argv)
+    out = args.out or args.inputs.with_name(args.inputs.name + ".scores.csv")
     try:
         resolve_device(args.device, setting="--device")  # named as this command takes it, before anything loads
         run = load_run(args.run_dir, device=args.device)
         x, names = read_inputs(args.inputs)
         if np.ndim(x) >= 1 and len(x) == 0:
             raise ConfigError(f"{args.inputs} holds no rows to score: give at least one")
+        check_writable_file(out)  # before the scoring, which can take hours (AnoGAN's latent search)
         scores = run.score(x)
     except GanadError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise SystemExit(2) from None
+    except OSError as err:
+        raise cannot_write(console, out, err, "a writable --out file") from None
     import pandas as pd
+
+    from ganad_bench.atomic import write_atomic
 
     frame = pd.DataFrame({"score": scores, "flag": run.flags(scores)})
     if names is not None:
         frame.insert(0, "file", names)
-    out = args.out or args.inputs.with_name(args.inputs.name + ".scores.csv")
-    try:
-        frame.to_csv(out, index=False, float_format="%.17g")
+    try:  # whole or not at all: a kill while writing leaves the earlier file, not a truncated one
+        write_atomic(out, lambda handle: frame.to_csv(handle, index=False, float_format="%.17g"))
     except OSError as err:
         raise cannot_write(console, out, err, "a writable --out file") from None
     console.print(f"wrote {len(frame)} scores ({int(frame['flag'].sum())} flagged) → {escape(str(out))}")

@@ -357,15 +357,18 @@ def test_the_command_writes_the_report_and_prints_the_counts(tmp_path, rows, cap
     assert report.read_text() == text
 
 
-def test_an_unwritable_report_path_is_one_line_and_exit_2(tmp_path, capsys):
+def test_an_unwritable_report_path_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    """Found before the report is composed (tens of seconds), as a folder in its place is."""
     (tmp_path / "results").mkdir()
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(SystemExit) as exit_info:
-        table_main([str(tmp_path / "results"), "--reproduction", str(blocker / "R.md")])
-    assert exit_info.value.code == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
-    assert len(lines) == 1 and "choose a writable path" in lines[0]
+    monkeypatch.setattr(reproduction, "reproduction_cells", lambda *a: pytest.fail("composed before the check"))
+    for path, why in ((blocker / "R.md", "Not a directory"), (tmp_path, "Is a directory")):
+        with pytest.raises(SystemExit) as exit_info:
+            table_main([str(tmp_path / "results"), "--reproduction", str(path)])
+        assert exit_info.value.code == 2
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+        assert len(lines) == 1 and f"({why}): choose a writable path" in lines[0]
 
 
 def test_the_report_table_renders_every_cell(rows):

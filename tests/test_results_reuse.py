@@ -144,6 +144,7 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(tmp_path / "complex.npy")], "of dtype complex128: give numbers"),
              ([run_dir, str(tmp_path / "missing.csv")], "inputs are not finite, the first nan at sample 2, feature 5"),
              ([run_dir, str(good), "--out", str(tmp_path / "bad.npy" / "s.csv")], "cannot write"),
+             ([run_dir, str(good), "--out", str(tmp_path)], "Is a directory): choose a writable --out file"),
              ([run_dir, str(tmp_path / "flat.npy")], "inputs of shape (4,) (each of shape ()), but this run"),
              ([run_dir, str(good), "--device", "tpu"], "unknown device --device tpu: choose one of auto")]
     np.save(tmp_path / "flat.npy", np.zeros(4))
@@ -157,6 +158,41 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert line.startswith("error: ") and message in line, (args, line)
     assert not (tmp_path / "missing.csv.scores.csv").exists()  # nothing written for rejected inputs
+
+
+def test_ganad_bench_score_checks_its_output_before_scoring_and_writes_it_whole(dcae_run, tmp_path, capsys,
+                                                                              monkeypatch):
+    """A bad --out is found before the scoring (hours for AnoGAN's latent search), not after; a write that
+    fails half-way leaves the earlier file as it was and no temporary file."""
+    import pandas as pd
+
+    from ganad_bench import runs
+    from ganad_bench.cli import score_main
+
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((3, *dcae_run["feature_shape"])))
+    loaded = load_run(folder_of(dcae_run))
+    monkeypatch.setattr(runs, "load_run", lambda *args, **kwargs: loaded)
+    monkeypatch.setattr(loaded, "score", lambda x: pytest.fail("scored before checking --out"))
+    with pytest.raises(SystemExit) as exit_:
+        score_main([str(folder_of(dcae_run)), str(good), "--out", str(tmp_path / "good.npy" / "s.csv")])
+    assert exit_.value.code == 2 and "cannot write" in capsys.readouterr().err
+    monkeypatch.undo()
+
+    out = tmp_path / "nested" / "scores.csv"  # a missing folder is made
+    score_main([str(folder_of(dcae_run)), str(good), "--out", str(out)])
+    before = out.read_text()
+    assert len(before.splitlines()) == 4
+
+    def half_then_fail(self, handle, **kwargs):
+        handle.write("score,flag\n0.1,")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_fail)
+    with pytest.raises(SystemExit):
+        score_main([str(folder_of(dcae_run)), str(good), "--out", str(out)])
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_text() == before and sorted(p.name for p in out.parent.iterdir()) == ["scores.csv"]
 
 
 @pytest.mark.parametrize("name", ["iforest", "dcae"])
