@@ -308,11 +308,12 @@ def record_result(folder: Path, row: dict, config: dict, detector: Detector, sta
     write_json_atomic(folder / RESULT_FILE, row)
 
 
-def score_in_chunks(detector: Detector, x: np.ndarray, chunk_size: int) -> np.ndarray:
-    """Score `x` in chunks of `chunk_size` rows (the detector's scores must not depend on the chunking)."""
+def score_in_chunks(detector: Detector, x: np.ndarray, chunk_size: int, what: str = "test rows") -> np.ndarray:
+    """Score `x` in chunks of `chunk_size` rows, with a progress bar on a terminal (the detector's scores must
+    not depend on the chunking)."""
     chunk_size = max(1, chunk_size)
     parts = []
-    with progress(f"scoring {len(x)} test rows", total=len(x)) as advance:
+    with progress(f"scoring {len(x)} {what}", total=len(x)) as advance:
         for start in range(0, len(x), chunk_size):
             chunk = x[start:start + chunk_size]
             parts.append(np.asarray(detector.score_samples(chunk), dtype=np.float64).reshape(-1))

@@ -131,9 +131,13 @@ class TrainedRun:
             raise ConfigError(f"inputs of shape {tuple(x.shape)} (each of shape {tuple(x.shape[1:])}), but this run "
                               f"was trained on {expected}: give one {one} per input, as the run's dataset "
                               f"({self.row.get('dataset')}) has them")
+        from ganad_bench.run import score_in_chunks
+
         # checked here too: after the scaler the detector could not say which raw value it was
         x = check_samples(x, what="inputs")
-        return np.asarray(self.detector.score_samples(self.scaler.transform(x)), dtype=np.float64)
+        # in the run's chunks, with the run's progress bar: AnoGAN's latent search takes hours on many inputs
+        chunk = ((self.row.get("config") or {}).get("trainer") or {}).get("score_batch_size") or 8192
+        return score_in_chunks(self.detector, self.scaler.transform(x), int(chunk), what="inputs")
 
     def flags(self, scores: np.ndarray) -> np.ndarray | None:
         """1 where a score reaches the run's threshold (its F1 threshold; the detector's `threshold_` when the
