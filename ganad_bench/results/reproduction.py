@@ -201,16 +201,17 @@ def producing_experiment(reference: str, column: str, dataset: str, anomalies: s
 SWEPT_PER_CELL = ("seed", "dataset.normal_class", "model", "dataset")
 
 
-def cell_overrides(experiment: str, column: str, dataset: str, anomalies: str) -> list[str]:
+@cache
+def cell_overrides(experiment: str, column: str, dataset: str, anomalies: str) -> tuple[str, ...]:
     """The overrides that keep an experiment's sweep to one column on one dataset where it sweeps several models,
     datasets or variants (`model=anogan`, `dataset=kdd99`, `model.params.spectral_norm=True`): the command of a
-    cell not run trains that column's runs, not the whole table's (MEMGAN Table 1's ADGAN column alone is
-    about a hundred times the compute of its other baselines)."""
+    cell not run trains that column's runs, not the whole table's (MEMGAN Table 1's ADGAN column takes hours a
+    run where its other baselines take minutes)."""
     swept = paper.swept_values(experiment)
     made_by = [(model, required) for model, required in column_candidates(column)
                if runs_column(experiment, model, required, dataset, anomalies)]
     if not made_by:
-        return []
+        return ()
     model, required = made_by[0]
     overrides = [f"model={model}"] if len(swept.get("model", ())) > 1 else []
     if len(swept.get("dataset", ())) > 1:
@@ -219,7 +220,7 @@ def cell_overrides(experiment: str, column: str, dataset: str, anomalies: str) -
     # a swept setting the column does not name is the paper's own (ALAD Table VII's full model: score=features)
     own = paper.paper_settings(experiment, model, dataset) if set(variants) - set(required) else {}
     chosen = {key: required.get(key, own.get(key)) for key in variants}
-    return overrides + [f"{key}={value}" for key, value in chosen.items() if value in swept[key]]
+    return (*overrides, *(f"{key}={value}" for key, value in chosen.items() if value in swept[key]))
 
 
 def not_run_reason(reference: str, column: str, dataset: str, anomalies: str, output_dir: str) -> str:
