@@ -80,13 +80,17 @@ def test_a_curve_costlier_than_the_training_it_follows_is_warned_about_once(monk
     from ganad_bench.models.kit.deep import DeepDetector
     from ganad_bench.training import engine as engine_module
 
-    def slow(self, engine):
-        time.sleep(0.3)
+    last = [0.0]
+
+    def slow(self, engine):  # longer than the epoch before it however loaded the machine: twice the time since
+        time.sleep(max(0.3, 2 * (time.monotonic() - last[0])))  # the fit began or the last point ended
+        last[0] = time.monotonic()
         return {"test_auroc": 0.5}
 
     monkeypatch.setattr(DeepDetector, "learning_curve_point", slow)
     monkeypatch.setattr(engine_module, "_WARNED_CURVE_COST", set())
     with caplog.at_level(logging.WARNING, logger="ganad_bench"):
+        last[0] = time.monotonic()
         det, _, _ = fitted("alad", curve_every=1)
     warnings = [r.getMessage() for r in caplog.records if "learning-curve point took" in r.getMessage()]
     assert len(warnings) == 1 and "raise trainer.curve_every, or set it to null" in warnings[0]
