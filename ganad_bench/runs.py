@@ -210,8 +210,13 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                               f"(one header row may come first)")
         return frame.to_numpy(dtype=np.float64), None
     except (ValueError, TypeError, OSError) as err:  # not an array, an empty file, words among the numbers
-        raise ConfigError(f"cannot read {path} ({str(err).splitlines()[0] if str(err) else type(err).__name__}): "
+        raise ConfigError(f"cannot read {path} ({first_line(err)}): "
                           f"{kinds} (a .csv may have one header row)") from None
+
+
+def first_line(err: Exception) -> str:
+    """An exception's message cut to one line (its type's name when it has none)."""
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def read_png_folder(folder: Path) -> tuple[np.ndarray, list[str]]:
@@ -222,8 +227,20 @@ def read_png_folder(folder: Path) -> tuple[np.ndarray, list[str]]:
         raise ConfigError(f"{folder} holds no .png images")
     images = []
     for name in names:
-        pixels = matplotlib.image.imread(folder / name)  # PNGs read as floats in [0, 1]
+        try:
+            pixels = matplotlib.image.imread(folder / name)  # PNGs read as floats in [0, 1]
+        except Exception as err:  # Pillow's own errors for a damaged or truncated file, not only OSError
+            raise ConfigError(f"cannot read {folder / name} as a PNG image ({first_line(err)}): replace or remove "
+                              f"it") from None
         pixels = np.round(pixels * 255.0).astype(np.uint8) if pixels.dtype != np.uint8 else pixels
         pixels = pixels[..., :3] if pixels.ndim == 3 and pixels.shape[2] == 4 else pixels
         images.append(pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0))
+        if images[-1].shape != images[0].shape:  # one array of images: every image alike
+            raise ConfigError(f"{folder / name} is {describe_image(images[-1])} but {names[0]} is "
+                              f"{describe_image(images[0])}: give images of one size and colour (the run's own)")
     return np.stack(images), names
+
+
+def describe_image(pixels: np.ndarray) -> str:
+    channels, height, width = pixels.shape
+    return f"{width}x{height} {'grey' if channels == 1 else 'RGB'}"

@@ -133,6 +133,12 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
     np.savetxt(tmp_path / "missing.csv", missing, delimiter=",")
     np.save(tmp_path / "none.npy", np.zeros((0, *dcae_run["feature_shape"])))
     np.save(tmp_path / "complex.npy", np.zeros((3, *dcae_run["feature_shape"]), dtype=complex))
+    from ganad_bench.results.image_grid import write_png
+
+    write_png(tmp_path / "mixed" / "a.png", np.zeros((28, 28, 1), dtype=np.uint8))
+    write_png(tmp_path / "mixed" / "b.png", np.zeros((32, 32, 3), dtype=np.uint8))
+    write_png(tmp_path / "broken" / "a.png", np.zeros((28, 28, 1), dtype=np.uint8))
+    (tmp_path / "broken" / "b.png").write_bytes((tmp_path / "broken" / "a.png").read_bytes()[:40])  # cut short
     run_dir = str(folder_of(dcae_run))
     cases = [([str(tmp_path), str(tmp_path / "bad.npy")], "holds no finished run"),
              ([run_dir, str(tmp_path / "bad.npy")], f"give one row of {dcae_run['feature_shape'][0]} raw features"),
@@ -146,7 +152,9 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(good), "--out", str(tmp_path / "bad.npy" / "s.csv")], "cannot write"),
              ([run_dir, str(good), "--out", str(tmp_path)], "Is a directory): choose a writable --out file"),
              ([run_dir, str(tmp_path / "flat.npy")], "inputs of shape (4,) (each of shape ()), but this run"),
-             ([run_dir, str(good), "--device", "tpu"], "unknown device --device tpu: choose one of auto")]
+             ([run_dir, str(good), "--device", "tpu"], "unknown device --device tpu: choose one of auto"),
+             ([run_dir, str(tmp_path / "mixed")], "b.png is 32x32 RGB but a.png is 28x28 grey: give images of one"),
+             ([run_dir, str(tmp_path / "broken")], "b.png as a PNG image (")]
     np.save(tmp_path / "flat.npy", np.zeros(4))
     if not torch.cuda.is_available():  # the device is named as this command takes it, not as trainer.device
         cases.append(([run_dir, str(good), "--device", "cuda"],
