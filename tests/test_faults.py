@@ -362,6 +362,31 @@ def test_temporary_files_of_a_killed_run_are_removed(tmp_path, capsys):
     assert code == 0 and not any(p.exists() for p in leftovers)
 
 
+def test_whole_file_writes_replace_files_and_write_through_links_and_pipes(tmp_path):
+    """A file is replaced whole (no temporary file left); a link or a pipe (`--out /dev/stdout`) is written
+    through, never renamed over: as root, renaming over /dev/stdout or /dev/full replaced the device."""
+    import threading
+
+    from ganad_bench.atomic import write_atomic
+
+    target = tmp_path / "scores.csv"
+    target.write_text("old")
+    write_atomic(target, lambda out: out.write("new"))
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    write_atomic(link, lambda out: out.write("through"))
+    assert link.is_symlink() and target.read_text() == "through"
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()))
+    reader.start()
+    write_atomic(pipe, lambda out: out.write("streamed"))
+    reader.join(timeout=10)
+    assert received == ["streamed"] and not pipe.is_file()
+
+
 def test_pickled_payload_is_not_needed_for_checkpoints(tmp_path):
     """Checkpoints hold tensors and plain values only (they load with weights_only=True)."""
     from ganad_bench import create_detector
