@@ -468,7 +468,10 @@ def check_writable_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    # a regular file is replaced whole from a temporary file beside it (its folder must be writable); a link or
+    # a device (/dev/stdout) is written through (`atomic.write_atomic`)
+    through = path.is_symlink() or (path.exists() and not path.is_file())
+    if (path.exists() and not os.access(path, os.W_OK)) or (not through and not os.access(path.parent, os.W_OK)):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 

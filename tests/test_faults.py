@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -385,6 +386,24 @@ def test_whole_file_writes_replace_files_and_write_through_links_and_pipes(tmp_p
     write_atomic(pipe, lambda out: out.write("streamed"))
     reader.join(timeout=10)
     assert received == ["streamed"] and not pipe.is_file()
+
+
+def test_an_output_is_checked_as_it_will_be_written(tmp_path, monkeypatch):
+    """A new or regular file needs a writable folder (it is replaced from a temporary file beside it); a link
+    such as /dev/stdout only its own target (a user cannot write /dev itself)."""
+    from ganad_bench.cli import check_writable_file
+
+    target = tmp_path / "scores.csv"
+    target.write_text("")
+    link = tmp_path / "stdout"
+    link.symlink_to(target)
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)  # the folder is read-only
+    check_writable_file(link)
+    for refused in (target, tmp_path / "new.csv"):
+        with pytest.raises(PermissionError):
+            check_writable_file(refused)
+    with pytest.raises(NotADirectoryError):
+        check_writable_file(target / "under_a_file.csv")
 
 
 def test_pickled_payload_is_not_needed_for_checkpoints(tmp_path):
