@@ -208,10 +208,24 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         if words:
             raise ConfigError(f"{path} holds values that are not numbers (column {words[0]}): give numbers only "
                               f"(one header row may come first)")
+        if frame.isna().to_numpy().any():
+            check_row_lengths(path)  # pandas fills a short line with NaN: say so rather than "not finite"
         return frame.to_numpy(dtype=np.float64), None
     except (ValueError, TypeError, OSError) as err:  # not an array, an empty file, words among the numbers
         raise ConfigError(f"cannot read {path} ({first_line(err)}): "
                           f"{kinds} (a .csv may have one header row)") from None
+
+
+def check_row_lengths(path: Path) -> None:
+    """A CSV whose lines hold different numbers of values is refused, naming the first short or long one."""
+    import csv
+
+    with open(path, newline="") as handle:
+        lengths = [(number, len(fields)) for number, fields in enumerate(csv.reader(handle), 1) if fields]
+    for number, length in lengths[1:]:
+        if length != lengths[0][1]:
+            raise ConfigError(f"{path} line {number} has {length} values where line {lengths[0][0]} has "
+                              f"{lengths[0][1]}: give every row the same number of values")
 
 
 def first_line(err: Exception) -> str:

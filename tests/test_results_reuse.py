@@ -126,6 +126,7 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
     good = tmp_path / "good.npy"
     np.save(good, np.zeros((3, *dcae_run["feature_shape"])))
     (tmp_path / "words.csv").write_text("a,b\n1,x\n")
+    (tmp_path / "short.csv").write_text("1,2,3,4,5,6\n1,2,3\n")
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "junk.npy").write_text("not an array")
     missing = np.zeros((3, *dcae_run["feature_shape"]))
@@ -144,6 +145,7 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(tmp_path / "bad.npy")], f"give one row of {dcae_run['feature_shape'][0]} raw features"),
              ([run_dir, str(tmp_path / "x.txt")], "no such file"),
              ([run_dir, str(tmp_path / "words.csv")], "holds values that are not numbers"),
+             ([run_dir, str(tmp_path / "short.csv")], "line 2 has 3 values where line 1 has 6: give every row"),
              ([run_dir, str(tmp_path / "empty.csv")], "cannot read"),
              ([run_dir, str(tmp_path / "junk.npy")], "cannot read"),
              ([run_dir, str(tmp_path / "none.npy")], "holds no rows to score"),
