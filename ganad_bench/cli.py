@@ -458,20 +458,19 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
 
 
 def check_writable_file(path: Path) -> None:
-    """Raise the OSError writing `path` would meet (its folder created if missing), before the work whose result it
-    is to hold."""
+    """Raise the OSError writing `path` would meet, before the work whose result it is to hold (creating
+    nothing: a missing folder is made by the write)."""
     import errno
 
-    existing = next(folder for folder in path.parents if folder.exists())
+    existing = next(folder for folder in path.parents if folder.exists())  # where a missing folder would go
     if not existing.is_dir():  # mkdir would say "File exists" of it
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     # a regular file is replaced whole from a temporary file beside it (its folder must be writable); a link or
     # a device (/dev/stdout) is written through (`atomic.write_atomic`)
     through = path.is_symlink() or (path.exists() and not path.is_file())
-    if (path.exists() and not os.access(path, os.W_OK)) or (not through and not os.access(path.parent, os.W_OK)):
+    if (path.exists() and not os.access(path, os.W_OK)) or (not through and not os.access(existing, os.W_OK)):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 
@@ -630,13 +629,14 @@ def score_main(argv: list[str] | None = None) -> None:
         x, names = read_inputs(args.inputs)
         if np.ndim(x) >= 1 and len(x) == 0:
             raise ConfigError(f"{args.inputs} holds no rows to score: give at least one")
-        check_writable_file(out)  # before the scoring, which can take hours (AnoGAN's latent search)
+        try:
+            check_writable_file(out)  # before the scoring, which can take hours (AnoGAN's latent search)
+        except OSError as err:
+            raise cannot_write(console, out, err, "a writable --out file") from None
         scores = run.score(x)
     except GanadError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise SystemExit(2) from None
-    except OSError as err:
-        raise cannot_write(console, out, err, "a writable --out file") from None
     import pandas as pd
 
     from ganad_bench.atomic import write_atomic

@@ -397,9 +397,11 @@ def test_an_output_is_checked_as_it_will_be_written(tmp_path, monkeypatch):
     target.write_text("")
     link = tmp_path / "stdout"
     link.symlink_to(target)
+    check_writable_file(tmp_path / "new" / "scores.csv")
+    assert not (tmp_path / "new").exists()  # nothing made by a check: the write makes the folder
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)  # the folder is read-only
     check_writable_file(link)
-    for refused in (target, tmp_path / "new.csv"):
+    for refused in (target, tmp_path / "new.csv", tmp_path / "new" / "scores.csv"):
         with pytest.raises(PermissionError):
             check_writable_file(refused)
     with pytest.raises(NotADirectoryError):
