@@ -18,7 +18,7 @@ def write_atomic(path: Path, write: Callable[[IO], None], binary: bool = False) 
     `--out /dev/stdout`), is written through directly: renaming over it would replace the link or the device
     itself (as root, /dev/stdout became a file)."""
     path = Path(path)
-    if path.is_symlink() or (path.exists() and not path.is_file() and not path.is_dir()):
+    if writes_through(path):
         with open(path, "wb" if binary else "w") as out:
             write(out)
         return path
@@ -35,6 +35,28 @@ def write_atomic(path: Path, write: Callable[[IO], None], binary: bool = False) 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def writes_through(path: Path) -> bool:
+    """Whether `write_atomic` writes into `path` directly: a link, or something that is neither a regular file
+    nor a folder (a device, a pipe), which renaming over would replace."""
+    return path.is_symlink() or (path.exists() and not path.is_file() and not path.is_dir())
+
+
+def check_writable(path: Path) -> None:
+    """Raise the OSError `write_atomic(path, ...)` would meet, before the work whose result it is to hold
+    (creating nothing: a missing folder is made by the write): a regular file is replaced from a temporary file
+    beside it, so its folder must be writable; a link or a device (/dev/stdout) only needs its target to be."""
+    import errno
+
+    existing = next(folder for folder in path.parents if folder.exists())  # where a missing folder would go
+    if not existing.is_dir():  # mkdir would say "File exists" of it
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if (path.exists() and not os.access(path, os.W_OK)) or (not writes_through(path)
+                                                            and not os.access(existing, os.W_OK)):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 
 def _umask() -> int:

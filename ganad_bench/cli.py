@@ -437,6 +437,7 @@ def warn_unreadable(paths: list[Path], console) -> None:
 
 def write_reproduction(frame, args: argparse.Namespace, console) -> None:
     """`ganad-bench-table DIR --reproduction FILE`: the report, and one line of counts."""
+    from ganad_bench.atomic import check_writable
     from ganad_bench.results.reproduction import write_report
 
     def shown(path: Path) -> str:  # the command as a user would type it again
@@ -449,29 +450,12 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
     results = args.folders[0]
     output_dir = shown(results.parent if results.name == "results" else results)
     try:
-        check_writable_file(args.reproduction)  # before the report's composing (tens of seconds)
+        check_writable(args.reproduction)  # before the report's composing (tens of seconds)
         numbers = write_report(frame, args.reproduction, command, output_dir)
     except OSError as err:
         raise cannot_write(console, args.reproduction, err) from None
     console.print(f"wrote {args.reproduction}: " + ", ".join(f"{key} {value}" for key, value in numbers.items()),
                   soft_wrap=True)
-
-
-def check_writable_file(path: Path) -> None:
-    """Raise the OSError writing `path` would meet, before the work whose result it is to hold (creating
-    nothing: a missing folder is made by the write)."""
-    import errno
-
-    existing = next(folder for folder in path.parents if folder.exists())  # where a missing folder would go
-    if not existing.is_dir():  # mkdir would say "File exists" of it
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    # a regular file is replaced whole from a temporary file beside it (its folder must be writable); a link or
-    # a device (/dev/stdout) is written through (`atomic.write_atomic`)
-    through = path.is_symlink() or (path.exists() and not path.is_file())
-    if (path.exists() and not os.access(path, os.W_OK)) or (not through and not os.access(existing, os.W_OK)):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 
 def cannot_write(console, where: Path, err: OSError, choose: str = "a writable path") -> SystemExit:
@@ -612,6 +596,7 @@ def score_main(argv: list[str] | None = None) -> None:
     detector; writes one CSV line per input (score, and flag = score at or above the run's threshold)."""
     from rich.markup import escape
 
+    from ganad_bench.atomic import check_writable, write_atomic
     from ganad_bench.console import console
     from ganad_bench.runs import load_run, read_inputs
     from ganad_bench.training.device import resolve_device
@@ -630,7 +615,7 @@ def score_main(argv: list[str] | None = None) -> None:
         if np.ndim(x) >= 1 and len(x) == 0:
             raise ConfigError(f"{args.inputs} holds no rows to score: give at least one")
         try:
-            check_writable_file(out)  # before the scoring, which can take hours (AnoGAN's latent search)
+            check_writable(out)  # before the scoring, which can take hours (AnoGAN's latent search)
         except OSError as err:
             raise cannot_write(console, out, err, "a writable --out file") from None
         scores = run.score(x)
@@ -638,8 +623,6 @@ def score_main(argv: list[str] | None = None) -> None:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise SystemExit(2) from None
     import pandas as pd
-
-    from ganad_bench.atomic import write_atomic
 
     frame = pd.DataFrame({"score": scores, "flag": run.flags(scores)})
     if names is not None:

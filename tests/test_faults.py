@@ -391,21 +391,21 @@ def test_whole_file_writes_replace_files_and_write_through_links_and_pipes(tmp_p
 def test_an_output_is_checked_as_it_will_be_written(tmp_path, monkeypatch):
     """A new or regular file needs a writable folder (it is replaced from a temporary file beside it); a link
     such as /dev/stdout only its own target (a user cannot write /dev itself)."""
-    from ganad_bench.cli import check_writable_file
+    from ganad_bench.atomic import check_writable
 
     target = tmp_path / "scores.csv"
     target.write_text("")
     link = tmp_path / "stdout"
     link.symlink_to(target)
-    check_writable_file(tmp_path / "new" / "scores.csv")
+    check_writable(tmp_path / "new" / "scores.csv")
     assert not (tmp_path / "new").exists()  # nothing made by a check: the write makes the folder
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)  # the folder is read-only
-    check_writable_file(link)
+    check_writable(link)
     for refused in (target, tmp_path / "new.csv", tmp_path / "new" / "scores.csv"):
         with pytest.raises(PermissionError):
-            check_writable_file(refused)
+            check_writable(refused)
     with pytest.raises(NotADirectoryError):
-        check_writable_file(target / "under_a_file.csv")
+        check_writable(target / "under_a_file.csv")
 
 
 def test_pickled_payload_is_not_needed_for_checkpoints(tmp_path):
