@@ -20,7 +20,7 @@ from functools import cache
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ganad_bench.errors import ConfigError
+from ganad_bench.errors import ConfigError, first_line
 
 PARAMS_GROUP = "model_params"
 # trainer keys that never change what is trained or scored (kept out of a run's identity, its table variant
@@ -180,7 +180,7 @@ def to_container(cfg: DictConfig) -> dict:
     try:
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as err:
-        message = str(err).splitlines()[0]
+        message = first_line(err)
         hint = "check the keys named on the command line"
         if "Interpolation key 'dataset." in message:  # protocol=tabular on an image dataset, ...
             hint = "the protocol reads a dataset setting this dataset does not have: pick the dataset's own protocol"

@@ -29,3 +29,9 @@ class InputError(ConfigError, ValueError):
 
 class TrainingDiverged(RuntimeError):
     """Training produced a NaN or inf; the run ends with status 'diverged' (not a user error)."""
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message cut to its first line, for a one-line error or log line (its type's name when
+    it has no message: `str(err).splitlines()[0]` raised IndexError there)."""
+    return str(err).splitlines()[0] if str(err).strip() else type(err).__name__

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganad_bench.errors import ConfigError, DataError
+from ganad_bench.errors import ConfigError, DataError, first_line
 
 log = logging.getLogger("ganad_bench")
 
@@ -132,11 +132,13 @@ class TrainedRun:
                               f"was trained on {expected}: give one {one} per input, as the run's dataset "
                               f"({self.row.get('dataset')}) has them")
         from ganad_bench.run import score_in_chunks
+        from ganad_bench.training.engine import trainer_defaults
 
         # checked here too: after the scaler the detector could not say which raw value it was
         x = check_samples(x, what="inputs")
         # in the run's chunks, with the run's progress bar: AnoGAN's latent search takes hours on many inputs
-        chunk = ((self.row.get("config") or {}).get("trainer") or {}).get("score_batch_size") or 8192
+        trainer = (self.row.get("config") or {}).get("trainer") or trainer_defaults()
+        chunk = trainer.get("score_batch_size") or trainer_defaults()["score_batch_size"]
         return score_in_chunks(self.detector, self.scaler.transform(x), int(chunk), what="inputs")
 
     def flags(self, scores: np.ndarray) -> np.ndarray | None:
@@ -226,11 +228,6 @@ def check_row_lengths(path: Path) -> None:
         if length != lengths[0][1]:
             raise ConfigError(f"{path} line {number} has {length} values where line {lengths[0][0]} has "
                               f"{lengths[0][1]}: give every row the same number of values")
-
-
-def first_line(err: Exception) -> str:
-    """An exception's message cut to one line (its type's name when it has none)."""
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def read_png_folder(folder: Path) -> tuple[np.ndarray, list[str]]:

@@ -272,6 +272,20 @@ def test_a_corrupt_checkpoint_is_set_aside_and_the_run_starts_over(tmp_path, cap
     assert code == 0 and json.loads(rows(tmp_path)[0].read_text())["metrics"] == expected
 
 
+def test_a_checkpoint_whose_loader_fails_without_a_message_is_set_aside(tmp_path, capsys, monkeypatch):
+    """An exception with an empty message (`EOFError()`) made the set-aside line itself fail (IndexError)."""
+    code, _ = deep_run(tmp_path, capsys)
+    rows(tmp_path)[0].unlink()  # the run is unfinished again: the next one resumes from its checkpoint
+
+    def no_message(*args, **kwargs):
+        raise EOFError()
+
+    monkeypatch.setattr(torch, "load", no_message)
+    code, lines = deep_run(tmp_path, capsys)
+    assert code == 0, lines
+    assert list(checkpoint_of(tmp_path).parent.glob("last.pt.bad-*"))
+
+
 def test_a_crafted_checkpoint_runs_no_code(tmp_path, capsys):
     code, _ = deep_run(tmp_path, capsys)
     checkpoint = checkpoint_of(tmp_path)

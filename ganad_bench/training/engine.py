@@ -76,7 +76,7 @@ from ganad_bench.atomic import write_atomic
 from ganad_bench.config import typed
 from ganad_bench.console import EpochProgress
 from ganad_bench.data.tensors import RandpermBatches, in_chunks, to_device
-from ganad_bench.errors import ConfigError, TrainingDiverged
+from ganad_bench.errors import ConfigError, TrainingDiverged, first_line
 from ganad_bench.provenance import code_version
 from ganad_bench.training.device import float32_precision, resolve_device, restore_global_rng, save_global_rng
 from ganad_bench.training.noise import RandomStream, seed_streams
@@ -750,7 +750,7 @@ class Engine:
             state = torch.load(path, map_location="cpu", weights_only=True)
             missing = CHECKPOINT_KEYS - set(state)
         except Exception as err:  # truncated, empty, not a checkpoint, or holding objects it may not load
-            set_aside(path, f"is unreadable ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
+            set_aside(path, f"is unreadable ({type(err).__name__}: {first_line(err)[:200]})")
             return
         if missing:
             set_aside(path, f"is incomplete (no {', '.join(sorted(missing))})")
@@ -762,7 +762,7 @@ class Engine:
         try:
             written_on = self._restore(state, batches)
         except Exception as err:
-            set_aside(path, f"could not be restored ({type(err).__name__}: {str(err).splitlines()[0][:200]})",
+            set_aside(path, f"could not be restored ({type(err).__name__}: {first_line(err)[:200]})",
                       then="this run stops")
             raise RuntimeError(f"checkpoint {path} could not be restored and was set aside: run again to start "
                                f"this run over") from err

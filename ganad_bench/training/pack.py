@@ -49,7 +49,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from ganad_bench.console import EpochProgress
-from ganad_bench.errors import TrainingDiverged
+from ganad_bench.errors import TrainingDiverged, first_line
 from ganad_bench.training.device import restore_global_rng, save_global_rng
 from ganad_bench.training.engine import DetectorModule
 
@@ -430,7 +430,7 @@ class StackedMembers:
         except RuntimeError as err:
             if self.checked:
                 raise
-            raise NotPackable(str(err).splitlines()[0][:160]) from err
+            raise NotPackable(first_line(err)[:160]) from err
         grads = torch.autograd.grad(loss.sum(), trained, allow_unused=True)
         if any(g is None for g in grads):
             raise NotPackable(f"a parameter of the '{group_name}' optimiser gets no gradient from its loss")
