@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ganad_bench.cli import paper_main, table_main
-from ganad_bench.results import paper
+from ganad_bench.results import paper, reproduction
 from ganad_bench.results.published import lookup, model_names
 from ganad_bench.results.tables import rows_frame, to_latex
 
@@ -147,10 +147,25 @@ def test_published_classes_are_our_class_indices_and_alad_scores_have_columns():
 
 def test_time_estimate_uses_finished_runs_of_the_same_model():
     rows = [{"status": "ok", "model": "iforest", "dataset": "thyroid", "timings": {"total_s": t}} for t in (10, 30)]
-    missing = [{"model": {"name": m}, "dataset": {"name": "kdd99"}} for m in ("iforest", "iforest", "alad")]
+    missing = [{"model": {"name": m}, "dataset": {"name": d}}
+               for m, d in (("iforest", "thyroid"), ("iforest", "kdd99"), ("alad", "kdd99"))]
     text = paper.time_estimate(missing, rows)
-    assert text.startswith("about 40 s for 2 run(s)") and "unknown for 1 alad run(s)" in text
+    assert text.startswith("about 20 s for 1 run(s), from finished runs' timings; about 20 s for 1 run(s), from "
+                           "the model's runs on other datasets") and "unknown for 1 alad run(s)" in text
     assert paper.time_estimate(missing[2:], rows).startswith("unknown")
+
+
+def test_time_estimate_takes_a_columns_measured_cost_before_another_datasets_runs():
+    """AnoGAN's finished KDD99 rows (a seed of a pack: minutes) do not time its MNIST runs for MEMGAN Table 1's
+    ADGAN column: run_costs.yaml's measured hours a run do; finished MNIST rows come first."""
+    kdd99 = [{"status": "ok", "model": "anogan", "dataset": "kdd99", "timings": {"total_s": 600}}]
+    mnist = [{"model": {"name": "anogan"}, "dataset": {"name": "mnist"}}] * 10
+    cost = next(c for c in reproduction.run_costs() if "ADGAN" in c.column)
+    text = paper.time_estimate(mnist, kdd99, "memgan:1")
+    assert text == f"about {cost.hours_per_run * 10:.1f} h for 10 run(s), measured on one CPU core (run_costs.yaml)"
+    assert "other datasets" in paper.time_estimate(mnist, kdd99, "alad:II")  # a table the entry does not name
+    ours = kdd99 + [{"status": "ok", "model": "anogan", "dataset": "mnist", "timings": {"total_s": 3600}}]
+    assert paper.time_estimate(mnist, ours, "memgan:1") == "about 10.0 h for 10 run(s), from finished runs' timings"
 
 
 def test_paper_command_counts_finished_and_missing_runs(make_cfg, tmp_path, capsys, monkeypatch):

@@ -222,25 +222,38 @@ def table_plan(reference: str, overrides: list[str]) -> list[tuple[str, list[tup
     return plans
 
 
-def time_estimate(missing: list[dict], rows: list[dict]) -> str:
-    """A rough time for the missing runs: each at the mean time of the finished rows of its model on its
-    dataset, else of its model on any dataset; "unknown" for models without a finished row."""
+def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") -> str:
+    """A rough time for the missing runs, each timed by the first of: the mean time of the finished rows of its
+    model on its dataset; the hours a run of that column of `reference`'s table costs on one CPU core
+    (`run_costs.yaml`); the finished rows of its model on other datasets, said apart because a dataset can change
+    a run's time a hundredfold (AnoGAN: a KDD99 seed of a pack in minutes, an MNIST class in hours). Models with
+    none of these are counted as of unknown time."""
+    from ganad_bench.results.reproduction import run_costs
+
     times: dict = {}
     for row in rows:
         total = (row.get("timings") or {}).get("total_s")
         if row.get("status") == "ok" and total is not None:
             times.setdefault((row["model"], row["dataset"]), []).append(float(total))
             times.setdefault(row["model"], []).append(float(total))
-    seconds, untimed = 0.0, Counter()
+    sources = {"from finished runs' timings": [0, 0.0], "measured on one CPU core (run_costs.yaml)": [0, 0.0],
+               "from the model's runs on other datasets": [0, 0.0]}
+    untimed = Counter()
     for config in missing:
-        model = config["model"]["name"]
-        seen = times.get((model, config["dataset"]["name"])) or times.get(model)
-        if seen:
-            seconds += sum(seen) / len(seen)
-        else:
+        model, dataset = config["model"]["name"], config["dataset"]["name"]
+        cost = next((c for c in run_costs() if c.covers(reference, model, dataset)), None)
+        seen, source = times.get((model, dataset)), "from finished runs' timings"
+        if not seen and cost:
+            seen, source = [cost.hours_per_run * 3600], "measured on one CPU core (run_costs.yaml)"
+        if not seen:
+            seen, source = times.get(model), "from the model's runs on other datasets"
+        if not seen:
             untimed[model] += 1
-    timed = len(missing) - sum(untimed.values())
-    parts = [f"about {_duration(seconds)} for {timed} run(s), from finished runs' timings"] if timed else []
+            continue
+        sources[source][0] += 1
+        sources[source][1] += sum(seen) / len(seen)
+    parts = [f"about {_duration(seconds)} for {count} run(s), {source}"
+             for source, (count, seconds) in sources.items() if count]
     if untimed:
         parts.append(f"unknown for {', '.join(f'{n} {model}' for model, n in untimed.items())} run(s) "
                      f"(no finished run of that model to time)")
@@ -265,7 +278,8 @@ def report_plan(reference: str, plans: list, rows: list[dict], console) -> list[
         missing = [config for folder, config in runs if finished(folder) is None]
         line = f"{reference} · experiment={experiment}: {len(runs)} run(s), {len(runs) - len(missing)} finished, " \
                f"{len(missing)} missing"
-        console.print(escape(line + (f" · {time_estimate(missing, rows)}" if missing else "")), soft_wrap=True)
+        estimate = f" · {time_estimate(missing, rows, reference)}" if missing else ""
+        console.print(escape(line + estimate), soft_wrap=True)
         if errors:
             console.print(f"[yellow]warning:[/] {len(errors)} job(s) of {experiment} are invalid, e.g. "
                           f"{escape(errors[0])}", soft_wrap=True)

@@ -82,9 +82,20 @@ class PublishedRuns(CellSelector):
 @dataclass(frozen=True)
 class RunCost(CellSelector):
     """What the runs of the cells it names cost on a CPU, where that is why they are not run here
-    (`run_costs.yaml`): said beside the command of each such cell not run, with the measurement."""
+    (`run_costs.yaml`): said beside the command of each such cell not run, with the measurement, and used by
+    `ganad-bench-paper` to time those runs."""
+    hours_per_run: float = 0.0
     cost: str = ""
     evidence: str = ""
+
+    @property
+    def note(self) -> str:
+        return f"about {self.hours_per_run:g} hours a run on one CPU core: {self.cost}"
+
+    def covers(self, reference: str, model: str, dataset: str) -> bool:
+        """Whether the runs of `model` on `dataset` make one of its cells of `reference`'s table."""
+        return reference in self.table and (not self.dataset or dataset in self.dataset) and any(
+            model == candidate for column in self.column for candidate, _ in column_candidates(column))
 
 
 def as_values(value) -> tuple[str, ...]:
@@ -125,7 +136,8 @@ def published_runs() -> tuple[PublishedRuns, ...]:
 @cache
 def run_costs() -> tuple[RunCost, ...]:
     """The measured costs of the runs not made for their compute (`ganad_bench/results/run_costs.yaml`)."""
-    return tuple(RunCost(cost=str(entry["cost"]).strip(), evidence=str(entry["evidence"]).strip(), **cells)
+    return tuple(RunCost(hours_per_run=float(entry["hours_per_run"]), cost=str(entry["cost"]).strip(),
+                         evidence=str(entry["evidence"]).strip(), **cells)
                  for cells, entry in read_entries("run_costs.yaml"))
 
 
@@ -259,7 +271,7 @@ def reproduction_cells(frame: pd.DataFrame, output_dir: str = "outputs") -> pd.D
                 cost = next((c for c in costs if c.matches(reference, cell)), None)
                 reason = (not_run_reason(reference, cell.column, cell.dataset, cell.anomaly_dataset, output_dir)
                           if cell.metric in paper.FRACTIONS else SPEED_CELL)
-                cause.append(f"{reason}; {cost.cost}" if cost else reason)
+                cause.append(f"{reason}; {cost.note}" if cost else reason)
                 evidence.append(cost.evidence if cost else "")
             elif cell.metric in paper.FRACTIONS and abs(cell.diff) > tolerance(cell.published_std):
                 status.append("off")
