@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=True, highlight=False)
+# no emoji codes: a message quoting user input such as `--paper memgan:x` must print ":x:" as typed, not an emoji
+console = Console(stderr=True, highlight=False, emoji=False)
 
 
 def progress_bar() -> Progress:

@@ -122,12 +122,13 @@ def test_files_are_written_with_a_small_png(tmp_path):
     assert pd.read_csv(written[0])["column"].nunique() == len(MEMGAN_1)
 
 
-def test_unknown_table_is_a_one_line_error(tmp_path, capsys):
+@pytest.mark.parametrize("table", ["memgan:9", "memgan:x"])  # ":x:" is printed as typed, not as rich's emoji
+def test_unknown_table_is_a_one_line_error(table, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
-        table_main(["--paper", "memgan:9", str(tmp_path)])
+        table_main(["--paper", table, str(tmp_path)])
     assert stop.value.code == 2
     (message,) = capsys.readouterr().err.strip().splitlines()
-    assert message.startswith("error: no published table memgan:9: choose one of alad:II, ") and "ama:2" in message
+    assert message.startswith(f"error: no published table {table}: choose one of alad:II, ") and "ama:2" in message
 
 
 def test_tables_map_to_their_experiment_configs():
@@ -205,6 +206,7 @@ def test_paper_command_with_only_invalid_jobs_or_an_unwritable_out_is_a_one_line
 
 @pytest.mark.parametrize(("table", "message"), [
     ("memgan:9", "error: no published table memgan:9: choose one of alad:II"),
+    ("memgan:x", "error: no published table memgan:x: choose one of alad:II"),
     ("alad:IV", "error: no experiment config for alad:IV: the tables with one are alad:II (alad_table2)")])
 def test_paper_command_rejects_unknown_and_unsupported_tables(table, message, capsys):
     with pytest.raises(SystemExit) as stop:

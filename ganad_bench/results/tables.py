@@ -309,8 +309,8 @@ def table_console():
     """The console the tables print on: stdout, never squeezed below a readable width when piped."""
     from rich.console import Console
 
-    out = Console()
-    return out if out.is_terminal else Console(width=220)
+    out = Console(emoji=False)  # a column or class name such as "memgan:x:" prints as written
+    return out if out.is_terminal else Console(width=220, emoji=False)
 
 
 def to_rich(table: pd.DataFrame, title: str, keys: int = 2):
