@@ -37,6 +37,25 @@ def test_bad_parameter_is_a_config_error():
         create_detector("iforest", not_a_param=1)
 
 
+def test_no_model_takes_an_infinite_or_nan_number():
+    """Every numeric parameter of every model (deep ones included) refuses inf and NaN when it is made: such a
+    value would reach the run and end it diverged, or train with a term turned around."""
+    import inspect
+    import math
+
+    from ganad_bench.models.kit.registry import detector_class
+
+    checked = 0
+    for name in available_detectors():
+        for param in inspect.signature(detector_class(name).__init__).parameters.values():
+            if param.kind is param.KEYWORD_ONLY and "float" in str(param.annotation):
+                for bad in (math.inf, -math.inf, math.nan):
+                    with pytest.raises(ConfigError, match=f"model.params.{param.name} must be"):
+                        detector_class(name)(**{param.name: bad})
+                checked += 1
+    assert checked >= 30
+
+
 @pytest.mark.parametrize("name", CLASSIC)
 def test_higher_scores_for_anomalies(name, problem):
     train, test, labels = problem

@@ -126,6 +126,15 @@ BAD_INPUTS = [
     (["model=alad", "model.params.latent_dim=1.5"], "model.params.latent_dim must be an integer or null, got 1.5"),
     (["model=memgan", "model.params.width=0"], "model.params.width must be >= 1, got 0"),
     (["model=deep_svdd", "model.params.pretrain_epochs=-1"], "model.params.pretrain_epochs must be >= 0, got -1"),
+    # infinite and NaN numbers, and the ranges every model shares (the run would only diverge or train backwards)
+    (["model=rcgan", "trainer.lr=inf"], "trainer.lr must be a finite number, got inf"),
+    (["model=rcgan", "trainer.betas=[0.5,nan]"], "trainer.betas must be a finite number, got (0.5, nan)"),
+    (["model=dagmm", "model.params.dropout=inf"], "model.params.dropout must be a finite number, got inf"),
+    (["model=dagmm", "model.params.dropout=1"], "model.params.dropout must be in [0, 1), got 1"),
+    (["model=dagmm", "model.params.lambda_cov=-1"], "model.params.lambda_cov must be >= 0, got -1"),
+    (["model=ama", "model.params.delta=nan"], "model.params.delta must be a finite number, got nan"),
+    (["model=anogan", "model.params.search_lr=0"], "model.params.search_lr must be > 0, got 0"),
+    (["model=ocsvm", "model.params.gamma=inf"], "model.params.gamma must be a finite number, got inf"),
     (["model=iforest", "dataset=mnist", "protocol=tabular"], "pick the dataset's own protocol"),
     (["-m", "model=iforest", "--cfg", "job"], "-m and --cfg cannot be combined"),
     # launcher settings (checked before Hydra, which would answer in several lines or quietly use 1)

@@ -134,7 +134,13 @@ class TrainerConfig:
         return config
 
     def validate(self) -> None:
-        """The ranges of the typed values (`TRAINER_RULES`): a one-line ConfigError, never a failed run."""
+        """Every number finite (`trainer.lr=inf` would only diverge), then the ranges of the typed values
+        (`TRAINER_RULES`): a one-line ConfigError, never a failed run."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, tuple) else
+                                                                             (value,))):
+                raise ConfigError(f"trainer.{field.name} must be a finite number, got {value}")
         for name, holds, rule in TRAINER_RULES:
             value = getattr(self, name)
             if not holds(value):

@@ -27,6 +27,7 @@ config composes them, `ganad_bench.config`), and every instance records the valu
 from __future__ import annotations
 
 import inspect
+import math
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -274,12 +275,21 @@ def subsample(x: np.ndarray, max_samples: int | None, seed: int) -> np.ndarray:
 # model has them
 SIZE_PARAMS = ("latent_dim", "width", "rep_dim", "memory_dim", "mem_slots", "n_components")
 COUNT_PARAMS = ("pretrain_epochs", "warmup_epochs", "neg_start_epoch", "search_steps")
+# the drop probability of a dropout layer: 1 would zero every unit (and divide by 0 to rescale the rest)
+DROPOUT_PARAMS = ("image_dropout", "dropout")
+# loss weights, penalties and shrinkage thresholds: a negative one turns a term the paper minimises into one
+# the training maximises
+NONNEGATIVE_PARAMS = ("w_adv", "w_con", "w_enc", "w_lat", "lambda_inter", "lambda_neg", "lambda_reg", "gp_weight",
+                      "lambda_energy", "lambda_cov", "entropy_weight", "shrink_thres", "pretrain_weight_decay")
+# step sizes of the optimisers a model runs itself (the trainer's own are checked by TrainerConfig)
+POSITIVE_PARAMS = ("pretrain_lr", "search_lr")
 
 
 def check_params(cls: type, params: dict) -> None:
-    """Every model parameter against its constructor annotation, then the sizes and counts any model shares,
-    before the method's own checks: a value of the wrong type (`n_memory=abc`, `spectral_norm=maybe`) or a
-    size that cannot build a network is a one-line ConfigError, not a failed run."""
+    """Every model parameter against its constructor annotation, then the rules any model shares (a number is
+    finite; sizes, counts, dropout rates, loss weights and step sizes in their ranges), before the method's own
+    checks: a value of the wrong type (`n_memory=abc`, `spectral_norm=maybe`), an infinite or NaN one, or a size
+    that cannot build a network is a one-line ConfigError, not a failed or diverged run."""
     parameters = inspect.signature(cls.__init__).parameters
     for name, value in params.items():
         annotation = parameters[name].annotation
@@ -287,10 +297,18 @@ def check_params(cls: type, params: dict) -> None:
             continue
         text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
         number = typed(f"model.params.{name}", value, text)  # a ConfigError unless an annotated type takes it
-        if number is not None and name in SIZE_PARAMS:
-            require(number >= 1, name, ">= 1", value)
-        if name in COUNT_PARAMS:
-            require(number >= 0, name, ">= 0", value)
+        if not is_number(number):
+            continue
+        require(math.isfinite(number), name, "a finite number", value)
+        for names, holds, rule in SHARED_RULES:
+            if name in names:
+                require(holds(number), name, rule, value)
+
+
+# (parameter names, test, the rule as the error states it)
+SHARED_RULES = ((SIZE_PARAMS, lambda v: v >= 1, ">= 1"), (COUNT_PARAMS, lambda v: v >= 0, ">= 0"),
+                (DROPOUT_PARAMS, lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+                (NONNEGATIVE_PARAMS, lambda v: v >= 0.0, ">= 0"), (POSITIVE_PARAMS, lambda v: v > 0.0, "> 0"))
 
 
 def check_choice(param: str, value, choices) -> None:
