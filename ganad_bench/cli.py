@@ -349,9 +349,15 @@ def table_main(argv: list[str] | None = None) -> None:
     if args.replace_rows and not args.copy_rows:
         console.print("[bold red]error:[/] --replace-rows goes with --copy-rows DEST")
         raise SystemExit(2)
+    if args.metric and (reference or args.reproduction):  # it would be ignored: they show what the papers print
+        console.print(f"[bold red]error:[/] --metric goes without {'--paper' if reference else '--reproduction'}, "
+                      f"which shows the metrics the paper prints: drop --metric", soft_wrap=True)
+        raise SystemExit(2)
     if args.copy_rows:
         copy_result_rows(args, console)
         return
+    if not args.reproduction:  # before the rows are read and the table composed
+        check_out_prefix(console, args.out, paper.table_stem(args.out, reference) if reference else args.out)
     frame = table_rows(args, console)
     where = ", ".join(map(str, args.folders)) + (f" from code version {args.code_version}" if args.code_version else "")
     if frame.empty and not (reference or args.reproduction):
@@ -456,6 +462,17 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
         raise cannot_write(console, args.reproduction, err) from None
     console.print(f"wrote {args.reproduction}: " + ", ".join(f"{key} {value}" for key, value in numbers.items()),
                   soft_wrap=True)
+
+
+def check_out_prefix(console, out: Path, stem: Path) -> None:
+    """Exit 2 with one line, before any work, when the `.csv` file that an `--out` prefix names first (`stem`, the
+    prefix or a paper table's `table_stem`) cannot be written: not after the table or the runs behind it."""
+    from ganad_bench.atomic import check_writable
+
+    try:
+        check_writable(stem.with_suffix(".csv"))  # as the writers name it
+    except OSError as err:
+        raise cannot_write(console, out, err, "a writable --out prefix") from None
 
 
 def cannot_write(console, where: Path, err: OSError, choose: str = "a writable path") -> SystemExit:
@@ -567,6 +584,8 @@ def paper_main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         _stop(signal.SIGINT, None)
+    out = args.out or Path(paths["output_dir"]) / "tables" / "table"
+    check_out_prefix(console, out, paper.table_stem(out, reference))  # before --run's hours of training
     results = Path(paths["results_dir"])
     rows = iter_results([results]) if results.is_dir() else []
     todo = paper.report_plan(reference, plans, rows, console)
@@ -580,7 +599,6 @@ def paper_main(argv: list[str] | None = None) -> None:
     elif todo:
         console.print(escape(f"to run them: ganad-bench-paper {' '.join([reference, '--run', *args.overrides])}"),
                       soft_wrap=True)
-    out = args.out or Path(paths["output_dir"]) / "tables" / "table"
     try:
         paper.show_paper_table(rows_frame(rows), reference, out, console)
     except OSError as err:

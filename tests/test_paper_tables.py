@@ -195,13 +195,31 @@ def test_paper_command_with_only_invalid_jobs_or_an_unwritable_out_is_a_one_line
     (tmp_path / "file").write_text("")
     for args, message in [(["rcgan:1", "--run", "seed=abc", outputs],
                            "error: every job of rcgan:1 is invalid, e.g. seed"),
-                          (["rcgan:1", "model=iforest", "dataset=thyroid", "seed=0", outputs, "--out",
+                          (["rcgan:1", "--run", "model=iforest", "dataset=thyroid", "seed=0", outputs, "--out",
                             str(tmp_path / "file" / "t")], f"error: cannot write {tmp_path / 'file' / 't'}")]:
         with pytest.raises(SystemExit) as stop:
             paper_main(args)
         assert stop.value.code == 2
-        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message)
+        printed = capsys.readouterr()
+        assert printed.err.strip().splitlines()[-1].startswith(message)
+        assert printed.out == ""  # no table before the error: the files are written first
     assert not (tmp_path / "outputs" / "results").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--paper", "memgan:1", "--metric", "f1"], "error: --metric goes without --paper, which shows the metrics the "
+                                                "paper prints: drop --metric"),
+    (["--reproduction", "R.md", "--metric", "f1"], "error: --metric goes without --reproduction"),
+    (["--paper", "memgan:1", "--out", "file/t"], "error: cannot write {tmp}/file/t (Not a directory)")])
+def test_table_command_refuses_a_metric_it_would_ignore_and_an_out_it_cannot_write(args, message, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    args = [str(tmp_path / a) if a in ("file/t", "R.md") else a for a in args]
+    with pytest.raises(SystemExit) as stop:
+        table_main([str(tmp_path), *args])
+    assert stop.value.code == 2
+    printed = capsys.readouterr()
+    assert printed.err.strip().splitlines()[-1].startswith(message.format(tmp=tmp_path)) and printed.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing written
 
 
 @pytest.mark.parametrize(("table", "message"), [

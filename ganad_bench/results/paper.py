@@ -599,21 +599,28 @@ def _plain(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def table_stem(out_prefix: Path, reference: str) -> Path:
+    """`<prefix>_<paper>_<table>`: the files of one paper table, without their suffix."""
+    return out_prefix.parent / f"{out_prefix.name}_{reference.replace(':', '_')}"
+
+
 def write_paper_table(cells: pd.DataFrame, out_prefix: Path, reference: str) -> list[Path]:
     """`<prefix>_<paper>_<table>.csv` (every cell, unrounded fractions), `.md` and `.tex` (the layout, with
     the footnotes) and `.png` (ours beside the published numbers)."""
+    from ganad_bench.atomic import write_atomic
     from ganad_bench.results.table_plots import bar_chart
     from ganad_bench.results.tables import to_latex, to_markdown
 
-    stem = out_prefix.parent / f"{out_prefix.name}_{reference.replace(':', '_')}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem = table_stem(out_prefix, reference)
     table, notes, title = paper_pivot(cells), footnotes(cells), caption(reference, cells)
     paths = [stem.with_suffix(suffix) for suffix in (".csv", ".md", ".tex", ".png")]
     columns = [*KEYS[:3], "class_label", *KEYS[3:], "model", "variant", "mean", "std", "n_seeds", "published",
                "published_std", "diff", "partial"]
-    cells[columns].assign(differs=["; ".join(d) for d in cells["differs"]]).to_csv(paths[0], index=False)
-    paths[1].write_text(f"**{title}**\n\n" + to_markdown(table) + "".join(f"\n{note}\n" for note in notes))
-    paths[2].write_text(to_latex(table, title, notes))
+    listed = cells[columns].assign(differs=["; ".join(d) for d in cells["differs"]])
+    markdown = f"**{title}**\n\n" + to_markdown(table) + "".join(f"\n{note}\n" for note in notes)
+    write_atomic(paths[0], lambda out: listed.to_csv(out, index=False))
+    write_atomic(paths[1], lambda out: out.write(markdown))
+    write_atomic(paths[2], lambda out: out.write(to_latex(table, title, notes)))
     scaled = cells.assign(**{key: cells[key] * cells["metric"].map(scale)
                              for key in ("mean", "std", "published", "published_std")})
     bar_chart(scaled, paths[3], title)
@@ -621,17 +628,18 @@ def write_paper_table(cells: pd.DataFrame, out_prefix: Path, reference: str) -> 
 
 
 def show_paper_table(frame: pd.DataFrame, reference: str, out_prefix: Path, console) -> list[Path]:
-    """Print the table (stdout) and its footnotes, write its files, and list them on `console`."""
+    """Write the table's files (first: a bad --out is then the only output), print the table (stdout) and its
+    footnotes, and list the files on `console`."""
     from rich.markup import escape
 
     from ganad_bench.results.tables import fitting, table_console
 
     cells = paper_cells(frame, reference)
+    written = write_paper_table(cells, out_prefix, reference)
     out = table_console()
     out.print(fitting(out, caption(reference, cells), paper_pivot(cells), lambda: paper_lines(cells)))
     for note in footnotes(cells):
         out.print(escape(note), soft_wrap=True)
-    written = write_paper_table(cells, out_prefix, reference)
     for path in written:
         console.print(f"wrote {path}", soft_wrap=True)
     return written

@@ -20,6 +20,8 @@ def bar_chart(cells: pd.DataFrame, path: Path, title: str) -> Path:
     the units printed (`mean`, `std`, `published`, `published_std`); the format follows `path`'s suffix."""
     from matplotlib.figure import Figure
 
+    from ganad_bench.atomic import write_atomic
+
     groups = list(dict.fromkeys(cells["group"]))
     n_cols = min(PANEL_COLUMNS, len(groups))
     n_rows = math.ceil(len(groups) / n_cols)
@@ -32,8 +34,8 @@ def bar_chart(cells: pd.DataFrame, path: Path, title: str) -> Path:
         axis.set_visible(False)
     axes[0].legend(fontsize=6)
     figure.suptitle("\n".join(textwrap.wrap(title, 160)), fontsize=7)
-    figure.savefig(path, dpi=80)
-    return path
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    return write_atomic(Path(path), lambda out: figure.savefig(out, format=fmt, dpi=80), binary=True)
 
 
 def _panel(axis, part: pd.DataFrame, group: str) -> None:

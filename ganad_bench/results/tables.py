@@ -348,9 +348,9 @@ def default_metrics(frame: pd.DataFrame) -> list[str]:
 def write_tables(long: pd.DataFrame, out_prefix: Path, metrics: dict[str, list[str]]) -> list[Path]:
     """`<prefix>.csv` (long, every cell) plus `<prefix>_<protocol>_<metric>.md/.tex` per pivot: the metrics
     of each protocol (`metrics[protocol]`) that its cells hold."""
-    out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    written = [out_prefix.with_suffix(".csv")]
-    long.to_csv(written[0], index=False)
+    from ganad_bench.atomic import write_atomic
+
+    written = [write_atomic(out_prefix.with_suffix(".csv"), lambda out: long.to_csv(out, index=False))]
     for protocol in long["protocol"].unique():
         for metric in metrics.get(protocol, []):
             table = pivot(long, metric, protocol)
@@ -359,7 +359,7 @@ def write_tables(long: pd.DataFrame, out_prefix: Path, metrics: dict[str, list[s
             stem = out_prefix.parent / f"{out_prefix.name}_{protocol}_{metric}"
             caption = f"{metric.upper()} (%) under the {protocol} protocol: ours (mean ± std over seeds), " \
                       f"published, and the difference"
-            stem.with_suffix(".md").write_text(f"**{caption}**\n\n" + to_markdown(table))
-            stem.with_suffix(".tex").write_text(to_latex(table, caption))
-            written += [stem.with_suffix(".md"), stem.with_suffix(".tex")]
+            texts = {".md": f"**{caption}**\n\n" + to_markdown(table), ".tex": to_latex(table, caption)}
+            for suffix, text in texts.items():
+                written.append(write_atomic(stem.with_suffix(suffix), lambda out, text=text: out.write(text)))
     return written
