@@ -649,7 +649,8 @@ def score_main(argv: list[str] | None = None) -> None:
         write_atomic(out, lambda handle: frame.to_csv(handle, index=False, float_format="%.17g"))
     except OSError as err:
         raise cannot_write(console, out, err, "a writable --out file") from None
-    console.print(f"wrote {len(frame)} scores ({int(frame['flag'].sum())} flagged) → {escape(str(out))}")
+    n = len(frame)
+    console.print(f"wrote {n} score{'' if n == 1 else 's'} ({int(frame['flag'].sum())} flagged) → {escape(str(out))}")
 
 
 def plot_main(argv: list[str] | None = None) -> None:

@@ -195,7 +195,7 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     if path.is_dir():
         return read_png_folder(path)
     if not path.is_file():
-        raise ConfigError(f"no such file: {path}: {kinds}")
+        raise ConfigError(f"{path} is not a file: {kinds}" if path.exists() else f"no such file: {path}: {kinds}")
     if path.suffix not in (".npy", ".csv"):
         raise ConfigError(f"cannot read {path}: {kinds}")
     try:
@@ -206,6 +206,8 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         frame = pd.read_csv(path, header=None)
         if not all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
             frame = pd.read_csv(path)  # the first row was a header
+        if frame.empty:  # a header alone: no rows (the caller says so), not words among the numbers
+            return np.zeros((0, frame.shape[1])), None
         words = [str(c) for c, t in frame.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
         if words:
             raise ConfigError(f"{path} holds values that are not numbers (column {words[0]}): give numbers only "

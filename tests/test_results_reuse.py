@@ -128,6 +128,7 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
     (tmp_path / "words.csv").write_text("a,b\n1,x\n")
     (tmp_path / "short.csv").write_text("1,2,3,4,5,6\n1,2,3\n")
     (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("a,b,c\n")
     (tmp_path / "junk.npy").write_text("not an array")
     missing = np.zeros((3, *dcae_run["feature_shape"]))
     missing[1, 4] = np.nan
@@ -149,6 +150,8 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(tmp_path / "empty.csv")], "cannot read"),
              ([run_dir, str(tmp_path / "junk.npy")], "cannot read"),
              ([run_dir, str(tmp_path / "none.npy")], "holds no rows to score"),
+             ([run_dir, str(tmp_path / "header.csv")], "header.csv holds no rows to score"),  # not "not numbers"
+             ([run_dir, "/dev/null"], "/dev/null is not a file: give a .npy array"),  # it exists: not "no such"
              ([run_dir, str(tmp_path / "complex.npy")], "of dtype complex128: give numbers"),
              ([run_dir, str(tmp_path / "missing.csv")], "inputs are not finite, the first nan at sample 2, feature 5"),
              ([run_dir, str(good), "--out", str(tmp_path / "bad.npy" / "s.csv")], "cannot write"),
