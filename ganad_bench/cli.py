@@ -10,6 +10,7 @@ launcher ran them. Heavy modules (Hydra, torch) are imported inside the function
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import signal
@@ -108,6 +109,7 @@ def check_before_hydra(argv: list[str]) -> None:
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")):
         return
     check_launcher_settings(argv)
+    check_hydra_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
     output = Path(str(config["paths"]["output_dir"])).expanduser()
     if output.exists() and not output.is_dir():
@@ -119,6 +121,32 @@ def check_before_hydra(argv: list[str]) -> None:
                           f"folder") from None
     if not os.access(output, os.W_OK | os.X_OK):
         raise ConfigError(f"paths.output_dir={output} is not writable: choose a writable folder")
+
+
+def check_hydra_settings(argv: list[str]) -> None:
+    """Hydra's own groups (`hydra/launcher=...`, `hydra/sweeper=...`) name configs that exist, and the folder the
+    command's Hydra run or sweep writes (`hydra.run.dir` / `hydra.sweep.dir`, as given) can be made: Hydra would
+    answer the first in several lines and the second with a traceback."""
+    from ganad_bench.config import compose_config
+
+    groups = [token for token in argv if token.lstrip("+~").startswith("hydra/")]
+    if groups:
+        compose_config(groups, with_hydra=True)  # a ConfigError naming the choices
+    folder_key = "hydra.sweep.dir" if any(HYDRA_MODE_FLAGS.get(a) == "multirun" for a in argv) else "hydra.run.dir"
+    for token in argv:
+        key, _, value = token.lstrip("+~").partition("=")
+        if key != folder_key:
+            continue
+        fixed = value.split("${")[0]  # the part before any interpolation (${now:...}) is a folder to be made
+        folder = Path(fixed if "${" not in value or fixed.endswith("/") else Path(fixed).parent or ".").expanduser()
+        existing = next(f for f in (folder, *folder.parents) if f.exists())
+        try:
+            if not existing.is_dir():  # mkdir would say "File exists"
+                raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file")
+            folder.mkdir(parents=True, exist_ok=True)  # Hydra makes it next, whatever follows
+        except OSError as err:
+            raise ConfigError(f"cannot create {key}={value} ({err.strerror or err}): choose a writable folder") \
+                from None
 
 
 # the pack launcher's whole-number settings: (the smallest value, an example); n_jobs also takes -1 (every CPU

@@ -124,18 +124,18 @@ def register_configs() -> None:
         store.store(group=PARAMS_GROUP, name=name, node=defaults)
 
 
-def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+def compose_config(overrides: list[str] | tuple[str, ...] = (), with_hydra: bool = False) -> DictConfig:
     """The app's config with command-line style overrides (inside a running Hydra app or an
-    `initialize_config_module` block too)."""
+    `initialize_config_module` block too); `with_hydra`: with Hydra's own config (`hydra/launcher=...`)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
     try:
         if GlobalHydra.instance().is_initialized():
-            return compose(config_name="config", overrides=list(overrides))
+            return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
         with initialize_config_module(config_module="ganad_bench.conf", version_base=None):
-            return compose(config_name="config", overrides=list(overrides))
+            return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(composition_error(err)) from None
 
@@ -152,6 +152,9 @@ def composition_error(err: Exception) -> str:
     if first.startswith("Available options") or any(h.startswith("Available options") for h in hints):
         options = lines[lines.index(next(h for h in lines if h.startswith("Available options"))) + 1:]
         options = [o for o in options if not o.startswith(("Config search path", "provider="))]
+        missing = re.search(r"Could not find '(.+)/([^'/]+)'", first)  # a group's choice: said as `model=nope` is
+        if missing:
+            return f"unknown {missing.group(1)} '{missing.group(2)}': choose one of {', '.join(options)}"
         return f"{first} (choose one of {', '.join(options)})"
     if "grammar" in str(err) or type(err).__name__ == "OverrideParseException":
         return f"cannot parse the override ({first}): write key=value, a sweep as key=a,b,c or 'key=range(10)'"

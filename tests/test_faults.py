@@ -63,6 +63,12 @@ BAD_INPUTS = [
     (["model=iforest", "model.params.bogus=1"], "unknown model parameter 'bogus'"),
     (["model=alad", "+model.params.score=l1"], "Either remove + prefix"),
     (["seed=[1"], "cannot parse the override"),
+    # Hydra's own groups and folders (Hydra answers in several lines, or with a traceback from a launcher)
+    (["-m", "model=iforest", "hydra/launcher=nope"], "unknown hydra/launcher 'nope': choose one of basic"),
+    (["-m", "model=iforest", "hydra/sweeper=nope"], "unknown hydra/sweeper 'nope': choose one of basic"),
+    (["-m", "model=iforest", "hydra.sweep.dir=/dev/null/x"],
+     "cannot create hydra.sweep.dir=/dev/null/x (/dev/null is a file): choose a writable folder"),
+    (["model=iforest", "hydra.run.dir=/dev/null/${now:%H}"], "cannot create hydra.run.dir=/dev/null/${now:%H}"),
     (["'seed=range(a)'"], "cannot parse the override"),
     # values that would name folders
     (["model=iforest", "seed=abc"], "seed must be a non-negative integer, got 'abc'"),
