@@ -209,7 +209,7 @@ def test_ganad_bench_score_checks_its_output_before_scoring_and_writes_it_whole(
 
 
 @pytest.mark.parametrize("name", ["iforest", "dcae"])
-def test_scikit_learn_style_api(name):
+def test_scikit_learn_style_api(name, tmp_path):
     rng = np.random.default_rng(0)
     train = rng.normal(size=(200, 5)).astype(np.float32)
     test = np.vstack([rng.normal(size=(50, 5)), rng.normal(3.0, size=(10, 5))]).astype(np.float32)
@@ -227,6 +227,17 @@ def test_scikit_learn_style_api(name):
     assert clone(det).set_params(**{key: 7}).get_params()[key] == 7
     with pytest.raises(ValueError, match="no parameter"):
         det.set_params(nope=1)
+    # a bad value is refused by set_params, as by the constructor, not by a fit that fails later; the params stay
+    with pytest.raises(ConfigError, match=f"model.params.{key} must be"):
+        det.set_params(**{key: 0})
+    assert det.get_params()[key] != 0
+    for seed in ("abc", -1, 1.5, True):  # scikit-learn or torch would fail at fit, or take True as 1
+        with pytest.raises(ConfigError, match="seed must be a non-negative integer"):
+            create_detector(name, seed=seed)
+    assert create_detector(name, seed=np.int64(3)).seed == 3
+    with pytest.raises(IsADirectoryError):  # not a temporary file beside the folder, renamed onto it
+        det.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_saved_detectors_reload_without_pickle(tmp_path):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -64,6 +65,9 @@ class Detector(ABC):
         # the model parameters, defaults filled in; unpickling calls __new__ without arguments
         bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
         bound.apply_defaults()
+        seed = bound.arguments.get("seed", 0)
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:  # as numpy and torch take
+            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
         self.params = {name: bound.arguments[name] for name in cls.param_names()}
         check_params(cls, self.params)
         return self
@@ -89,6 +93,7 @@ class Detector(ABC):
         unknown = sorted(set(params) - set(self.param_names()))
         if unknown:
             raise ValueError(f"{self.name} has no parameter(s) {', '.join(unknown)}")
+        type(self)(seed=self.seed, **{**self.params, **params})  # the constructor's checks, not a failed fit later
         self.params.update(params)
         return self
 
@@ -174,8 +179,9 @@ class Detector(ABC):
     def save(self, path: str | Path) -> Path:
         import torch
 
-        from ganad_bench.atomic import write_atomic
+        from ganad_bench.atomic import check_writable, write_atomic
 
+        check_writable(Path(path))  # a folder given for the file is an IsADirectoryError naming it
         payload = {"format": SAVE_FORMAT, "model": self.name, "seed": self.seed, "params": self.get_params(),
                    "contamination": float(self.contamination), "state": self.saved_state()}
         return write_atomic(Path(path), lambda out: torch.save(payload, out), binary=True)
