@@ -364,16 +364,7 @@ def table_main(argv: list[str] | None = None) -> None:
     except ConfigError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise SystemExit(2) from None
-    missing = [f for f in args.folders if not f.is_dir()]
-    files = [str(f) for f in missing if f.exists()]
-    if files:  # e.g. a result.json: the tables read folders of rows
-        console.print(f"[bold red]error:[/] not a folder: {escape(', '.join(files))} (give the folder of the rows, "
-                      "e.g. outputs/results)", soft_wrap=True)
-        raise SystemExit(2)
-    if missing:
-        console.print(f"[bold red]error:[/] no such folder: {escape(', '.join(map(str, missing)))} (run ganad-bench "
-                      "first)", soft_wrap=True)
-        raise SystemExit(2)
+    check_row_folders(args.folders, console)
     if args.replace_rows and not args.copy_rows:
         console.print("[bold red]error:[/] --replace-rows goes with --copy-rows DEST")
         raise SystemExit(2)
@@ -490,6 +481,22 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
         raise cannot_write(console, args.reproduction, err) from None
     console.print(f"wrote {args.reproduction}: " + ", ".join(f"{key} {value}" for key, value in numbers.items()),
                   soft_wrap=True)
+
+
+def check_row_folders(folders: list[Path], console) -> None:
+    """Exit 2 with one line when a folder of rows given to a result command is missing or is a file."""
+    from rich.markup import escape
+
+    missing = [f for f in folders if not f.is_dir()]
+    files = [str(f) for f in missing if f.exists()]
+    if files:  # e.g. a result.json: the result commands read folders of rows
+        console.print(f"[bold red]error:[/] not a folder: {escape(', '.join(files))} (give the folder of the rows, "
+                      "e.g. outputs/results)", soft_wrap=True)
+        raise SystemExit(2)
+    if missing:
+        console.print(f"[bold red]error:[/] no such folder: {escape(', '.join(map(str, missing)))} (run ganad-bench "
+                      "first)", soft_wrap=True)
+        raise SystemExit(2)
 
 
 def check_out_prefix(console, out: Path, stem: Path) -> None:
@@ -696,11 +703,16 @@ def plot_main(argv: list[str] | None = None) -> None:
     parser.add_argument("folders", nargs="*", type=Path, default=[Path("outputs/results")])
     parser.add_argument("--out", type=Path, default=Path("outputs/plots"), help="folder for the PNG files")
     args = parser.parse_args(argv)
+    check_row_folders(args.folders, console)
+    if args.out.exists() and not args.out.is_dir():
+        raise cannot_write(console, args.out, NotADirectoryError(errno.ENOTDIR, "a file, not a folder"),
+                           "a writable --out folder")
     unreadable: list[Path] = []
     rows = [row for row in iter_results(args.folders, unreadable, with_folder=True) if row.get("status") == "ok"]
     warn_unreadable(unreadable, console)
     if not rows:
-        console.print("[bold red]error:[/] no finished result.json under " + ", ".join(map(str, args.folders)))
+        console.print(f"[bold red]error:[/] no finished result.json under {escape(', '.join(map(str, args.folders)))}",
+                      soft_wrap=True)
         raise SystemExit(1)
     # the table's cells: runs that differ in a setting (their `variant`) are drawn apart, as the tables keep them
     frame = rows_frame(rows).assign(run_dir=[row["run_dir"] for row in rows])

@@ -471,13 +471,20 @@ def test_unwritable_table_and_plot_outputs_and_rows_without_scores_are_one_line_
     (tmp_path / "file").write_text("")  # a file where a folder is needed
     for main, args in [(table_main, ["--out", str(tmp_path / "file" / "t")]),
                        (table_main, ["--paper", "alad:II", "--out", str(tmp_path / "file" / "t")]),
-                       (plot_main, ["--out", str(tmp_path / "file" / "plots")])]:
+                       (plot_main, ["--out", str(tmp_path / "file" / "plots")]),
+                       (plot_main, ["--out", str(tmp_path / "file")])]:
         with pytest.raises(SystemExit) as stop:
             main([str(results), *args])
         captured = capsys.readouterr()
         (message,) = captured.err.strip().splitlines()
         assert stop.value.code == 2 and message.startswith(f"error: cannot write {tmp_path / 'file'}"), message
         assert "Traceback" not in captured.out + captured.err
+    for folder, message in [(tmp_path / "file", "error: not a folder: "), (tmp_path / "none", "error: no such folder")]:
+        for main in (table_main, plot_main):  # the result commands read folders of rows alike
+            with pytest.raises(SystemExit) as stop:
+                main([str(folder), "--out", str(tmp_path / "out")])
+            (line,) = capsys.readouterr().err.strip().splitlines()
+            assert stop.value.code == 2 and line.startswith(message), line
     table_main([str(results), "--copy-rows", str(tmp_path / "rows")])
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
