@@ -499,7 +499,7 @@ def check_row_folders(folders: list[Path], console) -> None:
         raise SystemExit(2)
 
 
-def check_out_prefix(console, out: Path, stem: Path) -> None:
+def check_out_prefix(console, out: Path, stem: Path, choose: str = "a writable --out prefix") -> None:
     """Exit 2 with one line, before any work, when the `.csv` file that an `--out` prefix names first (`stem`, the
     prefix or a paper table's `table_stem`) cannot be written: not after the table or the runs behind it."""
     from ganad_bench.atomic import check_writable
@@ -507,7 +507,7 @@ def check_out_prefix(console, out: Path, stem: Path) -> None:
     try:
         check_writable(stem.with_suffix(".csv"))  # as the writers name it
     except OSError as err:
-        raise cannot_write(console, out, err, "a writable --out prefix") from None
+        raise cannot_write(console, out, err, choose) from None
 
 
 def cannot_write(console, where: Path, err: OSError, choose: str = "a writable path") -> SystemExit:
@@ -620,7 +620,8 @@ def paper_main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _stop(signal.SIGINT, None)
     out = args.out or Path(paths["output_dir"]) / "tables" / "table"
-    check_out_prefix(console, out, paper.table_stem(out, reference))  # before --run's hours of training
+    choose = "a writable --out prefix" if args.out else "a writable paths.output_dir (or an --out prefix)"
+    check_out_prefix(console, out, paper.table_stem(out, reference), choose)  # before --run's hours of training
     results = Path(paths["results_dir"])
     rows = iter_results([results]) if results.is_dir() else []
     todo = paper.report_plan(reference, plans, rows, console)
