@@ -156,6 +156,23 @@ def test_time_estimate_uses_finished_runs_of_the_same_model():
     assert paper.time_estimate(missing[2:], rows).startswith("unknown")
 
 
+def test_time_estimate_counts_a_packs_time_once_and_a_resumed_runs_whole_training():
+    """A pack's 10 members each record the pack's whole time (1,000 s): 100 s a run, not 1,000; a run resumed at
+    epoch 90 of 100 recorded 10 epochs' time; a run that only scored another's networks trained nothing."""
+    def row(seed, total, finished, **extra):
+        return {"status": "ok", "model": "alad", "dataset": "kdd99", "timings": {"total_s": total},
+                "finished_at": f"2026-12-01T10:{finished:02d}:00+00:00", "config": {"trainer": {"epochs": 100}},
+                "seed": seed, **extra}
+
+    missing = [{"model": {"name": "alad"}, "dataset": {"name": "kdd99"}}] * 10
+    pack = [row(seed, 1000.0, 0) for seed in range(10)]
+    assert paper.time_estimate(missing, pack).startswith("about 17 min for 10 run(s)")  # 10 x 100 s
+    resumed = [row(0, 100.0, 30, resumed_from={"epoch": 90})]  # alone: 10 x 1,000 s
+    twins = [row(0, 5.0, 40, trained_by="seed0-abc"), row(1, 5.0, 50, resumed_from={"epoch": 100})]
+    assert paper.time_estimate(missing, resumed + twins).startswith("about 2.8 h for 10 run(s)")
+    assert [seconds for _, seconds in paper.run_seconds(pack + resumed + twins)] == [100.0] * 10 + [1000.0]
+
+
 def test_time_estimate_takes_a_columns_measured_cost_before_another_datasets_runs():
     """AnoGAN's finished KDD99 rows (a seed of a pack: minutes) do not time its MNIST runs for MEMGAN Table 1's
     ADGAN column: run_costs.yaml's measured hours a run do; finished MNIST rows come first."""

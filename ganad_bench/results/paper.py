@@ -231,11 +231,9 @@ def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") ->
     from ganad_bench.results.reproduction import run_costs
 
     times: dict = {}
-    for row in rows:
-        total = (row.get("timings") or {}).get("total_s")
-        if row.get("status") == "ok" and total is not None:
-            times.setdefault((row["model"], row["dataset"]), []).append(float(total))
-            times.setdefault(row["model"], []).append(float(total))
+    for row, seconds in run_seconds(rows):
+        times.setdefault((row["model"], row["dataset"]), []).append(seconds)
+        times.setdefault(row["model"], []).append(seconds)
     sources = {"from finished runs' timings": [0, 0.0], "measured on one CPU core (run_costs.yaml)": [0, 0.0],
                "from the model's runs on other datasets": [0, 0.0]}
     untimed = Counter()
@@ -258,6 +256,43 @@ def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") ->
         parts.append(f"unknown for {', '.join(f'{n} {model}' for model, n in untimed.items())} run(s) "
                      f"(no finished run of that model to time)")
     return "; ".join(parts)
+
+
+# finished runs whose rows were written this close together trained together (a pack, or parallel workers)
+TOGETHER_S = 120
+
+
+def run_seconds(rows: list[dict]) -> list[tuple[dict, float]]:
+    """What each finished run's training and scoring cost, as its share of the machine: a row's time over the
+    number of runs of its model and dataset that finished with it (a pack's members each record the pack's whole
+    time), a resumed run's time scaled to all its epochs; runs that only scored another's networks
+    (`trained_by`, ALAD Table VII) or resumed at their last epoch are left out."""
+    from bisect import bisect_left, bisect_right
+    from datetime import datetime
+
+    timed = []
+    for row in rows:
+        total = (row.get("timings") or {}).get("total_s")
+        epochs = ((row.get("config") or {}).get("trainer") or {}).get("epochs")
+        resumed_at = (row.get("resumed_from") or {}).get("epoch") or 0
+        if row.get("status") != "ok" or total is None or row.get("trained_by") or (epochs and resumed_at >= epochs):
+            continue
+        scale = epochs / (epochs - resumed_at) if epochs and resumed_at else 1.0
+        finished = datetime.fromisoformat(row["finished_at"]).timestamp() if row.get("finished_at") else None
+        timed.append((row, float(total) * scale, finished))
+    ends: dict = {}
+    for row, _, finished in timed:
+        if finished is not None:
+            ends.setdefault((row["model"], row["dataset"]), []).append(finished)
+    for times in ends.values():
+        times.sort()
+    shares = []
+    for row, seconds, finished in timed:
+        times = ends.get((row["model"], row["dataset"]), [])
+        together = bisect_right(times, finished + TOGETHER_S) - bisect_left(times, finished - TOGETHER_S) \
+            if finished is not None else 1
+        shares.append((row, seconds / max(together, 1)))
+    return shares
 
 
 def _duration(seconds: float) -> str:
