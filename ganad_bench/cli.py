@@ -322,6 +322,10 @@ def _main(argv: list[str]) -> int:
     first = len(launched)
     hydra_app()()
     outcomes = [outcome for folder in launched[first:] for outcome in read_outcomes(folder)]
+    if launched[first:] and not outcomes:  # a sweep that expands to nothing ran nothing: not a success
+        console.print("[bold red]error:[/] the sweep has no jobs: one of its values is empty (e.g. 'seed=range(0)'); "
+                      "give at least one value, e.g. 'seed=range(10)'", soft_wrap=True)
+        return 2
     bad = [o for o in outcomes if o["status"] not in FINE]
     if not bad:
         return 0

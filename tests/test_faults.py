@@ -184,6 +184,12 @@ def test_a_failed_run_keeps_a_run_folder_that_holds_more_than_its_lock(tmp_path)
     assert not (results / "a" / "bare").exists() and results.exists()
 
 
+def test_a_sweep_that_expands_to_no_jobs_is_a_one_line_error(tmp_path, capsys):
+    code, lines = cli(tmp_path, "model=iforest", "seed=range(0)", multirun=True, capsys=capsys)
+    assert code == 2 and lines == ["error: the sweep has no jobs: one of its values is empty (e.g. 'seed=range(0)'); "
+                                   "give at least one value, e.g. 'seed=range(10)'"], lines
+
+
 def test_the_table_has_at_least_forty_cases():
     assert len(BAD_INPUTS) >= 40
 
