@@ -137,8 +137,8 @@ def check_hydra_settings(argv: list[str]) -> None:
         key, _, value = token.lstrip("+~").partition("=")
         if key != folder_key:
             continue
-        fixed = value.split("${")[0]  # the part before any interpolation (${now:...}) is a folder to be made
-        folder = Path(fixed if "${" not in value or fixed.endswith("/") else Path(fixed).parent or ".").expanduser()
+        fixed = value.split("${")[0]  # before an interpolation (${now:...}): the folders up to its last "/"
+        folder = Path((fixed[:fixed.rfind("/") + 1] or ".") if "${" in value else fixed).expanduser()
         existing = next(f for f in (folder, *folder.parents) if f.exists())
         try:
             if not existing.is_dir():  # mkdir would say "File exists"
