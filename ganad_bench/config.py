@@ -246,12 +246,13 @@ def check_run_config(config: dict) -> dict:
     from ganad_bench.data.image_sources import CLASS_NAMES
     from ganad_bench.data.protocols import PROTOCOLS
     from ganad_bench.data.registry import source_spec
+    from ganad_bench.models.kit.contract import is_seed
     from ganad_bench.models.kit.registry import detector_class
 
     config = copy.deepcopy(config)
     check_known_keys(config)
     seed = config.get("seed")
-    if type(seed) is not int or seed < 0:
+    if not is_seed(seed):
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}: e.g. seed=0, or a sweep seed=0,1,2")
     for key in ("force", "plots", "allow_test_selection"):
         if not isinstance(config.get(key, False), bool):

@@ -239,9 +239,9 @@ def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") ->
     untimed = Counter()
     for config in missing:
         model, dataset = config["model"]["name"], config["dataset"]["name"]
-        cost = next((c for c in run_costs() if c.covers(reference, model, dataset)), None)
         seen, source = times.get((model, dataset)), "from finished runs' timings"
-        if not seen and cost:
+        cost = None if seen else next((c for c in run_costs() if c.covers(reference, model, dataset)), None)
+        if cost:
             seen, source = [cost.hours_per_run * 3600], "measured on one CPU core (run_costs.yaml)"
         if not seen:
             seen, source = times.get(model), "from the model's runs on other datasets"
@@ -290,8 +290,8 @@ def run_seconds(rows: list[dict]) -> list[tuple[dict, float]]:
     for row, seconds, finished in timed:
         times = ends.get((row["model"], row["dataset"]), [])
         together = bisect_right(times, finished + TOGETHER_S) - bisect_left(times, finished - TOGETHER_S) \
-            if finished is not None else 1
-        shares.append((row, seconds / max(together, 1)))
+            if finished is not None else 1  # the row itself is among `times`: at least 1
+        shares.append((row, seconds / together))
     return shares
 
 

@@ -66,7 +66,7 @@ class Detector(ABC):
         bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
         bound.apply_defaults()
         seed = bound.arguments.get("seed", 0)
-        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:  # as numpy and torch take
+        if not is_seed(seed):
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
         self.params = {name: bound.arguments[name] for name in cls.param_names()}
         check_params(cls, self.params)
@@ -331,6 +331,11 @@ def require(condition: bool, param: str, rule: str, value) -> None:
 
 def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_seed(value) -> bool:
+    """An integer >= 0 (a numpy integer too; not a bool, not a float): what numpy and torch take as a seed."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
 
 
 def is_count(value) -> bool:
