@@ -283,7 +283,10 @@ def summary_line(row: dict) -> str:
     if published:
         parts[0] += (f" [dim](published {published['reference']} {published['mean']:.4f}, "
                      f"Δ {metrics[headline] - published['mean']:+.4f})[/]")
-    return f"[green]ok[/] {what}: {' · '.join(parts)} · {row['timings']['total_s']:.1f} s → {row['result_path']}"
+    members = int(row.get("pack_members") or 1)
+    packed = f" (a pack of {members})" if members > 1 else ""  # the pack's wall time, which its members share
+    return (f"[green]ok[/] {what}: {' · '.join(parts)} · {row['timings']['total_s']:.1f} s{packed} → "
+            f"{row['result_path']}")
 
 
 def main() -> None:

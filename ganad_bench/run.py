@@ -300,6 +300,8 @@ def record_result(folder: Path, row: dict, config: dict, detector: Detector, sta
     row.update({
         "device": detector.device, "versions": versions(), "code_version": code["label"],
         "git_revision": code["git_revision"], "git_dirty": code["git_dirty"], "resumed_from": detector.resumed_from,
+        # the runs that shared this one's wall time (`timings.total_s`) in its pack, itself included; 1: alone
+        "pack_members": detector.pack_members,
         "started_at": started[1], "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "log_dir": job_dir, "config_hash": config_hash(config, deep), "config": config,
         "optimize": config.get("optimize") or "val_loss",

@@ -240,8 +240,11 @@ def test_a_packed_multirun_writes_the_rows_of_one_by_one_runs(tmp_path):
     assert packed.returncode == 0 and single.returncode == 0, packed.stderr[-2000:] + single.stderr[-2000:]
     a, b = rows(tmp_path / "packed"), rows(tmp_path / "single")
     assert sorted(a) == sorted(b) == [0, 1, 2]
+    assert packed.stderr.count("s (a pack of 3) →") == 3 and "(a pack of" not in single.stderr
     for seed in a:
         assert a[seed]["config_hash"] == b[seed]["config_hash"]
+        # each row says how many runs shared its wall time, and its summary line says it is a pack's time
+        assert (a[seed]["pack_members"], b[seed]["pack_members"]) == (3, 1)
         for metric in ("auroc", "f1"):
             assert a[seed]["metrics"][metric] == pytest.approx(b[seed]["metrics"][metric], abs=1e-6)
     # every job's own log holds its own epoch lines, though the pack trains in the launching thread

@@ -171,6 +171,9 @@ def test_time_estimate_counts_a_packs_time_once_and_a_resumed_runs_whole_trainin
     twins = [row(0, 5.0, 40, trained_by="seed0-abc"), row(1, 5.0, 50, resumed_from={"epoch": 100})]
     assert paper.time_estimate(missing, resumed + twins).startswith("about 2.8 h for 10 run(s)")
     assert [seconds for _, seconds in paper.run_seconds(pack + resumed + twins)] == [100.0] * 10 + [1000.0]
+    # a pack whose members stopped at different times (early stopping) is known by the size its rows record
+    spread = [row(seed, 1000.0, 5 * seed, pack_members=10) for seed in range(10)]
+    assert [seconds for _, seconds in paper.run_seconds(spread)] == [100.0] * 10
 
 
 def test_time_estimate_takes_a_columns_measured_cost_before_another_datasets_runs():

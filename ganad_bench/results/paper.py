@@ -264,9 +264,11 @@ TOGETHER_S = 120
 
 def run_seconds(rows: list[dict]) -> list[tuple[dict, float]]:
     """What each finished run's training and scoring cost, as its share of the machine: a row's time over the
-    number of runs of its model and dataset that finished with it (a pack's members each record the pack's whole
-    time), a resumed run's time scaled to all its epochs; runs that only scored another's networks
-    (`trained_by`, ALAD Table VII) or resumed at their last epoch are left out."""
+    number of runs that shared it (a pack's members each record the pack's whole time): the larger of its pack's
+    size (`pack_members`) and the number of runs of its model and dataset that finished with it (parallel
+    workers; packs of rows written before rows recorded their size), a resumed run's time scaled to all its
+    epochs; runs that only scored another's networks (`trained_by`, ALAD Table VII) or resumed at their last
+    epoch are left out."""
     from bisect import bisect_left, bisect_right
     from datetime import datetime
 
@@ -291,7 +293,7 @@ def run_seconds(rows: list[dict]) -> list[tuple[dict, float]]:
         times = ends.get((row["model"], row["dataset"]), [])
         together = bisect_right(times, finished + TOGETHER_S) - bisect_left(times, finished - TOGETHER_S) \
             if finished is not None else 1  # the row itself is among `times`: at least 1
-        shares.append((row, seconds / together))
+        shares.append((row, seconds / max(together, int(row.get("pack_members") or 1))))
     return shares
 
 

@@ -398,6 +398,9 @@ class Engine:
         self.history: list[dict] = []
         # {epoch, code_version} of the checkpoint this engine resumed from (None: trained from the start)
         self.resumed_from: dict | None = None
+        # the runs of the process's pack that trained this stage with it, itself included (1: alone); they
+        # share its wall time, stacked or (a module that cannot be stacked) one after another (`training.pack`)
+        self.pack_members = 1
         # {epoch, from, to} per resume on another kind of device, kept by every later checkpoint for the row
         self.device_moves: list[dict] = []
         self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)

@@ -590,6 +590,8 @@ class Rendezvous:
         # in the order of `run_together`'s functions, not the threads' arrival: a member's row in the stack
         # changes its numbers in the last bit, so a pack's members always take the same rows
         entries, self.waiting = sorted(self.waiting, key=lambda entry: entry["index"]), []
+        for entry in entries:  # every run waiting here waits for all of them: its row's time is all of theirs
+            entry["engine"].pack_members = len(entries)
         stages: dict = {}
         for entry in entries:  # the same stage of every run (a pack needs one configuration)
             engine = entry["engine"]

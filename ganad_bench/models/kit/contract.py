@@ -55,6 +55,9 @@ class Detector(ABC):
     fit_rows: int | None = None
     # deep detectors: {epoch, code_version} of the checkpoint the training resumed from (None: from scratch)
     resumed_from: dict | None = None
+    # deep detectors: the most runs one of its training stages shared the process's time with (a pack), itself
+    # included; 1: it trained alone
+    pack_members: int = 1
     # the anomaly fraction `predict` flags (module docstring) and how many training rows calibrate it
     contamination: float = 0.1
     calibration_rows: int = 10_000

@@ -118,6 +118,7 @@ class DeepDetector(Detector):
         self.input_shape = tuple(int(s) for s in x.shape[1:])
         seed_everything(self.seed)
         self.x_fit = x
+        self.pack_members = 1
         try:
             self.engine = self.train(x, x_val)
         finally:
@@ -152,7 +153,9 @@ class DeepDetector(Detector):
         if self.watched is not None and stage != "pretrain":
             engine.curve = self.learning_curve_point
         rendezvous = current_rendezvous()  # a run of a pack trains its stages with the others' (`training.pack`)
-        return rendezvous.train(engine, x, x_val) if rendezvous is not None else engine.fit(x, x_val)
+        engine = rendezvous.train(engine, x, x_val) if rendezvous is not None else engine.fit(x, x_val)
+        self.pack_members = max(self.pack_members, engine.pack_members)
+        return engine
 
     # ---------------------------------------------------------------------------- learning curve
     def watch(self, x_test: np.ndarray, labels: np.ndarray, contamination: float | None = None) -> None:
