@@ -97,6 +97,8 @@ BAD_INPUTS = [
     (["model=iforest", "dataset.source=zzz"], "has no source 'zzz'"),
     (["model=iforest", "dataset.scaler=zscore"], "unknown dataset.scaler 'zscore'"),
     (["model=iforest", "dataset=musk"], "musk.mat not found"),
+    (["model=iforest", "paths.data_dir=/dev/null"], "paths.data_dir (GANAD_DATA_DIR)=/dev/null is not a folder"),
+    (["model=iforest", "paths.cache_dir=/dev/null"], "paths.cache_dir (GANAD_CACHE_DIR)=/dev/null is not a folder"),
     # trainer values, for every model
     (["model=iforest", "trainer.device=tpu"], "unknown device trainer.device=tpu: choose one of auto, cpu"),
     (["model=iforest", "trainer.epochs=abc"], "trainer.epochs must be an integer, got 'abc'"),

@@ -24,7 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganad_bench.errors import ChecksumMismatch, DataFileMissing
+from ganad_bench.errors import ChecksumMismatch, ConfigError, DataFileMissing
 
 EMBEDDED_DIR = Path(__file__).parent / "embedded"
 DOWNLOAD_TIMEOUT_S = 30
@@ -76,6 +76,11 @@ class DataSettings:
     def from_config(cls, paths_cfg) -> DataSettings:
         data_dir = paths_cfg.get("data_dir") or os.environ.get("GANAD_DATA_DIR") or None
         cache_dir = paths_cfg.get("cache_dir") or os.environ.get("GANAD_CACHE_DIR") or "~/.cache/ganad_bench"
+        for setting, value in (("paths.data_dir (GANAD_DATA_DIR)", data_dir),
+                               ("paths.cache_dir (GANAD_CACHE_DIR)", cache_dir)):
+            # a file here would be named as the place to put the data in ("put it at <file>/kddcup99/...")
+            if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+                raise ConfigError(f"{setting}={value} is not a folder: give a folder")
         return cls(
             data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
             cache_dir=Path(cache_dir).expanduser().resolve(),
