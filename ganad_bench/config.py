@@ -238,6 +238,23 @@ def check_known_keys(config: dict) -> None:
                           f"{', '.join(sorted(keys))}")
 
 
+def whole_numbers_as_ints(values: dict, annotated) -> None:
+    """Hydra reads `trainer.epochs=1e3` as the float 1000.0: a whole number given for a setting that `annotated`
+    (a dataclass or a constructor) declares an integer is written back as that integer, so that it and
+    `trainer.epochs=1000` are one run (one folder, one config hash) and the detector gets the int it checks for."""
+    import inspect
+
+    for key, value in values.items():
+        parameter = inspect.signature(annotated).parameters.get(key)
+        if parameter is None or not isinstance(value, float) or not value.is_integer():
+            continue
+        annotation = parameter.annotation
+        text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+        kinds = {kind.strip() for kind in text.split("|")}
+        if "int" in kinds and "float" not in kinds:  # `int | float` takes 1.0 as a fraction, not as 1
+            values[key] = int(value)
+
+
 def check_run_config(config: dict) -> dict:
     """A resolved run config checked and made canonical before anything is written: every value that names
     a folder is a known name or a non-negative integer, the normal class is an index (a class name and its
@@ -258,9 +275,11 @@ def check_run_config(config: dict) -> dict:
         if not isinstance(config.get(key, False), bool):
             raise ConfigError(f"{key} must be true or false, got {config.get(key)!r}")
     check_reporting(config)
-    detector_class(str(config["model"]["name"]))
+    detector = detector_class(str(config["model"]["name"]))
     from ganad_bench.training.engine import TrainerConfig
 
+    whole_numbers_as_ints(config.get("model", {}).get("params") or {}, detector.__init__)
+    whole_numbers_as_ints(config.get("trainer") or {}, TrainerConfig)
     TrainerConfig.from_dict(config.get("trainer"))  # a bad trainer value fails before the run folder is made
     dataset, protocol = config["dataset"], config["protocol"]
     source_spec(str(dataset["name"]), dataset.get("source"))

@@ -61,6 +61,22 @@ def test_an_integer_written_for_a_protocol_fraction_is_the_same_run(make_cfg):
     assert json.loads(open(first["result_path"]).read())["config"]["protocol"]["val_fraction"] == 0.0
 
 
+def test_a_whole_number_written_as_a_float_for_an_integer_setting_is_the_same_run(make_cfg):
+    """Hydra reads `model.params.n_estimators=1e2` as 100.0: the Isolation Forest's 100 (one folder, the second
+    run skipped), not a refused float; a fraction stays an error. The trainer's integers likewise
+    (`trainer.epochs=1e3`)."""
+    from ganad_bench.config import check_run_config, to_container
+
+    first = run(make_cfg())
+    again = run(make_cfg("model.params.n_estimators=1e2"))
+    assert again.get("skipped") and again["result_path"] == first["result_path"]
+    with pytest.raises(ConfigError, match="model.params.n_estimators must be an integer, got 1.5"):
+        run(make_cfg("model.params.n_estimators=1.5"))
+    deep = check_run_config(to_container(make_cfg("model=dcae", "trainer.epochs=1e3", "trainer.lr=1e0")))
+    assert (deep["trainer"]["epochs"], deep["trainer"]["lr"]) == (1000, 1.0)
+    assert type(deep["trainer"]["epochs"]) is int and type(deep["trainer"]["lr"]) is float
+
+
 def test_runtime_failure_is_recorded_not_raised(make_cfg, monkeypatch):
     from ganad_bench.models.iforest import IsolationForestDetector
 
