@@ -349,6 +349,11 @@ class Engine:
     `callbacks` are called as `callback(engine, epoch)` after each epoch's checkpoint (epoch counts
     from 1); an exception raised there interrupts `fit` like a killed process would (tests use it)."""
 
+    # the runs that handed in this stage together (`training.pack.Rendezvous`), itself included, and so shared its
+    # wall time: unlike `pack_size` (the members stacked in one epoch) it counts the members that stopped early or
+    # trained one after another
+    pack_members = 1
+
     def __init__(self, module: DetectorModule, config: TrainerConfig, seed: int = 0,
                  checkpoint_dir: str | Path | None = None, callbacks: Iterable[EpochCallback] = (),
                  fingerprint: dict | None = None):
@@ -398,9 +403,6 @@ class Engine:
         self.history: list[dict] = []
         # {epoch, code_version} of the checkpoint this engine resumed from (None: trained from the start)
         self.resumed_from: dict | None = None
-        # the runs of the process's pack that trained this stage with it, itself included (1: alone); they
-        # share its wall time, stacked or (a module that cannot be stacked) one after another (`training.pack`)
-        self.pack_members = 1
         # {epoch, from, to} per resume on another kind of device, kept by every later checkpoint for the row
         self.device_moves: list[dict] = []
         self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)
