@@ -28,6 +28,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GANAD_SHARED_DATA", REPO.parent / "shared" / "data"))
+# a user's data and cache folders must not reach the tests (a test that expects a missing file would find theirs):
+# the tests find data where they write it, and the real-data tests in SHARED_DATA
+for _setting in ("GANAD_DATA_DIR", "GANAD_CACHE_DIR"):
+    os.environ.pop(_setting, None)
 
 
 
