@@ -112,15 +112,21 @@ def check_before_hydra(argv: list[str]) -> None:
     check_hydra_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
     output = Path(str(config["paths"]["output_dir"])).expanduser()
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"paths.output_dir={output} is a file: choose a folder, e.g. paths.output_dir=outputs")
+    make_folder(f"paths.output_dir={output}", output)
+
+
+def make_folder(setting: str, folder: Path) -> None:
+    """Make `folder` (and its parents) for the setting that names it (`paths.output_dir=...`), or a one-line
+    ConfigError: a file on its path, a folder that cannot be made or written."""
+    existing = next(f for f in (folder, *folder.parents) if f.exists())
     try:
-        output.mkdir(parents=True, exist_ok=True)
+        if not existing.is_dir():  # mkdir would say "File exists"
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file")
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"cannot create paths.output_dir={output} ({err.strerror or err}): choose a writable "
-                          f"folder") from None
-    if not os.access(output, os.W_OK | os.X_OK):
-        raise ConfigError(f"paths.output_dir={output} is not writable: choose a writable folder")
+        raise ConfigError(f"cannot create {setting} ({err.strerror or err}): choose a writable folder") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{setting} is not writable: choose a writable folder")
 
 
 def check_hydra_settings(argv: list[str]) -> None:
@@ -139,14 +145,7 @@ def check_hydra_settings(argv: list[str]) -> None:
             continue
         fixed = value.split("${")[0]  # before an interpolation (${now:...}): the folders up to its last "/"
         folder = Path((fixed[:fixed.rfind("/") + 1] or ".") if "${" in value else fixed).expanduser()
-        existing = next(f for f in (folder, *folder.parents) if f.exists())
-        try:
-            if not existing.is_dir():  # mkdir would say "File exists"
-                raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file")
-            folder.mkdir(parents=True, exist_ok=True)  # Hydra makes it next, whatever follows
-        except OSError as err:
-            raise ConfigError(f"cannot create {key}={value} ({err.strerror or err}): choose a writable folder") \
-                from None
+        make_folder(f"{key}={value}", folder)  # Hydra makes it next, whatever follows
 
 
 # the pack launcher's whole-number settings: (the smallest value, an example); n_jobs also takes -1 (every CPU

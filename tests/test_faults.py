@@ -199,8 +199,8 @@ def test_the_table_has_at_least_forty_cases():
 def test_output_dir_that_is_a_file_or_under_one(tmp_path, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    for key, target, message in (("output_dir", blocker, "is a file: choose a folder"),
-                                 ("output_dir", blocker / "sub", "cannot create"),
+    for key, target, message in (("output_dir", blocker, f"paths.output_dir={blocker} ({blocker} is a file)"),
+                                 ("output_dir", blocker / "sub", f"paths.output_dir={blocker / 'sub'} ({blocker} is"),
                                  ("results_dir", blocker, "cannot create the run folder")):
         code, lines = cli(tmp_path, "model=iforest", f"paths.{key}={target}", capsys=capsys)  # the last one wins
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
