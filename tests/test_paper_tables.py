@@ -122,6 +122,25 @@ def test_files_are_written_with_a_small_png(tmp_path):
     assert pd.read_csv(written[0])["column"].nunique() == len(MEMGAN_1)
 
 
+def test_a_chart_with_long_bar_names_keeps_its_layout_without_a_warning(tmp_path):
+    """A column's settings in a bar's name (ALAD Table V's `(model.params.latent_discriminator=True,...)`) took a
+    panel's whole height: matplotlib dropped the layout with a warning and cut the names. Names are cut at
+    LABEL_CHARS, the figure grows with them, and the legend stands above the panels."""
+    import warnings
+
+    from ganad_bench.results import table_plots
+
+    long = "ALAD Baseline + SN + DL (model.params.latent_discriminator=True,model.params.score=features)"
+    cells = pd.DataFrame([{"group": group, "row_a": "kdd99", "row_b": name, "mean": 90.0, "std": 1.0,
+                           "published": 95.0, "published_std": 0.5}
+                          for group in ("Precision", "Recall", "F1") for name in ("ALAD Baseline", long)])
+    assert table_plots.tick_labels(cells)[1] == f"kdd99 {long}"[:table_plots.LABEL_CHARS - 1] + "…"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = table_plots.bar_chart(cells, tmp_path / "chart.png", "ALAD Table V")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize("table", ["memgan:9", "memgan:x"])  # ":x:" is printed as typed, not as rich's emoji
 def test_unknown_table_is_a_one_line_error(table, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
