@@ -244,8 +244,9 @@ def whole_numbers_as_ints(values: dict, annotated) -> None:
     `trainer.epochs=1000` are one run (one folder, one config hash) and the detector gets the int it checks for."""
     import inspect
 
+    parameters = inspect.signature(annotated).parameters
     for key, value in values.items():
-        parameter = inspect.signature(annotated).parameters.get(key)
+        parameter = parameters.get(key)
         if parameter is None or not isinstance(value, float) or not value.is_integer():
             continue
         annotation = parameter.annotation
