@@ -43,12 +43,20 @@ def at_added_default(key: str, value, added: dict) -> bool:
     return key in added and value == added[key]
 
 
-def typed(key: str, value, annotation: str):
-    """`value` as the first type of an annotation (its text, as `from __future__ import annotations` keeps it:
-    "int", "float | None", "float | str", "tuple[float, float]", "list[int] | None") that takes it; a one-line
-    ConfigError naming `key` otherwise (`trainer.epochs=abc`, `model.params.n_memory=abc`). A type it does not
-    know takes the value as it is."""
-    kinds = [part.strip() for part in annotation.split("|")]
+def annotation_kinds(annotation) -> list[str]:
+    """The types an annotation names, as text, in its order: "float | None" -> ["float", "None"] (the text
+    `from __future__ import annotations` keeps, or a type object, written as `inspect` writes it)."""
+    import inspect
+
+    text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    return [part.strip() for part in text.split("|")]
+
+
+def typed(key: str, value, annotation):
+    """`value` as the first type of an annotation (`annotation_kinds`: "int", "float | None", "float | str",
+    "tuple[float, float]", "list[int] | None") that takes it; a one-line ConfigError naming `key` otherwise
+    (`trainer.epochs=abc`, `model.params.n_memory=abc`). A type it does not know takes the value as it is."""
+    kinds = annotation_kinds(annotation)
     if value is None and "None" in kinds:
         return None
     for kind in kinds:
@@ -249,9 +257,7 @@ def whole_numbers_as_ints(values: dict, annotated) -> None:
         parameter = parameters.get(key)
         if parameter is None or not isinstance(value, float) or not value.is_integer():
             continue
-        annotation = parameter.annotation
-        text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
-        kinds = {kind.strip() for kind in text.split("|")}
+        kinds = annotation_kinds(parameter.annotation)
         if "int" in kinds and "float" not in kinds:  # `int | float` takes 1.0 as a fraction, not as 1
             values[key] = int(value)
 

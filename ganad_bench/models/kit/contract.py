@@ -304,8 +304,7 @@ def check_params(cls: type, params: dict) -> None:
         annotation = parameters[name].annotation
         if annotation is inspect.Parameter.empty:
             continue
-        text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
-        number = typed(f"model.params.{name}", value, text)  # a ConfigError unless an annotated type takes it
+        number = typed(f"model.params.{name}", value, annotation)  # a ConfigError unless an annotated type takes it
         if not is_number(number):
             continue
         require(math.isfinite(number), name, "a finite number", value)
