@@ -49,7 +49,8 @@ def check_writable(path: Path) -> None:
     beside it, so its folder must be writable; a link or a device (/dev/stdout) only needs its target to be."""
     import errno
 
-    existing = next(folder for folder in path.parents if folder.exists())  # where a missing folder would go
+    # where a missing folder would go (`Path("")` is ".", which has no parents: the current folder)
+    existing = next((folder for folder in path.parents if folder.exists()), Path.cwd())
     if not existing.is_dir():  # mkdir would say "File exists" of it
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
     if path.is_dir():

@@ -23,6 +23,8 @@ import numpy as np
 
 from ganad_bench.errors import ConfigError, GanadError
 
+# the name a table's files take in a folder: <folder>/table.csv, <folder>/table_<paper>_<table>.md, ...
+TABLE_FILES_NAME = "table"
 CONFIG_GROUPS = ("model", "dataset", "protocol", "trainer", "paths", "experiment")
 # hydra/launcher options that come from optional packages: `pip install 'ganad_bench[launchers]'`
 LAUNCHER_PACKAGES = {"joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
@@ -111,8 +113,18 @@ def check_before_hydra(argv: list[str]) -> None:
     check_launcher_settings(argv)
     check_hydra_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
-    output = Path(str(config["paths"]["output_dir"])).expanduser()
+    output = output_folder(config["paths"])
     make_folder(f"paths.output_dir={output}", output)
+
+
+def output_folder(paths: dict) -> Path:
+    """`paths.output_dir`; it and `paths.results_dir` must name a folder: an empty one would put the rows in
+    "/results" (`${paths.output_dir}/results`) and Hydra's folders in "/runs"."""
+    if not str(paths["output_dir"]).strip():
+        raise ConfigError("paths.output_dir is empty: give a folder, e.g. paths.output_dir=outputs (or . for this one)")
+    if not str(paths["results_dir"]).strip():
+        raise ConfigError("paths.results_dir is empty: give a folder, or leave it out (<paths.output_dir>/results)")
+    return Path(str(paths["output_dir"])).expanduser()
 
 
 def make_folder(setting: str, folder: Path) -> None:
@@ -140,12 +152,50 @@ def check_hydra_settings(argv: list[str]) -> None:
         compose_config(groups, with_hydra=True)  # a ConfigError naming the choices
     folder_key = "hydra.sweep.dir" if any(HYDRA_MODE_FLAGS.get(a) == "multirun" for a in argv) else "hydra.run.dir"
     for token in argv:
-        key, _, value = token.lstrip("+~").partition("=")
+        key, _, text = token.lstrip("+~").partition("=")
         if key != folder_key:
             continue
+        value = override_value(token)  # as Hydra reads it: hydra.run.dir='a b' is the folder "a b", quotes gone
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} takes one folder, got {text}: give one (e.g. {key}=outputs/mine)")
         fixed = value.split("${")[0]  # before an interpolation (${now:...}): the folders up to its last "/"
-        folder = Path((fixed[:fixed.rfind("/") + 1] or ".") if "${" in value else fixed).expanduser()
-        make_folder(f"{key}={value}", folder)  # Hydra makes it next, whatever follows
+        folder = Path((fixed[:fixed.rfind("/") + 1] or ".") if "${" in value else fixed or ".")
+        make_folder(f"{key}={text}", folder)  # Hydra makes it next, whatever follows
+
+
+def override_value(token: str):
+    """The value of one override as Hydra parses it (a string without its quotes, a sweep object, ...), or a
+    one-line ConfigError for what Hydra cannot parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ganad_bench.config import composition_error
+
+    try:
+        return OverridesParser.create().parse_override(token).value()
+    except Exception as err:  # Hydra's grammar errors
+        raise ConfigError(composition_error(err)) from None
+
+
+# the settings that name a folder: `~` in them is the home folder, as in a shell, which leaves it to the command
+# in `paths.output_dir=~/runs` (not a variable's name) or inside quotes
+FOLDER_SETTINGS = ("paths.output_dir", "paths.results_dir", "paths.data_dir", "paths.cache_dir", "hydra.run.dir",
+                   "hydra.sweep.dir")
+
+
+def expand_home(argv: list[str]) -> list[str]:
+    """The command's arguments with `~` at the start of a folder setting expanded (quoted for Hydra, whose grammar
+    refuses a bare `~`; not in a sweep of folders): else Hydra would make a folder named "~" in the current one
+    for the runs' files while the folders' checks looked in the home folder."""
+    expanded = []
+    for token in argv:
+        prefix = token[:len(token) - len(token.lstrip("+~"))]
+        key, sep, text = token[len(prefix):].partition("=")
+        value = text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+        home = os.path.expanduser(value)
+        if sep and key in FOLDER_SETTINGS and value.startswith("~") and home != value and not set("',\\") & set(home):
+            token = f"{prefix}{key}='{home}'"
+        expanded.append(token)
+    return expanded
 
 
 # the pack launcher's whole-number settings: (the smallest value, an example); n_jobs also takes -1 (every CPU
@@ -311,6 +361,7 @@ def _main(argv: list[str]) -> int:
 
     from ganad_bench.console import console
 
+    sys.argv[1:] = argv = expand_home(argv)  # Hydra reads sys.argv
     try:
         check_before_hydra(argv)
     except GanadError as err:
@@ -353,6 +404,34 @@ def failed_job_lines(bad: list[dict]) -> list[tuple[str, str]]:
         alike.setdefault((outcome["status"], error), []).append(Path(outcome["job_dir"]).name)
     return [(status, f"{jobs[0]}{f' and {len(jobs) - 1} more' if len(jobs) > 1 else ''}: {error}")
             for (status, error), jobs in alike.items()]
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The result commands' arguments. A mistake ends as ganad-bench's do, in one line naming the fix (exit 2),
+    not argparse's usage block above it."""
+
+    def error(self, message: str):
+        from rich.markup import escape
+
+        from ganad_bench.console import console
+
+        console.print(f"[bold red]error:[/] {escape(message)} (see {self.prog} --help)", soft_wrap=True)
+        raise SystemExit(2)
+
+
+def path_argument(text: str) -> Path:
+    """A path given to a result command (`~` expanded). An empty one (`--out=`) would be the current folder, or
+    the root below it, without the user having named either: refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a path")
+    return Path(text).expanduser()
+
+
+def prefix_argument(text: str) -> Path:
+    """An `--out` prefix of a table's files. A folder (one that exists, or written with a trailing `/`) holds them
+    under the default name: `--out paper/` writes paper/table.csv, not paper.csv beside it."""
+    path = path_argument(text)
+    return path / TABLE_FILES_NAME if text.endswith(("/", os.sep)) or path.is_dir() else path
 
 
 def table_main(argv: list[str] | None = None) -> None:
@@ -410,6 +489,8 @@ def table_main(argv: list[str] | None = None) -> None:
 def summary_tables(frame, args: argparse.Namespace, where: str, console) -> None:
     """`ganad-bench-table DIR [--metric M ...]`: ours beside the published numbers, printed and written to
     `--out` (the files first, so that a bad --out is the only output)."""
+    from rich.markup import escape
+
     from ganad_bench.results.tables import (
         console_table,
         default_metrics,
@@ -439,7 +520,7 @@ def summary_tables(frame, args: argparse.Namespace, where: str, console) -> None
         if metrics[0] in set(long.loc[long["protocol"] == protocol, "metric"]):
             out.print(console_table(long, metrics[0], protocol, out))
     for path in written:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {escape(str(path))}", soft_wrap=True)  # a path whole on its line, brackets kept
 
 
 def table_rows(args: argparse.Namespace, console):
@@ -509,9 +590,10 @@ def check_out_prefix(console, out: Path, stem: Path, choose: str = "a writable -
     """Exit 2 with one line, before any work, when the `.csv` file that an `--out` prefix names first (`stem`, the
     prefix or a paper table's `table_stem`) cannot be written: not after the table or the runs behind it."""
     from ganad_bench.atomic import check_writable
+    from ganad_bench.results.tables import suffixed
 
     try:
-        check_writable(stem.with_suffix(".csv"))  # as the writers name it
+        check_writable(suffixed(stem, ".csv"))  # as the writers name it
     except OSError as err:
         raise cannot_write(console, out, err, choose) from None
 
@@ -551,8 +633,8 @@ def copy_result_rows(args: argparse.Namespace, console) -> None:
 
 
 def table_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="ganad-bench-table", description=table_main.__doc__)
-    parser.add_argument("folders", nargs="*", type=Path, default=[Path("outputs/results")],
+    parser = CommandParser(prog="ganad-bench-table", description=table_main.__doc__)
+    parser.add_argument("folders", nargs="*", type=path_argument, default=[Path("outputs/results")],
                         help="folders searched recursively for result.json (default: outputs/results)")
     parser.add_argument("--metric", action="append", help="metric to tabulate (repeatable; default: "
                         "f1, precision, recall for tabular rows, auroc otherwise)")
@@ -563,17 +645,18 @@ def table_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--paper", metavar="PAPER:TABLE",
                         help="one published table in the paper's layout, e.g. memgan:1 or alad:II: writes "
                              "PREFIX_<paper>_<table>.csv/.md/.tex/.png")
-    parser.add_argument("--reproduction", type=Path, metavar="FILE",
+    parser.add_argument("--reproduction", type=path_argument, metavar="FILE",
                         help="write the reproduction report (every published cell of every table, ours, status) "
                              "to FILE, e.g. REPRODUCTION.md")
-    parser.add_argument("--copy-rows", type=Path, metavar="DEST",
+    parser.add_argument("--copy-rows", type=path_argument, metavar="DEST",
                         help="copy every result.json under the folders to DEST, same layout, without scores, "
                              "checkpoints or plots (a few KB a run: a folder of rows to commit or share); a "
                              "row already in DEST that differs is kept")
     parser.add_argument("--replace-rows", action="store_true",
                         help="with --copy-rows: replace the rows already in DEST that differ from the new ones")
-    parser.add_argument("--out", type=Path, default=Path("outputs/tables/table"),
-                        help="output prefix: writes PREFIX.csv and PREFIX_<protocol>_<metric>.md/.tex")
+    parser.add_argument("--out", type=prefix_argument, default=Path("outputs/tables") / TABLE_FILES_NAME,
+                        help="output prefix: writes PREFIX.csv and PREFIX_<protocol>_<metric>.md/.tex (a folder: "
+                             "FOLDER/table.csv, ...)")
     return parser.parse_args(argv)
 
 
@@ -603,20 +686,23 @@ def paper_main(argv: list[str] | None = None) -> None:
     from ganad_bench.results.store import iter_results
     from ganad_bench.results.tables import rows_frame
 
-    parser = argparse.ArgumentParser(prog="ganad-bench-paper", description=paper_main.__doc__)
+    parser = CommandParser(prog="ganad-bench-paper", description=paper_main.__doc__)
     parser.add_argument("table", metavar="PAPER:TABLE", help="a published table, e.g. memgan:1, alad:II, rcgan:1")
     parser.add_argument("--run", action="store_true", help="run the missing runs, then print the table")
-    parser.add_argument("--out", type=Path, help="output prefix of the table's files (default: "
-                        "<paths.output_dir>/tables/table, writing table_<paper>_<table>.csv/.md/.tex/.png)")
+    parser.add_argument("--out", type=prefix_argument, help="output prefix of the table's files (default: "
+                        "<paths.output_dir>/tables/table, writing table_<paper>_<table>.csv/.md/.tex/.png; a "
+                        "folder: FOLDER/table_<paper>_<table>...)")
     # default=[]: without it parse_intermixed_args reports OVERRIDE as required when PAPER:TABLE is missing
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", default=[],
                         help="ganad-bench overrides for every run, e.g. trainer.epochs=2 seed=0,1 paths.output_dir=DIR")
     args = parser.parse_intermixed_args(argv)
+    args.overrides = expand_home(args.overrides)  # as ganad-bench reads them, which --run passes them on to
     try:
         reference = paper.check_reference(args.table)
         with step(f"counting the runs of {reference}"):
             plans = paper.table_plan(reference, args.overrides)
         paths = to_container(compose_config(config_overrides(args.overrides)))["paths"]
+        output_folder(paths)  # empty: a one-line error, not rows looked for in /results
         invalid = [error for _, _, errors in plans for error in errors]
         if invalid and not any(runs for _, runs, _ in plans):
             raise ConfigError(f"every job of {reference} is invalid, e.g. {invalid[0]}")
@@ -625,7 +711,7 @@ def paper_main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         _stop(signal.SIGINT, None)
-    out = args.out or Path(paths["output_dir"]) / "tables" / "table"
+    out = args.out or output_folder(paths) / "tables" / TABLE_FILES_NAME
     choose = "a writable --out prefix" if args.out else "a writable paths.output_dir (or an --out prefix)"
     check_out_prefix(console, out, paper.table_stem(out, reference), choose)  # before --run's hours of training
     results = Path(paths["results_dir"])
@@ -661,10 +747,11 @@ def score_main(argv: list[str] | None = None) -> None:
     from ganad_bench.runs import load_run, read_inputs
     from ganad_bench.training.device import resolve_device
 
-    parser = argparse.ArgumentParser(prog="ganad-bench-score", description=score_main.__doc__)
-    parser.add_argument("run_dir", type=Path, help="a run folder (outputs/results/.../seed<seed>-<hash>)")
-    parser.add_argument("inputs", type=Path, help="a .npy array or .csv of raw rows, or a folder of .png images")
-    parser.add_argument("--out", type=Path, default=None, help="CSV to write (default: INPUTS.scores.csv)")
+    parser = CommandParser(prog="ganad-bench-score", description=score_main.__doc__)
+    parser.add_argument("run_dir", type=path_argument, help="a run folder (outputs/results/.../seed<seed>-<hash>)")
+    parser.add_argument("inputs", type=path_argument,
+                        help="a .npy array or .csv of raw rows, or a folder of .png images")
+    parser.add_argument("--out", type=path_argument, default=None, help="CSV to write (default: INPUTS.scores.csv)")
     parser.add_argument("--device", default="cpu", help="where a deep detector scores (cpu, cuda, mps)")
     args = parser.parse_args(argv)
     out = args.out or args.inputs.with_name(args.inputs.name + ".scores.csv")
@@ -706,9 +793,9 @@ def plot_main(argv: list[str] | None = None) -> None:
     from ganad_bench.results.tables import IDENTITY_COLUMNS, rows_frame
     from ganad_bench.runs import SCORES_FILE
 
-    parser = argparse.ArgumentParser(prog="ganad-bench-plot", description=plot_main.__doc__)
-    parser.add_argument("folders", nargs="*", type=Path, default=[Path("outputs/results")])
-    parser.add_argument("--out", type=Path, default=Path("outputs/plots"), help="folder for the PNG files")
+    parser = CommandParser(prog="ganad-bench-plot", description=plot_main.__doc__)
+    parser.add_argument("folders", nargs="*", type=path_argument, default=[Path("outputs/results")])
+    parser.add_argument("--out", type=path_argument, default=Path("outputs/plots"), help="folder for the PNG files")
     args = parser.parse_args(argv)
     check_row_folders(args.folders, console)
     if args.out.exists() and not args.out.is_dir():
@@ -735,7 +822,7 @@ def plot_main(argv: list[str] | None = None) -> None:
             plot_cell_rocs(curves, args.out / name, title)
         except OSError as err:
             raise cannot_write(console, args.out, err, "a writable --out folder") from None
-        console.print(f"wrote {args.out / name}")
+        console.print(f"wrote {escape(str(args.out / name))}", soft_wrap=True)
         drawn += 1
     if drawn and without_scores:
         console.print(f"[yellow]warning:[/] no figure for the cells of {len(without_scores)} run(s) without "

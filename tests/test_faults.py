@@ -98,6 +98,10 @@ BAD_INPUTS = [
     (["model=iforest", "dataset.scaler=zscore"], "unknown dataset.scaler 'zscore'"),
     (["model=iforest", "dataset=musk"], "musk.mat not found"),
     (["model=iforest", "paths.data_dir=/dev/null"], "paths.data_dir (GANAD_DATA_DIR)=/dev/null is not a folder"),
+    # an empty folder setting would put the rows in /results and Hydra's folders in /runs
+    (["model=iforest", "paths.output_dir="], "paths.output_dir is empty: give a folder, e.g. paths.output_dir=outputs"),
+    (["model=iforest", "paths.results_dir="], "paths.results_dir is empty: give a folder"),
+    (["model=iforest", "hydra.run.dir=a,b"], "hydra.run.dir takes one folder, got a,b"),
     (["model=iforest", "paths.cache_dir=/dev/null"], "paths.cache_dir (GANAD_CACHE_DIR)=/dev/null is not a folder"),
     # trainer values, for every model
     (["model=iforest", "trainer.device=tpu"], "unknown device trainer.device=tpu: choose one of auto, cpu"),
@@ -204,6 +208,19 @@ def test_output_dir_that_is_a_file_or_under_one(tmp_path, capsys):
                                  ("results_dir", blocker, "cannot create the run folder")):
         code, lines = cli(tmp_path, "model=iforest", f"paths.{key}={target}", capsys=capsys)  # the last one wins
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_home_folder_in_folder_settings_is_expanded(tmp_path, capsys, monkeypatch):
+    """`paths.output_dir=~/runs` (Hydra's grammar refuses it bare) and `'hydra.run.dir=~/logs'` are the home
+    folder's, as in a shell: no folder named "~" in the current one, where Hydra would have put the runs' files."""
+    home, here = tmp_path / "home", tmp_path / "here"
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    code, lines = cli(tmp_path, "model=iforest", "paths.output_dir=~/runs", "hydra.run.dir='~/logs'", capsys=capsys)
+    assert code == 0, lines
+    assert list((home / "runs" / "results").rglob(RESULT_FILE)) and (home / "logs" / "outcome.json").is_file()
+    assert not list(here.iterdir()), list(here.iterdir())
 
 
 def test_missing_launcher_package_names_the_extra(tmp_path, capsys, monkeypatch):
@@ -469,6 +486,51 @@ def test_an_unknown_table_metric_is_a_one_line_error_naming_the_rows_metrics(tmp
     (message,) = capsys.readouterr().err.strip().splitlines()
     assert "has the metric f2: choose from " in message and "auroc" in message and "f1" in message
     assert not list(tmp_path.glob("t*"))
+
+
+def test_result_commands_refuse_empty_paths_and_keep_a_prefix_whole(tmp_path, capsys, monkeypatch):
+    """An empty path (`--out=`) would be the current folder, and argparse's own errors a usage block: one line,
+    exit 2. An --out prefix keeps its dots (tables/v1.2 wrote every table to tables/v1.md), and an --out that
+    names a folder holds the files under their default name."""
+    from ganad_bench.cli import paper_main, plot_main, score_main, table_main
+
+    cli(tmp_path, "model=iforest", "dataset=thyroid", "seed=0,1", multirun=True, capsys=capsys)
+    results = tmp_path / "outputs" / "results"
+    monkeypatch.chdir(tmp_path)
+    run_dir = str(rows(tmp_path)[0].parent)
+    for main, args, message in [
+            (table_main, [str(results), "--out="], "argument --out: is empty: give a path"),
+            (table_main, [str(results), "--reproduction", ""], "argument --reproduction: is empty"),
+            (table_main, [str(results), "--copy-rows="], "argument --copy-rows: is empty"),
+            (table_main, [""], "argument folders: is empty"),
+            (table_main, [str(results), "--format", "xls"], "unrecognized arguments: --format xls"),
+            (plot_main, [str(results), "--out="], "argument --out: is empty"),
+            (score_main, [run_dir, "", "--out", "s.csv"], "argument inputs: is empty"),
+            (paper_main, ["--out=", "rcgan:1"], "argument --out: is empty"),
+            (paper_main, [], "the following arguments are required: PAPER:TABLE")]:
+        with pytest.raises(SystemExit) as stop:
+            main(args)
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and line.startswith("error: ") and message in line, line
+        assert line.endswith(" --help)"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "outputs"]  # nothing written for them
+    table_main([str(results), "--out", str(tmp_path / "t" / "v1.2")])
+    table_main([str(results), "--out", str(tmp_path / "folder") + "/"])
+    (tmp_path / "paper").mkdir()
+    table_main([str(results), "--paper", "rcgan:1", "--out", str(tmp_path / "paper")])
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
+        "v1.2.csv", *(f"v1.2_tabular_{m}.{s}" for m in ("f1", "precision", "recall") for s in ("md", "tex"))]
+    assert (tmp_path / "folder" / "table.csv").is_file() and (tmp_path / "folder" / "table_tabular_f1.md").is_file()
+    assert sorted(p.name for p in (tmp_path / "paper").iterdir()) == [
+        f"table_rcgan_1.{s}" for s in ("csv", "md", "png", "tex")]
+
+
+def test_check_writable_of_the_current_folder_names_it():
+    """`Path("")` is "." and has no parents: the check says it is a folder (it ended in StopIteration)."""
+    from ganad_bench.atomic import check_writable
+
+    with pytest.raises(IsADirectoryError):
+        check_writable(Path(""))
 
 
 def test_unwritable_table_and_plot_outputs_and_rows_without_scores_are_one_line_errors(tmp_path, capsys):

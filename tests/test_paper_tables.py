@@ -280,4 +280,5 @@ def test_paper_command_without_a_table_names_only_the_table_as_missing(capsys):
     with pytest.raises(SystemExit) as stop:
         paper_main([])
     assert stop.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("required: PAPER:TABLE")
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: the following arguments are required: PAPER:TABLE (see ganad-bench-paper --help)"]

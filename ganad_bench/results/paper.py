@@ -646,11 +646,11 @@ def write_paper_table(cells: pd.DataFrame, out_prefix: Path, reference: str) -> 
     the footnotes) and `.png` (ours beside the published numbers)."""
     from ganad_bench.atomic import write_atomic
     from ganad_bench.results.table_plots import bar_chart
-    from ganad_bench.results.tables import to_latex, to_markdown
+    from ganad_bench.results.tables import suffixed, to_latex, to_markdown
 
     stem = table_stem(out_prefix, reference)
     table, notes, title = paper_pivot(cells), footnotes(cells), caption(reference, cells)
-    paths = [stem.with_suffix(suffix) for suffix in (".csv", ".md", ".tex", ".png")]
+    paths = [suffixed(stem, suffix) for suffix in (".csv", ".md", ".tex", ".png")]
     columns = [*KEYS[:3], "class_label", *KEYS[3:], "model", "variant", "mean", "std", "n_seeds", "published",
                "published_std", "diff", "partial"]
     listed = cells[columns].assign(differs=["; ".join(d) for d in cells["differs"]])

@@ -345,12 +345,18 @@ def default_metrics(frame: pd.DataFrame) -> list[str]:
     return ["f1", "precision", "recall"] if "f1" in frame and frame["f1"].notna().any() else ["auroc"]
 
 
+def suffixed(stem: Path, suffix: str) -> Path:
+    """`stem` + `suffix` (".csv"): a prefix's own dots stay (`with_suffix` would turn --out tables/v1.2 into
+    tables/v1.csv, and every table of the prefix into the same v1.md)."""
+    return stem.parent / (stem.name + suffix)
+
+
 def write_tables(long: pd.DataFrame, out_prefix: Path, metrics: dict[str, list[str]]) -> list[Path]:
     """`<prefix>.csv` (long, every cell) plus `<prefix>_<protocol>_<metric>.md/.tex` per pivot: the metrics
     of each protocol (`metrics[protocol]`) that its cells hold."""
     from ganad_bench.atomic import write_atomic
 
-    written = [write_atomic(out_prefix.with_suffix(".csv"), lambda out: long.to_csv(out, index=False))]
+    written = [write_atomic(suffixed(out_prefix, ".csv"), lambda out: long.to_csv(out, index=False))]
     for protocol in long["protocol"].unique():
         for metric in metrics.get(protocol, []):
             table = pivot(long, metric, protocol)
@@ -361,5 +367,5 @@ def write_tables(long: pd.DataFrame, out_prefix: Path, metrics: dict[str, list[s
                       f"published, and the difference"
             texts = {".md": f"**{caption}**\n\n" + to_markdown(table), ".tex": to_latex(table, caption)}
             for suffix, text in texts.items():
-                written.append(write_atomic(stem.with_suffix(suffix), lambda out, text=text: out.write(text)))
+                written.append(write_atomic(suffixed(stem, suffix), lambda out, text=text: out.write(text)))
     return written
