@@ -117,6 +117,25 @@ def test_runs_with_different_settings_are_not_averaged_together():
     assert "ocsvm[dataset.scaler=none]" in table.columns
 
 
+def test_a_classic_detectors_trainer_settings_do_not_make_a_variant():
+    """Isolation Forest ignores the trainer and its folder hash leaves it out: rows whose trainer.epochs differ
+    (the command line set it for a sweep of deep and classic models) are told apart by what they ran with only;
+    a deep model's trainer settings stay a variant."""
+    from ganad_bench.results.store import config_hash
+
+    def hashed(model, seed, epochs, contamination, deep):
+        config = {"seed": seed, "model": {"name": model}, "trainer": {"epochs": epochs},
+                  "protocol": {"name": "tabular", "contamination": contamination}}
+        return {**row(model, "thyroid", seed, config=config, f1=0.5),
+                "config_hash": config_hash(config, trains_networks=deep)}
+
+    classic = [hashed("iforest", 0, 0, 0.025, False), hashed("iforest", 0, 100, 0.5, False)]
+    deep = [hashed("dagmm", 0, 0, 0.025, True), hashed("dagmm", 0, 100, 0.025, True)]
+    frame = rows_frame(classic + deep)
+    assert list(frame["variant"]) == ["protocol.contamination=0.025", "protocol.contamination=0.5",
+                                      "trainer.epochs=0", "trainer.epochs=100"]
+
+
 def test_packaged_published_table_equals_the_shared_one():
     from pathlib import Path
 

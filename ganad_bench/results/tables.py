@@ -76,8 +76,9 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
         record.update(row.get("metrics", {}))
         record.update(curve_columns(row.get("learning_curve")))
         records.append(record)
+        ignored = NOT_A_VARIANT if counts_its_trainer(row) else (*NOT_A_VARIANT, "trainer.")
         settings.append(with_added_defaults({k: v for k, v in flatten_config(row.get("config", {})).items()
-                                             if not k.startswith(NOT_A_VARIANT)}))
+                                             if not k.startswith(ignored)}))
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         return frame
@@ -93,6 +94,16 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
                                 and "allow_test_selection" not in varying else [])
             frame.loc[i, "variant"] = ",".join(f"{k}={settings[i].get(k)}" for k in marked)
     return frame
+
+
+def counts_its_trainer(row: dict) -> bool:
+    """Whether a run's trainer settings are part of what it is. Not for a classic detector (Isolation Forest
+    ...), whose folder hash leaves them out (`store.identity`): its rows would otherwise be told apart by a
+    `trainer.epochs` that never ran. Read from the row's own hash, so that the tables need no model code."""
+    from ganad_bench.results.store import config_hash
+
+    config = row.get("config") or {}
+    return not (config.get("trainer") and row.get("config_hash") == config_hash(config, trains_networks=False))
 
 
 CURVE_PREFIX = "curve:"
