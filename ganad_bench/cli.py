@@ -748,7 +748,8 @@ def score_main(argv: list[str] | None = None) -> None:
     from ganad_bench.training.device import resolve_device
 
     parser = CommandParser(prog="ganad-bench-score", description=score_main.__doc__)
-    parser.add_argument("run_dir", type=path_argument, help="a run folder (outputs/results/.../seed<seed>-<hash>)")
+    parser.add_argument("run_dir", type=path_argument,
+                        help="a run folder (outputs/results/.../seed<seed>-<hash>) or its result.json")
     parser.add_argument("inputs", type=path_argument,
                         help="a .npy array or .csv of raw rows, or a folder of .png images")
     parser.add_argument("--out", type=path_argument, default=None, help="CSV to write (default: INPUTS.scores.csv)")

@@ -152,9 +152,11 @@ def load_run(folder: str | Path, device: str = "cpu") -> TrainedRun:
     """The run in `folder` (a finished one), its detector and scaler restored without unpickling anything."""
     from ganad_bench.data.preprocessing import scaler_from_state
     from ganad_bench.models.kit.contract import Detector
-    from ganad_bench.results.store import read_result
+    from ganad_bench.results.store import RESULT_FILE, read_result
 
     folder = Path(folder)
+    if folder.name == RESULT_FILE and folder.is_file():  # the run's row named instead of its folder
+        folder = folder.parent
     row = read_result(folder)
     if row is None or row.get("status") != "ok":
         raise ConfigError(f"{folder} holds no finished run (no result.json with status ok): pick a run folder "

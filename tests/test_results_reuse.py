@@ -112,8 +112,9 @@ def test_ganad_bench_score_reproduces_the_stored_scores(dcae_run, tmp_path, caps
     np.save(tmp_path / "test.npy", data.split.test_features(data.raw.features))
     np.savetxt(tmp_path / "test.csv", data.split.test_features(data.raw.features), delimiter=",", fmt="%.17g")
     saved = np.load(folder_of(dcae_run) / "scores.npz")["scores"]
-    for name in ("test.npy", "test.csv"):
-        score_main([str(folder_of(dcae_run)), str(tmp_path / name), "--out", str(tmp_path / f"{name}.out.csv")])
+    # the run named by its folder, or by its result.json (what a listing of the rows shows)
+    for name, run_dir in (("test.npy", folder_of(dcae_run)), ("test.csv", folder_of(dcae_run) / "result.json")):
+        score_main([str(run_dir), str(tmp_path / name), "--out", str(tmp_path / f"{name}.out.csv")])
         written = np.loadtxt(tmp_path / f"{name}.out.csv", delimiter=",", skiprows=1)
         np.testing.assert_array_equal(written[:, 0], saved)
     assert "wrote 1886 scores" in capsys.readouterr().err
