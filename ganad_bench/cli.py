@@ -163,6 +163,25 @@ def check_hydra_settings(argv: list[str]) -> None:
         make_folder(f"{key}={text}", folder)  # Hydra makes it next, whatever follows
 
 
+def unswept_experiment(argv: list[str]) -> str | None:
+    """Without -m Hydra runs one job and drops the sweep of an experiment (`hydra.sweeper.params`): a user who
+    forgot -m would wait for a run of the default settings instead. The warning, unless the command is not a
+    plain run or sets every swept key itself (one cell of an experiment, on purpose)."""
+    from ganad_bench.config import compose_config
+
+    if any(flag in HYDRA_MODE_FLAGS for flag in argv) or not any(
+            token.lstrip("+~").startswith("experiment=") for token in argv):
+        return None
+    params = compose_config(config_overrides(argv), with_hydra=True).hydra.sweeper.get("params") or {}
+    given = {token.lstrip("+~").partition("=")[0] for token in argv}
+    unset = [key for key in params if key not in given]
+    if not unset:
+        return None
+    experiment = next(t.partition("=")[2] for t in argv if t.lstrip("+~").startswith("experiment="))
+    return (f"experiment={experiment} sweeps {', '.join(unset)} only with -m (ganad-bench -m experiment={experiment}): "
+            f"this runs one job, at {'its default' if len(unset) == 1 else 'their defaults'}")
+
+
 def override_value(token: str):
     """The value of one override as Hydra parses it (a string without its quotes, a sweep object, ...), or a
     one-line ConfigError for what Hydra cannot parse."""
@@ -364,9 +383,12 @@ def _main(argv: list[str]) -> int:
     sys.argv[1:] = argv = expand_home(argv)  # Hydra reads sys.argv
     try:
         check_before_hydra(argv)
+        unswept = unswept_experiment(argv)
     except GanadError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         return 2
+    if unswept:
+        console.print(f"[yellow]warning:[/] {escape(unswept)}", soft_wrap=True)
     # one id per command, shared with its workers (environment), so two sweeps started in the same second
     # get different sweep folders
     os.environ.setdefault("GANAD_SWEEP_ID", uuid.uuid4().hex[:6])

@@ -223,6 +223,17 @@ def test_home_folder_in_folder_settings_is_expanded(tmp_path, capsys, monkeypatc
     assert not list(here.iterdir()), list(here.iterdir())
 
 
+def test_an_experiment_run_without_multirun_warns_that_its_sweep_is_dropped(tmp_path, capsys):
+    """`ganad-bench experiment=tabular_baselines` (no -m) runs one job: a warning names what the sweep would
+    have varied; a command that sets every swept key (one cell of the experiment, on purpose) gets none."""
+    code, lines = cli(tmp_path, "experiment=tabular_baselines", "model=iforest", "dataset=thyroid", capsys=capsys)
+    assert code == 0 and lines[0] == ("warning: experiment=tabular_baselines sweeps seed only with -m (ganad-bench -m "
+                                      "experiment=tabular_baselines): this runs one job, at its default"), lines
+    code, lines = cli(tmp_path, "experiment=tabular_baselines", "model=iforest", "dataset=thyroid", "seed=0",
+                      capsys=capsys)
+    assert code == 0 and not any(line.startswith("warning") for line in lines), lines
+
+
 def test_missing_launcher_package_names_the_extra(tmp_path, capsys, monkeypatch):
     from ganad_bench import cli as cli_module
 
