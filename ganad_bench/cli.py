@@ -363,16 +363,31 @@ def main() -> None:
     raise SystemExit(_main(sys.argv[1:]))
 
 
-def _stop(signum, frame) -> None:
+def _stop(signum, frame, line: str = "interrupted: run the same command again to finish only the missing runs"
+          ) -> None:
     """Ctrl-C / SIGTERM at any moment: one line and exit 128 + signal at once. Unwinding instead would let the
     interrupt surface inside Hydra's or OmegaConf's internals as some other error with a traceback. Nothing
     is lost: rows and checkpoints are only ever replaced whole (atomic renames), the run lock dies with the
     process, the next run removes temporary files, and the interrupted run resumes from its checkpoint."""
     if sys.stderr.isatty():
         sys.stderr.write("\x1b[?25h")  # a progress bar may have hidden the cursor
-    sys.stderr.write("interrupted: run the same command again to finish only the missing runs\n")
+    sys.stderr.write(line + "\n")
     sys.stderr.flush()
     os._exit(128 + signum)
+
+
+def stop_on_signals(argv: list[str] | None, line: str) -> None:
+    """A result command run as a command (`argv` None: it reads sys.argv) ends on Ctrl-C / SIGTERM as
+    ganad-bench does (`_stop`, with its own `line`), not in a traceback from wherever it was: its files are
+    replaced whole, so an interrupted write leaves the earlier file. Called from Python it leaves the
+    caller's handlers alone."""
+    if argv is None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda number, frame: _stop(number, frame, line))
+
+
+# what an interrupted result command says: it writes each file whole or not at all
+RESULT_INTERRUPTED = "interrupted: no file was left half-written; run the same command again"
 
 
 def _main(argv: list[str]) -> int:
@@ -464,6 +479,7 @@ def table_main(argv: list[str] | None = None) -> None:
     from ganad_bench.console import console
     from ganad_bench.results import paper
 
+    stop_on_signals(argv, RESULT_INTERRUPTED)
     args = table_arguments(argv)
     try:
         reference = paper.check_reference(args.paper) if args.paper else None
@@ -696,6 +712,21 @@ def warn_mixed_code_versions(frame, console) -> None:
                   f"{first[1]}: {', '.join(versions)}): choose one with --code-version", soft_wrap=True)
 
 
+def paper_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = CommandParser(prog="ganad-bench-paper", description=paper_main.__doc__)
+    parser.add_argument("table", metavar="PAPER:TABLE", help="a published table, e.g. memgan:1, alad:II, rcgan:1")
+    parser.add_argument("--run", action="store_true", help="run the missing runs, then print the table")
+    parser.add_argument("--out", type=prefix_argument, help="output prefix of the table's files (default: "
+                        "<paths.output_dir>/tables/table, writing table_<paper>_<table>.csv/.md/.tex/.png; a "
+                        "folder: FOLDER/table_<paper>_<table>...)")
+    # default=[]: without it parse_intermixed_args reports OVERRIDE as required when PAPER:TABLE is missing
+    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", default=[],
+                        help="ganad-bench overrides for every run, e.g. trainer.epochs=2 seed=0,1 paths.output_dir=DIR")
+    args = parser.parse_intermixed_args(argv)
+    args.overrides = expand_home(args.overrides)  # as ganad-bench reads them, which --run passes them on to
+    return args
+
+
 def paper_main(argv: list[str] | None = None) -> None:
     """`ganad-bench-paper PAPER:TABLE [--run] [OVERRIDE ...]`: how many runs of the table's experiment are
     finished and missing; with --run, run the missing ones (`ganad-bench -m experiment=<name> OVERRIDE ...`);
@@ -708,17 +739,8 @@ def paper_main(argv: list[str] | None = None) -> None:
     from ganad_bench.results.store import iter_results
     from ganad_bench.results.tables import rows_frame
 
-    parser = CommandParser(prog="ganad-bench-paper", description=paper_main.__doc__)
-    parser.add_argument("table", metavar="PAPER:TABLE", help="a published table, e.g. memgan:1, alad:II, rcgan:1")
-    parser.add_argument("--run", action="store_true", help="run the missing runs, then print the table")
-    parser.add_argument("--out", type=prefix_argument, help="output prefix of the table's files (default: "
-                        "<paths.output_dir>/tables/table, writing table_<paper>_<table>.csv/.md/.tex/.png; a "
-                        "folder: FOLDER/table_<paper>_<table>...)")
-    # default=[]: without it parse_intermixed_args reports OVERRIDE as required when PAPER:TABLE is missing
-    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", default=[],
-                        help="ganad-bench overrides for every run, e.g. trainer.epochs=2 seed=0,1 paths.output_dir=DIR")
-    args = parser.parse_intermixed_args(argv)
-    args.overrides = expand_home(args.overrides)  # as ganad-bench reads them, which --run passes them on to
+    stop_on_signals(argv, "interrupted: run the same command again to finish only the missing runs")  # --run
+    args = paper_arguments(argv)
     try:
         reference = paper.check_reference(args.table)
         with step(f"counting the runs of {reference}"):
@@ -776,6 +798,7 @@ def score_main(argv: list[str] | None = None) -> None:
                         help="a .npy array or .csv of raw rows, or a folder of .png images")
     parser.add_argument("--out", type=path_argument, default=None, help="CSV to write (default: INPUTS.scores.csv)")
     parser.add_argument("--device", default="cpu", help="where a deep detector scores (cpu, cuda, mps)")
+    stop_on_signals(argv, RESULT_INTERRUPTED)
     args = parser.parse_args(argv)
     out = args.out or args.inputs.with_name(args.inputs.name + ".scores.csv")
     try:
@@ -819,6 +842,7 @@ def plot_main(argv: list[str] | None = None) -> None:
     parser = CommandParser(prog="ganad-bench-plot", description=plot_main.__doc__)
     parser.add_argument("folders", nargs="*", type=path_argument, default=[Path("outputs/results")])
     parser.add_argument("--out", type=path_argument, default=Path("outputs/plots"), help="folder for the PNG files")
+    stop_on_signals(argv, RESULT_INTERRUPTED)
     args = parser.parse_args(argv)
     check_row_folders(args.folders, console)
     if args.out.exists() and not args.out.is_dir():

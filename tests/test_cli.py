@@ -153,3 +153,26 @@ def test_parallel_launchers_record_every_job_and_exit_from_the_rows(tmp_path, la
     rows = [json.loads(p.read_text()) for p in results(tmp_path)]
     assert sorted(r["status"] for r in rows) == ["diverged"] + ["ok"] * 9
     assert "1 of 10 run(s) did not finish (diverged)" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_result_commands_end_on_ctrl_c_in_one_line(tmp_path):
+    """Ctrl-C while `ganad-bench-table --reproduction` composes its report (about a minute on the committed
+    rows) ends as ganad-bench does: exit 130, one line, no traceback from wherever it was, no report and no
+    temporary file (the report is written whole or not at all)."""
+    import signal
+    import time
+
+    committed = Path(__file__).resolve().parents[1] / "campaign" / "results"
+    report = tmp_path / "REPORT.md"
+    script = ("import sys; from ganad_bench import cli; cli.stop_on_signals(None, cli.RESULT_INTERRUPTED); "
+              "print('ready', flush=True); cli.table_main()")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(committed), "--reproduction", str(report)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(2.0)  # inside the work: reading the rows, composing the tables' configs
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["interrupted: no file was left half-written; run the same command again"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
