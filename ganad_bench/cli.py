@@ -569,11 +569,33 @@ def table_rows(args: argparse.Namespace, console):
     from ganad_bench.results.tables import rows_frame
 
     unreadable: list[Path] = []
-    frame = rows_frame(iter_results(args.folders, unreadable))
+    rows = iter_results(args.folders, unreadable)
+    frame = rows_frame(rows)
     warn_unreadable(unreadable, console)
+    warn_unfinished(rows, console)
     if args.code_version and not frame.empty:
         frame = frame[frame["code_version"].str.startswith(args.code_version)]
     return frame
+
+
+def warn_unfinished(rows: list[dict], console) -> None:
+    """One warning for the rows that did not finish (failed, diverged): the tables average the finished runs
+    alone, so a cell of 10 seeds of which 3 diverged shows n=7, which says nothing of the 3 by itself."""
+    from collections import Counter
+
+    from rich.markup import escape
+
+    unfinished = [row for row in rows if row.get("status") != "ok"]
+    if not unfinished:
+        return
+    kinds = Counter(str(row.get("status")) for row in unfinished)
+    first = unfinished[0]
+    normal_class = f" class {first['normal_class']}" if first.get("normal_class") is not None else ""
+    where = f"{first.get('model')} · {first.get('dataset')}{normal_class} · seed {first.get('seed')}"
+    console.print(f"[yellow]warning:[/] {len(unfinished)} run(s) did not finish ("
+                  f"{', '.join(f'{n} {kind}' for kind, n in sorted(kinds.items()))}) and are not in the means, "
+                  f"e.g. {escape(where)}: {escape(str(first.get('error') or 'no error recorded'))} "
+                  f"(rerunning their command retries them)", soft_wrap=True)
 
 
 def warn_unreadable(paths: list[Path], console) -> None:
@@ -771,6 +793,7 @@ def paper_main(argv: list[str] | None = None) -> None:
     elif todo:
         console.print(escape(f"to run them: ganad-bench-paper {' '.join([reference, '--run', *args.overrides])}"),
                       soft_wrap=True)
+    warn_unfinished(rows, console)
     try:
         paper.show_paper_table(rows_frame(rows), reference, out, console)
     except OSError as err:

@@ -237,3 +237,29 @@ def test_a_folder_of_tabular_and_image_rows_shows_each_protocol_with_its_papers_
     table_main([str(tmp_path / "rows"), "--metric", "auroc", "--out", str(tmp_path / "a")])
     out, _ = capsys.readouterr()
     assert "AUROC (%) · tabular" in out and "AUROC (%) · one_class" in out
+
+
+def test_runs_that_did_not_finish_are_named_in_one_warning(tmp_path, capsys):
+    """A cell's mean is over its finished runs: diverged and failed ones are said in one warning (count, kinds,
+    the first run and its error), not left to be read off a smaller n."""
+    import json
+
+    from ganad_bench.cli import table_main
+
+    source = next((COMMITTED_ROWS / "thyroid" / "tabular" / "iforest" / "all").glob("seed*/result.json"), None)
+    if source is None:
+        pytest.skip("the committed campaign rows are absent")
+    target = tmp_path / "rows" / source.relative_to(COMMITTED_ROWS)
+    target.parent.mkdir(parents=True)
+    shutil.copy(source, target)
+    for seed, status in ((3, "diverged"), (4, "failed")):
+        bad = {**json.loads(source.read_text()), "status": status, "model": "dagmm", "seed": seed,
+               "config_hash": f"h{seed}", "error": "the loss became nan at epoch 2"}
+        folder = tmp_path / "rows" / "thyroid" / "tabular" / "dagmm" / "all" / f"seed{seed}-h{seed}"
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(bad))
+    table_main([str(tmp_path / "rows"), "--out", str(tmp_path / "t")])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
+    assert warnings == ["warning: 2 run(s) did not finish (1 diverged, 1 failed) and are not in the means, e.g. "
+                        "dagmm · thyroid · seed 3: the loss became nan at epoch 2 (rerunning their command retries "
+                        "them)"], warnings
