@@ -41,6 +41,12 @@ def test_help_and_cfg_job(tmp_path):
     done = ganad(tmp_path, "--help")
     model_line = next(line for line in done.stdout.splitlines() if line.startswith("model:"))
     assert done.returncode == 0 and {"iforest", "kde", "ocsvm"} <= set(model_line[6:].replace(",", " ").split())
+    # the help's examples name the package's commands, every one of them
+    import re
+    from importlib.metadata import distribution
+
+    scripts = {e.name for e in distribution("ganad_bench").entry_points if e.group == "console_scripts"}
+    assert set(re.findall(r"^\s*(ganad-bench[\w-]*)", done.stdout, re.MULTILINE)) == scripts
     done = ganad(tmp_path, "model=kde", "--cfg", "job")
     assert done.returncode == 0 and "name: kde" in done.stdout and results(tmp_path) == []
 
