@@ -142,25 +142,31 @@ def make_folder(setting: str, folder: Path) -> None:
 
 
 def check_hydra_settings(argv: list[str]) -> None:
-    """Hydra's own groups (`hydra/launcher=...`, `hydra/sweeper=...`) name configs that exist, and the folder the
-    command's Hydra run or sweep writes (`hydra.run.dir` / `hydra.sweep.dir`, as given) can be made: Hydra would
-    answer the first in several lines and the second with a traceback."""
+    """Hydra's own groups (`hydra/launcher=...`) and settings (`hydra.launcher.pack_size=5` of a launcher without
+    it, a sweep of a Hydra setting) compose, and the folder the command's Hydra run or sweep writes
+    (`hydra.run.dir` / `hydra.sweep.dir`) can be made: Hydra would answer the first in several lines and the
+    second with a traceback."""
     from ganad_bench.config import compose_config
 
-    groups = [token for token in argv if token.lstrip("+~").startswith("hydra/")]
-    if groups:
-        compose_config(groups, with_hydra=True)  # a ConfigError naming the choices
     folder_key = "hydra.sweep.dir" if any(HYDRA_MODE_FLAGS.get(a) == "multirun" for a in argv) else "hydra.run.dir"
-    for token in argv:
-        key, _, text = token.lstrip("+~").partition("=")
-        if key != folder_key:
-            continue
-        value = override_value(token)  # as Hydra reads it: hydra.run.dir='a b' is the folder "a b", quotes gone
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} takes one folder, got {text}: give one (e.g. {key}=outputs/mine)")
-        fixed = value.split("${")[0]  # before an interpolation (${now:...}): the folders up to its last "/"
-        folder = Path((fixed[:fixed.rfind("/") + 1] or ".") if "${" in value else fixed or ".")
-        make_folder(f"{key}={text}", folder)  # Hydra makes it next, whatever follows
+    hydra_tokens = [token for token in argv if token.lstrip("+~").startswith(("hydra/", "hydra."))]
+    folders = []
+    for token in hydra_tokens:
+        override, text = parsed_override(token), token.partition("=")[2]
+        key = override.get_key_element()
+        if override.is_sweep_override():  # composed, it would "require --multirun", even under -m
+            raise ConfigError(f"{key} takes one value, got {text}: Hydra's own settings are not swept (give one)")
+        if key == folder_key:
+            value = override.value()  # as Hydra reads it: hydra.run.dir='a b' is "a b", quotes gone
+            if not isinstance(value, str):
+                raise ConfigError(f"{key} takes one folder, got {text}: give one (e.g. {key}=outputs/mine)")
+            fixed = value.split("${")[0]  # before an interpolation (${now:...}): the folders up to its last "/"
+            folders.append((f"{key}={text}", Path((fixed[:fixed.rfind("/") + 1] or ".") if "${" in value
+                                                  else fixed or ".")))
+    if hydra_tokens:
+        compose_config(hydra_tokens, with_hydra=True)  # one line naming the choices or the fix
+    for setting, folder in folders:
+        make_folder(setting, folder)  # Hydra makes it next, whatever follows
 
 
 def unswept_experiment(argv: list[str]) -> str | None:
@@ -182,15 +188,15 @@ def unswept_experiment(argv: list[str]) -> str | None:
             f"this runs one job, at {'its default' if len(unset) == 1 else 'their defaults'}")
 
 
-def override_value(token: str):
-    """The value of one override as Hydra parses it (a string without its quotes, a sweep object, ...), or a
+def parsed_override(token: str):
+    """One override as Hydra parses it (its `.value()`: a string without its quotes, a sweep object, ...), or a
     one-line ConfigError for what Hydra cannot parse."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from ganad_bench.config import composition_error
 
     try:
-        return OverridesParser.create().parse_override(token).value()
+        return OverridesParser.create().parse_override(token)
     except Exception as err:  # Hydra's grammar errors
         raise ConfigError(composition_error(err)) from None
 

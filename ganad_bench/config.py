@@ -146,6 +146,9 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), with_hydra: bool
             return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(composition_error(err)) from None
+    except AssertionError as err:  # OmegaConf's, e.g. a key set under a node that is null (hydra.sweeper.params)
+        raise ConfigError(f"the overrides do not compose ({err}): check the keys they set exist, e.g. with "
+                          f"--cfg job / --cfg hydra") from None
 
 
 def composition_error(err: Exception) -> str:
@@ -156,6 +159,10 @@ def composition_error(err: Exception) -> str:
     if key and key.group(1):
         return f"unknown model parameter '{key.group(2)}': `--cfg job` lists model.params (to add a key anyway: " \
                f"+model.params.{key.group(2)}=...)"
+    owner = re.search(r"Key '[^']+' not in '(\w+)'", f"{err} {err.__cause__}")  # OmegaConf's error is the cause
+    if key and key.group(2).startswith("hydra.") and owner:  # "+hydra.launcher.x" would not help: nothing reads it
+        return f"{key.group(2)}: not a setting of {owner.group(1)} (check the spelling, or the launcher / sweeper " \
+               f"that has it: hydra/launcher=..., hydra/sweeper=...)"
     hints = [line for line in lines[1:] if line.startswith(("To append", "Either remove", "Available options"))]
     if first.startswith("Available options") or any(h.startswith("Available options") for h in hints):
         options = lines[lines.index(next(h for h in lines if h.startswith("Available options"))) + 1:]

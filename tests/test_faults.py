@@ -101,7 +101,14 @@ BAD_INPUTS = [
     # an empty folder setting would put the rows in /results and Hydra's folders in /runs
     (["model=iforest", "paths.output_dir="], "paths.output_dir is empty: give a folder, e.g. paths.output_dir=outputs"),
     (["model=iforest", "paths.results_dir="], "paths.results_dir is empty: give a folder"),
-    (["model=iforest", "hydra.run.dir=a,b"], "hydra.run.dir takes one folder, got a,b"),
+    (["model=iforest", "hydra.run.dir=a,b"], "hydra.run.dir takes one value, got a,b"),
+    (["model=iforest", "hydra.run.dir=[a,b]"], "hydra.run.dir takes one folder, got [a,b]"),
+    # Hydra's own settings, composed before Hydra starts (Hydra answers them in several lines)
+    (["-m", "model=iforest", "seed=0,1", "hydra/launcher=basic", "hydra.launcher.pack_size=5"],
+     "hydra.launcher.pack_size: not a setting of BasicLauncherConf"),
+    (["-m", "model=iforest", "seed=0,1", "hydra.sweeper.params.seed=range(2)"],
+     "hydra.sweeper.params.seed takes one value, got range(2)"),
+    (["-m", "model=iforest", "seed=0,1", "hydra/launcher=joblib,basic"], "hydra/launcher takes one value"),
     (["model=iforest", "paths.cache_dir=/dev/null"], "paths.cache_dir (GANAD_CACHE_DIR)=/dev/null is not a folder"),
     # trainer values, for every model
     (["model=iforest", "trainer.device=tpu"], "unknown device trainer.device=tpu: choose one of auto, cpu"),
