@@ -826,7 +826,7 @@ def score_main(argv: list[str] | None = None) -> None:
     parser.add_argument("inputs", type=path_argument,
                         help="a .npy array or .csv of raw rows, or a folder of .png images")
     parser.add_argument("--out", type=path_argument, default=None, help="CSV to write (default: INPUTS.scores.csv)")
-    parser.add_argument("--device", default="cpu", help="where a deep detector scores (cpu, cuda, mps)")
+    parser.add_argument("--device", default="cpu", help="where a deep detector scores: cpu (default), auto, cuda, mps")
     stop_on_signals(argv, RESULT_INTERRUPTED)
     args = parser.parse_args(argv)
     out = args.out or args.inputs.with_name(args.inputs.name + ".scores.csv")
@@ -869,8 +869,11 @@ def plot_main(argv: list[str] | None = None) -> None:
     from ganad_bench.runs import SCORES_FILE
 
     parser = CommandParser(prog="ganad-bench-plot", description=plot_main.__doc__)
-    parser.add_argument("folders", nargs="*", type=path_argument, default=[Path("outputs/results")])
-    parser.add_argument("--out", type=path_argument, default=Path("outputs/plots"), help="folder for the PNG files")
+    parser.add_argument("folders", nargs="*", type=path_argument, default=[Path("outputs/results")],
+                        help="folders searched recursively for result.json and their scores.npz (default: "
+                             "outputs/results)")
+    parser.add_argument("--out", type=path_argument, default=Path("outputs/plots"),
+                        help="folder for the PNG files (default: outputs/plots)")
     stop_on_signals(argv, RESULT_INTERRUPTED)
     args = parser.parse_args(argv)
     check_row_folders(args.folders, console)

@@ -43,8 +43,11 @@ def plot_evaluation(labels: np.ndarray, scores: np.ndarray, path: Path, title: s
     if threshold is not None:
         hist_ax.axvline(threshold, c="k", ls="--", lw=1, label="threshold")
     hist_ax.set(xlabel="anomaly score", ylabel="density", title="test scores")
-    for ax in (roc_ax, pr_ax, hist_ax):
-        ax.legend(fontsize=8)
+    # fixed corners where the curves are not: matplotlib's "best" scans every point of a curve (thousands of
+    # test rows), slowly, and prints a warning to the user's terminal when it takes long
+    roc_ax.legend(fontsize=8, loc="lower right")
+    pr_ax.legend(fontsize=8, loc="lower left")
+    hist_ax.legend(fontsize=8)  # a few dozen bars: "best" is quick
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
@@ -85,7 +88,7 @@ def plot_cell_rocs(curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path,
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
     ax.set(xlabel="false positive rate", ylabel="true positive rate")
     ax.set_title(title, fontsize=9)  # a cell's settings may take a few lines
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")  # below the ROC curves ("best" scans every point, see plot_evaluation)
     return _save(fig, path)
 
 
