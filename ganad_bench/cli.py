@@ -113,8 +113,21 @@ def check_before_hydra(argv: list[str]) -> None:
     check_launcher_settings(argv)
     check_hydra_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
+    check_search_objective(argv, config)
     output = output_folder(config["paths"])
     make_folder(f"paths.output_dir={output}", output)
+
+
+def check_search_objective(argv: list[str], config: dict) -> None:
+    """An Optuna search minimises the validation loss (`optimize=val_loss`, the default), which needs normal
+    rows held out of training: without them every trial scores inf and the "best" trial is the first one."""
+    if not any(token.lstrip("+~") == "hydra/sweeper=optuna" for token in argv):
+        return
+    if (config.get("optimize") or "val_loss") == "val_loss" and not float(config["protocol"].get("val_fraction")
+                                                                          or 0) > 0:
+        raise ConfigError("hydra/sweeper=optuna minimises the validation loss (optimize=val_loss), but "
+                          f"protocol.val_fraction is {config['protocol'].get('val_fraction')}: no validation rows, "
+                          "every trial would score inf: hold out normal rows, e.g. protocol.val_fraction=0.2")
 
 
 def output_folder(paths: dict) -> Path:

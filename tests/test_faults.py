@@ -241,6 +241,17 @@ def test_an_experiment_run_without_multirun_warns_that_its_sweep_is_dropped(tmp_
     assert code == 0 and not any(line.startswith("warning") for line in lines), lines
 
 
+def test_a_search_of_the_validation_loss_without_validation_rows_is_refused(tmp_path, capsys):
+    """Every trial would score inf (no normal rows held out) and Optuna's "best" would be its first trial."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    search = ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "trainer.lr=interval(1e-4,1e-2)", "model=dcae"]
+    code, lines = cli(tmp_path, *search, multirun=True, capsys=capsys)
+    assert code == 2 and lines == ["error: hydra/sweeper=optuna minimises the validation loss (optimize=val_loss), "
+                                   "but protocol.val_fraction is 0.0: no validation rows, every trial would score "
+                                   "inf: hold out normal rows, e.g. protocol.val_fraction=0.2"], lines
+    assert not rows(tmp_path)
+
+
 def test_missing_launcher_package_names_the_extra(tmp_path, capsys, monkeypatch):
     from ganad_bench import cli as cli_module
 
