@@ -188,15 +188,14 @@ def unswept_experiment(argv: list[str]) -> str | None:
     plain run or sets every swept key itself (one cell of an experiment, on purpose)."""
     from ganad_bench.config import compose_config
 
-    if any(flag in HYDRA_MODE_FLAGS for flag in argv) or not any(
-            token.lstrip("+~").startswith("experiment=") for token in argv):
+    experiment = next((t.partition("=")[2] for t in argv if t.lstrip("+~").startswith("experiment=")), None)
+    if experiment is None or any(flag in HYDRA_MODE_FLAGS for flag in argv):
         return None
     params = compose_config(config_overrides(argv), with_hydra=True).hydra.sweeper.get("params") or {}
     given = {token.lstrip("+~").partition("=")[0] for token in argv}
     unset = [key for key in params if key not in given]
     if not unset:
         return None
-    experiment = next(t.partition("=")[2] for t in argv if t.lstrip("+~").startswith("experiment="))
     return (f"experiment={experiment} sweeps {', '.join(unset)} only with -m (ganad-bench -m experiment={experiment}): "
             f"this runs one job, at {'its default' if len(unset) == 1 else 'their defaults'}")
 
@@ -382,8 +381,11 @@ def main() -> None:
     raise SystemExit(_main(sys.argv[1:]))
 
 
-def _stop(signum, frame, line: str = "interrupted: run the same command again to finish only the missing runs"
-          ) -> None:
+# what an interrupted command that runs jobs says (ganad-bench, ganad-bench-paper --run): the next run resumes
+RUN_INTERRUPTED = "interrupted: run the same command again to finish only the missing runs"
+
+
+def _stop(signum, frame, line: str = RUN_INTERRUPTED) -> None:
     """Ctrl-C / SIGTERM at any moment: one line and exit 128 + signal at once. Unwinding instead would let the
     interrupt surface inside Hydra's or OmegaConf's internals as some other error with a traceback. Nothing
     is lost: rows and checkpoints are only ever replaced whole (atomic renames), the run lock dies with the
@@ -780,14 +782,14 @@ def paper_main(argv: list[str] | None = None) -> None:
     from ganad_bench.results.store import iter_results
     from ganad_bench.results.tables import rows_frame
 
-    stop_on_signals(argv, "interrupted: run the same command again to finish only the missing runs")  # --run
+    stop_on_signals(argv, RUN_INTERRUPTED)  # --run
     args = paper_arguments(argv)
     try:
         reference = paper.check_reference(args.table)
         with step(f"counting the runs of {reference}"):
             plans = paper.table_plan(reference, args.overrides)
         paths = to_container(compose_config(config_overrides(args.overrides)))["paths"]
-        output_folder(paths)  # empty: a one-line error, not rows looked for in /results
+        output = output_folder(paths)  # empty: a one-line error, not rows looked for in /results
         invalid = [error for _, _, errors in plans for error in errors]
         if invalid and not any(runs for _, runs, _ in plans):
             raise ConfigError(f"every job of {reference} is invalid, e.g. {invalid[0]}")
@@ -796,7 +798,7 @@ def paper_main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         _stop(signal.SIGINT, None)
-    out = args.out or output_folder(paths) / "tables" / TABLE_FILES_NAME
+    out = args.out or output / "tables" / TABLE_FILES_NAME
     choose = "a writable --out prefix" if args.out else "a writable paths.output_dir (or an --out prefix)"
     check_out_prefix(console, out, paper.table_stem(out, reference), choose)  # before --run's hours of training
     results = Path(paths["results_dir"])

@@ -638,7 +638,9 @@ def _plain(name: str) -> str:
 
 def table_stem(out_prefix: Path, reference: str) -> Path:
     """`<prefix>_<paper>_<table>`: the files of one paper table, without their suffix."""
-    return out_prefix.parent / f"{out_prefix.name}_{reference.replace(':', '_')}"
+    from ganad_bench.results.tables import suffixed
+
+    return suffixed(out_prefix, f"_{reference.replace(':', '_')}")
 
 
 def write_paper_table(cells: pd.DataFrame, out_prefix: Path, reference: str) -> list[Path]:

@@ -357,8 +357,8 @@ def default_metrics(frame: pd.DataFrame) -> list[str]:
 
 
 def suffixed(stem: Path, suffix: str) -> Path:
-    """`stem` + `suffix` (".csv"): a prefix's own dots stay (`with_suffix` would turn --out tables/v1.2 into
-    tables/v1.csv, and every table of the prefix into the same v1.md)."""
+    """`stem` + `suffix` (".csv", "_tabular_f1"): the name of one of a prefix's files, its own dots kept
+    (`with_suffix` would turn --out tables/v1.2 into tables/v1.csv, and every table of it into one v1.md)."""
     return stem.parent / (stem.name + suffix)
 
 
@@ -373,7 +373,7 @@ def write_tables(long: pd.DataFrame, out_prefix: Path, metrics: dict[str, list[s
             table = pivot(long, metric, protocol)
             if table.empty:
                 continue
-            stem = out_prefix.parent / f"{out_prefix.name}_{protocol}_{metric}"
+            stem = suffixed(out_prefix, f"_{protocol}_{metric}")
             caption = f"{metric.upper()} (%) under the {protocol} protocol: ours (mean ± std over seeds), " \
                       f"published, and the difference"
             texts = {".md": f"**{caption}**\n\n" + to_markdown(table), ".tex": to_latex(table, caption)}
