@@ -136,4 +136,6 @@ for stage in $STAGES; do
     esac
 done
 ganad-bench-table "$ROWS" --reproduction "${REPORT:-REPRODUCTION.md}" || status=1
+# the reference times ganad-bench-paper shows for a fresh output folder, from the committed rows
+[ "$ROWS" = campaign/results ] && { python scripts/run_times.py "$ROWS" || status=1; }
 exit $status

@@ -115,6 +115,15 @@ def write_uci_arrhythmia(folder: Path, n: int = 60, seed: int = 0) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def committed_rows() -> list[dict]:
+    """The campaign's committed rows (campaign/results), read once: REPRODUCTION.md and the shipped run times
+    are made from them."""
+    from ganad_bench.results.store import iter_results
+
+    return iter_results([REPO / "campaign" / "results"])
+
+
 @pytest.fixture
 def tiny_data(tmp_path, monkeypatch):
     """A data folder with tiny KDD99, Musk, Arrhythmia (ODDS + UCI) files; the registry's checksums

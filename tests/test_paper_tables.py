@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ganad_bench.cli import paper_main, table_main
-from ganad_bench.results import paper, reproduction
+from ganad_bench.results import paper, reproduction, run_times
 from ganad_bench.results.published import lookup, model_names
 from ganad_bench.results.tables import rows_frame, to_latex
 
@@ -165,14 +165,15 @@ def test_published_classes_are_our_class_indices_and_alad_scores_have_columns():
     assert "ALAD" in model_names("alad", {**full, "model.params.score": "features"})
 
 
-def test_time_estimate_uses_finished_runs_of_the_same_model():
+def test_time_estimate_uses_finished_runs_of_the_same_model(monkeypatch):
+    monkeypatch.setattr(run_times, "reference_samples", dict)  # none shipped: only the rows of this folder
     rows = [{"status": "ok", "model": "iforest", "dataset": "thyroid", "timings": {"total_s": t}} for t in (10, 30)]
     missing = [{"model": {"name": m}, "dataset": {"name": d}}
                for m, d in (("iforest", "thyroid"), ("iforest", "kdd99"), ("alad", "kdd99"))]
-    text = paper.time_estimate(missing, rows)
+    text = run_times.time_estimate(missing, rows)
     assert text.startswith("about 20 s for 1 run(s), from finished runs' timings; about 20 s for 1 run(s), from "
                            "the model's runs on other datasets") and "unknown for 1 alad run(s)" in text
-    assert paper.time_estimate(missing[2:], rows).startswith("unknown")
+    assert run_times.time_estimate(missing[2:], rows).startswith("unknown")
 
 
 def test_time_estimate_counts_a_packs_time_once_and_a_resumed_runs_whole_training():
@@ -185,14 +186,60 @@ def test_time_estimate_counts_a_packs_time_once_and_a_resumed_runs_whole_trainin
 
     missing = [{"model": {"name": "alad"}, "dataset": {"name": "kdd99"}}] * 10
     pack = [row(seed, 1000.0, 0) for seed in range(10)]
-    assert paper.time_estimate(missing, pack).startswith("about 17 min for 10 run(s)")  # 10 x 100 s
+    assert run_times.time_estimate(missing, pack).startswith("about 17 min for 10 run(s)")  # 10 x 100 s
     resumed = [row(0, 100.0, 30, resumed_from={"epoch": 90})]  # alone: 10 x 1,000 s
     twins = [row(0, 5.0, 40, trained_by="seed0-abc"), row(1, 5.0, 50, resumed_from={"epoch": 100})]
-    assert paper.time_estimate(missing, resumed + twins).startswith("about 2.8 h for 10 run(s)")
-    assert [seconds for _, seconds in paper.run_seconds(pack + resumed + twins)] == [100.0] * 10 + [1000.0]
+    assert run_times.time_estimate(missing, resumed + twins).startswith("about 2.8 h for 10 run(s)")
+    assert [seconds for _, seconds in run_times.run_seconds(pack + resumed + twins)] == [100.0] * 10 + [1000.0]
     # a pack whose members stopped at different times (early stopping) is known by the size its rows record
     spread = [row(seed, 1000.0, 5 * seed, pack_members=10) for seed in range(10)]
-    assert [seconds for _, seconds in paper.run_seconds(spread)] == [100.0] * 10
+    assert [seconds for _, seconds in run_times.run_seconds(spread)] == [100.0] * 10
+
+
+def test_runs_one_after_another_share_nothing_and_parallel_workers_share_the_machine():
+    """Short runs one after another (OC-SVM on MNIST: 100 runs of 2 s) each cost their own time, however close
+    their ends; two parallel workers each had half the machine while both ran."""
+    def row(seed, total, finished_s):
+        minutes, seconds = divmod(finished_s, 60)
+        return {"status": "ok", "model": "ocsvm", "dataset": "mnist", "timings": {"total_s": total}, "seed": seed,
+                "finished_at": f"2026-12-01T10:{minutes:02d}:{seconds:02d}+00:00"}
+
+    in_turn = [row(seed, 2.0, 2 * seed + 2) for seed in range(100)]
+    assert [seconds for _, seconds in run_times.run_seconds(in_turn)] == [2.0] * 100
+    # two workers, runs of 100 s each, the second worker half a run behind the first
+    workers = [row(seed, 100.0, 100 * (seed // 2 + 1) + 50 * (seed % 2)) for seed in range(10)]
+    shares = [seconds for _, seconds in run_times.run_seconds(workers)]
+    assert shares[1:-1] == [50.0] * 8  # the first and last ran alone half their time: 1.5 runs under way
+    assert shares[0] == shares[-1] == pytest.approx(100 / 1.5)
+
+
+def test_a_fresh_folder_is_timed_by_the_shipped_runs_scaled_to_the_planned_epochs(monkeypatch):
+    """No finished run of ours: the project's runs of the model on the dataset time it (`run_times.csv`), a deep
+    model's from the epoch count nearest the planned one, scaled to it; a classic detector's at any count."""
+    shipped = {("memgan", "mnist"): [(7, 3500.0), (14, 7000.0)], ("ocsvm", "mnist"): [(None, 5.0)]}
+    monkeypatch.setattr(run_times, "reference_samples", lambda: shipped)
+
+    def planned(model, epochs):
+        return {"model": {"name": model}, "dataset": {"name": "mnist"}, "trainer": {"epochs": epochs}}
+
+    source = f"from {run_times.REFERENCE_MACHINE}"
+    assert run_times.time_estimate([planned("memgan", 7)] * 10, []) == f"about 9.7 h for 10 run(s), {source}"
+    assert run_times.time_estimate([planned("memgan", 2)] * 10, []) == f"about 2.8 h for 10 run(s), {source}"  # 7
+    assert run_times.time_estimate([planned("memgan", 28)], []) == f"about 3.9 h for 1 run(s), {source}"  # 14
+    assert run_times.time_estimate([planned("ocsvm", 2)] * 6, []) == f"about 30 s for 6 run(s), {source}"
+    # finished runs of ours come first: a smoke run of 2 epochs times the paper's 7 by scaling
+    ours = [{"status": "ok", "model": "memgan", "dataset": "mnist", "timings": {"total_s": 600.0},
+             "config": {"trainer": {"epochs": 2}}}]
+    assert run_times.time_estimate([planned("memgan", 7)], ours) == "about 35 min for 1 run(s), from finished " \
+                                                                       "runs' timings"
+    assert "unknown for 1 fgan run(s)" in run_times.time_estimate([planned("fgan", 100)], [])
+
+
+def test_the_shipped_run_times_are_the_ones_the_committed_rows_make(committed_rows):
+    """`run_times.csv` is generated, never edited: `python scripts/run_times.py campaign/results` remakes it."""
+    assert run_times.reference_csv(committed_rows) == run_times.RUN_TIMES.read_text(), \
+        "ganad_bench/results/run_times.csv is not what the committed rows make: rerun " \
+        "`python scripts/run_times.py campaign/results`"
 
 
 def test_time_estimate_takes_a_columns_measured_cost_before_another_datasets_runs():
@@ -201,11 +248,11 @@ def test_time_estimate_takes_a_columns_measured_cost_before_another_datasets_run
     kdd99 = [{"status": "ok", "model": "anogan", "dataset": "kdd99", "timings": {"total_s": 600}}]
     mnist = [{"model": {"name": "anogan"}, "dataset": {"name": "mnist"}}] * 10
     cost = next(c for c in reproduction.run_costs() if "ADGAN" in c.column)
-    text = paper.time_estimate(mnist, kdd99, "memgan:1")
+    text = run_times.time_estimate(mnist, kdd99, "memgan:1")
     assert text == f"about {cost.hours_per_run * 10:.1f} h for 10 run(s), measured on one CPU core (run_costs.yaml)"
-    assert "other datasets" in paper.time_estimate(mnist, kdd99, "alad:II")  # a table the entry does not name
+    assert "other datasets" in run_times.time_estimate(mnist, kdd99, "alad:II")  # a table the entry does not name
     ours = kdd99 + [{"status": "ok", "model": "anogan", "dataset": "mnist", "timings": {"total_s": 3600}}]
-    assert paper.time_estimate(mnist, ours, "memgan:1") == "about 10.0 h for 10 run(s), from finished runs' timings"
+    assert run_times.time_estimate(mnist, ours, "memgan:1") == "about 10.0 h for 10 run(s), from finished runs' timings"
 
 
 def test_paper_command_counts_finished_and_missing_runs(make_cfg, tmp_path, capsys, monkeypatch):

@@ -508,16 +508,15 @@ def test_copy_rows_into_the_folder_read_or_an_unwritable_one_is_one_line_and_exi
     assert not (results / "copy").exists()
 
 
-def test_the_committed_report_is_the_one_the_committed_rows_make(tmp_path, monkeypatch):
+def test_the_committed_report_is_the_one_the_committed_rows_make(tmp_path, monkeypatch, committed_rows):
     """REPRODUCTION.md is generated, never edited: made again from the committed rows (campaign/results,
     scripts/campaign.sh copies them there) it is the same file, byte for byte."""
     from ganad_bench.results.reproduction import write_report
-    from ganad_bench.results.store import iter_results
 
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(repo)
     command = "ganad-bench-table campaign/results --reproduction REPRODUCTION.md"
-    frame = rows_frame(iter_results([Path("campaign/results")]))
+    frame = rows_frame(committed_rows)
     write_report(frame, tmp_path / "REPRODUCTION.md", command, "campaign")
     assert (tmp_path / "REPRODUCTION.md").read_text() == (repo / "REPRODUCTION.md").read_text(), \
         f"REPRODUCTION.md is not what the committed rows make: rerun `{command}`"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 
 from ganad_bench.errors import ConfigError, GanadError
 from ganad_bench.results.published import CITATIONS, TABLE_PROTOCOLS, model_names, published_table
+from ganad_bench.results.run_times import time_estimate
 from ganad_bench.results.tables import AVERAGE, flatten_config, summarize
 
 ROMAN = {"I": "1", "II": "2", "III": "3", "IV": "4", "V": "5", "VI": "6", "VII": "7", "VIII": "8"}
@@ -220,87 +220,6 @@ def table_plan(reference: str, overrides: list[str]) -> list[tuple[str, list[tup
         seen.update(folder for folder, _ in fresh)
         plans.append((experiment, fresh, errors))
     return plans
-
-
-def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") -> str:
-    """A rough time for the missing runs, each timed by the first of: the mean time of the finished rows of its
-    model on its dataset; the hours a run of that column of `reference`'s table costs on one CPU core
-    (`run_costs.yaml`); the finished rows of its model on other datasets, said apart because a dataset can change
-    a run's time a hundredfold (AnoGAN: a KDD99 seed of a pack in minutes, an MNIST class in hours). Models with
-    none of these are counted as of unknown time."""
-    from ganad_bench.results.reproduction import run_costs
-
-    times: dict = {}
-    for row, seconds in run_seconds(rows):
-        times.setdefault((row["model"], row["dataset"]), []).append(seconds)
-        times.setdefault(row["model"], []).append(seconds)
-    sources = {"from finished runs' timings": [0, 0.0], "measured on one CPU core (run_costs.yaml)": [0, 0.0],
-               "from the model's runs on other datasets": [0, 0.0]}
-    untimed = Counter()
-    for config in missing:
-        model, dataset = config["model"]["name"], config["dataset"]["name"]
-        seen, source = times.get((model, dataset)), "from finished runs' timings"
-        cost = None if seen else next((c for c in run_costs() if c.covers(reference, model, dataset)), None)
-        if cost:
-            seen, source = [cost.hours_per_run * 3600], "measured on one CPU core (run_costs.yaml)"
-        if not seen:
-            seen, source = times.get(model), "from the model's runs on other datasets"
-        if not seen:
-            untimed[model] += 1
-            continue
-        sources[source][0] += 1
-        sources[source][1] += sum(seen) / len(seen)
-    parts = [f"about {_duration(seconds)} for {count} run(s), {source}"
-             for source, (count, seconds) in sources.items() if count]
-    if untimed:
-        parts.append(f"unknown for {', '.join(f'{n} {model}' for model, n in untimed.items())} run(s) "
-                     f"(no finished run of that model to time)")
-    return "; ".join(parts)
-
-
-# finished runs whose rows were written this close together trained together (a pack, or parallel workers)
-TOGETHER_S = 120
-
-
-def run_seconds(rows: list[dict]) -> list[tuple[dict, float]]:
-    """What each finished run's training and scoring cost, as its share of the machine: a row's time over the
-    number of runs that shared it (a pack's members each record the pack's whole time): the larger of its pack's
-    size (`pack_members`) and the number of runs of its model and dataset that finished with it (parallel
-    workers; packs of rows written before rows recorded their size), a resumed run's time scaled to all its
-    epochs; runs that only scored another's networks (`trained_by`, ALAD Table VII) or resumed at their last
-    epoch are left out."""
-    from bisect import bisect_left, bisect_right
-    from datetime import datetime
-
-    timed = []
-    for row in rows:
-        total = (row.get("timings") or {}).get("total_s")
-        epochs = ((row.get("config") or {}).get("trainer") or {}).get("epochs")
-        resumed_at = (row.get("resumed_from") or {}).get("epoch") or 0
-        if row.get("status") != "ok" or total is None or row.get("trained_by") or (epochs and resumed_at >= epochs):
-            continue
-        scale = epochs / (epochs - resumed_at) if epochs and resumed_at else 1.0
-        finished = datetime.fromisoformat(row["finished_at"]).timestamp() if row.get("finished_at") else None
-        timed.append((row, float(total) * scale, finished))
-    ends: dict = {}
-    for row, _, finished in timed:
-        if finished is not None:
-            ends.setdefault((row["model"], row["dataset"]), []).append(finished)
-    for times in ends.values():
-        times.sort()
-    shares = []
-    for row, seconds, finished in timed:
-        times = ends.get((row["model"], row["dataset"]), [])
-        together = bisect_right(times, finished + TOGETHER_S) - bisect_left(times, finished - TOGETHER_S) \
-            if finished is not None else 1  # the row itself is among `times`: at least 1
-        shares.append((row, seconds / max(together, int(row.get("pack_members") or 1))))
-    return shares
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def report_plan(reference: str, plans: list, rows: list[dict], console) -> list[str]:
