@@ -106,12 +106,14 @@ def seconds_per_run(samples: list[Sample], epochs) -> float:
 
 
 def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") -> str:
-    """A rough time for the missing runs (configs), each timed by the first of: the finished rows of its model
-    on its dataset; the hours a run of that column of `reference`'s table costs on one CPU core
-    (`run_costs.yaml`, the runs sized for a GPU); the project's own runs of its model on its dataset
-    (`run_times.csv`); the finished rows of its model on other datasets, said apart because a dataset can change
-    a run's time a hundredfold (AnoGAN: a KDD99 seed of a pack in minutes, an MNIST class in hours). Models with
-    none of these are counted as of unknown time."""
+    """A rough time for the missing runs (configs), each timed by the first of these that measured its epoch
+    count, else by the first that has it at all, scaled to its epochs: the finished rows of its model on its
+    dataset; the hours a run of that column of `reference`'s table costs on one CPU core (`run_costs.yaml`, the
+    runs sized for a GPU); the project's own runs of its model on its dataset (`run_times.csv`). A measurement at
+    the run's own budget beats an extrapolation from a smoke run of 2 epochs, whose time is mostly loading,
+    building and scoring. Else the finished rows of its model on other datasets, said apart because a dataset
+    can change a run's time a hundredfold (AnoGAN: a KDD99 seed of a pack in minutes, an MNIST class in hours).
+    Models with none of these are counted as of unknown time."""
     from ganad_bench.results.reproduction import run_costs
 
     ours = timing_samples(rows)
@@ -119,20 +121,25 @@ def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") ->
     for (model, _), samples in ours.items():
         by_model.setdefault(model, []).extend(samples)
     shipped = reference_samples()
+    other_datasets = "from the model's runs on other datasets"
     sources = {"from finished runs' timings": 0.0, "measured on one CPU core (run_costs.yaml)": 0.0,
-               f"from {REFERENCE_MACHINE}": 0.0, "from the model's runs on other datasets": 0.0}
+               f"from {REFERENCE_MACHINE}": 0.0, other_datasets: 0.0}
     counts, untimed = Counter(), Counter()
     for config in missing:
         model, dataset = config["model"]["name"], config["dataset"]["name"]
         epochs = (config.get("trainer") or {}).get("epochs")
         cost = next((c for c in run_costs() if c.covers(reference, model, dataset)), None)
-        timed = [(source, samples) for source, samples in zip(sources, (
+        timed = [(source, samples) for source, samples in zip(list(sources)[:3], (
             ours.get((model, dataset)), [(epochs, cost.hours_per_run * 3600)] if cost else None,
-            shipped.get((model, dataset)), by_model.get(model)), strict=True) if samples]
+            shipped.get((model, dataset))), strict=True) if samples]
+        at_budget = [(source, samples) for source, samples in timed
+                     if any(count is None or count == epochs for count, _ in samples)]
+        if not timed and by_model.get(model):
+            timed = [(other_datasets, by_model[model])]
         if not timed:
             untimed[model] += 1
             continue
-        source, samples = timed[0]
+        source, samples = (at_budget or timed)[0]
         counts[source] += 1
         sources[source] += seconds_per_run(samples, epochs)
     parts = [f"about {duration(seconds)} for {counts[source]} run(s), {source}"
