@@ -31,6 +31,9 @@ BOOKKEEPING_TRAINER_KEYS = ("progress", "score_batch_size", "nan_check_every", "
 # a key is kept out of a run's identity (its folder hash) and its checkpoint fingerprint, so that earlier
 # runs keep their folders and resume, and rows from before it read as the default (`results.tables`)
 ADDED_TRAINER_DEFAULTS = {"generator_batch": "same", "tf32": False}
+# trainer keys that act only while early stopping does (`stops_early`): kept out of a run's identity, checkpoint
+# fingerprint and table variant otherwise, so that the runs that never stop early keep their folders and cells
+EARLY_STOPPING_ONLY_KEYS = ("early_stopping_restore_best",)
 # model parameters added after runs were made, likewise: model name -> {parameter: the default every earlier run
 # behaved as}; kept out of the folder hash and the checkpoint fingerprint at that default
 ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"},
@@ -41,6 +44,23 @@ def at_added_default(key: str, value, added: dict) -> bool:
     """Whether `key` is one of the `added` keys (key -> the default earlier runs had) set to that default:
     such a key stays out of a run's identity and checkpoint fingerprint, as earlier runs wrote them."""
     return key in added and value == added[key]
+
+
+def stops_early(trainer: dict, protocol: dict | None = None) -> bool:
+    """Whether early stopping can act in a run: a patience is set and (where the protocol is given) the protocol
+    holds normal validation rows out."""
+    if (trainer or {}).get("early_stopping_patience") is None:
+        return False
+    return protocol is None or float(protocol.get("val_fraction") or 0.0) > 0.0
+
+
+def without_inert_trainer_keys(config: dict) -> dict:
+    """`config` without the trainer keys that cannot act in its run (`EARLY_STOPPING_ONLY_KEYS` while early
+    stopping is off): what its identity and table variant are made of."""
+    trainer = config.get("trainer")
+    if not isinstance(trainer, dict) or stops_early(trainer, config.get("protocol") or {}):
+        return config
+    return {**config, "trainer": {k: v for k, v in trainer.items() if k not in EARLY_STOPPING_ONLY_KEYS}}
 
 
 def annotation_kinds(annotation) -> list[str]:

@@ -149,6 +149,49 @@ def test_early_stopping_on_a_flat_validation_loss():
     assert "val_loss" in engine.history[-1]
 
 
+class Dipping(Toy):
+    """A validation loss that is lowest after epoch 2 of 4 (patience 2 stops training at epoch 4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses = iter([3.0, 1.0, 2.0, 2.0])
+
+    def val_loss(self, x):
+        return torch.tensor(next(self.losses))
+
+
+@pytest.mark.parametrize("restore_best", [False, True])
+def test_an_early_stop_scores_with_the_weights_it_stopped_with_unless_asked_for_the_best(restore_best):
+    """The reference code (ALAD's run.py) tests the weights training stopped with; `early_stopping_restore_best`
+    restores the best epoch's instead."""
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    weights = {}
+    config = TrainerConfig.from_dict({"device": "cpu", "epochs": 50, "batch_size": 16, "lr": 0.1,
+                                      "early_stopping_patience": 2, "early_stopping_restore_best": restore_best,
+                                      "progress": False})
+    keep = lambda engine, epoch: weights.update({epoch: engine.scoring_module.g.weight.detach().clone()})  # noqa: E731
+    engine = Engine(Dipping(), config, callbacks=[keep]).fit(x, x[:8])
+    assert engine.stopped_early and engine.epoch == 4 and not torch.equal(weights[2], weights[4])
+    torch.testing.assert_close(engine.scoring_module.g.weight, weights[2 if restore_best else 4])
+
+
+def test_the_early_stopping_only_keys_stay_out_of_a_runs_identity_while_early_stopping_cannot_act():
+    """Runs that never stop early (no patience, or no validation rows) keep the folder they had before
+    `early_stopping_restore_best` existed; where early stopping acts, the choice is part of the run."""
+    from ganad_bench.results.store import config_hash
+
+    def config(patience, val_fraction, restore=None):
+        trainer = {"epochs": 5, "early_stopping_patience": patience}
+        if restore is not None:
+            trainer["early_stopping_restore_best"] = restore
+        return {"model": {"name": "alad"}, "dataset": {"name": "thyroid"}, "seed": 0, "trainer": trainer,
+                "protocol": {"name": "tabular", "val_fraction": val_fraction}}
+
+    for patience, val_fraction in ((None, 0.25), (10, 0.0)):
+        assert len({config_hash(config(patience, val_fraction, restore)) for restore in (None, False, True)}) == 1
+    assert len({config_hash(config(10, 0.25, restore)) for restore in (False, True)}) == 2
+
+
 def test_no_validation_rows_means_the_full_budget():
     x = np.ones((64, 2), np.float32)
     config = TrainerConfig.from_dict({"device": "cpu", "epochs": 5, "batch_size": 16,

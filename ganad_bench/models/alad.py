@@ -25,7 +25,9 @@ Training (appendix): Adam beta1 = 0.5; images lr 2e-4, batch 32, latent 100, at 
 patience 10 on a normal validation set; KDD99 lr 1e-5, batch 50, latent 32, 100 epochs; Arrhythmia
 lr 1e-5, batch 32, latent 64, 1000 epochs (conf/dataset_model/*_alad.yaml); inference with an
 exponential moving average of the weights, decay 0.999. The validation loss for early stopping is
-the mean Features score of the normal validation rows, whichever score is reported (the authors' code).
+the mean Features score of the normal validation rows, whichever score is reported, and the test scores come
+from the weights training stopped with, not the best epoch's, which run.py saves to disk but never reloads
+(the authors' code; `trainer.early_stopping_restore_best`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganad_bench.atomic import write_atomic
-from ganad_bench.config import ADDED_MODEL_PARAMS, ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS, at_added_default
+from ganad_bench.config import (
+    ADDED_MODEL_PARAMS,
+    ADDED_TRAINER_DEFAULTS,
+    BOOKKEEPING_TRAINER_KEYS,
+    at_added_default,
+    without_inert_trainer_keys,
+)
 from ganad_bench.data.protocols import ADDED_TABULAR_DEFAULTS, PROTOCOL_KEYS
 
 if TYPE_CHECKING:
@@ -43,6 +49,7 @@ HASHED_WHEN_SET = ADDED_TABULAR_DEFAULTS
 
 def identity(config: dict, trains_networks: bool = True) -> dict:
     """The part of a checked config that can change the run's result (module docstring)."""
+    config = without_inert_trainer_keys(config)
     out = {key: value for key, value in config.items() if key not in NON_IDENTITY_KEYS}
     protocol = config.get("protocol") or {}
     used = PROTOCOL_KEYS.get(protocol.get("name"), tuple(protocol))

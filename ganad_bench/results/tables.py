@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganad_bench.config import BOOKKEEPING_TRAINER_KEYS
+from ganad_bench.config import BOOKKEEPING_TRAINER_KEYS, without_inert_trainer_keys
 from ganad_bench.results.published import lookup
 
 IDENTITY_COLUMNS = ["protocol", "dataset", "anomaly_dataset", "normal_class", "model", "variant"]
@@ -77,8 +77,8 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
         record.update(curve_columns(row.get("learning_curve")))
         records.append(record)
         ignored = NOT_A_VARIANT if counts_its_trainer(row) else (*NOT_A_VARIANT, "trainer.")
-        settings.append(with_added_defaults({k: v for k, v in flatten_config(row.get("config", {})).items()
-                                             if not k.startswith(ignored)}))
+        flat = flatten_config(without_inert_trainer_keys(row.get("config") or {}))
+        settings.append(with_added_defaults({k: v for k, v in flat.items() if not k.startswith(ignored)}))
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         return frame

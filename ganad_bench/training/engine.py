@@ -38,7 +38,8 @@ What the engine does, in the order of DESIGN.md's speed rules:
   checkpoint ends with exactly the weights of an uninterrupted one (CPU, same seed);
 * a fixed epoch budget by default; with `early_stopping_patience` and normal-only validation rows,
   training stops after that many epochs without a lower validation loss (`module.val_loss`, on the
-  EMA network) and the best EMA weights are restored (ALAD Table IX: patience 10);
+  EMA network) (ALAD Table IX: patience 10) and scores with the weights it stopped with, as the reference
+  code does, or with the best epoch's EMA weights (`early_stopping_restore_best`);
 * a learning curve (`curve_every`, with a `curve` function the detector sets): every that many epochs and
   after the last, the epoch's record gets the normal-only validation loss and what `curve(engine)` returns
   (the detector's test metrics), before the checkpoint is written. It is reported, never read by training:
@@ -109,6 +110,7 @@ class TrainerConfig:
     ema_warmup: bool
     early_stopping_patience: int | None
     early_stopping_min_delta: float
+    early_stopping_restore_best: bool
     compile: bool
     bf16: bool
     tf32: bool
@@ -573,8 +575,8 @@ class Engine:
         self.reset_step_stats()
 
     def finish(self, data: EpochData) -> None:
-        """After the last epoch: the best EMA weights when early stopping kept them, eval mode."""
-        if data.early_stopping and self.best_state is not None:
+        """After the last epoch: the best EMA weights when early stopping kept them to restore, eval mode."""
+        if data.early_stopping and self.config.early_stopping_restore_best and self.best_state is not None:
             self.scoring_module.load_state_dict(self.best_state)
         self.calibrate(data)
         self.scoring_module.eval()
@@ -700,10 +702,13 @@ class Engine:
         return loss
 
     def _early_stopping_update(self, val_loss: float) -> None:
-        """Keep the best EMA weights; stop after `early_stopping_patience` epochs without improvement."""
+        """Stop after `early_stopping_patience` epochs without improvement; keep the best EMA weights where they
+        are to be restored."""
         if val_loss < self.best_val - float(self.config.early_stopping_min_delta):
             self.best_val, self.bad_epochs = val_loss, 0
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.scoring_module.state_dict().items()}
+            if self.config.early_stopping_restore_best:
+                self.best_state = {k: v.detach().cpu().clone()
+                                   for k, v in self.scoring_module.state_dict().items()}
         else:
             self.bad_epochs += 1
             if self.bad_epochs >= int(self.config.early_stopping_patience):

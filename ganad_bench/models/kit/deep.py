@@ -39,7 +39,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ganad_bench.config import ADDED_MODEL_PARAMS, ADDED_TRAINER_DEFAULTS, BOOKKEEPING_TRAINER_KEYS, at_added_default
+from ganad_bench.config import (
+    ADDED_MODEL_PARAMS,
+    ADDED_TRAINER_DEFAULTS,
+    BOOKKEEPING_TRAINER_KEYS,
+    EARLY_STOPPING_ONLY_KEYS,
+    at_added_default,
+    stops_early,
+)
 from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.contract import Detector, NotFittedError
 from ganad_bench.models.kit.input_map import InputMap, check_contrast_norm
@@ -54,8 +61,11 @@ CHECKPOINT_FORMAT = 2
 
 def fingerprinted_trainer(trainer: TrainerConfig) -> dict:
     """The trainer settings a checkpoint must share to be resumed: all but the bookkeeping keys and the device,
-    and but keys added since at the default earlier runs had (their checkpoints resume)."""
-    return {k: v for k, v in dataclasses.asdict(trainer).items() if k not in FINGERPRINT_IGNORES
+    keys added since at the default earlier runs had, and the early-stopping keys without a patience (their
+    checkpoints resume)."""
+    settings = dataclasses.asdict(trainer)
+    inert = () if stops_early(settings) else EARLY_STOPPING_ONLY_KEYS
+    return {k: v for k, v in settings.items() if k not in FINGERPRINT_IGNORES and k not in inert
             and not at_added_default(k, v, ADDED_TRAINER_DEFAULTS)}
 STREAM_STATE = ".state"  # the buffer of a `training.noise.RandomStream`
 
