@@ -56,9 +56,10 @@ def stops_early(trainer: dict, protocol: dict | None = None) -> bool:
 
 def without_inert_trainer_keys(config: dict) -> dict:
     """`config` without the trainer keys that cannot act in its run (`EARLY_STOPPING_ONLY_KEYS` while early
-    stopping is off): what its identity and table variant are made of."""
+    stopping is off; without a protocol, as in a checkpoint's fingerprint, the patience alone decides): what its
+    identity, table variant and checkpoint fingerprint are made of."""
     trainer = config.get("trainer")
-    if not isinstance(trainer, dict) or stops_early(trainer, config.get("protocol") or {}):
+    if not isinstance(trainer, dict) or stops_early(trainer, config.get("protocol")):
         return config
     return {**config, "trainer": {k: v for k, v in trainer.items() if k not in EARLY_STOPPING_ONLY_KEYS}}
 

@@ -43,9 +43,8 @@ from ganad_bench.config import (
     ADDED_MODEL_PARAMS,
     ADDED_TRAINER_DEFAULTS,
     BOOKKEEPING_TRAINER_KEYS,
-    EARLY_STOPPING_ONLY_KEYS,
     at_added_default,
-    stops_early,
+    without_inert_trainer_keys,
 )
 from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.contract import Detector, NotFittedError
@@ -63,9 +62,8 @@ def fingerprinted_trainer(trainer: TrainerConfig) -> dict:
     """The trainer settings a checkpoint must share to be resumed: all but the bookkeeping keys and the device,
     keys added since at the default earlier runs had, and the early-stopping keys without a patience (their
     checkpoints resume)."""
-    settings = dataclasses.asdict(trainer)
-    inert = () if stops_early(settings) else EARLY_STOPPING_ONLY_KEYS
-    return {k: v for k, v in settings.items() if k not in FINGERPRINT_IGNORES and k not in inert
+    settings = without_inert_trainer_keys({"trainer": dataclasses.asdict(trainer)})["trainer"]
+    return {k: v for k, v in settings.items() if k not in FINGERPRINT_IGNORES
             and not at_added_default(k, v, ADDED_TRAINER_DEFAULTS)}
 STREAM_STATE = ".state"  # the buffer of a `training.noise.RandomStream`
 
