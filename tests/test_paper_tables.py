@@ -176,6 +176,29 @@ def test_time_estimate_uses_finished_runs_of_the_same_model(monkeypatch):
     assert run_times.time_estimate(missing[2:], rows).startswith("unknown")
 
 
+def test_a_model_new_to_a_dataset_is_timed_by_its_runs_elsewhere_scaled_by_a_peer_of_like_cost(monkeypatch):
+    """RCGAN never ran on KDD99: its Thyroid runs (0.4 s an epoch) are scaled by ALAD's growth from Thyroid to
+    KDD99 (0.2 s -> 50 s an epoch), the peer of nearest cost on Thyroid, not by DAGMM's (one step an epoch); a
+    classic detector is scaled by classic peers only."""
+    shipped = {("rcgan", "thyroid"): [(1000, 400.0)], ("alad", "thyroid"): [(100, 20.0)],
+               ("alad", "kdd99"): [(100, 5000.0)], ("dagmm", "thyroid"): [(20000, 60.0)],
+               ("dagmm", "kdd99"): [(200, 400.0)], ("ocsvm", "thyroid"): [(None, 0.1)],
+               ("ocsvm", "kdd99"): [(None, 100.0)], ("kde", "thyroid"): [(None, 4.0)]}
+    monkeypatch.setattr(run_times, "reference_samples", lambda: shipped)
+
+    def planned(model, epochs=None):
+        return {"model": {"name": model}, "dataset": {"name": "kdd99"}, "trainer": {"epochs": epochs}}
+
+    source = "from the model's runs on another dataset, scaled by a model of like cost timed on both"
+    # 400 s at 1,000 epochs -> 40 s at 100, times ALAD's 250: 10,000 s a run
+    assert run_times.time_estimate([planned("rcgan", 100)] * 10, []) == f"about 27.8 h for 10 run(s), {source}"
+    assert run_times.time_estimate([planned("kde")], []) == f"about 67 min for 1 run(s), {source}"  # 4 s x 1,000
+    shipped.pop(("alad", "kdd99"))  # DAGMM is the only peer left: 2 s an epoch on KDD99 against 0.003 s
+    assert run_times.time_estimate([planned("rcgan", 100)], []) == f"about 7.4 h for 1 run(s), {source}"
+    shipped.pop(("dagmm", "kdd99"))  # no peer: unknown (a folder's own runs elsewhere would time it unscaled)
+    assert run_times.time_estimate([planned("rcgan", 100)], []).startswith("unknown for 1 rcgan run(s)")
+
+
 def test_time_estimate_counts_a_packs_time_once_and_a_resumed_runs_whole_training():
     """A pack's 10 members each record the pack's whole time (1,000 s): 100 s a run, not 1,000; a run resumed at
     epoch 90 of 100 recorded 10 epochs' time; a run that only scored another's networks trained nothing."""
@@ -255,7 +278,8 @@ def test_time_estimate_takes_a_columns_measured_cost_before_another_datasets_run
     cost = next(c for c in reproduction.run_costs() if "ADGAN" in c.column)
     text = run_times.time_estimate(mnist, kdd99, "memgan:1")
     assert text == f"about {cost.hours_per_run * 10:.1f} h for 10 run(s), measured on one CPU core (run_costs.yaml)"
-    assert "other datasets" in run_times.time_estimate(mnist, kdd99, "alad:II")  # a table the entry does not name
+    # a table the entry does not name: the KDD99 row, scaled to MNIST by a peer
+    assert "runs on another dataset" in run_times.time_estimate(mnist, kdd99, "alad:II")
     ours = kdd99 + [{"status": "ok", "model": "anogan", "dataset": "mnist", "timings": {"total_s": 3600}}]
     assert run_times.time_estimate(mnist, ours, "memgan:1") == "about 10.0 h for 10 run(s), from finished runs' timings"
 
