@@ -26,7 +26,7 @@ BATCH = 8
 def tiny_module() -> MEMGANModule:
     torch.manual_seed(0)
     return MEMGANModule((1, 16, 16), 8, n_memory=5, arch="conv", width=8, spectral_norm=True, image_dropout=0.0,
-                        projection_loss=True, batchnorm_stats="scoring_path").eval()
+                        projection_loss=True, batchnorm_stats="scoring_path", encoder_loss="min_max").eval()
 
 
 def first_batchnorm(module):

@@ -159,6 +159,35 @@ def test_memgan_updates_d_then_e_then_g_then_m_each_with_its_own_parameters():
     assert engine.loss_names == ["d_loss", "e_loss", "g_loss", "m_loss"]
 
 
+@pytest.mark.parametrize("encoder_loss", ["min_max", "non_saturating"])
+def test_memgan_encoder_adversarial_term_is_the_printed_min_max_or_the_non_saturating_form(encoder_loss):
+    """E's loss is Algorithm 1's log D(x, E(x)) (as printed) or -log(1 - D(x, E(x))) plus the memory terms, on
+    the same networks, batch and coefficients (E's update reads the step's coefficients without moving on)."""
+    torch.manual_seed(0)
+    nets = create_detector("memgan", memory_dim=4, n_memory=5, spectral_norm=False,
+                           encoder_loss=encoder_loss).build((6,)).eval()  # eval: no dropout between the two
+    x = torch.randn(8, 6)
+    loss, _ = nets.e_loss(x)
+    terms = nets.memory_losses(x, nets.sample_alpha(len(x), x))
+    logit = nets.d_xz(x, terms["z_enc"])[0]
+    d = torch.sigmoid(logit)
+    adversarial = torch.log(d).mean() if encoder_loss == "min_max" else -torch.log(1 - d).mean()
+    torch.testing.assert_close(loss, adversarial + terms["cyc"] + terms["mi"] + terms["proj"])
+
+
+def test_memgan_encoder_loss_stays_out_of_earlier_runs_identity_and_rejects_unknown_forms():
+    from ganad_bench.results.store import config_hash
+
+    before = {"model": {"name": "memgan", "params": {"n_memory": 50}}, "trainer": {"epochs": 7}, "seed": 0}
+
+    def with_loss(form):
+        return {**before, "model": {"name": "memgan", "params": {"n_memory": 50, "encoder_loss": form}}}
+
+    assert config_hash(before) == config_hash(with_loss("min_max")) != config_hash(with_loss("non_saturating"))
+    with pytest.raises(ConfigError, match="encoder_loss must be one of min_max, non_saturating"):
+        create_detector("memgan", encoder_loss="saturating")
+
+
 def test_memgan_score_is_the_reconstruction_error_through_the_memory():
     torch.manual_seed(0)
     nets = memgan_module(n_memory=7).eval()

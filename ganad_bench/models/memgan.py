@@ -12,7 +12,7 @@ the networks (Sec. 4):
 One training step is Algorithm 1, in its order, each update with its own Adam optimizer (engine phases):
 
 1. D_xz:   -log D(x, E(x)) - log(1 - D(G(z), z))
-2. E:       log D(x, E(x)) + l_cyc + l_proj + l_mi      (the min-max form, as printed)
+2. E:       log D(x, E(x)) + l_cyc + l_proj + l_mi      (the min-max form, as printed; `encoder_loss`)
 3. G:      -log D(G(z), z) + l_cyc + l_mi                 (non-saturating, Sec. 4.4)
 4. M:       l_cyc + l_proj + l_mi
 
@@ -60,6 +60,10 @@ from ganad_bench.training.noise import RandomStream
 
 # where E's and G's BatchNorm running statistics come from (module docstring)
 BATCHNORM_STATS = ("scoring_path", "training")
+# E's adversarial term: Algorithm 1's `log D(x, E(x))`, minimised as printed (min_max), or the non-saturating
+# -log(1 - D(x, E(x))) that ALAD's and BiGAN's code give their encoders (and Sec. 4.4 gives MEMGAN's G): the
+# printed form's gradient vanishes where D is sure the pair is real, as it is early in training
+ENCODER_LOSSES = ("min_max", "non_saturating")
 
 
 class MEMGANModule(DetectorModule):
@@ -69,10 +73,11 @@ class MEMGANModule(DetectorModule):
     generator_names = ("encoder", "generator", "memory")
 
     def __init__(self, shape, memory_dim: int, *, n_memory: int, arch: str, width: int, spectral_norm: bool,
-                 image_dropout: float, projection_loss: bool, batchnorm_stats: str):
+                 image_dropout: float, projection_loss: bool, batchnorm_stats: str, encoder_loss: str):
         super().__init__()
         self.n_memory, self.memory_dim = int(n_memory), int(memory_dim)
         self.projection_loss = projection_loss
+        self.encoder_loss = encoder_loss
         self.batchnorm_stats = batchnorm_stats
         self.encoder = blocks.make_encoder(shape, memory_dim, arch, width, sn=spectral_norm)
         self.generator = blocks.make_generator(shape, memory_dim, arch, width)
@@ -124,7 +129,11 @@ class MEMGANModule(DetectorModule):
 
     def e_loss(self, x):
         terms = self.memory_losses(x, self.sample_alpha(len(x), x))
-        adversarial = F.logsigmoid(self.d_xz(x, terms["z_enc"])[0]).mean()  # log D(x, E(x))
+        logit = self.d_xz(x, terms["z_enc"])[0]
+        if self.encoder_loss == "min_max":
+            adversarial = F.logsigmoid(logit).mean()  # log D(x, E(x))
+        else:
+            adversarial = bce(logit, 0.0)  # -log(1 - D(x, E(x)))
         loss = adversarial + terms["cyc"] + terms["mi"]
         if self.projection_loss:
             loss = loss + terms["proj"]
@@ -168,16 +177,18 @@ class MEMGANModule(DetectorModule):
 class MEMGAN(DeepDetector):
     """MEMGAN (module docstring). Parameters: `n_memory` (n), `memory_dim` (d; None: the architecture's
     latent size), `arch`, `width`, `spectral_norm`, `image_dropout` as ALAD; `projection_loss` (l_proj on /
-    off: Sec. 7's ablation); `batchnorm_stats` (`scoring_path` or `training`: module docstring)."""
+    off: Sec. 7's ablation); `batchnorm_stats` (`scoring_path` or `training`: module docstring);
+    `encoder_loss` (`min_max`, Algorithm 1 as printed, or `non_saturating`: `ENCODER_LOSSES`)."""
 
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  n_memory: int = 50, memory_dim: int | None = None, arch: str = "auto", width: int = 128,
                  spectral_norm: bool = True, image_dropout: float = 0.2, projection_loss: bool = True,
-                 batchnorm_stats: str = "scoring_path"):
+                 batchnorm_stats: str = "scoring_path", encoder_loss: str = "min_max"):
         super().__init__(seed, trainer, checkpoint_dir, callbacks)
         require(int(n_memory) >= 2, "n_memory", ">= 2", n_memory)
         require(batchnorm_stats in BATCHNORM_STATS, "batchnorm_stats", f"one of {', '.join(BATCHNORM_STATS)}",
                 batchnorm_stats)
+        require(encoder_loss in ENCODER_LOSSES, "encoder_loss", f"one of {', '.join(ENCODER_LOSSES)}", encoder_loss)
 
     def build(self, input_shape):
         dim = int(self.params["memory_dim"] or blocks.default_latent_dim(input_shape, self.params["arch"]))
