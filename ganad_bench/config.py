@@ -37,7 +37,8 @@ EARLY_STOPPING_ONLY_KEYS = ("early_stopping_restore_best",)
 # model parameters added after runs were made, likewise: model name -> {parameter: the default every earlier run
 # behaved as}; kept out of the folder hash and the checkpoint fingerprint at that default
 ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"},
-                      "memgan": {"batchnorm_stats": "training", "encoder_loss": "min_max"}}
+                      "memgan": {"batchnorm_stats": "training", "encoder_loss": "min_max",
+                                 "memory_init": "normal"}}
 
 
 def at_added_default(key: str, value, added: dict) -> bool:

@@ -188,6 +188,26 @@ def test_memgan_encoder_loss_stays_out_of_earlier_runs_identity_and_rejects_unkn
         create_detector("memgan", encoder_loss="saturating")
 
 
+def test_memgan_memory_starts_standard_normal_as_before_or_at_tensorflows_glorot_scale():
+    """`normal` is the default and keeps earlier runs' folders (it draws what their `torch.randn` drew: `normal_`
+    on the same generator); Glorot uniform is bounded by sqrt(6 / (n + d)) and has that scale's spread."""
+    from ganad_bench.results.store import config_hash
+
+    def memory(**params):
+        torch.manual_seed(0)
+        return create_detector("memgan", n_memory=50, memory_dim=64, **params).build((6,)).memory.detach()
+
+    assert torch.equal(memory(), memory(memory_init="normal")) and memory().std() == pytest.approx(1.0, abs=0.05)
+    glorot = memory(memory_init="glorot_uniform")
+    bound = (6 / (50 + 64)) ** 0.5
+    assert glorot.abs().max() <= bound and glorot.std() == pytest.approx(bound / 3**0.5, rel=0.05)
+    before = {"model": {"name": "memgan", "params": {"n_memory": 50}}, "seed": 0}
+    assert config_hash(before) == config_hash({**before, "model": {"name": "memgan", "params": {
+        "n_memory": 50, "memory_init": "normal"}}})
+    with pytest.raises(ConfigError, match="memory_init must be one of normal, glorot_uniform"):
+        create_detector("memgan", memory_init="zeros")
+
+
 def test_memgan_score_is_the_reconstruction_error_through_the_memory():
     torch.manual_seed(0)
     nets = memgan_module(n_memory=7).eval()

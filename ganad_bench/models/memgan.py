@@ -64,6 +64,11 @@ BATCHNORM_STATS = ("scoring_path", "training")
 # -log(1 - D(x, E(x))) that ALAD's and BiGAN's code give their encoders (and Sec. 4.4 gives MEMGAN's G): the
 # printed form's gradient vanishes where D is sure the pair is real, as it is early in training
 ENCODER_LOSSES = ("min_max", "non_saturating")
+# how M starts (the paper does not say): N(0, 1), or TensorFlow's default for a variable made without an
+# initializer (`tf.get_variable`: Glorot uniform, std sqrt(2 / (n + d)), 0.13 for MNIST's 50 x 64). Adam moves
+# an entry by about the learning rate a step at most, so over MNIST's 7 epochs (about 1,150 steps at lr 1e-4) an
+# N(0, 1) memory stays within about 1% of where it started; a Glorot one can move by its own scale
+MEMORY_INITS = ("normal", "glorot_uniform")
 
 
 class MEMGANModule(DetectorModule):
@@ -73,7 +78,8 @@ class MEMGANModule(DetectorModule):
     generator_names = ("encoder", "generator", "memory")
 
     def __init__(self, shape, memory_dim: int, *, n_memory: int, arch: str, width: int, spectral_norm: bool,
-                 image_dropout: float, projection_loss: bool, batchnorm_stats: str, encoder_loss: str):
+                 image_dropout: float, projection_loss: bool, batchnorm_stats: str, encoder_loss: str,
+                 memory_init: str):
         super().__init__()
         self.n_memory, self.memory_dim = int(n_memory), int(memory_dim)
         self.projection_loss = projection_loss
@@ -83,7 +89,9 @@ class MEMGANModule(DetectorModule):
         self.generator = blocks.make_generator(shape, memory_dim, arch, width)
         self.d_xz = blocks.make_xz_discriminator(shape, memory_dim, arch, width, sn=spectral_norm,
                                                  image_dropout=image_dropout)
-        self.memory = nn.Parameter(torch.randn(self.n_memory, self.memory_dim))
+        memory = torch.empty(self.n_memory, self.memory_dim)
+        init = nn.init.normal_ if memory_init == "normal" else nn.init.xavier_uniform_
+        self.memory = nn.Parameter(init(memory))
         # the convex coefficients of a step: drawn once and shared by its four updates (D, E, G, M): every update
         # but the last (M) reads the stream's next block without moving on, M moves on (so no state is kept on
         # the module between the updates, and a pack can stack it: `training.pack`)
@@ -178,17 +186,19 @@ class MEMGAN(DeepDetector):
     """MEMGAN (module docstring). Parameters: `n_memory` (n), `memory_dim` (d; None: the architecture's
     latent size), `arch`, `width`, `spectral_norm`, `image_dropout` as ALAD; `projection_loss` (l_proj on /
     off: Sec. 7's ablation); `batchnorm_stats` (`scoring_path` or `training`: module docstring);
-    `encoder_loss` (`min_max`, Algorithm 1 as printed, or `non_saturating`: `ENCODER_LOSSES`)."""
+    `encoder_loss` (`min_max`, Algorithm 1 as printed, or `non_saturating`: `ENCODER_LOSSES`); `memory_init`
+    (`normal` or `glorot_uniform`: `MEMORY_INITS`)."""
 
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  n_memory: int = 50, memory_dim: int | None = None, arch: str = "auto", width: int = 128,
                  spectral_norm: bool = True, image_dropout: float = 0.2, projection_loss: bool = True,
-                 batchnorm_stats: str = "scoring_path", encoder_loss: str = "min_max"):
+                 batchnorm_stats: str = "scoring_path", encoder_loss: str = "min_max", memory_init: str = "normal"):
         super().__init__(seed, trainer, checkpoint_dir, callbacks)
         require(int(n_memory) >= 2, "n_memory", ">= 2", n_memory)
         require(batchnorm_stats in BATCHNORM_STATS, "batchnorm_stats", f"one of {', '.join(BATCHNORM_STATS)}",
                 batchnorm_stats)
         require(encoder_loss in ENCODER_LOSSES, "encoder_loss", f"one of {', '.join(ENCODER_LOSSES)}", encoder_loss)
+        require(memory_init in MEMORY_INITS, "memory_init", f"one of {', '.join(MEMORY_INITS)}", memory_init)
 
     def build(self, input_shape):
         dim = int(self.params["memory_dim"] or blocks.default_latent_dim(input_shape, self.params["arch"]))
