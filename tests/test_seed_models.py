@@ -242,3 +242,26 @@ def test_memgan_rejects_impossible_memory_sizes():
         create_detector("memgan", trainer=trainer(), n_memory=1)
     with pytest.raises(ConfigError, match="memory_dim"):
         create_detector("memgan", trainer=trainer(), memory_dim=0)
+
+
+def test_the_memory_check_rebuilds_the_memory_a_run_started_from():
+    """scripts/memgan_memory_check.py: at a learning rate too small to move anything the memory reads as
+    unmoved (its start is rebuilt exactly as training drew it); at a large one it has moved; the addressing
+    of the training rows is a proper distribution over the units."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("memgan_memory_check", REPO / "scripts" / "memgan_memory_check.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    x = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+
+    def change(lr):
+        det = create_detector("memgan", seed=3, trainer=trainer(lr=lr, epochs=2), n_memory=5, memory_dim=4)
+        return script.memory_change(det.fit(x), det.preprocess(x))
+
+    still, moved = change(1e-12), change(1e-2)
+    assert still["relative_change"] < 1e-6 < 1e-3 < moved["relative_change"]
+    assert 0 < moved["address_entropy"] <= moved["uniform_entropy"] == pytest.approx(np.log(5))
+    assert 1 <= moved["units_used"] <= moved["units"] == 5
