@@ -1,5 +1,5 @@
 """BatchNorm statistics re-estimated on a scoring path (`kit.blocks.reestimate_batchnorm`, the engine's
-`calibrate` hook, MEMGAN's `batchnorm_stats`) and scripts/memgan_batchnorm_check.py, which compares them on a
+`calibrate` hook, MEMGAN's `batchnorm_stats`) and scripts/memgan_check.py batchnorm, which compares them on a
 saved run: the plain mean of what each layer saw over the pass, deterministic, nothing else touched, applied
 before every validation and curve point and after training, never changing how training goes."""
 
@@ -26,7 +26,8 @@ BATCH = 8
 def tiny_module() -> MEMGANModule:
     torch.manual_seed(0)
     return MEMGANModule((1, 16, 16), 8, n_memory=5, arch="conv", width=8, spectral_norm=True, image_dropout=0.0,
-                        projection_loss=True, batchnorm_stats="scoring_path", encoder_loss="min_max").eval()
+                        projection_loss=True, batchnorm_stats="scoring_path", encoder_loss="min_max",
+                        memory_init="normal").eval()
 
 
 def first_batchnorm(module):
@@ -118,8 +119,8 @@ def test_memgan_rejects_an_unknown_batchnorm_source():
 
 @pytest.fixture(scope="module")
 def check_script():
-    path = REPO / "scripts" / "memgan_batchnorm_check.py"
-    spec = importlib.util.spec_from_file_location("memgan_batchnorm_check", path)
+    path = REPO / "scripts" / "memgan_check.py"
+    spec = importlib.util.spec_from_file_location("memgan_check", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -139,11 +140,11 @@ def test_the_check_script_reestimates_on_a_copy_with_and_without_memory_batches(
 
 def test_the_check_script_names_what_is_wrong_with_a_folder(check_script, tmp_path):
     with pytest.raises(SystemExit, match="has no detector.pt: give the run's own folder"):
-        check_script.check(tmp_path)
+        check_script.batchnorm_check(tmp_path)
     (tmp_path / "detector.pt").write_bytes(b"")
     (tmp_path / "result.json").write_text(json.dumps({"model": "deep_svdd"}))
     with pytest.raises(SystemExit, match="is a deep_svdd run: give a MEMGAN run's folder"):
-        check_script.check(tmp_path)
+        check_script.batchnorm_check(tmp_path)
 
 
 def test_runs_from_before_the_setting_keep_their_folder_and_read_as_trained_statistics():

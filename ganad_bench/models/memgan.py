@@ -33,7 +33,7 @@ mutual-information terms), and PyTorch's running statistics average over both. B
 (`scoring_path`) they are re-estimated after training, and before every validation or learning-curve point,
 as the plain average over the training rows through the scoring path alone (`kit.blocks.
 reestimate_batchnorm`; `training`: PyTorch's own). Chosen by the normal-only validation loss, which it lowers
-on every MNIST digit measured (docs/measured.md; `scripts/memgan_batchnorm_check.py` compares the two on a
+on every MNIST digit measured (docs/measured.md; `scripts/memgan_check.py batchnorm` compares the two on a
 saved run); the paper does not say.
 Section 6: MNIST n = 50, d = 64, 7 epochs, lr 1e-5..1e-4 per class (we use 1e-4 for all classes);
 CIFAR-10 n = 100, d = 256, 10 epochs, lr 5e-5..1e-4 (conf/dataset_model/{mnist,cifar10}_memgan.yaml).
