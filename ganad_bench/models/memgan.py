@@ -67,7 +67,8 @@ ENCODER_LOSSES = ("min_max", "non_saturating")
 # how M starts (the paper does not say): N(0, 1), or TensorFlow's default for a variable made without an
 # initializer (`tf.get_variable`: Glorot uniform, std sqrt(2 / (n + d)), 0.13 for MNIST's 50 x 64). Adam moves
 # an entry by about the learning rate a step at most, so over MNIST's 7 epochs (about 1,150 steps at lr 1e-4) an
-# N(0, 1) memory stays within about 1% of where it started; a Glorot one can move by its own scale
+# N(0, 1) memory stays where it was drawn (digit 8, seed 0: moved 1.2%); a Glorot one moves 15%, but the rows
+# then address it almost uniformly (`scripts/memgan_check.py memory`; docs/measured.md)
 MEMORY_INITS = ("normal", "glorot_uniform")
 
 
