@@ -33,6 +33,9 @@ for stage in $STAGES; do  # checked before any runs: a typo must not surface hou
     esac
 done
 COMMON=(paths.output_dir="$RUNS" plots=false trainer.progress=false)
+# KDD99's deep runs: packs of 10 seeds by default (hours to a day a pack on one core); KDD99_PACK=1 trains
+# each seed alone (40 min to 2 h on a core of its own, run_costs.yaml), so that a machine lent for a few hours
+# still finishes runs; two campaign.sh processes side by side share the runs (each skips what the other holds)
 status=0
 
 # A run whose row is in ROWS finished on some machine: on a new one (or after RUNS was lost) its row goes into
@@ -78,19 +81,19 @@ for stage in $STAGES; do
             # where there is time (or a GPU); a test-metric point every 10 epochs shows where each is heading
             # The energy baselines (about 1 h a pack of 10 seeds) finish within a working session; ALAD's pack
             # (7-8 h) resumes from its last epoch across sessions.
-        run experiment=energy_baselines dataset=kdd99 trainer.curve_every=10
-        run experiment=alad_table2 dataset=kdd99 model=alad trainer.curve_every=10
+        run experiment=energy_baselines dataset=kdd99 trainer.curve_every=10 hydra.launcher.pack_size="${KDD99_PACK:-10}"
+        run experiment=alad_table2 dataset=kdd99 model=alad trainer.curve_every=10 hydra.launcher.pack_size="${KDD99_PACK:-10}"
         # AnoGAN without a curve: each point is a latent search over the 247k test rows, about 20 min a seed,
         # the pack's 10 one after another (200 min a point against 50 min for 10 epochs of the pack)
-        run experiment=alad_table2 dataset=kdd99 model=anogan
+        run experiment=alad_table2 dataset=kdd99 model=anogan hydra.launcher.pack_size="${KDD99_PACK:-10}"
         # Table VII scores Table II's networks: scoring only
-        run experiment=alad_table7 dataset=kdd99 trainer.curve_every=10
-        run experiment=rcgan_table1 dataset=kdd99 trainer.curve_every=10
-        run experiment=rcgan_table1_baselines dataset=kdd99 model=alad,deep_svdd trainer.curve_every=10
+        run experiment=alad_table7 dataset=kdd99 trainer.curve_every=10 hydra.launcher.pack_size="${KDD99_PACK:-10}"
+        run experiment=rcgan_table1 dataset=kdd99 trainer.curve_every=10 hydra.launcher.pack_size="${KDD99_PACK:-10}"
+        run experiment=rcgan_table1_baselines dataset=kdd99 model=alad,deep_svdd trainer.curve_every=10 hydra.launcher.pack_size="${KDD99_PACK:-10}"
         # its ADGAN column: the same runs as Table II's AnoGAN (skipped there), without a curve
-        run experiment=rcgan_table1_baselines dataset=kdd99 model=anogan
-        run experiment=rcgan_table4 dataset=kdd99 trainer.curve_every=10
-        run experiment=alad_table5 dataset=kdd99 trainer.curve_every=10 ;;
+        run experiment=rcgan_table1_baselines dataset=kdd99 model=anogan hydra.launcher.pack_size="${KDD99_PACK:-10}"
+        run experiment=rcgan_table4 dataset=kdd99 trainer.curve_every=10 hydra.launcher.pack_size="${KDD99_PACK:-10}"
+        run experiment=alad_table5 dataset=kdd99 trainer.curve_every=10 hydra.launcher.pack_size="${KDD99_PACK:-10}" ;;
     mnist-deep)  # MEMGAN Table 1's DCAE, MemAE, Deep SVDD columns at their papers' budgets, seeds 0-2, cheapest
                  # model first and breadth first: seed 0 of every digit, then seeds 1-2 (seeds 3-9 in
                  # mnist-deep-rest, after MEMGAN's own column). One run at a time
