@@ -160,34 +160,28 @@ def scaled_from_another_dataset(model: str, dataset: str, pool: dict) -> list[Sa
     peer (a model timed on both, with a trainer if `model` has one) whose time an epoch on the other dataset is
     nearest `model`'s own there, since networks of like cost grow alike with a dataset's size (RCGAN and ALAD share
     ALAD's KDD99 networks; a DAGMM epoch of one step on Thyroid grows otherwise). None without such a peer."""
+    from statistics import median
+
+    # the median time of an epoch (of a run, for a detector without a trainer), and whether it has a trainer
+    cost = {key: median(seconds / (epochs or 1) for epochs, seconds in samples) for key, samples in pool.items()
+            if samples}
+    trained = {key: pool[key][0][0] is not None for key in cost}
     best = None
-    for (own_model, other), samples in pool.items():
-        own = cost_per_epoch(samples)
-        if own_model != model or other == dataset or own is None:
+    for (own_model, other), own in cost.items():
+        if own_model != model or other == dataset:
             continue
-        for (peer, peer_dataset), peer_samples in pool.items():
-            there = cost_per_epoch(peer_samples)
-            here = cost_per_epoch(pool.get((peer, dataset), []))
-            if peer == model or peer_dataset != other or there is None or here is None \
-                    or (there[1] is None) != (own[1] is None):
+        for (peer, peer_dataset), there in cost.items():
+            here = cost.get((peer, dataset))
+            if peer == model or peer_dataset != other or here is None \
+                    or trained[(peer, other)] != trained[(model, other)]:
                 continue
-            distance = abs(math.log(max(there[0], 1e-3) / max(own[0], 1e-3)))
+            distance = abs(math.log(max(there, 1e-3) / max(own, 1e-3)))
             if best is None or distance < best[0]:
-                best = (distance, here[0] / max(there[0], 1e-3), samples)
+                best = (distance, here / max(there, 1e-3), pool[(model, other)])
     if best is None:
         return None
     _, ratio, samples = best
     return [(epochs, seconds * ratio) for epochs, seconds in samples]
-
-
-def cost_per_epoch(samples: list[Sample]) -> tuple[float, int | None] | None:
-    """The median time of an epoch over `samples` (of a run, for a detector without a trainer) and an epoch count
-    of theirs (None for such a detector); None for no samples."""
-    from statistics import median
-
-    if not samples:
-        return None
-    return median(seconds / (epochs or 1) for epochs, seconds in samples), samples[0][0]
 
 
 def duration(seconds: float) -> str:
