@@ -47,6 +47,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-test", type=int, default=None,
                         help="score a stratified subsample of the test split (same anomaly ratio; for AnoGAN's "
                              "costly latent search; every number from it says so)")
+    parser.add_argument("--drop-train-above", type=float, default=None,
+                        help="drop the training rows whose largest absolute feature (as scaled) exceeds this: an "
+                             "outlier experiment, e.g. KDD99's one portsweep row of 693,375,640 source bytes")
     parser.add_argument("--checkpoint-root", default=None, help="per-seed checkpoint folders (resume)")
     parser.add_argument("--all-scores", action="store_true",
                         help="ALAD: also evaluate the other anomaly scores of Table VII on the same trained model")
@@ -56,9 +59,14 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def test_split(data, seed: int, max_train: int | None, max_test: int | None):
-    """The run's arrays, optionally subsampled (training rows at random, test rows stratified)."""
+def test_split(data, seed: int, max_train: int | None, max_test: int | None, drop_train_above: float | None = None):
+    """The run's arrays, optionally without the training rows beyond `drop_train_above` and subsampled
+    (training rows at random, test rows stratified)."""
     x_train, x_test, y_test = data.x_train, data.x_test, np.asarray(data.split.test_labels)
+    if drop_train_above is not None:
+        keep = np.abs(x_train.reshape(len(x_train), -1)).max(axis=1) <= drop_train_above
+        print(f"--drop-train-above {drop_train_above:g}: {int((~keep).sum())} training row(s) dropped", flush=True)
+        x_train = x_train[keep]
     if max_train and len(x_train) > max_train:
         x_train = x_train[np.random.default_rng(seed).choice(len(x_train), max_train, replace=False)]
     if max_test and len(x_test) > max_test:
@@ -70,7 +78,7 @@ def test_split(data, seed: int, max_train: int | None, max_test: int | None):
 def measure_seed(config: dict, seed: int, args) -> dict:
     """Train and evaluate one seed; with --eval-epochs, the learning curve of every score on the way."""
     data = prepare_data({**config, "seed": seed})
-    x_train, x_test, y_test = test_split(data, seed, args.max_train, args.max_test)
+    x_train, x_test, y_test = test_split(data, seed, args.max_train, args.max_test, args.drop_train_above)
     contamination = data.split.contamination
     curve = []
 
@@ -123,6 +131,7 @@ def main() -> None:
         summary = {k: [float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows]))]
                    for k in ("precision", "recall", "f1", "auroc", "auprc") if k in rows[0]}
         out.write_text(json.dumps({"overrides": args.overrides, "max_train": args.max_train, "max_test": args.max_test,
+                                   "drop_train_above": args.drop_train_above,
                                    "config": config, "runs": rows, "mean_std": summary}, indent=1, default=str))
     print("mean ± std:", {k: f"{m:.4f} ± {s:.4f}" for k, (m, s) in summary.items()})
 

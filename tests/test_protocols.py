@@ -57,7 +57,8 @@ def test_kept_train_anomalies_join_training_only():
         tabular_split(data, 0.5, 0.2, seed=3, train_anomalies="maybe")
 
 
-@pytest.mark.parametrize("key,default,other", [("train_anomalies", "drop", "keep"), ("split_seed", "null", "42")])
+@pytest.mark.parametrize("key,default,other", [("train_anomalies", "drop", "keep"), ("split_seed", "null", "42"),
+                                               ("split_draw", "train_test_split", "sample")])
 def test_protocol_keys_added_later_are_hashed_only_when_set(key, default, other):
     from ganad_bench.config import check_run_config, compose_config, to_container
     from ganad_bench.results.store import config_hash
@@ -68,7 +69,8 @@ def test_protocol_keys_added_later_are_hashed_only_when_set(key, default, other)
     before = to_container(compose_config(["model=iforest"]))
     del before["protocol"][key]  # a run made before the key existed
     assert hashed() == hashed(f"protocol.{key}={default}") == config_hash(check_run_config(before))
-    assert hashed(f"protocol.{key}={other}") != hashed()
+    fixed = ["protocol.split_seed=42"] if key == "split_draw" else []  # split_draw needs a split_seed
+    assert hashed(f"protocol.{key}={other}", *fixed) != hashed(*fixed)
 
 
 @pytest.mark.parametrize("train_fraction", [0.5, 0.8])
@@ -88,6 +90,32 @@ def test_a_fixed_split_seed_is_scikit_learns_split_for_every_run_seed(train_frac
     for bad in (-1, 1.5, "x", True):
         with pytest.raises(ConfigError, match="protocol.split_seed=.* must be null .* or an integer >= 0"):
             tabular_split(data, train_fraction, 0.15, seed=0, split_seed=bad)
+
+
+@pytest.mark.parametrize("n,train_fraction", [(452, 0.5), (451, 0.5), (452, 0.8)])
+def test_split_draw_sample_is_pandas_dataframe_sample_for_every_run_seed(n, train_fraction):
+    """protocol.split_seed=42 protocol.split_draw=sample: the train rows of pandas'
+    df.sample(frac=train_fraction, random_state=42) (ALAD's KDD99 code, data/kdd.py), whatever the run seed,
+    the rest test; an odd row count rounds as pandas rounds."""
+    import pandas as pd
+
+    data = raw(n, anomaly_every=7)
+    flags = anomaly_flags(data)
+    frame = pd.DataFrame({"row": np.arange(n)})
+    train_ref = frame.sample(frac=train_fraction, random_state=42)["row"].to_numpy()
+    test_ref = frame.loc[~frame.index.isin(train_ref), "row"].to_numpy()
+    for seed in (0, 3):
+        split = tabular_split(data, train_fraction, 0.15, seed=seed, split_seed=42, split_draw="sample")
+        assert sorted(split.test) == sorted(test_ref)
+        assert sorted(split.train) == sorted(train_ref[flags[train_ref] == 0])
+
+
+def test_split_draw_errors_name_the_fix():
+    data = raw(200, anomaly_every=7)
+    with pytest.raises(ConfigError, match="protocol.split_draw='pandas': choose train_test_split .* or sample"):
+        tabular_split(data, 0.5, 0.15, seed=0, split_seed=42, split_draw="pandas")
+    with pytest.raises(ConfigError, match="set both, e.g. protocol.split_seed=42 protocol.split_draw=sample"):
+        tabular_split(data, 0.5, 0.15, seed=0, split_draw="sample")
 
 
 def test_seed_drives_the_split():

@@ -68,27 +68,33 @@ def check_fraction(name: str, value, low_open: float = 0.0, high_open: float = 1
 # the protocol keys each protocol reads (make_split, metrics); any other protocol key is an error
 # (`config.check_known_keys`) and never part of a run's identity (`results.store.identity`)
 PROTOCOL_KEYS = {
-    "tabular": ("train_fraction", "contamination", "val_fraction", "train_anomalies", "split_seed"),
+    "tabular": ("train_fraction", "contamination", "val_fraction", "train_anomalies", "split_seed", "split_draw"),
     "one_class": ("contamination", "val_fraction"),
     "alad_image": ("train_fraction", "contamination", "val_fraction"),
     "cross_dataset": ("anomaly_dataset", "anomaly_source", "anomaly_fraction", "contamination", "val_fraction"),
 }
 TRAIN_ANOMALIES = ("drop", "keep")
+# how a fixed `split_seed` draws its split, as the authors' code for each dataset did: scikit-learn's
+# train_test_split (ALAD's data/arrhythmia.py) or pandas' DataFrame.sample(frac=train_fraction) (data/kdd.py)
+SPLIT_DRAWS = ("train_test_split", "sample")
 # tabular protocol keys added after runs had been made, and the value that every earlier run behaved as
 # (the result store hashes them only when set to something else, so those runs keep their folders)
-ADDED_TABULAR_DEFAULTS = {"train_anomalies": "drop", "split_seed": None}
+ADDED_TABULAR_DEFAULTS = {"train_anomalies": "drop", "split_seed": None, "split_draw": "train_test_split"}
 
 
 def tabular_split(raw: RawDataset, train_fraction: float, contamination: float, seed: int,
                   val_fraction: float = 0.0, train_anomalies: str = ADDED_TABULAR_DEFAULTS["train_anomalies"],
-                  split_seed: int | None = ADDED_TABULAR_DEFAULTS["split_seed"]) -> Split:
+                  split_seed: int | None = ADDED_TABULAR_DEFAULTS["split_seed"],
+                  split_draw: str = ADDED_TABULAR_DEFAULTS["split_draw"]) -> Split:
     """The `tabular` protocol (DAGMM / ALAD / RCGAN).
 
     A seeded random permutation puts `round(train_fraction * n)` rows in the train split and the rest
     in the test split: each run seed draws its own split. `split_seed` fixes one split for every run seed
-    instead, drawn exactly as scikit-learn's `train_test_split(X, y, test_size=1 - train_fraction,
-    random_state=split_seed)` draws it (ALAD's code: `random_state=42`, so its runs differ only in the
-    networks' randomness); the run seed still seeds the model. Anomalies are dropped from the train split
+    instead, drawn exactly as the authors' code drew it (`random_state=42` in ALAD's, so its runs differ only
+    in the networks' randomness): `split_draw="train_test_split"`, scikit-learn's `train_test_split(X, y,
+    test_size=1 - train_fraction, random_state=split_seed)` (ALAD's Arrhythmia), or `"sample"`, the rows of
+    pandas' `df.sample(frac=train_fraction, random_state=split_seed)` in the train split (ALAD's KDD99); the
+    run seed still seeds the model. Anomalies are dropped from the train split
     (novelty detection, as ALAD's code does; `train_anomalies="keep"` keeps them: unsupervised training on
     contaminated rows);
     `val_fraction` of the normal train rows is held out for validation (early stopping of the deep models),
@@ -103,19 +109,7 @@ def tabular_split(raw: RawDataset, train_fraction: float, contamination: float, 
     if val_fraction != 0.0:
         val_fraction = check_fraction("protocol.val_fraction", val_fraction)
     flags = anomaly_flags(raw)
-    n = len(flags)
-    if split_seed is None:
-        order = np.random.default_rng(seed).permutation(n)
-        n_train = int(round(train_fraction * n))
-        train_rows, test_rows = order[:n_train], order[n_train:]
-    else:
-        if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
-            raise ConfigError(f"protocol.split_seed={split_seed!r} must be null (each run seed draws its split) "
-                              f"or an integer >= 0, e.g. protocol.split_seed=42")
-        # sklearn's ShuffleSplit: a legacy RandomState permutation, the first ceil(test_size * n) rows test
-        order = np.random.RandomState(split_seed).permutation(n)
-        n_test = int(np.ceil(round((1.0 - train_fraction) * n, 9)))
-        test_rows, train_rows = order[:n_test], order[n_test:]
+    train_rows, test_rows = split_rows(len(flags), train_fraction, seed, split_seed, split_draw)
     normal_train = train_rows[flags[train_rows] == 0]
     n_val = int(round(val_fraction * len(normal_train)))
     val, train = normal_train[:n_val], normal_train[n_val:]
@@ -237,6 +231,33 @@ def cross_dataset_split(raw: RawDataset, anomaly_raw: RawDataset, seed: int, ano
 
 
 PROTOCOLS = tuple(PROTOCOL_KEYS)
+
+
+def split_rows(n: int, train_fraction: float, seed: int, split_seed: int | None,
+               split_draw: str) -> tuple[np.ndarray, np.ndarray]:
+    """The train and test rows of `tabular_split` (its docstring): the run seed's own permutation, or the
+    authors' fixed split of `split_seed` drawn the `split_draw` way."""
+    if split_draw not in SPLIT_DRAWS:
+        raise ConfigError(f"protocol.split_draw={split_draw!r}: choose train_test_split (scikit-learn's, ALAD's "
+                          f"Arrhythmia code) or sample (pandas' DataFrame.sample, ALAD's KDD99 code)")
+    if split_seed is None:
+        if split_draw != ADDED_TABULAR_DEFAULTS["split_draw"]:
+            raise ConfigError("protocol.split_draw draws the fixed split of protocol.split_seed: set both, "
+                              "e.g. protocol.split_seed=42 protocol.split_draw=sample")
+        order = np.random.default_rng(seed).permutation(n)
+        n_train = int(round(train_fraction * n))
+        return order[:n_train], order[n_train:]
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+        raise ConfigError(f"protocol.split_seed={split_seed!r} must be null (each run seed draws its split) "
+                          f"or an integer >= 0, e.g. protocol.split_seed=42")
+    # both draw a legacy RandomState permutation of the rows
+    order = np.random.RandomState(split_seed).permutation(n)
+    if split_draw == "sample":  # RandomState.choice(n, round(frac * n), replace=False): the first rows train
+        n_train = round(train_fraction * n)
+        return order[:n_train], order[n_train:]
+    # sklearn's ShuffleSplit: the first ceil(test_size * n) rows test
+    n_test = int(np.ceil(round((1.0 - train_fraction) * n, 9)))
+    return order[n_test:], order[:n_test]
 
 
 def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,
