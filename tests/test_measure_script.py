@@ -30,6 +30,21 @@ def test_stratified_subsample_keeps_the_anomaly_ratio_without_repeats(gan_measur
     assert not np.array_equal(keep, gan_measure.stratified_subsample(labels, 1500, seed=1))
 
 
+def test_drop_train_above_drops_only_the_training_rows_beyond_it(gan_measure):
+    """--drop-train-above: the outlier experiment removes the training rows whose largest absolute feature exceeds
+    the bound (KDD99's 693,375,640-byte row) and leaves the test rows and labels alone."""
+    from types import SimpleNamespace
+
+    x_train = np.zeros((6, 3), dtype=np.float32)
+    x_train[2, 1], x_train[4, 0] = 7e8, -2e8
+    x_test = np.full((4, 3), 9e8, dtype=np.float32)
+    data = SimpleNamespace(x_train=x_train, x_test=x_test, split=SimpleNamespace(test_labels=[0, 1, 0, 1]))
+    kept, test, labels = gan_measure.test_split(data, 0, None, None, drop_train_above=1e8)
+    assert np.array_equal(kept, x_train[[0, 1, 3, 5]])
+    assert test is x_test and list(labels) == [0, 1, 0, 1]
+    assert len(gan_measure.test_split(data, 0, None, None)[0]) == 6
+
+
 def test_the_learning_curve_of_every_score_ends_at_the_final_scores(gan_measure, make_cfg, tiny_data,
                                                                       one_torch_thread):
     """--eval-epochs --all-scores: each score's curve point after the last epoch is that score's result on the
@@ -40,7 +55,8 @@ def test_the_learning_curve_of_every_score_ends_at_the_final_scores(gan_measure,
 
     config = to_container(make_cfg("model=alad", "dataset=musk", "trainer.epochs=2", "trainer.batch_size=32",
                                    data_dir=tiny_data))
-    args = SimpleNamespace(max_train=None, max_test=None, eval_epochs=[1, 2], checkpoint_root=None, all_scores=True)
+    args = SimpleNamespace(max_train=None, max_test=None, eval_epochs=[1, 2], checkpoint_root=None, all_scores=True,
+                           drop_train_above=None)
     row = gan_measure.measure_seed(config, 0, args)
     assert [p["epoch"] for p in row["curve"]] == [1, 2]
     last = row["curve"][-1]
