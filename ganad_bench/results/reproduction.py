@@ -90,7 +90,8 @@ class RunCost(CellSelector):
 
     @property
     def note(self) -> str:
-        return f"about {self.hours_per_run:g} hours a run on one CPU core: {self.cost}"
+        unit = "hour" if self.hours_per_run == 1 else "hours"
+        return f"about {self.hours_per_run:g} {unit} a run on one CPU core: {self.cost}"
 
     def covers(self, reference: str, model: str, dataset: str) -> bool:
         """Whether the runs of `model` on `dataset` make one of its cells of `reference`'s table."""
