@@ -296,7 +296,6 @@ def check_run_config(config: dict) -> dict:
     a folder is a known name or a non-negative integer, the normal class is an index (a class name and its
     index are one run), settings a protocol does not use are rejected or cleared. Returns a new dict;
     a bad value is a one-line ConfigError that names the fix."""
-    from ganad_bench.data.image_sources import CLASS_NAMES
     from ganad_bench.data.protocols import PROTOCOLS
     from ganad_bench.data.registry import source_spec
     from ganad_bench.models.kit.contract import is_seed
@@ -324,24 +323,37 @@ def check_run_config(config: dict) -> dict:
     for key in PROTOCOL_FRACTIONS:  # protocol.val_fraction=0 and the YAML's 0.0 are one setting, one run folder
         if type(protocol.get(key)) is int:
             protocol[key] = float(protocol[key])
+    check_protocol_classes(dataset, protocol)
+    return config
+
+
+def check_protocol_classes(dataset: dict, protocol: dict) -> None:
+    """The classes a protocol singles out, in place: `dataset.normal_class` (one_class, alad_image) or
+    `protocol.anomaly_class` (leave_one_class_out) resolved to an index, a class name and its index being one
+    run; `dataset.normal_class` cleared where every class is normal, and rejected where the data have none."""
+    from ganad_bench.data.dataset import class_index
+    from ganad_bench.data.image_sources import CLASS_NAMES
+    from ganad_bench.data.registry import source_spec
+
+    names = CLASS_NAMES.get(dataset["name"])
+    if protocol["name"] in ("one_class", "alad_image", "leave_one_class_out") and names is None:
+        raise ConfigError(f"protocol {protocol['name']} needs an image dataset with classes and {dataset['name']} "
+                          f"is tabular: use protocol=tabular")
     if protocol["name"] == "cross_dataset":
         if not protocol.get("anomaly_dataset"):
             raise ConfigError("protocol cross_dataset needs protocol.anomaly_dataset, the dataset whose test images "
                               "are the anomalies: e.g. protocol.anomaly_dataset=mnist")
         source_spec(str(protocol["anomaly_dataset"]), protocol.get("anomaly_source"))
         dataset["normal_class"] = None  # every class is normal
+    elif protocol["name"] == "leave_one_class_out":
+        protocol["anomaly_class"] = class_index(names, protocol.get("anomaly_class"), dataset["name"],
+                                                "protocol.anomaly_class")
+        dataset["normal_class"] = None  # every other class is normal
     elif protocol["name"] in ("one_class", "alad_image"):
-        from ganad_bench.data.dataset import class_index
-
-        names = CLASS_NAMES.get(dataset["name"])
-        if names is None:
-            raise ConfigError(f"protocol {protocol['name']} needs an image dataset with classes and {dataset['name']} "
-                              f"is tabular: use protocol=tabular")
         dataset["normal_class"] = class_index(names, dataset.get("normal_class"), dataset["name"])
     elif dataset.get("normal_class") is not None:
         raise ConfigError(f"dataset.normal_class={dataset['normal_class']!r}: {dataset['name']} under the "
                           f"{protocol['name']} protocol has no normal class; remove it (dataset.normal_class=null)")
-    return config
 
 
 TEST_METRICS = ("auroc", "auprc", "f1", "precision", "recall")

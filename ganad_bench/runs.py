@@ -77,7 +77,7 @@ def draw_run_plots(folder: Path, config: dict, detector, data, scores, labels, t
     from ganad_bench.results.plots import plot_evaluation, plot_learning_curve
 
     what = f"{config['model']['name']} · {config['dataset']['name']} · seed {config['seed']}"
-    if config["dataset"].get("normal_class") is not None:
+    if data.split.normal_class is not None:
         what += f" · class {data.split.normal_class}"
     files = {"evaluation_plot": plot_evaluation(labels, scores, folder / "evaluation.png", what,
                                                 None if np.isnan(threshold) else threshold).name}

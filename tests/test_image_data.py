@@ -25,7 +25,13 @@ from ganad_bench.data import image_sources as img
 from ganad_bench.data.dataset import RawDataset
 from ganad_bench.data.files import DataSettings, sha256_of
 from ganad_bench.data.preprocessing import PixelScaler, make_scaler
-from ganad_bench.data.protocols import alad_image_split, cross_dataset_split, make_split, one_class_split
+from ganad_bench.data.protocols import (
+    alad_image_split,
+    cross_dataset_split,
+    leave_one_class_out_split,
+    make_split,
+    one_class_split,
+)
 from ganad_bench.data.registry import load_raw
 from ganad_bench.data.tensors import RandpermBatches, in_chunks, to_device
 from ganad_bench.errors import ChecksumMismatch, ConfigError, DataError
@@ -284,6 +290,26 @@ def test_one_class_protocol():
     assert (raw.labels[held.val] == 3).all()
 
 
+def test_leave_one_class_out_protocol_is_one_class_turned_around():
+    raw = toy_images()
+    split = leave_one_class_out_split(raw, "cat", seed=0)
+    assert split.protocol == "leave_one_class_out" and split.normal_class == "all-but-cat"
+    assert split.contamination is None
+    # every official-train image but the cats, nothing from the test split
+    np.testing.assert_array_equal(split.train, np.flatnonzero((raw.official_split == 0) & (raw.labels != 3)))
+    np.testing.assert_array_equal(split.test, np.flatnonzero(raw.official_split == 1))  # the whole test split
+    np.testing.assert_array_equal(split.test_labels, (raw.labels[split.test] == 3).astype(int))
+    assert split.sizes() == {"n_train": 180, "n_val": 0, "n_test": 100, "n_test_anomalies": 10}
+    flipped = one_class_split(raw, "cat", seed=0)  # the same test images, every flag flipped
+    np.testing.assert_array_equal(split.test_labels, 1 - flipped.test_labels)
+    held = leave_one_class_out_split(raw, 3, seed=0, val_fraction=0.25)
+    assert len(held.val) == 45 and len(held.train) == 135 and not set(held.val) & set(held.train)
+    assert (raw.labels[held.val] != 3).all() and (raw.official_split[held.val] == 0).all()
+    assert make_split({"name": "leave_one_class_out", "anomaly_class": 3}, raw, 0).normal_class == "all-but-cat"
+    with pytest.raises(ConfigError, match="protocol.anomaly_class is not set and this protocol needs a class"):
+        make_split({"name": "leave_one_class_out"}, raw, 0)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_alad_image_protocol_sizes_and_no_anomalies_in_training(seed):
     raw = toy_images(n_train_per_class=70, n_test_per_class=30)  # 1000 images
@@ -343,9 +369,9 @@ def test_cross_dataset_refuses_other_shapes_and_itself():
 
 def test_image_protocols_refuse_tabular_data_and_vice_versa():
     tabular = RawDataset("thyroid", "odds", np.zeros((10, 3), np.float32), np.zeros(10))
-    for name in ("one_class", "alad_image"):
+    for name in ("one_class", "alad_image", "leave_one_class_out"):
         with pytest.raises(ConfigError, match="use protocol=tabular"):
-            make_split({"name": name}, tabular, 0, normal_class=0)
+            make_split({"name": name, "anomaly_class": 0}, tabular, 0, normal_class=0)
     with pytest.raises(ConfigError, match="protocol tabular applies to tabular datasets"):
         make_split({"name": "tabular", "train_fraction": 0.5, "contamination": 0.1}, toy_images(), 0)
 
@@ -500,6 +526,20 @@ def test_one_class_runs_end_to_end(image_data, tmp_path, overrides, normal_class
     else:
         assert row["protocol"] == "alad_image" and row["sizes"]["n_test"] == 90 - round(0.8 * 90)
         assert row["config"]["model"]["params"]["pca"] == 0.95  # conf/dataset_model/mnist_kde.yaml
+
+
+def test_leave_one_class_out_runs_end_to_end(image_data, tmp_path):
+    from ganad_bench.run import run
+
+    row = run(compose(tmp_path, image_data[0], "dataset=mnist", "model=kde", "protocol=leave_one_class_out",
+                      "protocol.anomaly_class=1"))
+    assert row["status"] == "ok", row.get("error")
+    assert row["protocol"] == "leave_one_class_out" and row["normal_class"] == "all-but-1"
+    assert row["config"]["dataset"]["normal_class"] is None and row["config"]["protocol"]["anomaly_class"] == 1
+    labels = image_data[1]["mnist"]["labels"]  # train on the other digits, test on all: the 1s are anomalies
+    assert row["sizes"] == {"n_train": int((labels["train"] != 1).sum()), "n_val": 0, "n_test": len(labels["t10k"]),
+                            "n_test_anomalies": int((labels["t10k"] == 1).sum())}
+    assert list((tmp_path / "outputs").rglob("anomaly-class1/seed0-*/result.json"))
 
 
 def test_ocsvm_nu_falls_back_to_0_1_without_contamination(image_data, tmp_path):

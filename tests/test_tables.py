@@ -59,6 +59,16 @@ def test_classwise_rows_get_the_average_row():
     assert table.iloc[0]["ocsvm pub"] == "98.60"
 
 
+def test_leave_one_class_out_rows_are_cells_of_their_own_with_nothing_published_beside_them():
+    rows = [row("fgan", "mnist", 0, "leave_one_class_out", f"all-but-{c}", auroc=0.5 + 0.01 * c) for c in range(10)]
+    rows += [row("fgan", "mnist", 0, "one_class", c, auroc=0.9) for c in range(10)]
+    long = summarize(rows_frame(rows), ["auroc"])
+    out = long[long["protocol"] == "leave_one_class_out"]
+    assert list(out["normal_class"]) == [*(f"all-but-{c}" for c in range(10)), "average"]
+    assert out["mean"].tolist()[-1] == pytest.approx(0.545) and out["published"].isna().all()
+    assert long[long["protocol"] == "one_class"]["mean"].tolist() == pytest.approx([0.9] * 11)
+
+
 def test_a_partial_class_set_has_a_labelled_average_with_nothing_published_beside_it():
     rows = [row("ocsvm", "mnist", 0, "one_class", c, auroc=0.9) for c in (0, 1)]
     long = summarize(rows_frame(rows), ["auroc"])

@@ -67,7 +67,7 @@ def class_index(names, value, dataset: str, key: str = "dataset.normal_class") -
     if not names:
         raise ConfigError(f"{dataset} has no classes to pick a normal class from: set {key}=null")
     if value is None:
-        raise ConfigError(f"{key} is not set and this protocol needs a normal class of {dataset}: "
+        raise ConfigError(f"{key} is not set and this protocol needs a class of {dataset}: "
                           f"choose one of {choices}")
     if isinstance(value, bool):
         raise ConfigError(f"{key}={value!r} is not a class of {dataset}: choose one of {choices}")

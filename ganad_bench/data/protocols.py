@@ -5,7 +5,8 @@ Every protocol returns a `Split` whose train and validation sets hold normal sam
 config says otherwise explicitly; model selection never sees test labels.
 
 Protocols: `tabular` (DAGMM / ALAD / RCGAN tables), and for the image datasets `one_class` (MEMGAN, RCGAN,
-AMA Table 2, Deep SVDD), `alad_image` (ALAD Tables III, VI, VIII) and `cross_dataset` (AMA Table 1).
+AMA Table 2, Deep SVDD), `alad_image` (ALAD Tables III, VI, VIII), `cross_dataset` (AMA Table 1) and
+`leave_one_class_out` (GANomaly's, Skip-GANomaly's and Fence GAN's own image protocol: one class anomalous).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Split:
     `extra_test` holds test samples that are not rows of the dataset (the anomalies that `cross_dataset`
     draws from another dataset); they follow the indexed test rows, and `test_labels` covers both, so
     `test_features` is what a detector scores. `normal_class` is the normal class's name under the
-    one-class image protocols (None otherwise)."""
+    one-class image protocols ("all-but-<class>" under `leave_one_class_out`; None otherwise)."""
 
     protocol: str
     train: np.ndarray
@@ -72,6 +73,7 @@ PROTOCOL_KEYS = {
     "one_class": ("contamination", "val_fraction"),
     "alad_image": ("train_fraction", "contamination", "val_fraction"),
     "cross_dataset": ("anomaly_dataset", "anomaly_source", "anomaly_fraction", "contamination", "val_fraction"),
+    "leave_one_class_out": ("anomaly_class", "contamination", "val_fraction"),
 }
 TRAIN_ANOMALIES = ("drop", "keep")
 # how a fixed `split_seed` draws its split, as the authors' code for each dataset did: scikit-learn's
@@ -230,6 +232,31 @@ def cross_dataset_split(raw: RawDataset, anomaly_raw: RawDataset, seed: int, ano
     return _check_nonempty(split, raw, "raise protocol.anomaly_fraction")
 
 
+def leave_one_class_out_split(raw: RawDataset, anomaly_class, seed: int, val_fraction: float = 0.0) -> Split:
+    """The `leave_one_class_out` protocol, one_class turned around: the protocol of GANomaly (Akcay et al.
+    2018, Sec. 4.1: "one class being an anomaly, while the rest of the classes are considered as normal"),
+    Skip-GANomaly and Fence GAN (its utils/data.py: `--ano_class`).
+
+    Train on the official-train images of every class but `anomaly_class`; test on the whole official test
+    split, where only `anomaly_class` is an anomaly (about 10 % of the test images on the 10-class datasets).
+    The authors' code pools and re-splits the images (Fence GAN: 80 % of the normal images train, 15 % and
+    75 % of the anomalies test); the official split keeps the test set of the other image protocols. The
+    split's normal class reads "all-but-<class>"."""
+    _require_images(raw, "leave_one_class_out")
+    if val_fraction:
+        val_fraction = check_fraction("protocol.val_fraction", val_fraction)
+    anomalous = raw.class_index(anomaly_class, "protocol.anomaly_class")
+    official_train = raw.official_split == 0
+    train, val = _hold_out(np.flatnonzero(official_train & (raw.labels != anomalous)), val_fraction,
+                           np.random.default_rng(seed))
+    test = np.flatnonzero(~official_train)
+    split = Split("leave_one_class_out", train, val, test, (raw.labels[test] == anomalous).astype(np.int64), None,
+                  normal_class=f"{ALL_BUT}{raw.class_names[anomalous]}")
+    return _check_nonempty(split, raw, "the dataset files hold no image of that class in its test split")
+
+
+# how `leave_one_class_out` names its normal classes in a row's normal_class: "all-but-1", "all-but-cat"
+ALL_BUT = "all-but-"
 PROTOCOLS = tuple(PROTOCOL_KEYS)
 
 
@@ -263,8 +290,9 @@ def split_rows(n: int, train_fraction: float, seed: int, split_seed: int | None,
 def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,
                anomaly_raw: RawDataset | None = None) -> Split:
     """Dispatch on `protocol.name`. `normal_class` is `dataset.normal_class` (an index or a class name;
-    used by one_class and alad_image); `anomaly_raw` is dataset B of `cross_dataset` (loaded by the caller
-    from `protocol.anomaly_dataset`: this module does no I/O)."""
+    used by one_class and alad_image; `leave_one_class_out` reads `protocol.anomaly_class`); `anomaly_raw` is
+    dataset B of `cross_dataset` (loaded by the caller from `protocol.anomaly_dataset`: this module does no
+    I/O)."""
     name = protocol_cfg.get("name")
     # alad_image holds out 25 % of its training part by default; the others hold out nothing
     val_fraction = protocol_cfg.get("val_fraction", 0.25 if name == "alad_image" else 0.0) or 0.0
@@ -282,4 +310,6 @@ def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,
                                 protocol_cfg.get("train_fraction", 0.8), val_fraction)
     if name == "cross_dataset":
         return cross_dataset_split(raw, anomaly_raw, seed, protocol_cfg.get("anomaly_fraction", 0.2), val_fraction)
+    if name == "leave_one_class_out":
+        return leave_one_class_out_split(raw, protocol_cfg.get("anomaly_class"), seed, val_fraction)
     raise ConfigError(f"unknown protocol '{name}': choose one of {', '.join(PROTOCOLS)}")

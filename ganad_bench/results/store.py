@@ -79,6 +79,8 @@ def run_dir(results_dir: Path, config: dict, trains_networks: bool = True) -> Pa
     protocol = config["protocol"]
     if protocol["name"] == "cross_dataset":  # every class is normal; the anomalies come from elsewhere
         part = f"vs-{protocol.get('anomaly_dataset')}"
+    elif protocol["name"] == "leave_one_class_out":  # every class but one is normal
+        part = f"anomaly-class{protocol.get('anomaly_class')}"
     else:
         part = "all" if normal_class is None else f"class{normal_class}"
     return (

@@ -21,7 +21,7 @@ AVERAGE = "average"
 # Config keys that tell runs of one cell apart rather than making a different method.
 # keys that never change a result (bookkeeping, progress, chunking, checkpoint cadence)
 NOT_A_VARIANT = ("seed", "force", "paths.", "plots", "logger", "optimize", "dataset.normal_class",
-                 "protocol.anomaly_dataset",
+                 "protocol.anomaly_dataset", "protocol.anomaly_class",
                  *(f"trainer.{key}" for key in BOOKKEEPING_TRAINER_KEYS))
 
 
