@@ -1,0 +1,53 @@
+"""scripts/ink_check.py: the ink baseline against a published one-class row (the evidence of AMA Table 2's
+FGAN gap note): its AUROCs are scikit-learn's on the official test split, the published row is read by class,
+and the runs' learning curves are gathered per epoch over complete class sets only."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from tests.conftest import REPO
+from tests.test_image_data import write_idx_set
+
+
+@pytest.fixture(scope="module")
+def ink_check():
+    spec = importlib.util.spec_from_file_location("ink_check", REPO / "scripts" / "ink_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ink_aurocs_are_sklearns_on_the_official_test_split(ink_check, tmp_path, monkeypatch):
+    from tests.test_image_data import trust_files
+
+    written = write_idx_set(tmp_path / "mnist", seed=3)
+    trust_files(monkeypatch, tmp_path)
+    got = ink_check.ink_aurocs("mnist", tmp_path)
+    images, labels = written["images"]["t10k"], written["labels"]["t10k"]
+    ink = images.reshape(len(images), -1).astype(np.float64).mean(axis=1)
+    assert got == pytest.approx([roc_auc_score(labels != k, ink) for k in range(10)])
+
+
+def test_published_row_by_class_and_a_missing_column_is_one_line(ink_check):
+    row = ink_check.published_row("ama:2", "mnist", "FGAN", 10)
+    assert row[0] == pytest.approx(0.754) and row[1] == pytest.approx(0.307) and len(row) == 10
+    with pytest.raises(SystemExit, match="^error: ama:2 has no NoSuchGAN AUROC on mnist for classes") as exit_:
+        ink_check.published_row("ama:2", "mnist", "NoSuchGAN", 10)
+    assert "\n" not in str(exit_.value)
+
+
+def test_run_curves_keep_epochs_with_every_class(ink_check, tmp_path):
+    for k in range(3):
+        folder = tmp_path / f"class{k}" / "seed0-abc"
+        folder.mkdir(parents=True)
+        curve = [{"epoch": 1, "test_auroc": 0.1 * k}] + ([{"epoch": 2, "test_auroc": 0.5}] if k else [])
+        (folder / "result.json").write_text(json.dumps({
+            "status": "ok", "model": "fgan", "dataset": "mnist", "protocol": "one_class", "seed": 0,
+            "normal_class": str(k), "metrics": {"auroc": 0.5}, "learning_curve": curve}))
+    assert ink_check.run_curves(tmp_path, 3) == {1: [0.0, 0.1, 0.2]}  # epoch 2 lacks class 0
