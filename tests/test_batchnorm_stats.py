@@ -6,7 +6,6 @@ before every validation and curve point and after training, never changing how t
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 
 import numpy as np
@@ -17,7 +16,7 @@ from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.registry import create_detector
 from ganad_bench.models.memgan import MEMGANModule
 from tests.checks import cpu_trainer
-from tests.conftest import REPO
+from tests.conftest import load_script
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 BATCH = 8
@@ -119,11 +118,7 @@ def test_memgan_rejects_an_unknown_batchnorm_source():
 
 @pytest.fixture(scope="module")
 def check_script():
-    path = REPO / "scripts" / "memgan_check.py"
-    spec = importlib.util.spec_from_file_location("memgan_check", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("memgan_check")
 
 
 def test_the_check_script_reestimates_on_a_copy_with_and_without_memory_batches(check_script):

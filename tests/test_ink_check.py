@@ -4,23 +4,19 @@ and the runs' learning curves are gathered per epoch over complete class sets on
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tests.conftest import REPO
+from tests.conftest import load_script
 from tests.test_image_data import write_idx_set
 
 
 @pytest.fixture(scope="module")
 def ink_check():
-    spec = importlib.util.spec_from_file_location("ink_check", REPO / "scripts" / "ink_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("ink_check")
 
 
 def test_ink_aurocs_are_sklearns_on_the_official_test_split(ink_check, tmp_path, monkeypatch):

@@ -3,20 +3,15 @@ must keep the anomaly ratio, never repeat a row, and be the same for the same se
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def gan_measure():
-    spec = importlib.util.spec_from_file_location("gan_measure", REPO / "scripts" / "gan_measure.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gan_measure")
 
 
 def test_stratified_subsample_keeps_the_anomaly_ratio_without_repeats(gan_measure):

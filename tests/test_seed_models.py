@@ -248,13 +248,9 @@ def test_the_memory_check_rebuilds_the_memory_a_run_started_from():
     """scripts/memgan_check.py memory: at a learning rate too small to move anything the memory reads as
     unmoved (its start is rebuilt exactly as training drew it); at a large one it has moved; the addressing
     of the training rows is a proper distribution over the units."""
-    import importlib.util
+    from tests.conftest import load_script
 
-    from tests.conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("memgan_check", REPO / "scripts" / "memgan_check.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("memgan_check")
     x = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
 
     def change(lr):
