@@ -219,6 +219,9 @@ def test_the_launcher_packs_jobs_that_differ_only_in_seed_and_class():
     images = [compose("model=dcae", "dataset=mnist", f"dataset.normal_class={c}", f"seed={s}")
               for c in (0, 1) for s in (0, 1)]
     assert packs(images, 10) == [[0, 1, 2, 3]]
+    left_out = [compose("model=dcae", "dataset=mnist", "protocol=leave_one_class_out", f"protocol.anomaly_class={c}",
+                        f"seed={s}") for c in (0, 1) for s in (0, 1)]
+    assert packs(left_out, 10) == [[0, 1, 2, 3]]
 
 
 def run_cli(*args) -> int:

@@ -1,13 +1,13 @@
-"""`hydra/launcher=pack` (ganad-bench's default): a multirun's jobs that differ only in `seed` and / or
-`dataset.normal_class` run side by side in one process and train their deep detectors as packs
-(`ganad_bench.training.pack`), at most `hydra.launcher.pack_size` jobs a pack. Every job is still a Hydra job
-of its own: its folder, config files, log, callbacks and `outcome.json`, and its run folder, lock and
-`result.json` are the ones it has when it runs alone. Classic detectors (IF, OC-SVM, KDE) and jobs with no
-partner run one by one, as `hydra/launcher=basic` runs every job. With `hydra.launcher.n_jobs=N` the packs
-(and lone jobs) are handed to N worker processes (joblib's loky backend, as Hydra's joblib launcher): a
-pack is the unit of work a worker gets. With `hydra.launcher.executor=slurm` each pack is one SLURM job
-(submitit, as Hydra's submitit launcher: `partition`, `timeout_min`, `gpus_per_node`, `cpus_per_task`,
-`mem_gb`); `executor=submitit_local` runs the same jobs as local processes (to try a cluster sweep out).
+"""`hydra/launcher=pack` (ganad-bench's default): a multirun's jobs that differ only in `seed` and / or the class
+(`dataset.normal_class`, `protocol.anomaly_class`) run side by side in one process and train their deep detectors as
+packs (`ganad_bench.training.pack`), at most `hydra.launcher.pack_size` jobs a pack. Every job is still a Hydra job
+of its own: its folder, config files, log, callbacks and `outcome.json`, and its run folder, lock and `result.json`
+are the ones it has when it runs alone. Classic detectors (IF, OC-SVM, KDE) and jobs with no partner run one by one,
+as `hydra/launcher=basic` runs every job. With `hydra.launcher.n_jobs=N` the packs (and lone jobs) are handed to N
+worker processes (joblib's loky backend, as Hydra's joblib launcher): a pack is the unit of work a worker gets. With
+`hydra.launcher.executor=slurm` each pack is one SLURM job (submitit, as Hydra's submitit launcher: `partition`,
+`timeout_min`, `gpus_per_node`, `cpus_per_task`, `mem_gb`); `executor=submitit_local` runs the same jobs as local
+processes (to try a cluster sweep out).
 """
 
 # no `from __future__ import annotations`: Hydra's plugin scan executes this file outside sys.modules, where a
@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 # the keys whose values may differ within a pack
-PACKED_KEYS = ("seed", "dataset.normal_class")
+PACKED_KEYS = ("seed", "dataset.normal_class", "protocol.anomaly_class")
 
 
 @dataclass
@@ -190,8 +190,9 @@ def pack_key(config: DictConfig) -> str:
     a sweep's values are literal, and the hydra section resolves only inside a job)."""
     values = OmegaConf.to_container(config, resolve=False)
     values.pop("hydra", None)
-    values.pop("seed", None)
-    values.get("dataset", {}).pop("normal_class", None)
+    for key in PACKED_KEYS:
+        group, _, name = key.rpartition(".")
+        ((values.get(group) or {}) if group else values).pop(name, None)  # "seed" sits at the top
     return json.dumps(values, sort_keys=True, default=str)
 
 
