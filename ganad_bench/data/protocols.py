@@ -157,17 +157,7 @@ def one_class_split(raw: RawDataset, normal_class, seed: int, val_fraction: floa
     where every other class is an anomaly (so about 90 % of the test images are anomalies on the
     10-class datasets). `val_fraction` of the normal training images may be held out (seeded) for the
     deep models' validation; it is 0 by default, as in the papers."""
-    _require_images(raw, "one_class")
-    if val_fraction:
-        val_fraction = check_fraction("protocol.val_fraction", val_fraction)
-    normal = raw.class_index(normal_class)
-    official_train = raw.official_split == 0
-    train, val = _hold_out(np.flatnonzero(official_train & (raw.labels == normal)), val_fraction,
-                           np.random.default_rng(seed))
-    test = np.flatnonzero(~official_train)
-    split = Split("one_class", train, val, test, (raw.labels[test] != normal).astype(np.int64), None,
-                  normal_class=raw.class_names[normal])
-    return _check_nonempty(split, raw, "the dataset files hold no image of that class in one of the splits")
+    return _one_class_against_the_rest(raw, "one_class", normal_class, seed, val_fraction)
 
 
 def alad_image_split(raw: RawDataset, normal_class, seed: int, train_fraction: float = 0.8,
@@ -242,21 +232,34 @@ def leave_one_class_out_split(raw: RawDataset, anomaly_class, seed: int, val_fra
     The authors' code pools and re-splits the images (Fence GAN: 80 % of the normal images train, 15 % and
     75 % of the anomalies test); the official split keeps the test set of the other image protocols. The
     split's normal class reads "all-but-<class>"."""
-    _require_images(raw, "leave_one_class_out")
-    if val_fraction:
-        val_fraction = check_fraction("protocol.val_fraction", val_fraction)
-    anomalous = raw.class_index(anomaly_class, "protocol.anomaly_class")
-    official_train = raw.official_split == 0
-    train, val = _hold_out(np.flatnonzero(official_train & (raw.labels != anomalous)), val_fraction,
-                           np.random.default_rng(seed))
-    test = np.flatnonzero(~official_train)
-    split = Split("leave_one_class_out", train, val, test, (raw.labels[test] == anomalous).astype(np.int64), None,
-                  normal_class=f"{ALL_BUT}{raw.class_names[anomalous]}")
-    return _check_nonempty(split, raw, "the dataset files hold no image of that class in its test split")
+    return _one_class_against_the_rest(raw, "leave_one_class_out", anomaly_class, seed, val_fraction)
 
 
 # how `leave_one_class_out` names its normal classes in a row's normal_class: "all-but-1", "all-but-cat"
 ALL_BUT = "all-but-"
+
+
+def _one_class_against_the_rest(raw: RawDataset, protocol: str, chosen, seed: int, val_fraction: float) -> Split:
+    """The official split with one class set against all the others: the normal class of `one_class`, the
+    anomalous class of `leave_one_class_out` (its test flags are one_class's, every one flipped). Training
+    takes the official-train images of the normal class(es), `val_fraction` of them held out (seeded); the
+    test is the whole official test split."""
+    _require_images(raw, protocol)
+    if val_fraction:
+        val_fraction = check_fraction("protocol.val_fraction", val_fraction)
+    normal_is_chosen = protocol == "one_class"
+    index = raw.class_index(chosen, "dataset.normal_class" if normal_is_chosen else "protocol.anomaly_class")
+    is_chosen = raw.labels == index
+    official_train = raw.official_split == 0
+    train, val = _hold_out(np.flatnonzero(official_train & (is_chosen == normal_is_chosen)), val_fraction,
+                           np.random.default_rng(seed))
+    test = np.flatnonzero(~official_train)
+    name = raw.class_names[index]
+    split = Split(protocol, train, val, test, (is_chosen[test] != normal_is_chosen).astype(np.int64), None,
+                  normal_class=name if normal_is_chosen else f"{ALL_BUT}{name}")
+    return _check_nonempty(split, raw, "the dataset files hold no image of that class in one of the splits")
+
+
 PROTOCOLS = tuple(PROTOCOL_KEYS)
 
 
