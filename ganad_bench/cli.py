@@ -509,13 +509,7 @@ def table_main(argv: list[str] | None = None) -> None:
         console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise SystemExit(2) from None
     check_row_folders(args.folders, console)
-    if args.replace_rows and not args.copy_rows:
-        console.print("[bold red]error:[/] --replace-rows goes with --copy-rows DEST")
-        raise SystemExit(2)
-    if args.metric and (reference or args.reproduction):  # it would be ignored: they show what the papers print
-        console.print(f"[bold red]error:[/] --metric goes without {'--paper' if reference else '--reproduction'}, "
-                      f"which shows the metrics the paper prints: drop --metric", soft_wrap=True)
-        raise SystemExit(2)
+    check_table_options(args, console)
     if args.copy_rows:
         copy_result_rows(args, console)
         return
@@ -536,6 +530,9 @@ def table_main(argv: list[str] | None = None) -> None:
     if args.reproduction:
         write_reproduction(frame, args, console)
         return
+    if args.by_anomaly_class:
+        anomaly_class_tables(frame, args, where, console)
+        return
     if reference:
         try:
             paper.show_paper_table(frame, reference, args.out, console)
@@ -543,6 +540,52 @@ def table_main(argv: list[str] | None = None) -> None:
             raise cannot_write(console, args.out, err, "a writable --out prefix") from None
         return
     summary_tables(frame, args, where, console)
+
+
+def check_table_options(args: argparse.Namespace, console) -> None:
+    """Exit 2 with one line where two options of `ganad-bench-table` do not go together (one would be ignored)."""
+    problem = None
+    views = [name for name, given in (("--paper", args.paper), ("--reproduction", args.reproduction),
+                                      ("--by-anomaly-class", args.by_anomaly_class), ("--copy-rows", args.copy_rows))
+             if given]
+    if args.replace_rows and not args.copy_rows:
+        problem = "--replace-rows goes with --copy-rows DEST"
+    elif len(views) > 1:
+        problem = f"{views[0]} and {views[1]} are two different outputs: give one of them a command"
+    elif args.metric and views and views[0] != "--copy-rows":  # they show what the papers print, or every class
+        problem = f"--metric goes without {views[0]}, which chooses its own metrics: drop --metric"
+    if problem:
+        console.print(f"[bold red]error:[/] {problem}", soft_wrap=True)
+        raise SystemExit(2)
+
+
+def anomaly_class_tables(frame, args: argparse.Namespace, where: str, console) -> None:
+    """`ganad-bench-table DIR --by-anomaly-class`: each run's AUROC against every anomalous class alone
+    (`tables.per_anomaly_class`), printed and written to `PREFIX_<protocol>_auroc_by_anomaly_class.csv/.md`."""
+    from rich.markup import escape
+
+    from ganad_bench.atomic import write_atomic
+    from ganad_bench.results.tables import per_anomaly_class, suffixed, table_console, to_markdown, to_rich
+
+    tables = per_anomaly_class(frame)
+    if not tables:
+        console.print(f"[bold red]error:[/] no row under {escape(where)} has an AUROC per anomalous class (the rows of "
+                      f"runs whose anomalies come from two classes or more have it, e.g. model=kde dataset=mnist "
+                      f"dataset.normal_class=8): run one, or drop --by-anomaly-class", soft_wrap=True)
+        raise SystemExit(1)
+    out, written = table_console(), []
+    for protocol, table in tables.items():
+        title = f"AUROC (%) against each anomalous class alone · {protocol} · mean over seeds"
+        stem = suffixed(args.out, f"_{protocol}_auroc_by_anomaly_class")
+        try:
+            written.append(write_atomic(suffixed(stem, ".csv"), lambda f, table=table: table.to_csv(f, index=False)))
+            written.append(write_atomic(suffixed(stem, ".md"), lambda f, table=table, title=title:
+                                        f.write(f"**{title}**\n\n{to_markdown(table)}")))
+        except OSError as err:
+            raise cannot_write(console, args.out, err, "a writable --out prefix") from None
+        out.print(to_rich(table, title, keys=3))
+    for path in written:
+        console.print(f"wrote {escape(str(path))}", soft_wrap=True)
 
 
 def summary_tables(frame, args: argparse.Namespace, where: str, console) -> None:
@@ -733,6 +776,10 @@ def table_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="copy every result.json under the folders to DEST, same layout, without scores, "
                              "checkpoints or plots (a few KB a run: a folder of rows to commit or share); a "
                              "row already in DEST that differs is kept")
+    parser.add_argument("--by-anomaly-class", action="store_true",
+                        help="each run's AUROC against every anomalous class alone (one-class image runs: which "
+                             "digits a detector takes for the normal one), mean over seeds; writes "
+                             "PREFIX_<protocol>_auroc_by_anomaly_class.csv/.md")
     parser.add_argument("--replace-rows", action="store_true",
                         help="with --copy-rows: replace the rows already in DEST that differ from the new ones")
     parser.add_argument("--out", type=prefix_argument, default=Path("outputs/tables") / TABLE_FILES_NAME,

@@ -39,7 +39,7 @@ from ganad_bench.data.preprocessing import make_scaler
 from ganad_bench.data.protocols import Split, make_split
 from ganad_bench.data.registry import load_raw
 from ganad_bench.errors import ConfigError, GanadError, TrainingDiverged
-from ganad_bench.metrics import evaluate, tie_warning
+from ganad_bench.metrics import auroc_per_anomaly_class, evaluate, tie_warning
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.registry import build_detector, is_deep
 from ganad_bench.provenance import code_version, versions
@@ -109,6 +109,8 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
         seed_everything(int(config["seed"]))
         scores, timings = fit_and_score(detector, data, int(config["trainer"]["score_batch_size"]))
         metrics = evaluate(data.split.test_labels, scores, data.split.contamination)
+        if (classes := data.split.test_classes(data.raw)) is not None:
+            metrics.update(auroc_per_anomaly_class(data.split.test_labels, scores, classes))
         if (ties := tie_warning(metrics, data.split.contamination)) is not None:
             log.warning(ties)
         row.update(metrics=metrics,

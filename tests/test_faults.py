@@ -522,6 +522,19 @@ def test_an_unknown_table_metric_is_a_one_line_error_naming_the_rows_metrics(tmp
     assert not list(tmp_path.glob("t*"))
 
 
+def test_a_breakdown_by_anomaly_class_of_rows_without_one_is_a_one_line_error(tmp_path, capsys):
+    from ganad_bench.cli import table_main
+
+    cli(tmp_path, "model=iforest", capsys=capsys)  # a tabular run: its anomalies are one class
+    with pytest.raises(SystemExit) as stop:
+        table_main([str(tmp_path / "outputs" / "results"), "--by-anomaly-class", "--out", str(tmp_path / "t")])
+    assert stop.value.code == 1
+    (message,) = capsys.readouterr().err.strip().splitlines()
+    assert message.startswith("error: no row under ") and "has an AUROC per anomalous class" in message
+    assert message.endswith("run one, or drop --by-anomaly-class")
+    assert not list(tmp_path.glob("t*"))
+
+
 def test_result_commands_refuse_empty_paths_and_keep_a_prefix_whole(tmp_path, capsys, monkeypatch):
     """An empty path (`--out=`) would be the current folder, and argparse's own errors a usage block: one line,
     exit 2. An --out prefix keeps its dots (tables/v1.2 wrote every table to tables/v1.md), and an --out that

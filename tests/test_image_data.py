@@ -17,8 +17,10 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from ganad_bench.data import cache, registry
 from ganad_bench.data import image_sources as img
@@ -540,6 +542,37 @@ def test_leave_one_class_out_runs_end_to_end(image_data, tmp_path):
     assert row["sizes"] == {"n_train": int((labels["train"] != 1).sum()), "n_val": 0, "n_test": len(labels["t10k"]),
                             "n_test_anomalies": int((labels["t10k"] == 1).sum())}
     assert list((tmp_path / "outputs").rglob("anomaly-class1/seed0-*/result.json"))
+    assert set(row["metrics"]) == {"auroc", "auprc"}  # one anomalous class: no breakdown by class
+
+
+def test_one_class_rows_give_the_auroc_against_each_anomalous_class(image_data, tmp_path, capsys):
+    """The row's `auroc_vs_<digit>` is scikit-learn's on the normal test digits and that digit's alone, from
+    the run's own scores; `ganad-bench-table --by-anomaly-class` shows them, one column a digit."""
+    from ganad_bench.cli import table_main
+    from ganad_bench.run import run
+
+    row = run(compose(tmp_path, image_data[0], "dataset=mnist", "model=kde", "dataset.normal_class=8"))
+    assert row["status"] == "ok", row.get("error")
+    saved = np.load(Path(row["result_path"]).parent / "scores.npz")
+    digits = image_data[1]["mnist"]["labels"]["t10k"]
+    anomalous = sorted(set(digits.tolist()) - {8})
+    per_class = {k: v for k, v in row["metrics"].items() if k.startswith("auroc_vs_")}
+    assert sorted(per_class) == sorted(f"auroc_vs_{d}" for d in anomalous)
+    for d in anomalous:
+        rows = (digits == 8) | (digits == d)
+        expected = roc_auc_score(saved["labels"][rows], saved["scores"][rows])
+        assert per_class[f"auroc_vs_{d}"] == pytest.approx(expected)
+    out = tmp_path / "tables" / "t"
+    table_main([str(tmp_path / "outputs"), "--by-anomaly-class", "--out", str(out)])
+    printed = capsys.readouterr()
+    assert "against each anomalous class alone" in printed.out and "wrote" in printed.err
+    table = pd.read_csv(f"{out}_one_class_auroc_by_anomaly_class.csv", dtype=str)
+    assert list(table.columns) == ["dataset", "class", "model", "seeds", "AUROC", *(f"vs {d}" for d in anomalous)]
+    line = table.iloc[0]
+    assert (line["class"], line["model"], line["seeds"]) == ("8", "kde", "1")
+    assert [float(line[f"vs {d}"]) for d in anomalous] == [round(100 * per_class[f"auroc_vs_{d}"], 1)
+                                                           for d in anomalous]
+    assert (out.parent / "t_one_class_auroc_by_anomaly_class.md").read_text().startswith("**AUROC (%) against")
 
 
 def test_ocsvm_nu_falls_back_to_0_1_without_contamination(image_data, tmp_path):

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from ganad_bench.metrics import contamination_threshold, evaluate, precision_recall_f1, tie_warning
+from ganad_bench.metrics import (
+    auroc_per_anomaly_class,
+    contamination_threshold,
+    evaluate,
+    precision_recall_f1,
+    tie_warning,
+)
 
 
 @pytest.fixture
@@ -71,3 +77,24 @@ def test_rows_that_tie_at_the_threshold_are_all_flagged_and_say_so():
     assert line.startswith("50.0% of the test rows flagged, not the protocol's 20%: scores tie")
     assert tie_warning(evaluate(labels, np.linspace(0, 1, 100), contamination=0.2), 0.2) is None
     assert tie_warning(got, None) is None
+
+
+def test_auroc_per_anomaly_class_is_sklearns_on_the_normals_and_that_class_alone():
+    rng = np.random.default_rng(1)
+    classes = rng.choice(["1", "3", "8"], size=600)  # "8" is the normal class
+    labels = (classes != "8").astype(int)
+    scores = rng.normal(size=600) + np.where(classes == "3", 2.0, 0.0) - np.where(classes == "1", 1.0, 0.0)
+    got = auroc_per_anomaly_class(labels, scores, classes)
+    assert sorted(got) == ["auroc_vs_1", "auroc_vs_3"]
+    for name in ("1", "3"):
+        rows = classes != ("3" if name == "1" else "1")
+        assert got[f"auroc_vs_{name}"] == pytest.approx(roc_auc_score(labels[rows], scores[rows]))
+    assert got["auroc_vs_1"] < 0.5 < got["auroc_vs_3"]  # the class taken for normal, the one told apart
+    order = rng.permutation(600)  # independent of the test order
+    assert auroc_per_anomaly_class(labels[order], scores[order], classes[order]) == pytest.approx(got)
+
+
+def test_auroc_per_anomaly_class_is_empty_where_the_anomalies_are_one_class():
+    labels = np.array([0, 0, 1, 1])
+    assert auroc_per_anomaly_class(labels, np.arange(4.0), np.array(["a", "a", "b", "b"])) == {}
+    assert auroc_per_anomaly_class(np.ones(3), np.arange(3.0), np.array(["a", "b", "c"])) == {}  # no normals

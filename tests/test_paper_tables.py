@@ -325,9 +325,12 @@ def test_paper_command_with_only_invalid_jobs_or_an_unwritable_out_is_a_one_line
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--paper", "memgan:1", "--metric", "f1"], "error: --metric goes without --paper, which shows the metrics the "
-                                                "paper prints: drop --metric"),
+    (["--paper", "memgan:1", "--metric", "f1"], "error: --metric goes without --paper, which chooses its own metrics: "
+                                                "drop --metric"),
     (["--reproduction", "R.md", "--metric", "f1"], "error: --metric goes without --reproduction"),
+    (["--by-anomaly-class", "--metric", "f1"], "error: --metric goes without --by-anomaly-class"),
+    (["--by-anomaly-class", "--paper", "memgan:1"], "error: --paper and --by-anomaly-class are two different"),
+    (["--reproduction", "R.md", "--copy-rows", "file/t"], "error: --reproduction and --copy-rows are two different"),
     (["--paper", "memgan:1", "--out", "file/t"], "error: cannot write {tmp}/file/t (Not a directory)")])
 def test_table_command_refuses_a_metric_it_would_ignore_and_an_out_it_cannot_write(args, message, tmp_path, capsys):
     (tmp_path / "file").write_text("")

@@ -45,6 +45,16 @@ class Split:
             return rows
         return np.concatenate([rows, self.extra_test.astype(rows.dtype, copy=False)])
 
+    def test_classes(self, raw: RawDataset) -> np.ndarray | None:
+        """The original class of each test sample (its name: "3", "cat", "smurf."), None where some test samples
+        are not rows of `raw` (`cross_dataset`'s anomalies)."""
+        if self.extra_test is not None:
+            return None
+        labels = raw.labels[self.test]
+        if raw.class_names:
+            return np.asarray(raw.class_names, dtype=object)[labels.astype(np.int64)]
+        return labels.astype(str).astype(object)
+
     def sizes(self) -> dict[str, int]:
         return {
             "n_train": len(self.train),

@@ -191,6 +191,33 @@ def _cell(identity: dict, metric: str, values: pd.Series, references, settings: 
     }
 
 
+def per_anomaly_class(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per protocol, the rows that hold `auroc_vs_<class>` (`metrics.auroc_per_anomaly_class`): one line per
+    (dataset, normal class, model [variant]), the number of seeds, the AUROC, and one column per anomalous class
+    with the AUROC of the normal test samples against that class alone, in percent, means over the seeds."""
+    from ganad_bench.metrics import PER_CLASS_PREFIX
+
+    columns = sorted((c for c in frame.columns if str(c).startswith(PER_CLASS_PREFIX)),
+                     key=lambda c: _class_order(c.removeprefix(PER_CLASS_PREFIX)))
+    if not columns:
+        return {}
+    part = frame.dropna(subset=columns, how="all")
+    tables = {}
+    keys = ["protocol", "dataset", "normal_class", "model", "variant"]
+    for protocol, rows in part.groupby("protocol", sort=False):
+        lines = []
+        for (_, dataset, normal_class, model, variant), group in rows.groupby(keys, sort=False):
+            means = group[["auroc", *columns]].mean()
+            label = f"{model}[{variant}]" if variant else model
+            lines.append({"dataset": dataset, "class": normal_class, "model": label, "seeds": str(len(group)),
+                          **{("AUROC" if c == "auroc" else f"vs {c.removeprefix(PER_CLASS_PREFIX)}"):
+                             "" if math.isnan(v) else f"{100 * v:.1f}" for c, v in means.items()}})
+        table = pd.DataFrame(lines)
+        table["_order"] = table["class"].map(_class_order)
+        tables[protocol] = table.sort_values(["dataset", "_order", "model"]).drop(columns="_order")
+    return tables
+
+
 def format_ours(cell) -> str:
     """`mean ± std` in percent; one seed has no spread: `mean (n=1)`."""
     if int(cell["n_seeds"]) < 2:
