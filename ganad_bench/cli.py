@@ -343,6 +343,7 @@ def summary_line(row: dict) -> str:
     """One concise line per run: what ran, the headline metric beside the published one, where it went."""
     from rich.markup import escape
 
+    from ganad_bench.metrics import PER_CLASS_PREFIX
     from ganad_bench.results.published import lookup
     from ganad_bench.results.tables import flatten_config
 
@@ -369,6 +370,10 @@ def summary_line(row: dict) -> str:
     if published:
         parts[0] += (f" [dim](published {published['reference']} {published['mean']:.4f}, "
                      f"Δ {metrics[headline] - published['mean']:+.4f})[/]")
+    per_class = {k.removeprefix(PER_CLASS_PREFIX): v for k, v in metrics.items() if k.startswith(PER_CLASS_PREFIX)}
+    if per_class:  # the anomalous class this detector tells apart worst (`ganad-bench-table --by-anomaly-class`)
+        weakest = min(per_class, key=per_class.get)
+        parts.append(f"weakest against class {escape(weakest)}: AUROC {per_class[weakest]:.4f}")
     members = int(row.get("pack_members") or 1)
     packed = f" (a pack of {members})" if members > 1 else ""  # the pack's wall time, which its members share
     return (f"[green]ok[/] {what}: {' · '.join(parts)} · {row['timings']['total_s']:.1f} s{packed} → "

@@ -143,6 +143,9 @@ def test_summary_line_puts_the_headline_metric_beside_the_published_one():
            "status": "ok", "metrics": {"auroc": 0.9, "auprc": 0.8}, "timings": {"total_s": 1.0}, "result_path": "x"}
     line = summary_line(row)
     assert "AUROC 0.9000 [dim](published memgan:1 0.9860" in line and "AUPRC 0.8000" in line
+    assert "weakest" not in line
+    row["metrics"].update(auroc_vs_1=0.95, auroc_vs_7=0.41, auroc_vs_9=0.88)  # its anomalies' classes
+    assert "AUPRC 0.8000 · weakest against class 7: AUROC 0.4100 · " in summary_line(row)
 
 
 # submitit starts a process per job (~8 s each here): slow; the README reports both launchers
