@@ -38,7 +38,7 @@ EARLY_STOPPING_ONLY_KEYS = ("early_stopping_restore_best",)
 # behaved as}; kept out of the folder hash and the checkpoint fingerprint at that default
 ADDED_MODEL_PARAMS = {"dcae": {"init": "pytorch"}, "deep_svdd": {"init": "pytorch"},
                       "memgan": {"batchnorm_stats": "training", "encoder_loss": "min_max",
-                                 "memory_init": "normal"}}
+                                 "memory_init": "normal", "contrast_norm": None}}
 
 
 def at_added_default(key: str, value, added: dict) -> bool:

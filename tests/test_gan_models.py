@@ -120,6 +120,28 @@ def test_scores_ignore_test_order_and_chunking(name):
     assert_order_and_chunk_invariant(det, test, rtol=1e-4)
 
 
+def test_memgan_contrast_normalisation_scores_the_normalised_images_and_keeps_earlier_runs_identity():
+    """`contrast_norm=l1`: MEMGAN trains and scores on Ruff et al.'s normalised images (an image scaled by any
+    positive factor scores as the image); off by default, and at null it stays out of a run's identity."""
+    from ganad_bench.results.store import config_hash
+
+    rng = np.random.default_rng(0)
+    x = np.clip(rng.normal(-0.5, 0.5, (48, 1, 16, 16)), -1, 1).astype(np.float32)
+    plain = make("memgan", epochs=1, batch_size=16, params={"n_memory": 4, "width": 8, "arch": "conv"}).fit(x)
+    assert plain.input_map is None
+    det = make("memgan", epochs=1, batch_size=16, params={"n_memory": 4, "width": 8, "arch": "conv",
+                                                          "contrast_norm": "l1"}).fit(x)
+    assert det.input_map is not None
+    fainter = -1 + 0.5 * (x + 1)  # the same strokes at half the ink: the same normalised image
+    np.testing.assert_allclose(det.score_samples(fainter), det.score_samples(x), rtol=1e-3, atol=1e-4)
+    assert not np.allclose(plain.score_samples(fainter), plain.score_samples(x), rtol=1e-3)
+    assert_order_and_chunk_invariant(det, x, rtol=1e-4)
+    before = {"model": {"name": "memgan", "params": {"n_memory": 50}}, "trainer": {"epochs": 7}, "seed": 0}
+    at_null = {**before, "model": {"name": "memgan", "params": {"n_memory": 50, "contrast_norm": None}}}
+    at_l1 = {**before, "model": {"name": "memgan", "params": {"n_memory": 50, "contrast_norm": "l1"}}}
+    assert config_hash(before) == config_hash(at_null) != config_hash(at_l1)
+
+
 @pytest.mark.parametrize("score", ["features", "logits", "l1", "l2"])
 def test_alad_scores(score):
     train, test, labels = toy(2)

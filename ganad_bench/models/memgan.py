@@ -35,6 +35,11 @@ as the plain average over the training rows through the scoring path alone (`kit
 reestimate_batchnorm`; `training`: PyTorch's own). Chosen by the normal-only validation loss, which it lowers
 on every MNIST digit measured (docs/measured.md; `scripts/memgan_check.py batchnorm` compares the two on a
 saved run); the paper does not say.
+Input scale (`contrast_norm`, off by default as the paper says nothing of it): Eq. 8's pixel distance grows
+with an image's ink, so on raw pixels the thin 1s reconstruct within the error of the normal class's own
+digits and rank as normal (digits 2 and 8: `ganad-bench-table --by-anomaly-class`); `contrast_norm=l1` trains
+and scores on Ruff et al.'s contrast-normalised images (`kit.deep`), the preprocessing of the Deep SVDD runs
+whose numbers MEMGAN's Table 1 reprints beside its own.
 Section 6: MNIST n = 50, d = 64, 7 epochs, lr 1e-5..1e-4 per class (we use 1e-4 for all classes);
 CIFAR-10 n = 100, d = 256, 10 epochs, lr 5e-5..1e-4 (conf/dataset_model/{mnist,cifar10}_memgan.yaml).
 `decode_memory` renders G(m_i) for every memory row (Fig. 1); an image run writes them to `memory.png` in
@@ -188,12 +193,14 @@ class MEMGAN(DeepDetector):
     latent size), `arch`, `width`, `spectral_norm`, `image_dropout` as ALAD; `projection_loss` (l_proj on /
     off: Sec. 7's ablation); `batchnorm_stats` (`scoring_path` or `training`: module docstring);
     `encoder_loss` (`min_max`, Algorithm 1 as printed, or `non_saturating`: `ENCODER_LOSSES`); `memory_init`
-    (`normal` or `glorot_uniform`: `MEMORY_INITS`)."""
+    (`normal` or `glorot_uniform`: `MEMORY_INITS`); `contrast_norm` (null, l1 or l2; images only: module
+    docstring)."""
 
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,
                  n_memory: int = 50, memory_dim: int | None = None, arch: str = "auto", width: int = 128,
                  spectral_norm: bool = True, image_dropout: float = 0.2, projection_loss: bool = True,
-                 batchnorm_stats: str = "scoring_path", encoder_loss: str = "min_max", memory_init: str = "normal"):
+                 batchnorm_stats: str = "scoring_path", encoder_loss: str = "min_max", memory_init: str = "normal",
+                 contrast_norm: str | None = None):
         super().__init__(seed, trainer, checkpoint_dir, callbacks)
         require(int(n_memory) >= 2, "n_memory", ">= 2", n_memory)
         require(batchnorm_stats in BATCHNORM_STATS, "batchnorm_stats", f"one of {', '.join(BATCHNORM_STATS)}",
@@ -203,7 +210,7 @@ class MEMGAN(DeepDetector):
 
     def build(self, input_shape):
         dim = int(self.params["memory_dim"] or blocks.default_latent_dim(input_shape, self.params["arch"]))
-        return MEMGANModule(input_shape, dim, **self.module_params("memory_dim"))
+        return MEMGANModule(input_shape, dim, **self.module_params("memory_dim", "contrast_norm"))
 
     def memory_images(self) -> torch.Tensor:
         """The decoded memory units of the scoring network, (n_memory, *input_shape) on the CPU."""
