@@ -51,9 +51,7 @@ class Split:
         if self.extra_test is not None:
             return None
         labels = raw.labels[self.test]
-        if raw.class_names:
-            return np.asarray(raw.class_names, dtype=object)[labels.astype(np.int64)]
-        return labels.astype(str).astype(object)
+        return np.asarray(raw.class_names)[labels.astype(np.int64)] if raw.class_names else labels.astype(str)
 
     def sizes(self) -> dict[str, int]:
         return {
