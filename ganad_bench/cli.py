@@ -556,7 +556,7 @@ def check_table_options(args: argparse.Namespace, console) -> None:
     if args.replace_rows and not args.copy_rows:
         problem = "--replace-rows goes with --copy-rows DEST"
     elif len(views) > 1:
-        problem = f"{views[0]} and {views[1]} are two different outputs: give one of them a command"
+        problem = f"{views[0]} and {views[1]} are two different outputs: run them as two commands"
     elif args.metric and views and views[0] != "--copy-rows":  # they show what the papers print, or every class
         problem = f"--metric goes without {views[0]}, which chooses its own metrics: drop --metric"
     if problem:
