@@ -329,6 +329,29 @@ def test_the_op_count_names_the_callers_of_a_steps_operations():
         "error: --out is required: the folder of the report (and of the finished cases a rerun keeps)")
 
 
+def test_the_speed_benchmark_covers_every_deep_detector(tmp_path):
+    """scripts/benchmark.py (the single-run speeds that run_costs.yaml cites): by default every deep detector of
+    the registry, Skip-GANomaly and FGAN included, trains and scores on each input shape."""
+    import subprocess
+    import sys
+
+    from ganad_bench.models.kit.registry import available_detectors, is_deep
+
+    proc = subprocess.run([sys.executable, "scripts/benchmark.py", "--out", str(tmp_path), "--quick", "--threads", "1",
+                           "--shapes", "tab6", "img1x28x28", "--train-steps", "1", "--warmup", "0",
+                           "--score-repeats", "1", "--batch-size", "4", "--anogan-steps", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
+    deep = {name for name in available_detectors() if is_deep(name)}
+    assert {"skip_ganomaly", "fgan"} <= deep
+    for shape in ("tab6", "img1x28x28"):
+        measured = [r for r in rows if r["shape"] == shape]
+        assert {r["model"] for r in measured} == deep
+        assert all(r["train_samples_per_s"] > 0 and r["score_ms_per_batch"] > 0 and r["finite"] for r in measured)
+
+
 def fake_python(tmp_path: Path, body: str) -> str:
     """An interpreter for scripts/gpu_check.sh: `body` (sh) decides what each call does, else this Python."""
     import sys
