@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganad_bench.models.kit.registry import available_detectors, create_detector, detector_class, is_deep
+from ganad_bench.models.kit.registry import create_detector, deep_detectors, detector_class
 from ganad_bench.training.device import peak_memory_mb, resolve_device, synchronize
 from ganad_bench.training.engine import Engine
 
 # every deep detector of the registry, so a model added there is benchmarked too (the classic ones have no steps)
-MODELS = tuple(name for name in available_detectors() if is_deep(name))
+MODELS = tuple(deep_detectors())
 SHAPES = {"tab121": (121,), "tab274": (274,), "tab6": (6,), "img1x28x28": (1, 28, 28), "img3x32x32": (3, 32, 32)}
 TABLE_IV_BATCH = {"tab121": 50, "tab274": 32}
 

@@ -35,10 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganad_bench.models.kit.registry import deep_detectors
+
 SHAPES = {"tab121": (121,), "img1x28x28": (1, 28, 28)}
 BATCH = {"tab121": 50, "img1x28x28": 32}  # ALAD's KDD99 and image batch sizes
-DEEP_MODELS = ("alad", "egbad", "rcgan", "anogan", "ganomaly", "memgan", "ama", "fgan", "skip_ganomaly", "deep_svdd",
-               "dcae", "memae", "dagmm", "dsebm_e")
+# every deep detector of the registry (sorted: the report's order), so a model added there is measured too
+DEEP_MODELS = tuple(deep_detectors())
 
 
 def build_members(model: str, shape: tuple, k: int, batch: int, device: str, image_width: int, variant: str = "plain"):

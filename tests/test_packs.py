@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from ganad_bench import available_detectors, create_detector
+from ganad_bench import create_detector
 from ganad_bench.errors import TrainingDiverged
-from ganad_bench.models.kit.registry import is_deep
+from ganad_bench.models.kit.registry import deep_detectors
 from ganad_bench.training.pack import run_together
 from tests.checks import Interrupt, cpu_trainer, stop_after
 
-DEEP = [name for name in available_detectors() if is_deep(name)]
+DEEP = deep_detectors()
 # tiny settings that keep each model's step cheap (and AnoGAN's latent search short)
 TINY = {"anogan": {"search_steps": 5}, "memgan": {"n_memory": 4}}
 
@@ -335,8 +335,6 @@ def test_the_speed_benchmark_covers_every_deep_detector(tmp_path):
     import subprocess
     import sys
 
-    from ganad_bench.models.kit.registry import available_detectors, is_deep
-
     proc = subprocess.run([sys.executable, "scripts/benchmark.py", "--out", str(tmp_path), "--quick", "--threads", "1",
                            "--shapes", "tab6", "img1x28x28", "--train-steps", "1", "--warmup", "0",
                            "--score-repeats", "1", "--batch-size", "4", "--anogan-steps", "1"],
@@ -344,12 +342,35 @@ def test_the_speed_benchmark_covers_every_deep_detector(tmp_path):
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
-    deep = {name for name in available_detectors() if is_deep(name)}
-    assert {"skip_ganomaly", "fgan"} <= deep
+    deep = set(deep_detectors())
+    assert {"skip_ganomaly", "fgan", "dsebm_r"} <= deep
     for shape in ("tab6", "img1x28x28"):
         measured = [r for r in rows if r["shape"] == shape]
         assert {r["model"] for r in measured} == deep
         assert all(r["train_samples_per_s"] > 0 and r["score_ms_per_batch"] > 0 and r["finite"] for r in measured)
+
+
+def test_the_pack_benchmark_covers_every_deep_detector(tmp_path):
+    """scripts/pack_benchmark.py measures every deep detector of the registry by default (DSEBM-r included,
+    which a hand-kept list had left out), and a pack of DSEBM-r members steps as its runs alone do."""
+    import re
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    usage = subprocess.run([sys.executable, "scripts/pack_benchmark.py", "--help"], capture_output=True, text=True,
+                           timeout=120, cwd=root)
+    assert usage.returncode == 0, usage.stderr[-2000:]
+    choices = re.search(r"--models \{([a-z_,]+)\}", usage.stdout).group(1).split(",")
+    assert choices == deep_detectors() and "dsebm_r" in choices
+    proc = subprocess.run([sys.executable, "scripts/pack_benchmark.py", "--device", "cpu", "--in-process", "--out",
+                           str(tmp_path), "--models", "dsebm_r", "--shapes", "tab121", "--packs", "1", "2",
+                           "--steps", "1", "--warmup", "1", "--threads", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cases = json.loads((tmp_path / "packs.json").read_text())
+    assert {c["k"] for c in cases if c["model"] == "dsebm_r" and c["samples_per_s"] > 0} == {1, 2}
+    assert all(c["equivalence_error"] < 1e-3 for c in cases if c["k"] == 2)
 
 
 def fake_python(tmp_path: Path, body: str) -> str:

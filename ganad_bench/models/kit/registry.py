@@ -48,6 +48,12 @@ def is_deep(name: str) -> bool:
     return issubclass(detector_class(name), DeepDetector)
 
 
+def deep_detectors() -> list[str]:
+    """Every registered detector that trains with the engine, sorted: what the speed benchmarks measure, so a
+    method file added to the registry is benchmarked without a list to keep by hand."""
+    return [name for name in available_detectors() if is_deep(name)]
+
+
 def build_detector(name: str, seed: int = 0, params: dict | None = None, trainer: dict | None = None,
                    checkpoint_dir=None, callbacks=()) -> Detector:
     """A fresh detector from composed settings: `params` are its `model.params`, `trainer` the trainer config
