@@ -70,6 +70,18 @@ def test_embedded_thyroid_needs_no_data_folder(tmp_path):
     assert thyroid.features.shape == (3772, 6) and anomaly_flags(thyroid).sum() == 93
 
 
+def test_settings_made_in_code_cache_in_the_home_folder(tiny_data, tmp_path, monkeypatch):
+    """DataSettings built directly (not from the CLI's config) read "~" as the home folder: the default
+    cache goes to ~/.cache/ganad_bench, not to a folder named "~" in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert DataSettings().cache_dir == tmp_path / "home" / ".cache" / "ganad_bench"
+    assert DataSettings(data_dir="~/data").data_dir == tmp_path / "home" / "data"
+    registry.load_raw("kdd99", "uci", DataSettings(data_dir=tiny_data, download=False))
+    assert list((tmp_path / "home" / ".cache" / "ganad_bench" / "parsed").glob("kdd99-*.npz"))
+    assert not (tmp_path / "~").exists()
+
+
 @pytest.mark.parametrize("name,source", [("musk", "odds"), ("kdd99", "uci"), ("arrhythmia", "uci")])
 def test_parsed_arrays_are_cached(tiny_data, tmp_path, monkeypatch, name, source):
     from ganad_bench.data import cache

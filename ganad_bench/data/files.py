@@ -64,18 +64,29 @@ class CanonicalFile:
         return self.sha256 if self.sha256 else f"md5:{self.md5}"
 
 
+DEFAULT_CACHE_DIR = "~/.cache/ganad_bench"
+
+
 @dataclass(frozen=True)
 class DataSettings:
     """Where to look for data and where to cache it (the `paths` config group)."""
 
     data_dir: Path | None = None
-    cache_dir: Path = Path("~/.cache/ganad_bench")
+    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
     download: bool = True
+
+    def __post_init__(self):
+        # "~" is the user's home however the settings were made (a literal "~" folder in the working
+        # directory would hold a second cache)
+        for name in ("data_dir", "cache_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value).expanduser())
 
     @classmethod
     def from_config(cls, paths_cfg) -> DataSettings:
         data_dir = paths_cfg.get("data_dir") or os.environ.get("GANAD_DATA_DIR") or None
-        cache_dir = paths_cfg.get("cache_dir") or os.environ.get("GANAD_CACHE_DIR") or "~/.cache/ganad_bench"
+        cache_dir = paths_cfg.get("cache_dir") or os.environ.get("GANAD_CACHE_DIR") or DEFAULT_CACHE_DIR
         for setting, value in (("paths.data_dir (GANAD_DATA_DIR)", data_dir),
                                ("paths.cache_dir (GANAD_CACHE_DIR)", cache_dir)):
             # a file here would be named as the place to put the data in ("put it at <file>/kddcup99/...")
