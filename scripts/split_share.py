@@ -7,8 +7,10 @@ to the rounding of its printed digits (the interval printed); runs that each dra
 shares scattered around the data's, runs on one fixed split all give that split's. Printed beside them: the
 shares of an authors' fixed split (`--split-seed`, drawn as pandas' DataFrame.sample and as scikit-learn's
 train_test_split draw it: `protocol.split_seed`, `protocol.split_draw`) and of our per-seed splits (seeds
-0-9), at each train fraction asked for, and which published pairs each is consistent with. Written for RCGAN's
-KDD99 cells (their gap note in REPRODUCTION.md):
+0-9), at each train fraction asked for, and which published pairs each is consistent with: those whose
+precision / recall, within its rounding, equals the split's test anomalies over the rows the protocol's
+threshold flags in it (`ganad_bench.metrics`; not exactly c n on a small test split, and untied scores
+assumed). Written for RCGAN's KDD99 cells (their gap note in REPRODUCTION.md):
 
     python scripts/split_share.py --reference alad:II rcgan:1 rcgan:4 --dataset kdd99 --fractions 0.5 0.8
 """
@@ -26,6 +28,7 @@ from ganad_bench.data.files import DataSettings
 from ganad_bench.data.protocols import anomaly_flags, split_rows
 from ganad_bench.data.registry import load_raw
 from ganad_bench.errors import GanadError
+from ganad_bench.metrics import contamination_threshold
 from ganad_bench.results.published import published_table
 
 
@@ -53,26 +56,38 @@ def implied_shares(references: list[str], dataset: str, contamination: float) ->
         pairs.append({"reference": reference, "column": column, "precision": precision, "recall": recall,
                       "share": contamination * precision / recall,
                       "low": contamination * (precision - hp) / (recall + hr),
-                      "high": contamination * (precision + hp) / (recall - hr)})
+                      "high": contamination * (precision + hp) / (recall - hr),
+                      "ratio_low": (precision - hp) / (recall + hr), "ratio_high": (precision + hp) / (recall - hr)})
     if not pairs:
         raise SystemExit(f"error: {', '.join(references)} print no precision / recall pair on {dataset}: check "
                          f"--reference and --dataset against ganad_bench/results/published.csv")
     return pairs
 
 
-def candidate_splits(flags: np.ndarray, fractions: list[float], split_seed: int, seeds: range) -> list[dict]:
-    """The test rows' anomaly share of each candidate split: the authors' fixed split of `split_seed` drawn
-    both ways, then each run seed's own split, at every train fraction."""
+def flagged_count(n_test: int, contamination: float) -> int:
+    """How many of n untied test scores the protocol's threshold flags (`ganad_bench.metrics`)."""
+    scores = np.arange(n_test, dtype=np.float64)
+    return int((scores >= contamination_threshold(scores, contamination)).sum())
+
+
+def candidate_splits(flags: np.ndarray, fractions: list[float], split_seed: int, seeds: range,
+                     contamination: float) -> list[dict]:
+    """Each candidate split's test anomaly share and its anomalies over its flagged rows (what precision /
+    recall equals on it): the authors' fixed split of `split_seed` drawn both ways, then each run seed's own
+    split, at every train fraction."""
+    def candidate(name: str, test: np.ndarray) -> dict:
+        anomalies = int(flags[test].sum())
+        return {"split": name, "share": anomalies / len(test),
+                "ratio": anomalies / flagged_count(len(test), contamination)}
+
     candidates = []
     for fraction in fractions:
         for draw in ("sample", "train_test_split"):
             _, test = split_rows(len(flags), fraction, 0, split_seed, draw)
-            candidates.append({"split": f"train {fraction:g}, split_seed={split_seed}, split_draw={draw}",
-                               "share": float(flags[test].mean())})
+            candidates.append(candidate(f"train {fraction:g}, split_seed={split_seed}, split_draw={draw}", test))
         for seed in seeds:
             _, test = split_rows(len(flags), fraction, seed, None, "train_test_split")
-            candidates.append({"split": f"train {fraction:g}, seed {seed}'s own split",
-                               "share": float(flags[test].mean())})
+            candidates.append(candidate(f"train {fraction:g}, seed {seed}'s own split", test))
     return candidates
 
 
@@ -107,9 +122,11 @@ def main() -> None:
     for pair in pairs:
         print(f"  {pair['reference']:<8} {pair['column']:<26} P {pair['precision']:6.2f}  R {pair['recall']:6.2f}  "
               f"share {100 * pair['share']:.3f}% [{100 * pair['low']:.3f}, {100 * pair['high']:.3f}]")
-    print("candidate splits: their test rows' anomaly share, and the published pairs whose interval holds it")
-    for split in candidate_splits(flags, args.fractions, args.split_seed, range(args.seeds)):
-        held = [f"{p['reference']} {p['column']}" for p in pairs if p["low"] <= split["share"] <= p["high"]]
+    print("candidate splits: their test rows' anomaly share, and the published pairs whose precision / recall "
+          "(to its printed digits) is the split's test anomalies / flagged rows")
+    for split in candidate_splits(flags, args.fractions, args.split_seed, range(args.seeds), contamination):
+        held = [f"{p['reference']} {p['column']}" for p in pairs
+                if p["ratio_low"] <= split["ratio"] <= p["ratio_high"]]
         print(f"  {split['split']:<52} {100 * split['share']:.3f}%  {len(held)} of {len(pairs)}"
               + (f": {'; '.join(held)}" if held else ""))
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ganad_bench.data.protocols import split_rows
+from ganad_bench.metrics import evaluate
 from tests.conftest import load_script
 
 
@@ -40,12 +41,19 @@ def test_a_published_pair_gives_its_test_rows_anomaly_share(split_share):
 
 def test_candidate_splits_are_the_protocols_own(split_share):
     flags = (np.random.default_rng(0).random(1001) < 0.2).astype(np.int64)
-    got = {c["split"]: c["share"] for c in split_share.candidate_splits(flags, [0.5, 0.8], 42, range(2))}
+    got = {c["split"]: c for c in split_share.candidate_splits(flags, [0.5, 0.8], 42, range(2), 0.15)}
     assert len(got) == 2 * (2 + 2)
     _, test = split_rows(len(flags), 0.5, 0, 42, "sample")
-    assert got["train 0.5, split_seed=42, split_draw=sample"] == pytest.approx(flags[test].mean())
+    assert got["train 0.5, split_seed=42, split_draw=sample"]["share"] == pytest.approx(flags[test].mean())
     _, test = split_rows(len(flags), 0.8, 1, None, "train_test_split")
-    assert got["train 0.8, seed 1's own split"] == pytest.approx(flags[test].mean())
+    one = got["train 0.8, seed 1's own split"]
+    assert one["share"] == pytest.approx(flags[test].mean())
+    # precision / recall on that split: its anomalies over the rows the metric flags
+    scores = np.random.default_rng(1).random(len(test))
+    metrics = evaluate(flags[test], scores, 0.15)
+    assert metrics["precision"] / metrics["recall"] == pytest.approx(one["ratio"])
+    assert split_share.flagged_count(len(test), 0.15) == round(metrics["flagged"] * len(test))
+    assert split_share.flagged_count(226, 0.15) == 34  # not 0.15 x 226 = 33.9: ALAD's Arrhythmia 17/34, 17/32
 
 
 def test_the_report_on_tiny_kdd99_and_its_error_lines(split_share, tiny_data, tmp_path, monkeypatch, capsys):
