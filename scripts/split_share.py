@@ -42,7 +42,8 @@ def printed_half_unit(percent: float) -> float:
 
 def implied_shares(references: list[str], dataset: str, contamination: float) -> list[dict]:
     """Per published (table, column) with both a precision and a recall on `dataset`: the test anomaly share
-    c x precision / recall, and its interval over the rounding of the two printed numbers."""
+    c x precision / recall, and the interval of precision / recall over the rounding of the two printed
+    numbers (the share's interval is c times it)."""
     frame = published_table()
     frame = frame[frame["reference"].isin(references) & (frame["dataset"] == dataset)
                   & frame["metric"].isin(["precision", "recall"])]
@@ -53,10 +54,9 @@ def implied_shares(references: list[str], dataset: str, contamination: float) ->
             continue
         precision, recall = by_metric["precision"], by_metric["recall"]
         hp, hr = printed_half_unit(precision), printed_half_unit(recall)
+        # precision / recall over the printed digits' rounding; the share's interval is this one times c
         pairs.append({"reference": reference, "column": column, "precision": precision, "recall": recall,
                       "share": contamination * precision / recall,
-                      "low": contamination * (precision - hp) / (recall + hr),
-                      "high": contamination * (precision + hp) / (recall - hr),
                       "ratio_low": (precision - hp) / (recall + hr), "ratio_high": (precision + hp) / (recall - hr)})
     if not pairs:
         raise SystemExit(f"error: {', '.join(references)} print no precision / recall pair on {dataset}: check "
@@ -121,7 +121,8 @@ def main() -> None:
     print("published pairs: test anomaly share = flagged fraction x precision / recall (interval: rounding)")
     for pair in pairs:
         print(f"  {pair['reference']:<8} {pair['column']:<26} P {pair['precision']:6.2f}  R {pair['recall']:6.2f}  "
-              f"share {100 * pair['share']:.3f}% [{100 * pair['low']:.3f}, {100 * pair['high']:.3f}]")
+              f"share {100 * pair['share']:.3f}% [{100 * contamination * pair['ratio_low']:.3f}, "
+              f"{100 * contamination * pair['ratio_high']:.3f}]")
     print("candidate splits: their test rows' anomaly share, and the published pairs whose precision / recall "
           "(to its printed digits) is the split's test anomalies / flagged rows")
     for split in candidate_splits(flags, args.fractions, args.split_seed, range(args.seeds), contamination):

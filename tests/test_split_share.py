@@ -30,11 +30,11 @@ def test_a_published_pair_gives_its_test_rows_anomaly_share(split_share):
     pairs = {(p["reference"], p["column"]): p for p in split_share.implied_shares(["rcgan:1", "alad:V"], "kdd99", 0.2)}
     rcgan = pairs[("rcgan:1", "RCGAN")]
     assert rcgan["share"] == pytest.approx(0.2 * 95.17 / 96.69)
-    assert rcgan["low"] == pytest.approx(0.2 * 95.165 / 96.695)
-    assert rcgan["high"] == pytest.approx(0.2 * 95.175 / 96.685)
+    assert rcgan["ratio_low"] == pytest.approx(95.165 / 96.695)
+    assert rcgan["ratio_high"] == pytest.approx(95.175 / 96.685)
     baseline = pairs[("alad:V", "ALAD Baseline")]  # printed as 0.948 / 0.963: one decimal of a percent
-    assert baseline["low"] == pytest.approx(0.2 * 94.75 / 96.35)
-    assert all(p["low"] < p["share"] < p["high"] for p in pairs.values())
+    assert baseline["ratio_low"] == pytest.approx(94.75 / 96.35)
+    assert all(p["ratio_low"] < p["share"] / 0.2 < p["ratio_high"] for p in pairs.values())
     with pytest.raises(SystemExit, match="^error: rcgan:1 print no precision / recall pair on mnist"):
         split_share.implied_shares(["rcgan:1"], "mnist", 0.2)
 
@@ -62,7 +62,7 @@ def test_the_report_on_tiny_kdd99_and_its_error_lines(split_share, tiny_data, tm
                                       "--data-dir", str(tiny_data)])
     split_share.main()
     out = capsys.readouterr().out
-    assert "flagged fraction 0.2" in out and "rcgan:1  RCGAN" in out and "share 19.686%" in out
+    assert "flagged fraction 0.2" in out and "rcgan:1  RCGAN" in out and "share 19.686% [19.684, 19.688]" in out
     assert "train 0.8, seed 1's own split" in out
     monkeypatch.setattr(sys, "argv", ["split_share.py", "--dataset", "nosuch"])
     with pytest.raises(SystemExit, match="^error: no dataset config nosuch.yaml"):
