@@ -54,7 +54,6 @@ def implied_shares(references: list[str], dataset: str, contamination: float) ->
             continue
         precision, recall = by_metric["precision"], by_metric["recall"]
         hp, hr = printed_half_unit(precision), printed_half_unit(recall)
-        # precision / recall over the printed digits' rounding; the share's interval is this one times c
         pairs.append({"reference": reference, "column": column, "precision": precision, "recall": recall,
                       "share": contamination * precision / recall,
                       "ratio_low": (precision - hp) / (recall + hr), "ratio_high": (precision + hp) / (recall - hr)})
