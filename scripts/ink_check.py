@@ -61,6 +61,18 @@ def run_curves(folder: Path, n_classes: int) -> dict[int, list[float]]:
             if len(got) == n_classes}
 
 
+def folder_curves(folder: Path, n_classes: int) -> dict[int, list[float]]:
+    """`run_curves`, or a one-line error where the folder is missing or holds no epoch with every class."""
+    if not folder.is_dir():
+        raise SystemExit(f"error: {folder} is not a folder: give the results folder of the column's runs, "
+                         f"e.g. RUNS/results/mnist/one_class/fgan")
+    curves = run_curves(folder, n_classes)
+    if not curves:
+        raise SystemExit(f"error: no finished runs under {folder} share a learning-curve epoch across all "
+                         f"{n_classes} classes: run the column with trainer.curve_every set, one run per class")
+    return curves
+
+
 def line(label: str, values, published: np.ndarray) -> str:
     values = np.asarray(values)
     return (f"{label:<28}" + "".join(f"{100 * v:6.1f}" for v in values)
@@ -81,11 +93,12 @@ def main() -> None:
     except GanadError as err:
         raise SystemExit(f"error: {err}") from None
     published = published_row(args.reference, args.dataset, args.column, len(ink))
+    curves = folder_curves(args.folder, len(ink)) if args.folder else {}  # its errors before any output
     print(f"{'class':<28}" + "".join(f"{k:>6}" for k in range(len(ink))) + "   against the published row")
     print(line(f"{args.reference} {args.column}", published, published))
     print(line("ink", ink, published))
     print(line("ink, reversed", 1 - ink, published))
-    for epoch, values in (run_curves(args.folder, len(ink)) if args.folder else {}).items():
+    for epoch, values in curves.items():
         print(line(f"runs, epoch {epoch}", values, published) + f"   r with ink {np.corrcoef(values, ink)[0, 1]:+.2f}")
         print(line(f"runs, epoch {epoch}, reversed", 1 - np.asarray(values), published))
 
