@@ -21,6 +21,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a folder of run folders (searched recursively)")
     args = parser.parse_args()
+    if not args.folder.is_dir():
+        raise SystemExit(f"error: {args.folder} is not a folder: give a folder of run folders, e.g. "
+                         "RUNS/results/kdd99/tabular/alad")
     lines, without_scores = [], 0
     for path in sorted(args.folder.rglob(RESULT_FILE)):
         row = read_result(path.parent)
@@ -36,6 +39,9 @@ def main() -> None:
     if without_scores and not lines:
         raise SystemExit(f"error: the {without_scores} thresholded row(s) under {args.folder} have no {SCORES_FILE} "
                          "(rows copied by --copy-rows keep none): give the folder of the runs themselves")
+    if not lines and not without_scores:
+        raise SystemExit(f"error: no finished run with a thresholded metric (precision) under {args.folder}: "
+                         "give the folder of a tabular protocol's runs")
     if without_scores:
         print(f"({without_scores} row(s) without {SCORES_FILE} left out)")
     print("seed  anomalies  flagged  precision  recall  run")
