@@ -48,13 +48,24 @@ def report(packed, single) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rows_of(folder: str, flag: str):
+    """The finished rows under `folder`, or a one-line error naming the flag to fix."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise SystemExit(f"error: {flag} {path} is not a folder: give the results folder of a sweep")
+    frame = load_results([path])
+    if frame.empty or "model" not in frame or "timings.total_s" not in frame:
+        raise SystemExit(f"error: {flag} {path} holds no finished runs: give the results folder of a sweep")
+    return frame
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packed", required=True, help="results folder of the packed sweep")
     parser.add_argument("--single", required=True, help="results folder of the one-by-one runs")
     parser.add_argument("--out", required=True, help="Markdown file to write")
     args = parser.parse_args()
-    text = report(load_results([Path(args.packed).expanduser()]), load_results([Path(args.single).expanduser()]))
+    text = report(rows_of(args.packed, "--packed"), rows_of(args.single, "--single"))
     Path(args.out).write_text(text)
     print(text)
 

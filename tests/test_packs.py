@@ -271,6 +271,23 @@ def test_a_packed_multirun_writes_the_rows_of_one_by_one_runs(tmp_path):
     assert "| dcae | thyroid | 3 |" in line and line.count(aurocs) == 2
 
 
+
+def test_pack_walltime_names_a_missing_or_empty_results_folder_in_one_line(tmp_path):
+    """scripts/pack_walltime.py: a folder that is missing or holds no finished runs is a one-line error naming
+    its flag, and no report is written."""
+    import subprocess
+    import sys
+
+    (tmp_path / "empty").mkdir()
+    for packed, single, says in ((tmp_path / "nope", tmp_path / "empty", "--packed {} is not a folder"),
+                                 (tmp_path / "empty", tmp_path / "empty", "--packed {} holds no finished runs")):
+        proc = subprocess.run([sys.executable, "scripts/pack_walltime.py", "--packed", str(packed), "--single",
+                               str(single), "--out", str(tmp_path / "walltime.md")],
+                              capture_output=True, text=True, cwd=Path(__file__).parents[1])
+        assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stderr.startswith("error: " + says.format(packed))
+        assert not (tmp_path / "walltime.md").exists()
+
 # ------------------------------------------------------------------------------------------- GPU check
 def test_the_gpu_check_report_runs_end_to_end_on_the_cpu(tmp_path):
     """`make gpu-check`'s benchmark with tiny settings on the CPU: every code path but the device (variants,
