@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ganad_bench.config import compose_config, to_container
+from ganad_bench.errors import one_line_errors
 from ganad_bench.metrics import evaluate
 from ganad_bench.models.kit.deep import every_score
 from ganad_bench.models.kit.registry import build_detector
@@ -117,6 +118,7 @@ def measure_seed(config: dict, seed: int, args) -> dict:
     return row
 
 
+@one_line_errors
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)

@@ -20,7 +20,7 @@ from sklearn.metrics import roc_auc_score
 
 from ganad_bench.data.files import DataSettings
 from ganad_bench.data.registry import load_raw
-from ganad_bench.errors import GanadError
+from ganad_bench.errors import one_line_errors
 from ganad_bench.results.published import published_table
 from ganad_bench.results.store import RESULT_FILE, read_result
 
@@ -80,6 +80,7 @@ def line(label: str, values, published: np.ndarray) -> str:
             + f"   mean |d| {100 * np.abs(values - published).mean():5.1f}")
 
 
+@one_line_errors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, nargs="?", help="runs of the column's model, one per class (optional)")
@@ -88,10 +89,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: GANAD_DATA_DIR")
     args = parser.parse_args()
-    try:
-        ink = ink_aurocs(args.dataset, args.data_dir)
-    except GanadError as err:
-        raise SystemExit(f"error: {err}") from None
+    ink = ink_aurocs(args.dataset, args.data_dir)
     published = published_row(args.reference, args.dataset, args.column, len(ink))
     curves = folder_curves(args.folder, len(ink)) if args.folder else {}  # its errors before any output
     print(f"{'class':<28}" + "".join(f"{k:>6}" for k in range(len(ink))) + "   against the published row")

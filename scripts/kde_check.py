@@ -22,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KernelDensity
 
 from ganad_bench.config import compose_config, to_container
+from ganad_bench.errors import one_line_errors
 from ganad_bench.models.kit.contract import flatten
 from ganad_bench.models.kit.registry import build_detector
 from ganad_bench.run import prepare_data
@@ -48,6 +49,7 @@ def check(normal_class: int, overrides: list[str]) -> dict:
     return row
 
 
+@one_line_errors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, nargs="+", default=list(range(10)))

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ganad_bench.errors import one_line_errors
 from ganad_bench.models.kit.blocks import reestimate_batchnorm
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.run import prepare_data
@@ -128,6 +129,7 @@ def memory_check(folder: Path) -> dict[str, float]:
 CHECKS = {"batchnorm": batchnorm_check, "memory": memory_check}
 
 
+@one_line_errors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("check", choices=sorted(CHECKS), help="what to check (module docstring)")

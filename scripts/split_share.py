@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from ganad_bench.data.files import DataSettings
 from ganad_bench.data.protocols import anomaly_flags, split_rows
 from ganad_bench.data.registry import load_raw
-from ganad_bench.errors import GanadError
+from ganad_bench.errors import one_line_errors
 from ganad_bench.metrics import contamination_threshold
 from ganad_bench.results.published import published_table
 
@@ -98,6 +98,7 @@ def dataset_contamination(dataset: str) -> float:
     return float(OmegaConf.load(str(path))["contamination"])
 
 
+@one_line_errors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", nargs="+", default=["alad:II", "rcgan:1", "rcgan:4"],
@@ -110,10 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     contamination = dataset_contamination(args.dataset)
     pairs = implied_shares(args.reference, args.dataset, contamination)
-    try:
-        raw = load_raw(args.dataset, None, DataSettings.from_config({"data_dir": args.data_dir, "download": False}))
-    except GanadError as err:
-        raise SystemExit(f"error: {err}") from None
+    raw = load_raw(args.dataset, None, DataSettings.from_config({"data_dir": args.data_dir, "download": False}))
     flags = anomaly_flags(raw)
     print(f"{args.dataset}: {len(flags):,} rows, anomaly share {100 * flags.mean():.3f}%, "
           f"flagged fraction {contamination:g}")
