@@ -271,7 +271,6 @@ def test_a_packed_multirun_writes_the_rows_of_one_by_one_runs(tmp_path):
     assert "| dcae | thyroid | 3 |" in line and line.count(aurocs) == 2
 
 
-
 def test_pack_walltime_names_a_missing_or_empty_results_folder_in_one_line(tmp_path):
     """scripts/pack_walltime.py: a folder that is missing or holds no finished runs is a one-line error naming
     its flag, and no report is written."""
@@ -287,6 +286,7 @@ def test_pack_walltime_names_a_missing_or_empty_results_folder_in_one_line(tmp_p
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
         assert proc.stderr.startswith("error: " + says.format(packed))
         assert not (tmp_path / "walltime.md").exists()
+
 
 # ------------------------------------------------------------------------------------------- GPU check
 def test_the_gpu_check_report_runs_end_to_end_on_the_cpu(tmp_path):
