@@ -2,6 +2,8 @@
 without a traceback and exits non-zero, before any result file is written."""
 
 import functools
+import sys
+from pathlib import Path
 
 
 class GanadError(Exception):
@@ -40,12 +42,23 @@ def first_line(err: BaseException) -> str:
 
 
 def one_line_errors(main):
-    """A script's `main` that ends a user-fixable error as the CLI does: `error: <its first line>` on stderr,
-    exit status 1, no traceback (a missing data file, an unknown model in the overrides, ...)."""
+    """A script's `main` that ends a user-fixable error as the CLI ends bad input: `error: <its first line>` on
+    stderr, exit status 2, no traceback (a missing data file, an unknown model in the overrides, a folder
+    argument that is not one, ...). A script that finds nothing to report in a valid folder exits 1, as the
+    CLI's `no finished result.json` does."""
     @functools.wraps(main)
     def guarded(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except GanadError as err:
-            raise SystemExit(f"error: {first_line(err)}") from None
+            print(f"error: {first_line(err)}", file=sys.stderr)
+            raise SystemExit(2) from None
     return guarded
+
+
+def require_folder(path: Path, fix: str) -> Path:
+    """`path` where it is a folder, else a ConfigError `<path> is not a folder: <fix>` (one line under
+    `one_line_errors`): the scripts' check of the folder they are given, before they read or write anything."""
+    if not Path(path).is_dir():
+        raise ConfigError(f"{path} is not a folder: {fix}")
+    return Path(path)

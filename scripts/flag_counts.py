@@ -13,17 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ganad_bench.errors import one_line_errors, require_folder
 from ganad_bench.results.store import RESULT_FILE, read_result
 from ganad_bench.runs import SCORES_FILE
 
 
+@one_line_errors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a folder of run folders (searched recursively)")
     args = parser.parse_args()
-    if not args.folder.is_dir():
-        raise SystemExit(f"error: {args.folder} is not a folder: give a folder of run folders, e.g. "
-                         "RUNS/results/kdd99/tabular/alad")
+    require_folder(args.folder, "give a folder of run folders, e.g. RUNS/results/kdd99/tabular/alad")
     lines, without_scores = [], 0
     for path in sorted(args.folder.rglob(RESULT_FILE)):
         row = read_result(path.parent)

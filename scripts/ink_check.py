@@ -20,7 +20,7 @@ from sklearn.metrics import roc_auc_score
 
 from ganad_bench.data.files import DataSettings
 from ganad_bench.data.registry import load_raw
-from ganad_bench.errors import one_line_errors
+from ganad_bench.errors import ConfigError, one_line_errors, require_folder
 from ganad_bench.results.published import published_table
 from ganad_bench.results.store import RESULT_FILE, read_result
 
@@ -42,8 +42,8 @@ def published_row(reference: str, dataset: str, column: str, n_classes: int) -> 
     by_class = dict(zip(cells["normal_class"], cells["mean"], strict=True))
     missing = [k for k in range(n_classes) if str(k) not in by_class]
     if missing:
-        raise SystemExit(f"error: {reference} has no {column} AUROC on {dataset} for classes {missing}: "
-                         f"check --reference, --dataset and --column against ganad_bench/results/published.csv")
+        raise ConfigError(f"{reference} has no {column} AUROC on {dataset} for classes {missing}: "
+                          f"check --reference, --dataset and --column against ganad_bench/results/published.csv")
     return np.array([by_class[str(k)] for k in range(n_classes)])
 
 
@@ -63,9 +63,7 @@ def run_curves(folder: Path, n_classes: int) -> dict[int, list[float]]:
 
 def folder_curves(folder: Path, n_classes: int) -> dict[int, list[float]]:
     """`run_curves`, or a one-line error where the folder is missing or holds no epoch with every class."""
-    if not folder.is_dir():
-        raise SystemExit(f"error: {folder} is not a folder: give the results folder of the column's runs, "
-                         f"e.g. RUNS/results/mnist/one_class/fgan")
+    require_folder(folder, "give the results folder of the column's runs, e.g. RUNS/results/mnist/one_class/fgan")
     curves = run_curves(folder, n_classes)
     if not curves:
         raise SystemExit(f"error: no finished runs under {folder} share a learning-curve epoch across all "

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ganad_bench.errors import one_line_errors
+from ganad_bench.errors import ConfigError, one_line_errors
 from ganad_bench.models.kit.blocks import reestimate_batchnorm
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.run import prepare_data
@@ -93,17 +93,17 @@ def memory_change(detector, x_train: np.ndarray, batch: int = 256) -> dict[str, 
 def load_run(folder: Path):
     """The run's saved detector and its prepared data (as its run split them)."""
     if not (folder / "detector.pt").is_file():  # rows copied by --copy-rows carry result.json only
-        raise SystemExit(f"error: {folder} has no detector.pt: give the run's own folder, under its output_dir")
+        raise ConfigError(f"{folder} has no detector.pt: give the run's own folder, under its output_dir")
     result = json.loads((folder / "result.json").read_text())
     if result["model"] != "memgan":
-        raise SystemExit(f"error: {folder} is a {result['model']} run: give a MEMGAN run's folder")
+        raise ConfigError(f"{folder} is a {result['model']} run: give a MEMGAN run's folder")
     return Detector.load(folder / "detector.pt"), prepare_data(result["config"])
 
 
 def batchnorm_check(folder: Path) -> None:
     detector, data = load_run(folder)
     if data.x_val is None:
-        raise SystemExit(f"error: {folder} has no validation rows: rerun it with protocol.val_fraction=0.1")
+        raise ConfigError(f"{folder} has no validation rows: rerun it with protocol.val_fraction=0.1")
     x_train, x_val, x_test = (detector.preprocess(x) for x in (data.x_train, data.x_val, data.x_test))
     labels = np.asarray(data.split.test_labels)
     saved = detector.scoring_module

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ganad_bench.atomic import write_atomic
+from ganad_bench.errors import one_line_errors, require_folder
 from ganad_bench.results.store import load_results
 
 
@@ -50,15 +52,14 @@ def report(packed, single) -> str:
 
 def rows_of(folder: str, flag: str):
     """The finished rows under `folder`, or a one-line error naming the flag to fix."""
-    path = Path(folder).expanduser()
-    if not path.is_dir():
-        raise SystemExit(f"error: {flag} {path} is not a folder: give the results folder of a sweep")
+    path = require_folder(Path(folder).expanduser(), f"give {flag} the results folder of a sweep")
     frame = load_results([path])
     if frame.empty or "model" not in frame or "timings.total_s" not in frame:
         raise SystemExit(f"error: {flag} {path} holds no finished runs: give the results folder of a sweep")
     return frame
 
 
+@one_line_errors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packed", required=True, help="results folder of the packed sweep")
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="Markdown file to write")
     args = parser.parse_args()
     text = report(rows_of(args.packed, "--packed"), rows_of(args.single, "--single"))
-    Path(args.out).write_text(text)
+    write_atomic(Path(args.out), lambda handle: handle.write(text))  # whole or not at all
     print(text)
 
 

@@ -14,18 +14,21 @@ import argparse
 from pathlib import Path
 
 from ganad_bench.atomic import write_atomic
+from ganad_bench.errors import one_line_errors, require_folder
 from ganad_bench.results.run_times import RUN_TIMES, reference_csv
 from ganad_bench.results.store import iter_results
 
 
+@one_line_errors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a folder of run folders (searched recursively)")
     parser.add_argument("--out", type=Path, default=RUN_TIMES, help=f"the CSV to write (default: {RUN_TIMES})")
     args = parser.parse_args()
-    if not args.folder.is_dir():
-        parser.error(f"{args.folder} is not a folder of results")
-    text = reference_csv(iter_results([args.folder]))
+    rows = iter_results([require_folder(args.folder, "give a folder of finished runs, e.g. campaign/results")])
+    text = reference_csv(rows)
+    if text.count("\n") < 2:  # a header alone would replace the shipped times with none
+        raise SystemExit(f"error: no finished run with a run time under {args.folder}: nothing written to {args.out}")
     write_atomic(args.out, lambda handle: handle.write(text))
     print(f"wrote {args.out} ({text.count(chr(10)) - 1} model, dataset and epoch counts)")
 

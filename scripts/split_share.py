@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from ganad_bench.data.files import DataSettings
 from ganad_bench.data.protocols import anomaly_flags, split_rows
 from ganad_bench.data.registry import load_raw
-from ganad_bench.errors import one_line_errors
+from ganad_bench.errors import ConfigError, one_line_errors
 from ganad_bench.metrics import contamination_threshold
 from ganad_bench.results.published import published_table
 
@@ -58,8 +58,8 @@ def implied_shares(references: list[str], dataset: str, contamination: float) ->
                       "share": contamination * precision / recall,
                       "ratio_low": (precision - hp) / (recall + hr), "ratio_high": (precision + hp) / (recall - hr)})
     if not pairs:
-        raise SystemExit(f"error: {', '.join(references)} print no precision / recall pair on {dataset}: check "
-                         f"--reference and --dataset against ganad_bench/results/published.csv")
+        raise ConfigError(f"{', '.join(references)} print no precision / recall pair on {dataset}: check "
+                          f"--reference and --dataset against ganad_bench/results/published.csv")
     return pairs
 
 
@@ -94,7 +94,7 @@ def dataset_contamination(dataset: str) -> float:
     """The flagged fraction of the dataset's tabular protocol (conf/dataset/<dataset>.yaml)."""
     path = files("ganad_bench.conf") / "dataset" / f"{dataset}.yaml"
     if not path.is_file():
-        raise SystemExit(f"error: no dataset config {dataset}.yaml: give a tabular dataset, e.g. --dataset kdd99")
+        raise ConfigError(f"no dataset config {dataset}.yaml: give a tabular dataset, e.g. --dataset kdd99")
     return float(OmegaConf.load(str(path))["contamination"])
 
 

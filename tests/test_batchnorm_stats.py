@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganad_bench.errors import ConfigError
 from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.registry import create_detector
 from ganad_bench.models.memgan import MEMGANModule
@@ -134,11 +135,11 @@ def test_the_check_script_reestimates_on_a_copy_with_and_without_memory_batches(
 
 
 def test_the_check_script_names_what_is_wrong_with_a_folder(check_script, tmp_path):
-    with pytest.raises(SystemExit, match="has no detector.pt: give the run's own folder"):
+    with pytest.raises(ConfigError, match="has no detector.pt: give the run's own folder"):
         check_script.batchnorm_check(tmp_path)
     (tmp_path / "detector.pt").write_bytes(b"")
     (tmp_path / "result.json").write_text(json.dumps({"model": "deep_svdd"}))
-    with pytest.raises(SystemExit, match="is a deep_svdd run: give a MEMGAN run's folder"):
+    with pytest.raises(ConfigError, match="is a deep_svdd run: give a MEMGAN run's folder"):
         check_script.batchnorm_check(tmp_path)
 
 

@@ -620,12 +620,13 @@ def test_unwritable_table_and_plot_outputs_and_rows_without_scores_are_one_line_
 ])
 def test_analysis_scripts_end_a_user_error_in_one_line(tmp_path, script, args, says):
     """scripts/*.py behind the gap notes: a missing data file or a bad override is the CLI's one line on stderr
-    and exit status 1 (`ganad_bench.errors.one_line_errors`), no traceback, nothing written."""
+    and exit status 2, as the CLI's bad input (`ganad_bench.errors.one_line_errors`), no traceback, nothing
+    written."""
     import subprocess
 
     env = {**os.environ, "GANAD_DATA_DIR": str(tmp_path / "no_data"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, f"scripts/{script}", *args, *(["--out", str(tmp_path / "out.json")]
                            if script == "gan_measure.py" else [])], capture_output=True, text=True, env=env,
                           cwd=Path(__file__).parents[1], timeout=300)
-    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
     assert proc.stderr.startswith(says) and not (tmp_path / "out.json").exists()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from ganad_bench.errors import ConfigError
 from tests.conftest import load_script
 from tests.test_image_data import write_idx_set
 
@@ -33,7 +34,7 @@ def test_ink_aurocs_are_sklearns_on_the_official_test_split(ink_check, tmp_path,
 def test_published_row_by_class_and_a_missing_column_is_one_line(ink_check):
     row = ink_check.published_row("ama:2", "mnist", "FGAN", 10)
     assert row[0] == pytest.approx(0.754) and row[1] == pytest.approx(0.307) and len(row) == 10
-    with pytest.raises(SystemExit, match="^error: ama:2 has no NoSuchGAN AUROC on mnist for classes") as exit_:
+    with pytest.raises(ConfigError, match="^ama:2 has no NoSuchGAN AUROC on mnist for classes") as exit_:
         ink_check.published_row("ama:2", "mnist", "NoSuchGAN", 10)
     assert "\n" not in str(exit_.value)
 
@@ -50,7 +51,7 @@ def test_run_curves_keep_epochs_with_every_class(ink_check, tmp_path):
 
 
 def test_a_missing_or_curveless_runs_folder_is_a_one_line_error(ink_check, tmp_path):
-    with pytest.raises(SystemExit, match="^error: .* is not a folder: give the results folder") as exit_:
+    with pytest.raises(ConfigError, match=" is not a folder: give the results folder") as exit_:
         ink_check.folder_curves(tmp_path / "no_such_runs", 10)
     assert "\n" not in str(exit_.value)
     folder = tmp_path / "class0" / "seed0-abc"

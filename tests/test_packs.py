@@ -278,12 +278,13 @@ def test_pack_walltime_names_a_missing_or_empty_results_folder_in_one_line(tmp_p
     import sys
 
     (tmp_path / "empty").mkdir()
-    for packed, single, says in ((tmp_path / "nope", tmp_path / "empty", "--packed {} is not a folder"),
-                                 (tmp_path / "empty", tmp_path / "empty", "--packed {} holds no finished runs")):
+    for packed, single, says, status in (
+            (tmp_path / "nope", tmp_path / "empty", "{} is not a folder: give --packed the results folder", 2),
+            (tmp_path / "empty", tmp_path / "empty", "--packed {} holds no finished runs", 1)):
         proc = subprocess.run([sys.executable, "scripts/pack_walltime.py", "--packed", str(packed), "--single",
                                str(single), "--out", str(tmp_path / "walltime.md")],
                               capture_output=True, text=True, cwd=Path(__file__).parents[1])
-        assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.returncode == status and proc.stderr.count("\n") == 1, proc.stderr
         assert proc.stderr.startswith("error: " + says.format(packed))
         assert not (tmp_path / "walltime.md").exists()
 

@@ -270,6 +270,25 @@ def test_the_shipped_run_times_are_the_ones_the_committed_rows_make(committed_ro
         "`python scripts/run_times.py campaign/results`"
 
 
+def test_run_times_script_writes_nothing_from_a_missing_or_empty_folder(tmp_path):
+    """`scripts/run_times.py`: a folder that is missing (bad input: the CLI's exit 2) or holds no finished run
+    (exit 1) is one line, and the CSV it would write, which by default is the shipped one, is left as it was."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "times.csv"
+    out.write_text("kept\n")
+    (tmp_path / "empty").mkdir()
+    for folder, says, status in ((tmp_path / "nope", f"error: {tmp_path / 'nope'} is not a folder: give a folder "
+                                  "of finished runs", 2),
+                                 (tmp_path / "empty", "error: no finished run with a run time under", 1)):
+        proc = subprocess.run([sys.executable, "scripts/run_times.py", str(folder), "--out", str(out)],
+                              capture_output=True, text=True, cwd=Path(__file__).parents[1])
+        assert proc.returncode == status and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stderr.startswith(says) and proc.stdout == "" and out.read_text() == "kept\n"
+
+
 def test_time_estimate_takes_a_columns_measured_cost_before_another_datasets_runs():
     """AnoGAN's finished KDD99 rows (a seed of a pack: minutes) do not time its MNIST runs for MEMGAN Table 1's
     ADGAN column: run_costs.yaml's measured hours a run do; finished MNIST rows come first."""

@@ -450,12 +450,13 @@ def test_flag_counts_lists_each_runs_anomalies_and_flagged_rows(make_cfg, tiny_d
                             capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert failed.stderr.strip().endswith("keep none): give the folder of the runs themselves")
-    (tmp_path / "empty").mkdir()  # a missing folder and one without runs: one line each, nothing on stdout
-    for folder, says in ((tmp_path / "no_such_runs", "is not a folder: give a folder of run folders"),
-                         (tmp_path / "empty", "no finished run with a thresholded metric (precision) under")):
+    (tmp_path / "empty").mkdir()  # a missing folder (bad input: the CLI's exit 2) and one without runs (exit 1,
+    for folder, says, status in (  # as the CLI's "no finished result.json"): one line each, nothing on stdout
+            (tmp_path / "no_such_runs", "is not a folder: give a folder of run folders", 2),
+            (tmp_path / "empty", "no finished run with a thresholded metric (precision) under", 1)):
         failed = subprocess.run([sys.executable, "scripts/flag_counts.py", str(folder)],
                                 capture_output=True, text=True, cwd=Path(__file__).parents[1])
-        assert failed.returncode == 1 and failed.stdout == "" and failed.stderr.count("\n") == 1
+        assert failed.returncode == status and failed.stdout == "" and failed.stderr.count("\n") == 1
         assert failed.stderr.startswith("error: ") and says in failed.stderr
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ganad_bench.data.protocols import split_rows
+from ganad_bench.errors import ConfigError
 from ganad_bench.metrics import evaluate
 from tests.conftest import load_script
 
@@ -35,7 +36,7 @@ def test_a_published_pair_gives_its_test_rows_anomaly_share(split_share):
     baseline = pairs[("alad:V", "ALAD Baseline")]  # printed as 0.948 / 0.963: one decimal of a percent
     assert baseline["ratio_low"] == pytest.approx(94.75 / 96.35)
     assert all(p["ratio_low"] < p["share"] / 0.2 < p["ratio_high"] for p in pairs.values())
-    with pytest.raises(SystemExit, match="^error: rcgan:1 print no precision / recall pair on mnist"):
+    with pytest.raises(ConfigError, match="^rcgan:1 print no precision / recall pair on mnist"):
         split_share.implied_shares(["rcgan:1"], "mnist", 0.2)
 
 
@@ -64,10 +65,10 @@ def test_the_report_on_tiny_kdd99_and_its_error_lines(split_share, tiny_data, tm
     out = capsys.readouterr().out
     assert "flagged fraction 0.2" in out and "rcgan:1  RCGAN" in out and "share 19.686% [19.684, 19.688]" in out
     assert "train 0.8, seed 1's own split" in out
-    monkeypatch.setattr(sys, "argv", ["split_share.py", "--dataset", "nosuch"])
-    with pytest.raises(SystemExit, match="^error: no dataset config nosuch.yaml"):
-        split_share.main()
-    monkeypatch.setattr(sys, "argv", ["split_share.py", "--data-dir", str(tiny_data / "empty")])
-    with pytest.raises(SystemExit, match="^error: ") as missing:
-        split_share.main()
-    assert "\n" not in str(missing.value)
+    for argv, says in ((["--dataset", "nosuch"], "error: no dataset config nosuch.yaml"),
+                       (["--data-dir", str(tiny_data / "empty")], "error: kddcup.data_10_percent.gz not found")):
+        monkeypatch.setattr(sys, "argv", ["split_share.py", *argv])
+        with pytest.raises(SystemExit) as stop:  # bad input: one line, the CLI's exit status 2
+            split_share.main()
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and line.startswith(says), line
