@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganad_bench.errors import ConfigError, GanadError
+from ganad_bench.errors import ConfigError, GanadError, require_folder
 
 # the name a table's files take in a folder: <folder>/table.csv, <folder>/table_<paper>_<table>.md, ...
 TABLE_FILES_NAME = "table"
@@ -302,12 +302,11 @@ def ganad_job(cfg) -> float | None:
         write_outcome(job_dir, {"status": "invalid", "error": str(err)})
         first = _first_job_with_error.setdefault(str(err), job_dir.name)
         if single or first == job_dir.name:
-            console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+            stop = error_exit(console, str(err))
         else:  # the sweep's jobs fail alike (a missing data file): the message once, then one short line a job
-            console.print(f"[bold red]error:[/] {escape(job_dir.name)}: the same as {escape(first)}'s above",
-                          soft_wrap=True)
+            stop = error_exit(console, f"{job_dir.name}: the same as {first}'s above")
         if single:
-            raise SystemExit(2) from None
+            raise stop from None
         return None
     except Exception as err:  # a fault before the run could record it: this job failed, the sweep goes on
         logging.getLogger("ganad_bench").info("job failed:\n%s", traceback.format_exc())  # the log file only
@@ -426,8 +425,7 @@ def _main(argv: list[str]) -> int:
         check_before_hydra(argv)
         unswept = unswept_experiment(argv)
     except GanadError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
-        return 2
+        return error_exit(console, str(err)).code
     if unswept:
         console.print(f"[yellow]warning:[/] {escape(unswept)}", soft_wrap=True)
     # one id per command, shared with its workers (environment), so two sweeps started in the same second
@@ -439,9 +437,8 @@ def _main(argv: list[str]) -> int:
     hydra_app()()
     outcomes = [outcome for folder in launched[first:] for outcome in read_outcomes(folder)]
     if launched[first:] and not outcomes:  # a sweep that expands to nothing ran nothing: not a success
-        console.print("[bold red]error:[/] the sweep has no jobs: one of its values is empty (e.g. 'seed=range(0)'); "
-                      "give at least one value, e.g. 'seed=range(10)'", soft_wrap=True)
-        return 2
+        return error_exit(console, "the sweep has no jobs: one of its values is empty (e.g. 'seed=range(0)'); "
+                                   "give at least one value, e.g. 'seed=range(10)'").code
     bad = [o for o in outcomes if o["status"] not in FINE]
     if not bad:
         return 0
@@ -474,12 +471,10 @@ class CommandParser(argparse.ArgumentParser):
     not argparse's usage block above it."""
 
     def error(self, message: str):
-        from rich.markup import escape
 
         from ganad_bench.console import console
 
-        console.print(f"[bold red]error:[/] {escape(message)} (see {self.prog} --help)", soft_wrap=True)
-        raise SystemExit(2)
+        raise error_exit(console, f"{message} (see {self.prog} --help)")
 
 
 def path_argument(text: str) -> Path:
@@ -500,7 +495,6 @@ def prefix_argument(text: str) -> Path:
 def table_main(argv: list[str] | None = None) -> None:
     """`ganad-bench-table [DIR ...] [--paper PAPER:TABLE]`: our rows beside the published numbers (with --paper:
     one published table in the paper's layout, every column of it)."""
-    from rich.markup import escape
 
     from ganad_bench.console import console
     from ganad_bench.results import paper
@@ -511,8 +505,7 @@ def table_main(argv: list[str] | None = None) -> None:
         reference = paper.check_reference(args.paper) if args.paper else None
         args.reference = [paper.check_reference(r) for r in args.reference or []] or None
     except ConfigError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
-        raise SystemExit(2) from None
+        raise error_exit(console, str(err)) from None
     check_row_folders(args.folders, console)
     check_table_options(args, console)
     if args.copy_rows:
@@ -525,8 +518,7 @@ def table_main(argv: list[str] | None = None) -> None:
     if frame.empty and not (reference or args.reproduction):
         fix = ("drop --code-version or give another" if args.code_version else
                "run ganad-bench first; its rows go to <paths.output_dir>/results, outputs/results by default")
-        console.print(f"[bold red]error:[/] no finished result.json under {escape(where)} ({fix})", soft_wrap=True)
-        raise SystemExit(1)
+        raise error_exit(console, f"no finished result.json under {where} ({fix})", status=1)
     if frame.empty:  # the paper's table is still worth seeing: what a first run will stand beside
         console.print(f"[yellow]warning:[/] no finished result.json under {where}: the published numbers only",
                       soft_wrap=True)
@@ -560,8 +552,7 @@ def check_table_options(args: argparse.Namespace, console) -> None:
     elif args.metric and views and views[0] != "--copy-rows":  # they show what the papers print, or every class
         problem = f"--metric goes without {views[0]}, which chooses its own metrics: drop --metric"
     if problem:
-        console.print(f"[bold red]error:[/] {problem}", soft_wrap=True)
-        raise SystemExit(2)
+        raise error_exit(console, problem)
 
 
 def anomaly_class_tables(frame, args: argparse.Namespace, where: str, console) -> None:
@@ -574,10 +565,9 @@ def anomaly_class_tables(frame, args: argparse.Namespace, where: str, console) -
 
     tables = per_anomaly_class(frame)
     if not tables:
-        console.print(f"[bold red]error:[/] no row under {escape(where)} has an AUROC per anomalous class (the rows of "
-                      f"runs whose anomalies come from two classes or more have it, e.g. model=kde dataset=mnist "
-                      f"dataset.normal_class=8): run one, or drop --by-anomaly-class", soft_wrap=True)
-        raise SystemExit(1)
+        raise error_exit(console, f"no row under {where} has an AUROC per anomalous class (the rows of runs whose "
+                                  f"anomalies come from two classes or more have it, e.g. model=kde dataset=mnist "
+                                  f"dataset.normal_class=8): run one, or drop --by-anomaly-class", status=1)
     out, written = table_console(), []
     for protocol, table in tables.items():
         title = f"AUROC (%) against each anomalous class alone · {protocol} · mean over seeds"
@@ -610,9 +600,8 @@ def summary_tables(frame, args: argparse.Namespace, where: str, console) -> None
     available = metric_names(frame)
     unknown = [m for m in args.metric or [] if m not in available]
     if unknown:
-        console.print(f"[bold red]error:[/] no row under {where} has the metric {', '.join(unknown)}: choose from "
-                      f"{', '.join(available)}", soft_wrap=True)
-        raise SystemExit(2)
+        raise error_exit(console, f"no row under {where} has the metric {', '.join(unknown)}: choose from "
+                                  f"{', '.join(available)}")
     # per protocol: what its papers print (F1 for the tabular benchmarks, AUROC for the image ones), so that a
     # folder holding both shows both
     chosen = {protocol: args.metric or default_metrics(frame[frame["protocol"] == protocol])
@@ -700,19 +689,13 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
 
 
 def check_row_folders(folders: list[Path], console) -> None:
-    """Exit 2 with one line when a folder of rows given to a result command is missing or is a file."""
-    from rich.markup import escape
-
-    missing = [f for f in folders if not f.is_dir()]
-    files = [str(f) for f in missing if f.exists()]
-    if files:  # e.g. a result.json: the result commands read folders of rows
-        console.print(f"[bold red]error:[/] not a folder: {escape(', '.join(files))} (give the folder of the rows, "
-                      "e.g. outputs/results)", soft_wrap=True)
-        raise SystemExit(2)
-    if missing:
-        console.print(f"[bold red]error:[/] no such folder: {escape(', '.join(map(str, missing)))} (run ganad-bench "
-                      "first)", soft_wrap=True)
-        raise SystemExit(2)
+    """Exit 2 with one line when a folder of rows given to a result command is missing or is a file (e.g. a
+    result.json: the result commands read folders of rows)."""
+    try:
+        for folder in folders:
+            require_folder(folder, "give the folder of the rows, e.g. outputs/results", missing="run ganad-bench first")
+    except ConfigError as err:
+        raise error_exit(console, str(err)) from None
 
 
 def check_out_prefix(console, out: Path, stem: Path, choose: str = "a writable --out prefix") -> None:
@@ -727,13 +710,18 @@ def check_out_prefix(console, out: Path, stem: Path, choose: str = "a writable -
         raise cannot_write(console, out, err, choose) from None
 
 
-def cannot_write(console, where: Path, err: OSError, choose: str = "a writable path") -> SystemExit:
-    """The one-line error for an output that cannot be written (exit 2); raise what it returns."""
+def error_exit(console, message: str, status: int = 2) -> SystemExit:
+    """Print the commands' one-line error, `error: <message>` (taken as text, not markup), and return the exit
+    to raise: status 2 for bad input, 1 for a valid input with nothing to show (no finished run under a folder)."""
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/] cannot write {escape(str(where))} ({err.strerror or err}): choose {choose}",
-                  soft_wrap=True)
-    return SystemExit(2)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return SystemExit(status)
+
+
+def cannot_write(console, where: Path, err: OSError, choose: str = "a writable path") -> SystemExit:
+    """The one-line error for an output that cannot be written (exit 2); raise what it returns."""
+    return error_exit(console, f"cannot write {where} ({err.strerror or err}): choose {choose}")
 
 
 def copy_result_rows(args: argparse.Namespace, console) -> None:
@@ -745,9 +733,8 @@ def copy_result_rows(args: argparse.Namespace, console) -> None:
     dest = args.copy_rows.resolve()
     inside = [str(f) for f in args.folders if dest == f.resolve() or f.resolve() in dest.parents]
     if inside:
-        console.print(f"[bold red]error:[/] --copy-rows {escape(str(args.copy_rows))} lies inside {', '.join(inside)}: "
-                      f"choose a folder outside the ones read", soft_wrap=True)
-        raise SystemExit(2)
+        raise error_exit(console, f"--copy-rows {args.copy_rows} lies inside {', '.join(inside)}: choose a folder "
+                                  f"outside the ones read")
     unreadable: list[Path] = []
     try:
         copied, same, kept = copy_rows(args.folders, args.copy_rows, unreadable, replace=args.replace_rows)
@@ -846,8 +833,7 @@ def paper_main(argv: list[str] | None = None) -> None:
         if invalid and not any(runs for _, runs, _ in plans):
             raise ConfigError(f"every job of {reference} is invalid, e.g. {invalid[0]}")
     except GanadError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
-        raise SystemExit(2) from None
+        raise error_exit(console, str(err)) from None
     except KeyboardInterrupt:
         _stop(signal.SIGINT, None)
     out = args.out or output / "tables" / TABLE_FILES_NAME
@@ -909,8 +895,7 @@ def score_main(argv: list[str] | None = None) -> None:
             raise cannot_write(console, out, err, "a writable --out file") from None
         scores = run.score(x)
     except GanadError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
-        raise SystemExit(2) from None
+        raise error_exit(console, str(err)) from None
     import pandas as pd
 
     frame = pd.DataFrame({"score": scores, "flag": run.flags(scores)})
@@ -951,9 +936,7 @@ def plot_main(argv: list[str] | None = None) -> None:
     rows = [row for row in iter_results(args.folders, unreadable, with_folder=True) if row.get("status") == "ok"]
     warn_unreadable(unreadable, console)
     if not rows:
-        console.print(f"[bold red]error:[/] no finished result.json under {escape(', '.join(map(str, args.folders)))}",
-                      soft_wrap=True)
-        raise SystemExit(1)
+        raise error_exit(console, f"no finished result.json under {', '.join(map(str, args.folders))}", status=1)
     # the table's cells: runs that differ in a setting (their `variant`) are drawn apart, as the tables keep them
     frame = rows_frame(rows).assign(run_dir=[row["run_dir"] for row in rows])
     drawn, without_scores = 0, []
@@ -974,10 +957,9 @@ def plot_main(argv: list[str] | None = None) -> None:
         console.print(f"[yellow]warning:[/] no figure for the cells of {len(without_scores)} run(s) without "
                       f"{SCORES_FILE}, e.g. {escape(str(without_scores[0]))}", soft_wrap=True)
     if not drawn:
-        console.print(f"[bold red]error:[/] no {SCORES_FILE} beside the result.json files under "
-                      f"{', '.join(map(str, args.folders))} (rows copied by --copy-rows carry no scores): "
-                      f"point at the runs' own results folder", soft_wrap=True)
-        raise SystemExit(1)
+        raise error_exit(console, f"no {SCORES_FILE} beside the result.json files under "
+                                  f"{', '.join(map(str, args.folders))} (rows copied by --copy-rows carry no scores): "
+                                  f"point at the runs' own results folder", status=1)
 
 
 def cell_curves(cell, console) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list[Path]]:

@@ -56,9 +56,13 @@ def one_line_errors(main):
     return guarded
 
 
-def require_folder(path: Path, fix: str) -> Path:
-    """`path` where it is a folder, else a ConfigError `<path> is not a folder: <fix>` (one line under
-    `one_line_errors`): the scripts' check of the folder they are given, before they read or write anything."""
-    if not Path(path).is_dir():
-        raise ConfigError(f"{path} is not a folder: {fix}")
-    return Path(path)
+def require_folder(path: Path, fix: str, missing: str | None = None) -> Path:
+    """`path` where it is a folder, else a one-line ConfigError: `no such folder: <path> (<missing or fix>)`, or
+    `not a folder: <path> (<fix>)` for a file: the commands' and scripts' check of a folder they are given, before
+    they read or write anything."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"no such folder: {path} ({missing or fix})")
+    if not path.is_dir():
+        raise ConfigError(f"not a folder: {path} ({fix})")
+    return path

@@ -279,7 +279,7 @@ def test_pack_walltime_names_a_missing_or_empty_results_folder_in_one_line(tmp_p
 
     (tmp_path / "empty").mkdir()
     for packed, single, says, status in (
-            (tmp_path / "nope", tmp_path / "empty", "{} is not a folder: give --packed the results folder", 2),
+            (tmp_path / "nope", tmp_path / "empty", "no such folder: {} (give --packed the results folder", 2),
             (tmp_path / "empty", tmp_path / "empty", "--packed {} holds no finished runs", 1)):
         proc = subprocess.run([sys.executable, "scripts/pack_walltime.py", "--packed", str(packed), "--single",
                                str(single), "--out", str(tmp_path / "walltime.md")],

@@ -280,8 +280,8 @@ def test_run_times_script_writes_nothing_from_a_missing_or_empty_folder(tmp_path
     out = tmp_path / "times.csv"
     out.write_text("kept\n")
     (tmp_path / "empty").mkdir()
-    for folder, says, status in ((tmp_path / "nope", f"error: {tmp_path / 'nope'} is not a folder: give a folder "
-                                  "of finished runs", 2),
+    for folder, says, status in ((tmp_path / "nope", f"error: no such folder: {tmp_path / 'nope'} (give a "
+                                  "folder of finished runs", 2),
                                  (tmp_path / "empty", "error: no finished run with a run time under", 1)):
         proc = subprocess.run([sys.executable, "scripts/run_times.py", str(folder), "--out", str(out)],
                               capture_output=True, text=True, cwd=Path(__file__).parents[1])

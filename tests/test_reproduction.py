@@ -452,7 +452,7 @@ def test_flag_counts_lists_each_runs_anomalies_and_flagged_rows(make_cfg, tiny_d
     assert failed.stderr.strip().endswith("keep none): give the folder of the runs themselves")
     (tmp_path / "empty").mkdir()  # a missing folder (bad input: the CLI's exit 2) and one without runs (exit 1,
     for folder, says, status in (  # as the CLI's "no finished result.json"): one line each, nothing on stdout
-            (tmp_path / "no_such_runs", "is not a folder: give a folder of run folders", 2),
+            (tmp_path / "no_such_runs", "(give a folder of run folders", 2),
             (tmp_path / "empty", "no finished run with a thresholded metric (precision) under", 1)):
         failed = subprocess.run([sys.executable, "scripts/flag_counts.py", str(folder)],
                                 capture_output=True, text=True, cwd=Path(__file__).parents[1])
@@ -495,6 +495,12 @@ def test_copy_rows_keeps_the_rows_alone_in_their_layout_and_the_tables_read_them
     with pytest.raises(SystemExit) as exit_info:
         table_main([str(results), "--replace-rows"])
     assert exit_info.value.code == 2 and "goes with --copy-rows" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # a copy into a folder read would read its own copies next time
+        table_main([str(results), "--copy-rows", str(results / "copy")])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and line == (f"error: --copy-rows {results / 'copy'} lies inside {results}: "
+                                                  "choose a folder outside the ones read")
+    assert not (results / "copy").exists()
     table_main([str(results), "--reproduction", str(tmp_path / "a.md")])
     table_main([str(rows_dir), "--reproduction", str(tmp_path / "b.md")])
     # the same report but for the folder named in its commands
