@@ -168,13 +168,14 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), with_hydra: bool
             return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(composition_error(err)) from None
-    except AssertionError as err:  # OmegaConf's, e.g. a key set under a node that is null (hydra.sweeper.params)
-        raise ConfigError(f"the overrides do not compose ({err}): check the keys they set exist, e.g. with "
-                          f"--cfg job / --cfg hydra") from None
+    except (AssertionError, ValueError) as err:  # OmegaConf's: a key set under a node that is null
+        # (hydra.sweeper.params), a list item named by a word (trainer.betas.x=1: int('x') fails)
+        raise ConfigError(f"the overrides do not compose ({first_line(err)}): check the keys they set exist, e.g. "
+                          f"with --cfg job / --cfg hydra (a list is set whole: trainer.betas=[0.5,0.999])") from None
 
 
 def composition_error(err: Exception) -> str:
-    """Hydra's multi-line composition errors as one line that keeps the fix (e.g. "use +foo=1")."""
+    """Hydra's multi-line composition errors as one line that keeps the fix (e.g. "Either remove + prefix")."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     first = lines[0] if lines else type(err).__name__
     key = re.match(r"Could not override '(model\.params\.)?([^']+)'", first)
@@ -185,6 +186,8 @@ def composition_error(err: Exception) -> str:
     if key and key.group(2).startswith("hydra.") and owner:  # "+hydra.launcher.x" would not help: nothing reads it
         return f"{key.group(2)}: not a setting of {owner.group(1)} (check the spelling, or the launcher / sweeper " \
                f"that has it: hydra/launcher=..., hydra/sweeper=...)"
+    if key and not key.group(2).startswith("hydra."):  # Hydra's "+key=..." would add a key nothing reads
+        return unknown_setting(key.group(2))
     hints = [line for line in lines[1:] if line.startswith(("To append", "Either remove", "Available options"))]
     if first.startswith("Available options") or any(h.startswith("Available options") for h in hints):
         options = lines[lines.index(next(h for h in lines if h.startswith("Available options"))) + 1:]
@@ -195,6 +198,8 @@ def composition_error(err: Exception) -> str:
         return f"{first} (choose one of {', '.join(options)})"
     if "grammar" in str(err) or type(err).__name__ == "OverrideParseException":
         return f"cannot parse the override ({first}): write key=value, a sweep as key=a,b,c or 'key=range(10)'"
+    if first.startswith("Error merging override") and err.__cause__ is not None:  # what was wrong is the cause
+        return f"{first}: {first_line(err.__cause__)} (check the keys it sets exist, e.g. with --cfg job)"
     return " ".join([first, *hints[:1]])
 
 
@@ -271,8 +276,19 @@ def check_known_keys(config: dict) -> None:
             continue
         names = ", ".join(key if group is None else f"{group}.{key}" for key in unknown)
         owner = {None: "a run config", "protocol": f"the {protocol.get('name')} protocol"}.get(group, group)
-        raise ConfigError(f"{names}: not a setting of {owner} (check the spelling, or remove it); its settings: "
-                          f"{', '.join(sorted(keys))}")
+        raise ConfigError(unknown_setting(names, owner, keys))
+
+
+def unknown_setting(names: str, owner: str | None = None, keys=None) -> str:
+    """The one line for a setting the configs do not have (`trainer.epoch=2`, `+protocol.test_fraction=0.3`):
+    its owner's settings, from the shipped configs when not given; a key under a value (`seed.x`) has none."""
+    if owner is None:
+        group, _, rest = names.rpartition(".")
+        if group and (group not in RUN_GROUPS or group == "model"):
+            return f"{names}: not a setting (check the spelling; `ganad-bench --cfg job` prints them all)"
+        owner, keys = group or "a run config", declared_keys(group or None)
+    return f"{names}: not a setting of {owner} (check the spelling, or remove it); its settings: " \
+           f"{', '.join(sorted(keys))}"
 
 
 def whole_numbers_as_ints(values: dict, annotated) -> None:

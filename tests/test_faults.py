@@ -59,7 +59,13 @@ BAD_INPUTS = [
     (["protocol=nope"], "unknown protocol 'nope'"),
     (["trainer=nope"], "unknown trainer 'nope'"),
     (["experiment=nope"], "unknown experiment 'nope'"),
-    (["foo=1"], "Could not override 'foo'. To append to your config use +foo=1"),
+    (["foo=1"], "foo: not a setting of a run config (check the spelling, or remove it); its settings: "),
+    (["trainer.epoch=2"], "trainer.epoch: not a setting of trainer (check the spelling, or remove it); its "
+                          "settings: batch_size, "),
+    (["seed.x=1"], "seed.x: not a setting (check the spelling; `ganad-bench --cfg job` prints them all)"),
+    (["model=iforest", "trainer.betas.x=1"], "the overrides do not compose (invalid literal for int() with base 10: "
+                                             "'x'): check the keys they set exist"),
+    (["model=iforest", "trainer.betas.5=1"], "Error merging override trainer.betas.5=1: list index out of range"),
     (["model=iforest", "model.params.bogus=1"], "unknown model parameter 'bogus'"),
     (["model=alad", "+model.params.score=l1"], "Either remove + prefix"),
     (["seed=[1"], "cannot parse the override"),
