@@ -471,7 +471,6 @@ class CommandParser(argparse.ArgumentParser):
     not argparse's usage block above it."""
 
     def error(self, message: str):
-
         from ganad_bench.console import console
 
         raise error_exit(console, f"{message} (see {self.prog} --help)")
@@ -495,7 +494,6 @@ def prefix_argument(text: str) -> Path:
 def table_main(argv: list[str] | None = None) -> None:
     """`ganad-bench-table [DIR ...] [--paper PAPER:TABLE]`: our rows beside the published numbers (with --paper:
     one published table in the paper's layout, every column of it)."""
-
     from ganad_bench.console import console
     from ganad_bench.results import paper
 

@@ -170,8 +170,9 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), with_hydra: bool
         raise ConfigError(composition_error(err)) from None
     except (AssertionError, ValueError) as err:  # OmegaConf's: a key set under a node that is null
         # (hydra.sweeper.params), a list item named by a word (trainer.betas.x=1: int('x') fails)
+        lists = " (a list is set whole: trainer.betas=[0.5,0.999])" if isinstance(err, ValueError) else ""
         raise ConfigError(f"the overrides do not compose ({first_line(err)}): check the keys they set exist, e.g. "
-                          f"with --cfg job / --cfg hydra (a list is set whole: trainer.betas=[0.5,0.999])") from None
+                          f"with --cfg job / --cfg hydra{lists}") from None
 
 
 def composition_error(err: Exception) -> str:
@@ -283,7 +284,7 @@ def unknown_setting(names: str, owner: str | None = None, keys=None) -> str:
     """The one line for a setting the configs do not have (`trainer.epoch=2`, `+protocol.test_fraction=0.3`):
     its owner's settings, from the shipped configs when not given; a key under a value (`seed.x`) has none."""
     if owner is None:
-        group, _, rest = names.rpartition(".")
+        group = names.rpartition(".")[0]
         if group and (group not in RUN_GROUPS or group == "model"):
             return f"{names}: not a setting (check the spelling; `ganad-bench --cfg job` prints them all)"
         owner, keys = group or "a run config", declared_keys(group or None)
