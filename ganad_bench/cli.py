@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganad_bench.console import error_exit
 from ganad_bench.errors import ConfigError, GanadError, require_folder
 
 # the name a table's files take in a folder: <folder>/table.csv, <folder>/table_<paper>_<table>.md, ...
@@ -302,9 +303,9 @@ def ganad_job(cfg) -> float | None:
         write_outcome(job_dir, {"status": "invalid", "error": str(err)})
         first = _first_job_with_error.setdefault(str(err), job_dir.name)
         if single or first == job_dir.name:
-            stop = error_exit(console, str(err))
+            stop = error_exit(str(err))
         else:  # the sweep's jobs fail alike (a missing data file): the message once, then one short line a job
-            stop = error_exit(console, f"{job_dir.name}: the same as {first}'s above")
+            stop = error_exit(f"{job_dir.name}: the same as {first}'s above")
         if single:
             raise stop from None
         return None
@@ -425,7 +426,7 @@ def _main(argv: list[str]) -> int:
         check_before_hydra(argv)
         unswept = unswept_experiment(argv)
     except GanadError as err:
-        return error_exit(console, str(err)).code
+        return error_exit(str(err)).code
     if unswept:
         console.print(f"[yellow]warning:[/] {escape(unswept)}", soft_wrap=True)
     # one id per command, shared with its workers (environment), so two sweeps started in the same second
@@ -437,7 +438,7 @@ def _main(argv: list[str]) -> int:
     hydra_app()()
     outcomes = [outcome for folder in launched[first:] for outcome in read_outcomes(folder)]
     if launched[first:] and not outcomes:  # a sweep that expands to nothing ran nothing: not a success
-        return error_exit(console, "the sweep has no jobs: one of its values is empty (e.g. 'seed=range(0)'); "
+        return error_exit("the sweep has no jobs: one of its values is empty (e.g. 'seed=range(0)'); "
                                    "give at least one value, e.g. 'seed=range(10)'").code
     bad = [o for o in outcomes if o["status"] not in FINE]
     if not bad:
@@ -471,9 +472,8 @@ class CommandParser(argparse.ArgumentParser):
     not argparse's usage block above it."""
 
     def error(self, message: str):
-        from ganad_bench.console import console
 
-        raise error_exit(console, f"{message} (see {self.prog} --help)")
+        raise error_exit(f"{message} (see {self.prog} --help)")
 
 
 def path_argument(text: str) -> Path:
@@ -503,20 +503,20 @@ def table_main(argv: list[str] | None = None) -> None:
         reference = paper.check_reference(args.paper) if args.paper else None
         args.reference = [paper.check_reference(r) for r in args.reference or []] or None
     except ConfigError as err:
-        raise error_exit(console, str(err)) from None
-    check_row_folders(args.folders, console)
-    check_table_options(args, console)
+        raise error_exit(str(err)) from None
+    check_row_folders(args.folders)
+    check_table_options(args)
     if args.copy_rows:
         copy_result_rows(args, console)
         return
     if not args.reproduction:  # before the rows are read and the table composed
-        check_out_prefix(console, args.out, paper.table_stem(args.out, reference) if reference else args.out)
+        check_out_prefix(args.out, paper.table_stem(args.out, reference) if reference else args.out)
     frame = table_rows(args, console)
     where = ", ".join(map(str, args.folders)) + (f" from code version {args.code_version}" if args.code_version else "")
     if frame.empty and not (reference or args.reproduction):
         fix = ("drop --code-version or give another" if args.code_version else
                "run ganad-bench first; its rows go to <paths.output_dir>/results, outputs/results by default")
-        raise error_exit(console, f"no finished result.json under {where} ({fix})", status=1)
+        raise error_exit(f"no finished result.json under {where} ({fix})", status=1)
     if frame.empty:  # the paper's table is still worth seeing: what a first run will stand beside
         console.print(f"[yellow]warning:[/] no finished result.json under {where}: the published numbers only",
                       soft_wrap=True)
@@ -532,12 +532,12 @@ def table_main(argv: list[str] | None = None) -> None:
         try:
             paper.show_paper_table(frame, reference, args.out, console)
         except OSError as err:
-            raise cannot_write(console, args.out, err, "a writable --out prefix") from None
+            raise cannot_write(args.out, err, "a writable --out prefix") from None
         return
     summary_tables(frame, args, where, console)
 
 
-def check_table_options(args: argparse.Namespace, console) -> None:
+def check_table_options(args: argparse.Namespace) -> None:
     """Exit 2 with one line where two options of `ganad-bench-table` do not go together (one would be ignored)."""
     problem = None
     views = [name for name, given in (("--paper", args.paper), ("--reproduction", args.reproduction),
@@ -550,7 +550,7 @@ def check_table_options(args: argparse.Namespace, console) -> None:
     elif args.metric and views and views[0] != "--copy-rows":  # they show what the papers print, or every class
         problem = f"--metric goes without {views[0]}, which chooses its own metrics: drop --metric"
     if problem:
-        raise error_exit(console, problem)
+        raise error_exit(problem)
 
 
 def anomaly_class_tables(frame, args: argparse.Namespace, where: str, console) -> None:
@@ -563,7 +563,7 @@ def anomaly_class_tables(frame, args: argparse.Namespace, where: str, console) -
 
     tables = per_anomaly_class(frame)
     if not tables:
-        raise error_exit(console, f"no row under {where} has an AUROC per anomalous class (the rows of runs whose "
+        raise error_exit(f"no row under {where} has an AUROC per anomalous class (the rows of runs whose "
                                   f"anomalies come from two classes or more have it, e.g. model=kde dataset=mnist "
                                   f"dataset.normal_class=8): run one, or drop --by-anomaly-class", status=1)
     out, written = table_console(), []
@@ -575,7 +575,7 @@ def anomaly_class_tables(frame, args: argparse.Namespace, where: str, console) -
             written.append(write_atomic(suffixed(stem, ".md"), lambda f, table=table, title=title:
                                         f.write(f"**{title}**\n\n{to_markdown(table)}")))
         except OSError as err:
-            raise cannot_write(console, args.out, err, "a writable --out prefix") from None
+            raise cannot_write(args.out, err, "a writable --out prefix") from None
         out.print(to_rich(table, title, keys=3))
     for path in written:
         console.print(f"wrote {escape(str(path))}", soft_wrap=True)
@@ -598,7 +598,7 @@ def summary_tables(frame, args: argparse.Namespace, where: str, console) -> None
     available = metric_names(frame)
     unknown = [m for m in args.metric or [] if m not in available]
     if unknown:
-        raise error_exit(console, f"no row under {where} has the metric {', '.join(unknown)}: choose from "
+        raise error_exit(f"no row under {where} has the metric {', '.join(unknown)}: choose from "
                                   f"{', '.join(available)}")
     # per protocol: what its papers print (F1 for the tabular benchmarks, AUROC for the image ones), so that a
     # folder holding both shows both
@@ -608,7 +608,7 @@ def summary_tables(frame, args: argparse.Namespace, where: str, console) -> None
     try:
         written = write_tables(long, args.out, chosen)
     except OSError as err:
-        raise cannot_write(console, args.out, err, "a writable --out prefix") from None
+        raise cannot_write(args.out, err, "a writable --out prefix") from None
     out = table_console()
     for protocol, metrics in chosen.items():
         if metrics[0] in set(long.loc[long["protocol"] == protocol, "metric"]):
@@ -681,22 +681,22 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
         check_writable(args.reproduction)  # before the report's composing (tens of seconds)
         numbers = write_report(frame, args.reproduction, command, output_dir)
     except OSError as err:
-        raise cannot_write(console, args.reproduction, err) from None
+        raise cannot_write(args.reproduction, err) from None
     console.print(f"wrote {args.reproduction}: " + ", ".join(f"{key} {value}" for key, value in numbers.items()),
                   soft_wrap=True)
 
 
-def check_row_folders(folders: list[Path], console) -> None:
+def check_row_folders(folders: list[Path]) -> None:
     """Exit 2 with one line when a folder of rows given to a result command is missing or is a file (e.g. a
     result.json: the result commands read folders of rows)."""
     try:
         for folder in folders:
             require_folder(folder, "give the folder of the rows, e.g. outputs/results", missing="run ganad-bench first")
     except ConfigError as err:
-        raise error_exit(console, str(err)) from None
+        raise error_exit(str(err)) from None
 
 
-def check_out_prefix(console, out: Path, stem: Path, choose: str = "a writable --out prefix") -> None:
+def check_out_prefix(out: Path, stem: Path, choose: str = "a writable --out prefix") -> None:
     """Exit 2 with one line, before any work, when the `.csv` file that an `--out` prefix names first (`stem`, the
     prefix or a paper table's `table_stem`) cannot be written: not after the table or the runs behind it."""
     from ganad_bench.atomic import check_writable
@@ -705,21 +705,12 @@ def check_out_prefix(console, out: Path, stem: Path, choose: str = "a writable -
     try:
         check_writable(suffixed(stem, ".csv"))  # as the writers name it
     except OSError as err:
-        raise cannot_write(console, out, err, choose) from None
+        raise cannot_write(out, err, choose) from None
 
 
-def error_exit(console, message: str, status: int = 2) -> SystemExit:
-    """Print the commands' one-line error, `error: <message>` (taken as text, not markup), and return the exit
-    to raise: status 2 for bad input, 1 for a valid input with nothing to show (no finished run under a folder)."""
-    from rich.markup import escape
-
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    return SystemExit(status)
-
-
-def cannot_write(console, where: Path, err: OSError, choose: str = "a writable path") -> SystemExit:
+def cannot_write(where: Path, err: OSError, choose: str = "a writable path") -> SystemExit:
     """The one-line error for an output that cannot be written (exit 2); raise what it returns."""
-    return error_exit(console, f"cannot write {where} ({err.strerror or err}): choose {choose}")
+    return error_exit(f"cannot write {where} ({err.strerror or err}): choose {choose}")
 
 
 def copy_result_rows(args: argparse.Namespace, console) -> None:
@@ -731,13 +722,13 @@ def copy_result_rows(args: argparse.Namespace, console) -> None:
     dest = args.copy_rows.resolve()
     inside = [str(f) for f in args.folders if dest == f.resolve() or f.resolve() in dest.parents]
     if inside:
-        raise error_exit(console, f"--copy-rows {args.copy_rows} lies inside {', '.join(inside)}: choose a folder "
+        raise error_exit(f"--copy-rows {args.copy_rows} lies inside {', '.join(inside)}: choose a folder "
                                   f"outside the ones read")
     unreadable: list[Path] = []
     try:
         copied, same, kept = copy_rows(args.folders, args.copy_rows, unreadable, replace=args.replace_rows)
     except OSError as err:
-        raise cannot_write(console, args.copy_rows, err, "a writable folder") from None
+        raise cannot_write(args.copy_rows, err, "a writable folder") from None
     warn_unreadable(unreadable, console)
     console.print(f"copied {copied} row(s) to {escape(str(args.copy_rows))} ({same} already there)", soft_wrap=True)
     if kept:
@@ -831,12 +822,12 @@ def paper_main(argv: list[str] | None = None) -> None:
         if invalid and not any(runs for _, runs, _ in plans):
             raise ConfigError(f"every job of {reference} is invalid, e.g. {invalid[0]}")
     except GanadError as err:
-        raise error_exit(console, str(err)) from None
+        raise error_exit(str(err)) from None
     except KeyboardInterrupt:
         _stop(signal.SIGINT, None)
     out = args.out or output / "tables" / TABLE_FILES_NAME
     choose = "a writable --out prefix" if args.out else "a writable paths.output_dir (or an --out prefix)"
-    check_out_prefix(console, out, paper.table_stem(out, reference), choose)  # before --run's hours of training
+    check_out_prefix(out, paper.table_stem(out, reference), choose)  # before --run's hours of training
     results = Path(paths["results_dir"])
     rows = iter_results([results]) if results.is_dir() else []
     todo = paper.report_plan(reference, plans, rows, console)
@@ -854,7 +845,7 @@ def paper_main(argv: list[str] | None = None) -> None:
     try:
         paper.show_paper_table(rows_frame(rows), reference, out, console)
     except OSError as err:
-        raise cannot_write(console, out, err, "a writable --out prefix") from None
+        raise cannot_write(out, err, "a writable --out prefix") from None
     if args.run and invalid:  # as a sweep with invalid jobs: the valid ones ran, the command says it was not all
         status = max(status, 1)
     if status:
@@ -890,10 +881,10 @@ def score_main(argv: list[str] | None = None) -> None:
         try:
             check_writable(out)  # before the scoring, which can take hours (AnoGAN's latent search)
         except OSError as err:
-            raise cannot_write(console, out, err, "a writable --out file") from None
+            raise cannot_write(out, err, "a writable --out file") from None
         scores = run.score(x)
     except GanadError as err:
-        raise error_exit(console, str(err)) from None
+        raise error_exit(str(err)) from None
     import pandas as pd
 
     frame = pd.DataFrame({"score": scores, "flag": run.flags(scores)})
@@ -902,7 +893,7 @@ def score_main(argv: list[str] | None = None) -> None:
     try:  # whole or not at all: a kill while writing leaves the earlier file, not a truncated one
         write_atomic(out, lambda handle: frame.to_csv(handle, index=False, float_format="%.17g"))
     except OSError as err:
-        raise cannot_write(console, out, err, "a writable --out file") from None
+        raise cannot_write(out, err, "a writable --out file") from None
     n = len(frame)
     console.print(f"wrote {n} score{'' if n == 1 else 's'} ({int(frame['flag'].sum())} flagged) → {escape(str(out))}")
 
@@ -926,15 +917,15 @@ def plot_main(argv: list[str] | None = None) -> None:
                         help="folder for the PNG files (default: outputs/plots)")
     stop_on_signals(argv, RESULT_INTERRUPTED)
     args = parser.parse_args(argv)
-    check_row_folders(args.folders, console)
+    check_row_folders(args.folders)
     if args.out.exists() and not args.out.is_dir():
-        raise cannot_write(console, args.out, NotADirectoryError(errno.ENOTDIR, "a file, not a folder"),
+        raise cannot_write(args.out, NotADirectoryError(errno.ENOTDIR, "a file, not a folder"),
                            "a writable --out folder")
     unreadable: list[Path] = []
     rows = [row for row in iter_results(args.folders, unreadable, with_folder=True) if row.get("status") == "ok"]
     warn_unreadable(unreadable, console)
     if not rows:
-        raise error_exit(console, f"no finished result.json under {', '.join(map(str, args.folders))}", status=1)
+        raise error_exit(f"no finished result.json under {', '.join(map(str, args.folders))}", status=1)
     # the table's cells: runs that differ in a setting (their `variant`) are drawn apart, as the tables keep them
     frame = rows_frame(rows).assign(run_dir=[row["run_dir"] for row in rows])
     drawn, without_scores = 0, []
@@ -948,14 +939,14 @@ def plot_main(argv: list[str] | None = None) -> None:
         try:
             plot_cell_rocs(curves, args.out / name, title)
         except OSError as err:
-            raise cannot_write(console, args.out, err, "a writable --out folder") from None
+            raise cannot_write(args.out, err, "a writable --out folder") from None
         console.print(f"wrote {escape(str(args.out / name))}", soft_wrap=True)
         drawn += 1
     if drawn and without_scores:
         console.print(f"[yellow]warning:[/] no figure for the cells of {len(without_scores)} run(s) without "
                       f"{SCORES_FILE}, e.g. {escape(str(without_scores[0]))}", soft_wrap=True)
     if not drawn:
-        raise error_exit(console, f"no {SCORES_FILE} beside the result.json files under "
+        raise error_exit(f"no {SCORES_FILE} beside the result.json files under "
                                   f"{', '.join(map(str, args.folders))} (rows copied by --copy-rows carry no scores): "
                                   f"point at the runs' own results folder", status=1)
 

@@ -5,10 +5,19 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 # no emoji codes: a message quoting user input such as `--paper memgan:x` must print ":x:" as typed, not an emoji
 console = Console(stderr=True, highlight=False, emoji=False)
+
+
+def error_exit(message: str, status: int = 2) -> SystemExit:
+    """Print the one-line error of every command and script, `error: <message>` (taken as text, not markup), and
+    return the exit to raise: status 2 for bad input, 1 for a valid input with nothing to show (no finished run
+    under a folder)."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return SystemExit(status)
 
 
 def progress_bar() -> Progress:

@@ -2,7 +2,6 @@
 without a traceback and exits non-zero, before any result file is written."""
 
 import functools
-import sys
 from pathlib import Path
 
 
@@ -43,16 +42,17 @@ def first_line(err: BaseException) -> str:
 
 def one_line_errors(main):
     """A script's `main` that ends a user-fixable error as the CLI ends bad input: `error: <its first line>` on
-    stderr, exit status 2, no traceback (a missing data file, an unknown model in the overrides, a folder
-    argument that is not one, ...). A script that finds nothing to report in a valid folder exits 1, as the
-    CLI's `no finished result.json` does."""
+    stderr (`console.error_exit`), exit status 2, no traceback (a missing data file, an unknown model in the
+    overrides, a folder argument that is not one, ...). A script that finds nothing to report in a valid folder
+    raises `error_exit(..., status=1)`, as the CLI's `no finished result.json` does."""
     @functools.wraps(main)
     def guarded(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except GanadError as err:
-            print(f"error: {first_line(err)}", file=sys.stderr)
-            raise SystemExit(2) from None
+            from ganad_bench.console import error_exit  # rich: only once a script has something to say
+
+            raise error_exit(first_line(err)) from None
     return guarded
 
 

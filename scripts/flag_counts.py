@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganad_bench.console import error_exit
 from ganad_bench.errors import one_line_errors, require_folder
 from ganad_bench.results.store import RESULT_FILE, read_result
 from ganad_bench.runs import SCORES_FILE
@@ -37,11 +38,11 @@ def main() -> None:
         lines.append((row["seed"], int(saved["labels"].sum()), flagged, row["metrics"]["precision"],
                       row["metrics"]["recall"], path.parent.name))
     if without_scores and not lines:
-        raise SystemExit(f"error: the {without_scores} thresholded row(s) under {args.folder} have no {SCORES_FILE} "
-                         "(rows copied by --copy-rows keep none): give the folder of the runs themselves")
+        raise error_exit(f"the {without_scores} thresholded row(s) under {args.folder} have no {SCORES_FILE} "
+                         "(rows copied by --copy-rows keep none): give the folder of the runs themselves", status=1)
     if not lines and not without_scores:
-        raise SystemExit(f"error: no finished run with a thresholded metric (precision) under {args.folder}: "
-                         "give the folder of a tabular protocol's runs")
+        raise error_exit(f"no finished run with a thresholded metric (precision) under {args.folder}: "
+                         "give the folder of a tabular protocol's runs", status=1)
     if without_scores:
         print(f"({without_scores} row(s) without {SCORES_FILE} left out)")
     print("seed  anomalies  flagged  precision  recall  run")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from ganad_bench.console import error_exit
 from ganad_bench.data.files import DataSettings
 from ganad_bench.data.registry import load_raw
 from ganad_bench.errors import ConfigError, one_line_errors, require_folder
@@ -66,8 +67,8 @@ def folder_curves(folder: Path, n_classes: int) -> dict[int, list[float]]:
     require_folder(folder, "give the results folder of the column's runs, e.g. RUNS/results/mnist/one_class/fgan")
     curves = run_curves(folder, n_classes)
     if not curves:
-        raise SystemExit(f"error: no finished runs under {folder} share a learning-curve epoch across all "
-                         f"{n_classes} classes: run the column with trainer.curve_every set, one run per class")
+        raise error_exit(f"no finished runs under {folder} share a learning-curve epoch across all {n_classes} "
+                         "classes: run the column with trainer.curve_every set, one run per class", status=1)
     return curves
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganad_bench.console import error_exit
 from ganad_bench.models.kit.registry import deep_detectors
 
 SHAPES = {"tab121": (121,), "img1x28x28": (1, 28, 28)}
@@ -422,7 +423,7 @@ def main() -> None:
     elif args.report:
         results = Path(args.out).expanduser() / f"{args.name}.json"
         if not results.is_file():
-            sys.exit(f"error: no {results}: no case has finished yet")
+            raise error_exit(f"no {results}: no case has finished yet", status=1)
         results.with_suffix(".md").write_text(speed_report(json.loads(results.read_text()), args))
         print(f"wrote {results.with_suffix('.md')}")
     else:

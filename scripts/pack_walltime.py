@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ganad_bench.atomic import write_atomic
+from ganad_bench.console import error_exit
 from ganad_bench.errors import one_line_errors, require_folder
 from ganad_bench.results.store import load_results
 
@@ -55,7 +56,7 @@ def rows_of(folder: str, flag: str):
     path = require_folder(Path(folder).expanduser(), f"give {flag} the results folder of a sweep")
     frame = load_results([path])
     if frame.empty or "model" not in frame or "timings.total_s" not in frame:
-        raise SystemExit(f"error: {flag} {path} holds no finished runs: give the results folder of a sweep")
+        raise error_exit(f"{flag} {path} holds no finished runs: give the results folder of a sweep", status=1)
     return frame
 
 

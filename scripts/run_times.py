@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from ganad_bench.atomic import write_atomic
+from ganad_bench.console import error_exit
 from ganad_bench.errors import one_line_errors, require_folder
 from ganad_bench.results.run_times import RUN_TIMES, reference_csv
 from ganad_bench.results.store import iter_results
@@ -28,7 +29,8 @@ def main() -> None:
     rows = iter_results([require_folder(args.folder, "give a folder of finished runs, e.g. campaign/results")])
     text = reference_csv(rows)
     if text.count("\n") < 2:  # a header alone would replace the shipped times with none
-        raise SystemExit(f"error: no finished run with a run time under {args.folder}: nothing written to {args.out}")
+        raise error_exit(f"no finished run with a run time under {args.folder}: nothing written to {args.out}",
+                         status=1)
     write_atomic(args.out, lambda handle: handle.write(text))
     print(f"wrote {args.out} ({text.count(chr(10)) - 1} model, dataset and epoch counts)")
 
