@@ -816,11 +816,11 @@ def paper_main(argv: list[str] | None = None) -> None:
         reference = paper.check_reference(args.table)
         with step(f"counting the runs of {reference}"):
             plans = paper.table_plan(reference, args.overrides)
+        invalid = [error for _, _, errors in plans for error in errors]
+        if invalid and not any(runs for _, runs, _ in plans):  # told against the table's own experiments' configs
+            raise ConfigError(f"every job of {reference} is invalid, e.g. {invalid[0]}")
         paths = to_container(compose_config(config_overrides(args.overrides)))["paths"]
         output = output_folder(paths)  # empty: a one-line error, not rows looked for in /results
-        invalid = [error for _, _, errors in plans for error in errors]
-        if invalid and not any(runs for _, runs, _ in plans):
-            raise ConfigError(f"every job of {reference} is invalid, e.g. {invalid[0]}")
     except GanadError as err:
         raise error_exit(str(err)) from None
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ Where each setting is declared (once):
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from functools import cache
 
@@ -167,7 +168,7 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), with_hydra: bool
         with initialize_config_module(config_module="ganad_bench.conf", version_base=None):
             return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(composition_error(err)) from None
+        raise ConfigError(composition_error(err, overrides)) from None
     except (AssertionError, ValueError) as err:  # OmegaConf's: a key set under a node that is null
         # (hydra.sweeper.params), a list item named by a word (trainer.betas.x=1: int('x') fails)
         lists = " (a list is set whole: trainer.betas=[0.5,0.999])" if isinstance(err, ValueError) else ""
@@ -175,20 +176,19 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), with_hydra: bool
                           f"with --cfg job / --cfg hydra{lists}") from None
 
 
-def composition_error(err: Exception) -> str:
-    """Hydra's multi-line composition errors as one line that keeps the fix (e.g. "Either remove + prefix")."""
+def composition_error(err: Exception, overrides=None) -> str:
+    """Hydra's multi-line composition errors as one line that keeps the fix (e.g. "Either remove + prefix");
+    `overrides`, those that failed to compose, let a mistyped key be told against the settings of the model,
+    protocol, ... they chose."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     first = lines[0] if lines else type(err).__name__
-    key = re.match(r"Could not override '(model\.params\.)?([^']+)'", first)
-    if key and key.group(1):
-        return f"unknown model parameter '{key.group(2)}': `--cfg job` lists model.params (to add a key anyway: " \
-               f"+model.params.{key.group(2)}=...)"
+    key = re.match(r"Could not override '([^']+)'", first)
     owner = re.search(r"Key '[^']+' not in '(\w+)'", f"{err} {err.__cause__}")  # OmegaConf's error is the cause
-    if key and key.group(2).startswith("hydra.") and owner:  # "+hydra.launcher.x" would not help: nothing reads it
-        return f"{key.group(2)}: not a setting of {owner.group(1)} (check the spelling, or the launcher / sweeper " \
+    if key and key.group(1).startswith("hydra.") and owner:  # "+hydra.launcher.x" would not help: nothing reads it
+        return f"{key.group(1)}: not a setting of {owner.group(1)} (check the spelling, or the launcher / sweeper " \
                f"that has it: hydra/launcher=..., hydra/sweeper=...)"
-    if key and not key.group(2).startswith("hydra."):  # Hydra's "+key=..." would add a key nothing reads
-        return unknown_setting(key.group(2))
+    if key:  # Hydra's "+key=..." would add a key nothing reads (a model's constructor refuses it)
+        return unknown_override(key.group(1), overrides)
     hints = [line for line in lines[1:] if line.startswith(("To append", "Either remove", "Available options"))]
     if first.startswith("Available options") or any(h.startswith("Available options") for h in hints):
         options = lines[lines.index(next(h for h in lines if h.startswith("Available options"))) + 1:]
@@ -260,36 +260,60 @@ def declared_keys(group: str | None = None) -> frozenset[str]:
 def check_known_keys(config: dict) -> None:
     """Every key of the run config is one its configs declare or its code reads (the trainer's and the
     model's parameters are checked where they are read); the protocol's keys are those it reads."""
+    for group in ("", "model", "dataset", "paths", "protocol"):
+        owner, keys = settings_of(config, group)
+        unknown = sorted(set(config if group == "" else (config.get(group) or {})) - keys)
+        if unknown:
+            raise ConfigError(unknown_setting(", ".join(f"{group}.{key}".lstrip(".") for key in unknown), owner, keys))
+
+
+def unknown_override(name: str, overrides=None) -> str:
+    """The one line for an override of a key the composed config does not have (`trainer.epoch=2`,
+    `model.params.latent_dm=3`, `protocol.val_frac=0.1`): composed without it, the config says whose setting it
+    was meant to be (model alad's parameters, the tabular protocol's settings); else the shipped configs do."""
+    if overrides is not None:
+        rest = [token for token in overrides if token.lstrip("+~").partition("=")[0] != name]
+        try:
+            return unknown_setting(name, *settings_of(to_container(compose_config(rest)), name.rpartition(".")[0]))
+        except (ConfigError, KeyError):  # the other overrides do not compose either: say what the configs have
+            pass
+    return unknown_setting(name)
+
+
+def settings_of(config: dict, group: str) -> tuple[str, frozenset[str]]:
+    """Whose keys live at `group` of a resolved run config ("" for its top level) and what they are: a key
+    set there outside them is a typo. A dataset's are the union over the shipped datasets (image and tabular
+    datasets differ), a model's parameters its constructor's, a protocol's those it reads. KeyError for a
+    `group` that holds no settings (`seed.x`)."""
     from ganad_bench.data.protocols import PROTOCOL_KEYS
 
-    protocol = config.get("protocol") or {}
-    allowed = {
-        None: declared_keys(),
-        "model": frozenset(("name", "params")),
-        "dataset": declared_keys("dataset"),
-        "paths": declared_keys("paths"),
-        "protocol": frozenset(("name", *PROTOCOL_KEYS.get(protocol.get("name"), protocol))),
-    }
-    for group, keys in allowed.items():
-        node = config if group is None else (config.get(group) or {})
-        unknown = sorted(set(node) - keys)
-        if not unknown:
-            continue
-        names = ", ".join(key if group is None else f"{group}.{key}" for key in unknown)
-        owner = {None: "a run config", "protocol": f"the {protocol.get('name')} protocol"}.get(group, group)
-        raise ConfigError(unknown_setting(names, owner, keys))
+    if group == "":
+        return "a run config", declared_keys()
+    if group == "model":
+        return "model", frozenset(("name", "params"))
+    if group == "model.params":
+        return f"model {config['model']['name']}", frozenset(config["model"].get("params") or {})
+    if group == "protocol":
+        protocol = config.get("protocol") or {}
+        name = protocol.get("name")  # one unknown here is refused where it is chosen: its keys pass meanwhile
+        return f"the {name} protocol", frozenset(("name", *PROTOCOL_KEYS.get(name, protocol)))
+    if group in RUN_GROUPS:
+        return group, declared_keys(group)
+    raise KeyError(group)
 
 
 def unknown_setting(names: str, owner: str | None = None, keys=None) -> str:
     """The one line for a setting the configs do not have (`trainer.epoch=2`, `+protocol.test_fraction=0.3`):
-    its owner's settings, from the shipped configs when not given; a key under a value (`seed.x`) has none."""
+    the closest of its owner's settings and all of them, from the shipped configs when not given; a key under a
+    value (`seed.x`) has none."""
     if owner is None:
         group = names.rpartition(".")[0]
         if group and (group not in RUN_GROUPS or group == "model"):
             return f"{names}: not a setting (check the spelling; `ganad-bench --cfg job` prints them all)"
         owner, keys = group or "a run config", declared_keys(group or None)
-    return f"{names}: not a setting of {owner} (check the spelling, or remove it); its settings: " \
-           f"{', '.join(sorted(keys))}"
+    close = [] if ", " in names else difflib.get_close_matches(names.rpartition(".")[2], keys, n=1)
+    fix = f"did you mean {close[0]}? else remove it" if close else "check the spelling, or remove it"
+    return f"{names}: not a setting of {owner} ({fix}); its settings: {', '.join(sorted(keys))}"
 
 
 def whole_numbers_as_ints(values: dict, annotated) -> None:

@@ -32,9 +32,13 @@ def test_unknown_model_is_a_config_error():
         create_detector("nope")
 
 
-def test_bad_parameter_is_a_config_error():
-    with pytest.raises(ConfigError, match="model iforest"):
+def test_bad_parameter_is_a_config_error_naming_the_closest_one():
+    with pytest.raises(ConfigError, match=r"^model.params.not_a_param: not a setting of model iforest \(check the "
+                                          r"spelling, or remove it\); its settings: contrast_norm, max_features"):
         create_detector("iforest", not_a_param=1)
+    with pytest.raises(ConfigError, match=r"^model.params.n_estimater: not a setting of model iforest \(did you mean "
+                                          r"n_estimators\? else remove it\)"):
+        create_detector("iforest", n_estimater=10)
 
 
 def test_no_model_takes_an_infinite_or_nan_number():

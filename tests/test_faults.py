@@ -60,13 +60,22 @@ BAD_INPUTS = [
     (["trainer=nope"], "unknown trainer 'nope'"),
     (["experiment=nope"], "unknown experiment 'nope'"),
     (["foo=1"], "foo: not a setting of a run config (check the spelling, or remove it); its settings: "),
-    (["trainer.epoch=2"], "trainer.epoch: not a setting of trainer (check the spelling, or remove it); its "
+    (["trainer.epoch=2"], "trainer.epoch: not a setting of trainer (did you mean epochs? else remove it); its "
                           "settings: batch_size, "),
+    # a key of the model or protocol chosen, told against that one's settings (Hydra fails before it is known)
+    (["model=alad", "model.params.latent_dm=3"], "model.params.latent_dm: not a setting of model alad (did you mean "
+                                                 "latent_dim? else remove it); its settings: arch, "),
+    (["protocol.val_frac=0.1"], "protocol.val_frac: not a setting of the tabular protocol (did you mean "
+                                "val_fraction? else remove it); its settings: contamination, name, split_draw"),
+    (["dataset=mnist", "protocol.split_draw=1"], "protocol.split_draw: not a setting of the one_class protocol"),
+    (["model=alad", "+model.params.latent_dm=3"], "model.params.latent_dm: not a setting of model alad (did you "
+                                                  "mean latent_dim? else remove it)"),
     (["seed.x=1"], "seed.x: not a setting (check the spelling; `ganad-bench --cfg job` prints them all)"),
     (["model=iforest", "trainer.betas.x=1"], "the overrides do not compose (invalid literal for int() with base 10: "
                                              "'x'): check the keys they set exist"),
     (["model=iforest", "trainer.betas.5=1"], "Error merging override trainer.betas.5=1: list index out of range"),
-    (["model=iforest", "model.params.bogus=1"], "unknown model parameter 'bogus'"),
+    (["model=iforest", "model.params.bogus=1"], "model.params.bogus: not a setting of model iforest (check the "
+                                                "spelling, or remove it); its settings: contrast_norm, max_features"),
     (["model=alad", "+model.params.score=l1"], "Either remove + prefix"),
     (["seed=[1"], "cannot parse the override"),
     # Hydra's own groups and folders (Hydra answers in several lines, or with a traceback from a launcher)

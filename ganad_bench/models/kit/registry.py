@@ -62,6 +62,12 @@ def build_detector(name: str, seed: int = 0, params: dict | None = None, trainer
     cls = detector_class(name)
     if trainer is not None:  # a bad trainer value is a config error for every model (the row records them)
         resolve_device(TrainerConfig.from_dict(trainer).device)
+    known = cls.default_params()
+    unknown = sorted(set(params or {}) - set(known))
+    if unknown:  # `+model.params.latent_dm=3`, `create_detector("alad", latent_dm=3)`: the same line as a typo
+        from ganad_bench.config import unknown_setting  # that Hydra refuses (`model.params.latent_dm=3`)
+
+        raise ConfigError(unknown_setting(", ".join(f"model.params.{key}" for key in unknown), f"model {name}", known))
     runtime = {}
     if issubclass(cls, DeepDetector):
         runtime = {"trainer": dict(trainer or {}), "checkpoint_dir": checkpoint_dir, "callbacks": callbacks}
