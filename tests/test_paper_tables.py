@@ -329,6 +329,9 @@ def test_paper_command_with_only_invalid_jobs_or_an_unwritable_out_is_a_one_line
     (tmp_path / "file").write_text("")
     for args, message in [(["rcgan:1", "--run", "seed=abc", outputs],
                            "error: every job of rcgan:1 is invalid, e.g. seed"),
+                          # told against the table's model, not the default one
+                          (["alad:V", "model.params.latent_dm=3", outputs], "error: every job of alad:V is invalid, "
+                           "e.g. model.params.latent_dm: not a setting of model alad (did you mean latent_dim?"),
                           (["rcgan:1", "--run", "model=iforest", "dataset=thyroid", "seed=0", outputs, "--out",
                             str(tmp_path / "file" / "t")], f"error: cannot write {tmp_path / 'file' / 't'}"),
                           (["rcgan:1", f"paths.output_dir={tmp_path / 'file' / 'o'}"],
