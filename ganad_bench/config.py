@@ -87,9 +87,23 @@ def typed(key: str, value, annotation):
             return _as_kind(value, kind)
         except (TypeError, ValueError, OverflowError):
             continue
-    described = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "None": "null"}
-    what = " or ".join(described.get(kind, f"a list ({kind})") for kind in kinds)
-    raise ConfigError(f"{key} must be {what}, got {value!r}")
+    raise ConfigError(f"{key} must be {' or '.join(map(described_kind, kinds))}, got {value!r}")
+
+
+def described_kind(kind: str) -> str:
+    """An annotation's type in words: "float" -> "a number", "tuple[float, float]" -> "a list of 2 numbers",
+    "tuple[int, ...]" -> "a list of integers"."""
+    one = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "None": "null"}
+    many = {"bool": "true / false values", "int": "integers", "float": "numbers", "str": "strings"}
+    if kind in one:
+        return one[kind]
+    items = re.fullmatch(r"(?:tuple|list)\[(.+)\]", kind)
+    parts = [part.strip() for part in items.group(1).split(",")] if items else []
+    if len(parts) == 2 and parts[1] == "..." or kind.startswith("list[") and len(parts) == 1:
+        return f"a list of {many.get(parts[0], parts[0])}"
+    if parts and len(set(parts)) == 1 and parts[0] in many:
+        return f"a list of {len(parts)} {many[parts[0]]}"
+    return f"a list ({kind})"
 
 
 def _as_kind(value, kind: str):
