@@ -156,7 +156,15 @@ class SpectralNorm(_SpectralNorm):
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018) on every Linear / Conv layer of `module` (torch's
-    `spectral_norm` defaults: one power iteration, eps 1e-12; ConvTranspose2d normalised along dim 1)."""
+    `spectral_norm` defaults: one power iteration, eps 1e-12; ConvTranspose2d normalised along dim 1).
+
+    As Miyato et al.'s, the vectors u, v are constants of the gradient, and each forward pass in training
+    advances them one iteration. ALAD's image code (utils/sn.py, after taki0112's TensorFlow version) differs
+    in two ways: its gradient flows through the one iteration from the stored u, and each call of a session
+    run iterates from the stored u in no set order with the others' updates of it. Its tabular code builds
+    no SN layer (alad/kdd_utilities.py and arrhythmia_utilities.py take `do_spectral_norm` and use it
+    nowhere), so the published KDD99 and Arrhythmia cells depend on neither (gap_causes.yaml, ALAD Table
+    VII)."""
     for m in list(module.modules()):
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             dim = 1 if isinstance(m, nn.ConvTranspose2d) else 0
