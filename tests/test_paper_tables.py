@@ -176,6 +176,31 @@ def test_time_estimate_uses_finished_runs_of_the_same_model(monkeypatch):
     assert run_times.time_estimate(missing[2:], rows).startswith("unknown")
 
 
+def test_runs_under_way_are_counted_with_their_trained_epochs_and_timed_for_the_rest(tmp_path, monkeypatch):
+    """A missing run with a checkpoint at epoch 25 of 100 is under way, 25% trained, and only its other 75
+    epochs are timed; a run with only a stage's checkpoint (a pretraining) is under way at 0%; an unreadable
+    checkpoint, or none, is not under way."""
+    import torch
+
+    from ganad_bench.results.store import trained_epochs
+
+    monkeypatch.setattr(run_times, "reference_samples", lambda: {("alad", "kdd99"): [(100, 1000.0)]})
+    folders = [tmp_path / name for name in ("half", "stage", "broken", "none")]
+    for folder in folders:
+        (folder / "checkpoints" / "pretrain").mkdir(parents=True)
+    torch.save({"epoch": 25, "weights": torch.zeros(3)}, folders[0] / "checkpoints" / "last.pt")
+    torch.save({"epoch": 4}, folders[1] / "checkpoints" / "pretrain" / "last.pt")
+    (folders[2] / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    trained = [trained_epochs(folder) for folder in folders]
+    assert trained == [25, 0, None, None]
+    configs = [{"model": {"name": "alad"}, "dataset": {"name": "kdd99"}, "trainer": {"epochs": 100}}] * 4
+    assert paper.under_way(trained, configs) == " (2 under way, 12% of their epochs trained)"
+    assert paper.under_way([None] * 4, configs) == ""
+    # 0.75 + 1 + 1 + 1 runs of 1,000 s: 3,750 s
+    assert run_times.time_estimate(configs, [], "", trained).startswith("about 62 min for 4 run(s)")
+    assert run_times.time_estimate(configs, []).startswith("about 67 min for 4 run(s)")
+
+
 def test_a_model_new_to_a_dataset_is_timed_by_its_runs_elsewhere_scaled_by_a_peer_of_like_cost(monkeypatch):
     """RCGAN never ran on KDD99: its Thyroid runs (0.4 s an epoch) are scaled by ALAD's growth from Thyroid to
     KDD99 (0.2 s -> 50 s an epoch), the peer of nearest cost on Thyroid, not by DAGMM's (one step an epoch); a

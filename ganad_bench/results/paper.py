@@ -223,18 +223,20 @@ def table_plan(reference: str, overrides: list[str]) -> list[tuple[str, list[tup
 
 
 def report_plan(reference: str, plans: list, rows: list[dict], console) -> list[str]:
-    """Print, per experiment of the table, how many of its runs are finished and missing (with a rough time
-    for the missing ones) and the invalid jobs; returns the experiments that have missing runs."""
+    """Print, per experiment of the table, how many of its runs are finished and missing (those under way:
+    with a checkpoint, and the share of their epochs trained), a rough time for the rest of the missing ones'
+    training, and the invalid jobs; returns the experiments that have missing runs."""
     from rich.markup import escape
 
-    from ganad_bench.results.store import finished
+    from ganad_bench.results.store import finished, trained_epochs
 
     todo = []
     for experiment, runs, errors in plans:
-        missing = [config for folder, config in runs if finished(folder) is None]
+        missing = [(folder, config) for folder, config in runs if finished(folder) is None]
+        trained = [trained_epochs(folder) for folder, _ in missing]
         line = f"{reference} · experiment={experiment}: {len(runs)} run(s), {len(runs) - len(missing)} finished, " \
-               f"{len(missing)} missing"
-        estimate = f" · {time_estimate(missing, rows, reference)}" if missing else ""
+               f"{len(missing)} missing{under_way(trained, [config for _, config in missing])}"
+        estimate = f" · {time_estimate([c for _, c in missing], rows, reference, trained)}" if missing else ""
         console.print(escape(line + estimate), soft_wrap=True)
         if errors:
             console.print(f"[yellow]warning:[/] {len(errors)} job(s) of {experiment} are invalid, e.g. "
@@ -242,6 +244,18 @@ def report_plan(reference: str, plans: list, rows: list[dict], console) -> list[
         if missing:
             todo.append(experiment)
     return todo
+
+
+def under_way(trained: list, configs: list[dict]) -> str:
+    """" (3 under way, 53% of their epochs trained)" for the missing runs that have a checkpoint, else ""."""
+    started = [(done, (config.get("trainer") or {}).get("epochs")) for done, config in zip(trained, configs,
+                                                                                           strict=True)
+               if done is not None]
+    if not started:
+        return ""
+    shares = [done / epochs for done, epochs in started if epochs]
+    share = f", {100 * sum(shares) / len(shares):.0f}% of their epochs trained" if shares else ""
+    return f" ({len(started)} under way{share})"
 
 
 def launch(experiment: str, overrides: list[str], console) -> int:

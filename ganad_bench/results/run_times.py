@@ -105,7 +105,7 @@ def seconds_per_run(samples: list[Sample], epochs) -> float:
     return sum(seconds for _, seconds in samples) / len(samples)
 
 
-def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") -> str:
+def time_estimate(missing: list[dict], rows: list[dict], reference: str = "", trained: list | None = None) -> str:
     """A rough time for the missing runs (configs), each timed by the first of these that measured its epoch
     count, else by the first that has it at all, scaled to its epochs: the finished rows of its model on its
     dataset; the hours a run of that column of `reference`'s table costs on one CPU core (`run_costs.yaml`, the
@@ -114,7 +114,8 @@ def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") ->
     building and scoring. Else the model's runs on another dataset, scaled by how a model of like cost grew
     between the two (`scaled_from_another_dataset`), since a dataset can change a run's time a hundredfold
     (RCGAN: an epoch on Thyroid in 0.4 s, on KDD99 in a minute); else those runs unscaled, said apart. Models with
-    none of these are counted as of unknown time."""
+    none of these are counted as of unknown time. `trained`, per missing run, the epochs it has trained already
+    (`store.trained_epochs`, None for none): only the rest of its epochs are counted."""
     from ganad_bench.results.reproduction import run_costs
 
     ours = timing_samples(rows)
@@ -128,9 +129,10 @@ def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") ->
     sources = {"from finished runs' timings": 0.0, "measured on one CPU core (run_costs.yaml)": 0.0,
                f"from {REFERENCE_MACHINE}": 0.0, scaled: 0.0, other_datasets: 0.0}
     counts, untimed = Counter(), Counter()
-    for config in missing:
+    for config, done in zip(missing, trained or [None] * len(missing), strict=True):
         model, dataset = config["model"]["name"], config["dataset"]["name"]
         epochs = (config.get("trainer") or {}).get("epochs")
+        left = max(0.0, 1 - done / epochs) if done and epochs else 1.0
         cost = next((c for c in run_costs() if c.covers(reference, model, dataset)), None)
         timed = [(source, samples) for source, samples in zip(list(sources)[:3], (
             ours.get((model, dataset)), [(epochs, cost.hours_per_run * 3600)] if cost else None,
@@ -146,7 +148,7 @@ def time_estimate(missing: list[dict], rows: list[dict], reference: str = "") ->
             continue
         source, samples = (at_budget or timed)[0]
         counts[source] += 1
-        sources[source] += seconds_per_run(samples, epochs)
+        sources[source] += seconds_per_run(samples, epochs) * left
     parts = [f"about {duration(seconds)} for {counts[source]} run(s), {source}"
              for source, seconds in sources.items() if counts[source]]
     if untimed:

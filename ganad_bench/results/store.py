@@ -133,6 +133,22 @@ def finished(folder: Path) -> dict | None:
     return row if row is not None and row.get("status") == "ok" else None
 
 
+def trained_epochs(folder: Path) -> int | None:
+    """How many epochs an unfinished run has trained: the epoch of its last checkpoint
+    (`checkpoints/last.pt`, memory-mapped, so that a large one is not read whole), 0 for a run that has only
+    a stage's checkpoint (a pretraining), None for one that has none (or an unreadable one)."""
+    folder = Path(folder) / "checkpoints"
+    path = folder / "last.pt"
+    if not path.is_file():
+        return 0 if folder.is_dir() and any(folder.glob("*/last.pt")) else None
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+    except Exception:  # truncated or foreign: the run sets it aside when it resumes; here it is just not counted
+        return None
+
+
 def iter_results(folders: Iterable[Path], unreadable: list[Path] | None = None,
                  with_folder: bool = False) -> list[dict]:
     """Every readable result row under the given folders, once per config hash (the newest wins); the paths
