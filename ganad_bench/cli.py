@@ -681,7 +681,7 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
         check_writable(args.reproduction)  # before the report's composing (tens of seconds)
         numbers = write_report(frame, args.reproduction, command, output_dir)
     except OSError as err:
-        raise cannot_write(args.reproduction, err) from None
+        raise cannot_write(args.reproduction, err, "a writable file, e.g. REPRODUCTION.md") from None
     console.print(f"wrote {args.reproduction}: " + ", ".join(f"{key} {value}" for key, value in numbers.items()),
                   soft_wrap=True)
 

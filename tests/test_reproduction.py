@@ -370,7 +370,7 @@ def test_an_unwritable_report_path_is_one_line_and_exit_2(tmp_path, capsys, monk
             table_main([str(tmp_path / "results"), "--reproduction", str(path)])
         assert exit_info.value.code == 2
         lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
-        assert len(lines) == 1 and f"({why}): choose a writable path" in lines[0]
+        assert len(lines) == 1 and f"({why}): choose a writable file, e.g. REPRODUCTION.md" in lines[0]
 
 
 def test_the_report_table_renders_every_cell(rows):
