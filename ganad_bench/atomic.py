@@ -3,6 +3,7 @@ and job outcomes."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -14,7 +15,8 @@ def write_atomic(path: Path, write: Callable[[IO], None], binary: bool = False) 
     """Call `write(handle)` on a uniquely named temporary file beside `path` (`.<name>.<random>.part`), fsync,
     then rename it over `path`: readers see the old file or the whole new one, a kill at any moment leaves
     at most a `.part` file (removed by the run that next holds the folder), and two writers never share a
-    temporary name. A link, or a target that exists and is not a regular file (a device, a pipe:
+    temporary name; a write that fails on a full disk is an OSError of errno ENOSPC, whatever the writer
+    raised. A link, or a target that exists and is not a regular file (a device, a pipe:
     `--out /dev/stdout`), is written through directly: renaming over it would replace the link or the device
     itself (as root, /dev/stdout became a file)."""
     path = Path(path)
@@ -31,10 +33,23 @@ def write_atomic(path: Path, write: Callable[[IO], None], binary: bool = False) 
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        full = isinstance(err, Exception) and not isinstance(err, OSError) and disk_full(path.parent)
         Path(tmp).unlink(missing_ok=True)
+        if full:  # torch.save reports a full disk as "unexpected pos 379776 vs 379664" (a RuntimeError)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
         raise
     return path
+
+
+def disk_full(folder: Path) -> bool:
+    """Whether the file system holding `folder` has under 1 MiB left for this user: asked while a failed
+    write's temporary file still holds what it took."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 1 << 20
 
 
 def writes_through(path: Path) -> bool:
@@ -47,8 +62,6 @@ def check_writable(path: Path) -> None:
     """Raise the OSError `write_atomic(path, ...)` would meet, before the work whose result it is to hold
     (creating nothing: a missing folder is made by the write): a regular file is replaced from a temporary file
     beside it, so its folder must be writable; a link or a device (/dev/stdout) only needs its target to be."""
-    import errno
-
     # where a missing folder would go (`Path("")` is ".", which has no parents: the current folder)
     existing = next((folder for folder in path.parents if folder.exists()), Path.cwd())
     if not existing.is_dir():  # mkdir would say "File exists" of it

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ganad_bench.console import error_exit
-from ganad_bench.errors import ConfigError, GanadError, require_folder
+from ganad_bench.errors import ConfigError, GanadError, fault_text, require_folder
 
 # the name a table's files take in a folder: <folder>/table.csv, <folder>/table_<paper>_<table>.md, ...
 TABLE_FILES_NAME = "table"
@@ -143,7 +143,8 @@ def output_folder(paths: dict) -> Path:
 
 def make_folder(setting: str, folder: Path) -> None:
     """Make `folder` (and its parents) for the setting that names it (`paths.output_dir=...`), or a one-line
-    ConfigError: a file on its path, a folder that cannot be made or written."""
+    ConfigError: a file on its path, a folder that cannot be made or written, a disk without room for the
+    first files (Hydra's own would end in its traceback)."""
     existing = next(f for f in (folder, *folder.parents) if f.exists())
     try:
         if not existing.is_dir():  # mkdir would say "File exists"
@@ -153,6 +154,16 @@ def make_folder(setting: str, folder: Path) -> None:
         raise ConfigError(f"cannot create {setting} ({err.strerror or err}): choose a writable folder") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"{setting} is not writable: choose a writable folder")
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:  # gone when closed, whatever happens
+            probe.write(bytes(1 << 16))
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as err:
+        raise ConfigError(f"cannot write into {setting} ({err.strerror or err}): free space there, or choose "
+                          f"another folder") from None
 
 
 def check_hydra_settings(argv: list[str]) -> None:
@@ -311,8 +322,8 @@ def ganad_job(cfg) -> float | None:
         return None
     except Exception as err:  # a fault before the run could record it: this job failed, the sweep goes on
         logging.getLogger("ganad_bench").info("job failed:\n%s", traceback.format_exc())  # the log file only
-        write_outcome(job_dir, {"status": "failed", "error": f"{type(err).__name__}: {err}"})
-        console.print(f"[bold red]failed:[/] {escape(f'{type(err).__name__}: {err}')} (log: {job_dir})", soft_wrap=True)
+        write_outcome(job_dir, {"status": "failed", "error": fault_text(err)})
+        console.print(f"[bold red]failed:[/] {escape(fault_text(err))} (log: {job_dir})", soft_wrap=True)
         return None
     status = "skipped" if row.get("skipped") else row["status"]
     write_outcome(job_dir, {"status": status, "result_path": row.get("result_path"), "error": row.get("error")})

@@ -1,6 +1,7 @@
 """Errors a user can fix. Their message is one line that names the fix; the CLI prints it
 without a traceback and exits non-zero, before any result file is written."""
 
+import errno
 import functools
 from pathlib import Path
 
@@ -38,6 +39,16 @@ def first_line(err: BaseException) -> str:
     """An exception's message cut to its first line, for a one-line error or log line (its type's name when
     it has no message: `str(err).splitlines()[0]` raised IndexError there)."""
     return str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def fault_text(err: BaseException) -> str:
+    """`Type: message` of a fault that ended a run (its row's `error`), with the fix where the fault has one: a
+    full disk (a checkpoint, a score file or the row itself could not be written)."""
+    text = f"{type(err).__name__}: {err}"
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        text += " (free space there, or set paths.output_dir to a disk with room; run again: it resumes from " \
+                "the last checkpoint written whole)"
+    return text
 
 
 def one_line_errors(main):

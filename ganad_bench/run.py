@@ -38,7 +38,7 @@ from ganad_bench.data.files import DataSettings
 from ganad_bench.data.preprocessing import make_scaler
 from ganad_bench.data.protocols import Split, make_split
 from ganad_bench.data.registry import load_raw
-from ganad_bench.errors import ConfigError, GanadError, TrainingDiverged
+from ganad_bench.errors import ConfigError, GanadError, TrainingDiverged, fault_text
 from ganad_bench.metrics import auroc_per_anomaly_class, evaluate, tie_warning
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.registry import build_detector, is_deep
@@ -126,7 +126,7 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
     except TrainingDiverged as err:
         row.update(status="diverged", error=str(err))
     except Exception as err:  # recorded, not swallowed: the row says failed and the CLI exits non-zero
-        row.update(status="failed", error=f"{type(err).__name__}: {err}")
+        row.update(status="failed", error=fault_text(err))
         log.info("run failed (the row records it):\n%s", traceback.format_exc())  # the log file, not the terminal
     finally:
         for logger in loggers:

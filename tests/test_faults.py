@@ -492,6 +492,44 @@ def test_whole_file_writes_replace_files_and_write_through_links_and_pipes(tmp_p
     assert received == ["streamed"] and not pipe.is_file()
 
 
+def test_a_full_disk_is_said_as_such_with_its_fix_and_leaves_the_old_file(tmp_path, monkeypatch, capsys):
+    """torch.save on a full disk raises "unexpected pos 379776 vs 379664" (a RuntimeError): a write that fails
+    while the disk is full is an ENOSPC OSError, the old file stays whole, no temporary file is left; the run's
+    row and line name the fix; a full output folder is refused before Hydra writes into it (its traceback)."""
+    import errno
+
+    from ganad_bench import atomic
+    from ganad_bench.cli import make_folder
+    from ganad_bench.errors import ConfigError, fault_text
+
+    target = tmp_path / "last.pt"
+    target.write_text("previous checkpoint")
+
+    def torch_like(out):
+        out.write("partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 379776 vs 379664")
+
+    monkeypatch.setattr(atomic, "disk_full", lambda folder: True)
+    with pytest.raises(OSError) as full:
+        atomic.write_atomic(target, torch_like)
+    assert full.value.errno == errno.ENOSPC and full.value.filename == str(target)
+    assert target.read_text() == "previous checkpoint" and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    assert fault_text(full.value).endswith("(free space there, or set paths.output_dir to a disk with room; run "
+                                           "again: it resumes from the last checkpoint written whole)")
+    monkeypatch.setattr(atomic, "disk_full", lambda folder: False)  # room left: the writer's own error
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        atomic.write_atomic(target, torch_like)
+    assert fault_text(RuntimeError("x")) == "RuntimeError: x"
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("tempfile.TemporaryFile", no_room)
+    with pytest.raises(ConfigError, match=r"^cannot write into paths.output_dir=\S+ \(No space left on device\): "
+                                          r"free space there, or choose another folder$"):
+        make_folder(f"paths.output_dir={tmp_path / 'out'}", tmp_path / "out")
+
+
 def test_an_output_is_checked_as_it_will_be_written(tmp_path, monkeypatch):
     """A new or regular file needs a writable folder (it is replaced from a temporary file beside it); a link
     such as /dev/stdout only its own target (a user cannot write /dev itself)."""
