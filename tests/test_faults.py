@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import sys
 from pathlib import Path
 
@@ -528,6 +529,25 @@ def test_a_full_disk_is_said_as_such_with_its_fix_and_leaves_the_old_file(tmp_pa
     with pytest.raises(ConfigError, match=r"^cannot write into paths.output_dir=\S+ \(No space left on device\): "
                                           r"free space there, or choose another folder$"):
         make_folder(f"paths.output_dir={tmp_path / 'out'}", tmp_path / "out")
+
+
+def test_a_disk_that_fills_between_a_sweeps_jobs_is_one_line_not_hydras_traceback(tmp_path, monkeypatch, capsys):
+    """Hydra writes each job's config files before the job runs; a full disk there ended the sweep in its
+    traceback."""
+    import errno
+
+    import hydra.core.utils
+
+    def full(cfg, filename, output_dir):  # where run_job writes a job's .hydra/config.yaml
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(output_dir / filename))
+
+    monkeypatch.setattr(hydra.core.utils, "_save_config", full)
+    code, lines = cli(tmp_path, "model=iforest", "seed=0,1", multirun=True, capsys=capsys)
+    assert code == 1 and len(lines) == 1, lines
+    assert re.fullmatch(r"error: cannot write \S+/multirun/\S+/0_\S+/\.hydra/config\.yaml \(No space left on device\): "
+                        r"free space there, or set paths.output_dir to a disk with room; then run the same command "
+                        r"again to finish the missing runs", lines[0]), lines[0]
+    assert not rows(tmp_path)
 
 
 def test_an_output_is_checked_as_it_will_be_written(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ processes (to try a cluster sweep out).
 
 # no `from __future__ import annotations`: Hydra's plugin scan executes this file outside sys.modules, where a
 # dataclass cannot resolve string annotations
+import errno
 import json
 import logging
 from collections.abc import Sequence
@@ -84,26 +85,39 @@ class PackLauncher(Launcher):
                 config.hydra.job.id = config.hydra.job.num = idx
             configs.append(config)
         groups = packs(configs, int(self.pack_size))
-        if self.executor in SUBMITIT_CLUSTERS:
-            results = self.submit(groups, configs)
-        elif int(self.n_jobs) != 1:
-            from joblib import Parallel, delayed, effective_n_jobs
+        try:
+            results = self.dispatch(groups, configs)
+        except OSError as err:  # Hydra writes each job's config files before the job runs: a full disk there
+            if err.errno != errno.ENOSPC:  # would end in its traceback (a run's own writes are in its row)
+                raise
+            from ganad_bench.console import error_exit
 
-            log.info(f"Handing {len(groups)} packs to {effective_n_jobs(int(self.n_jobs))} worker processes")
-            state = Singleton.get_state()
-            results = Parallel(n_jobs=int(self.n_jobs), backend="loky")(
-                delayed(run_pack_in_worker)([configs[i] for i in group], self.hydra_context, self.task_function, state)
-                for group in groups)
-        else:
-            results = []
-            for group in groups:
-                results.append(run_pack([configs[i] for i in group], self.hydra_context, self.task_function))
-                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            raise error_exit(f"cannot write {err.filename or 'the sweep files'} ({err.strerror}): free space there, "
+                             f"or set paths.output_dir to a disk with room; then run the same command again to "
+                             f"finish the missing runs", status=1) from None
         returns: list = [None] * len(configs)
         for group, rets in zip(groups, results, strict=True):
             for index, ret in zip(group, rets, strict=True):
                 returns[index] = ret
         return returns
+
+    def dispatch(self, groups: list[list[int]], configs: list[DictConfig]) -> list[list[JobReturn]]:
+        """Run the packs where `executor` and `n_jobs` say; their returns, pack by pack."""
+        if self.executor in SUBMITIT_CLUSTERS:
+            return self.submit(groups, configs)
+        if int(self.n_jobs) != 1:
+            from joblib import Parallel, delayed, effective_n_jobs
+
+            log.info(f"Handing {len(groups)} packs to {effective_n_jobs(int(self.n_jobs))} worker processes")
+            state = Singleton.get_state()
+            return Parallel(n_jobs=int(self.n_jobs), backend="loky")(
+                delayed(run_pack_in_worker)([configs[i] for i in group], self.hydra_context, self.task_function, state)
+                for group in groups)
+        results = []
+        for group in groups:
+            results.append(run_pack([configs[i] for i in group], self.hydra_context, self.task_function))
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return results
 
     def submit(self, groups: list[list[int]], configs: list[DictConfig]) -> list[list[JobReturn]]:
         """Each pack as one submitit job (SLURM, or a local process), with this process's Hydra state; waits for
