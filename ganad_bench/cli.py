@@ -450,7 +450,7 @@ def _main(argv: list[str]) -> int:
     outcomes = [outcome for folder in launched[first:] for outcome in read_outcomes(folder)]
     if launched[first:] and not outcomes:  # a sweep that expands to nothing ran nothing: not a success
         return error_exit("the sweep has no jobs: one of its values is empty (e.g. 'seed=range(0)'); "
-                                   "give at least one value, e.g. 'seed=range(10)'").code
+                          "give at least one value, e.g. 'seed=range(10)'").code
     bad = [o for o in outcomes if o["status"] not in FINE]
     if not bad:
         return 0
@@ -734,7 +734,7 @@ def copy_result_rows(args: argparse.Namespace, console) -> None:
     inside = [str(f) for f in args.folders if dest == f.resolve() or f.resolve() in dest.parents]
     if inside:
         raise error_exit(f"--copy-rows {args.copy_rows} lies inside {', '.join(inside)}: choose a folder "
-                                  f"outside the ones read")
+                         f"outside the ones read")
     unreadable: list[Path] = []
     try:
         copied, same, kept = copy_rows(args.folders, args.copy_rows, unreadable, replace=args.replace_rows)
