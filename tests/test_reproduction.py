@@ -256,7 +256,7 @@ def test_cells_not_run_name_the_experiment_that_runs_them():
     assert cell(cells, "alad:III", "cifar10", "ALAD", "auroc")["cause"].startswith(
         "needs the CIFAR-10 files and a GPU: `ganad-bench -m experiment=alad_table3")
     timing = cell(cells, "alad:IV", "kdd99", "ALAD", "inference_ms_per_batch")
-    assert timing["status"] == "not run" and "scripts/benchmark.py" in timing["cause"]
+    assert timing["status"] == "not run" and "scripts/benchmark.py" in timing["evidence"]
     ama = cells[(cells["reference"] == "ama:1") & (cells["column"] == "Typicality test on Glow")].iloc[0]
     assert ama["cause"] == "a method ganad_bench does not implement"
     pairs = cells[(cells["reference"] == "ama:1") & (cells["column"] == "AMA w/o Atypical selection")]
@@ -299,6 +299,34 @@ def test_every_run_cost_names_published_cells_and_its_measurement():
         matched = published[[entry.matches(cell.reference, cell) for cell in published.itertuples()]]
         for key, column in (("table", "reference"), ("dataset", "dataset"), ("column", "column")):
             assert not set(getattr(entry, key)) - set(matched[column].astype(str)), (entry.cost[:60], key)
+
+
+def test_every_timing_names_published_timings_and_its_benchmark_command():
+    published = published_table().rename(columns={"model": "column"})
+    timed = published[published["metric"] == "inference_ms_per_batch"]
+    for entry in reproduction.timings():
+        assert entry.batch > 0 and entry.alad_ms > 0 and entry.anogan_ms > 0, entry
+        assert "python scripts/benchmark.py" in entry.evidence and "--threads 1" in entry.evidence, entry
+        matched = timed[[entry.matches(cell.reference, cell) for cell in timed.itertuples()]]
+        assert set(matched["column"]) == {"ALAD", "AnoGAN"}, entry  # a ratio needs both
+        assert set(matched["note"]) == {f"batch size {entry.batch}, GeForce GTX TITAN X"}, entry  # the paper's batch
+    assert {d for t in reproduction.timings() for d in t.dataset} == set(timed["dataset"])  # each one measured
+
+
+def test_a_published_timing_is_set_beside_the_benchmarks_and_both_ratios(monkeypatch):
+    """Published KDD99: AnoGAN 1235 ms, ALAD 1.4 ms a batch of 50 (882x); measured 400 / 0.8 ms: 500x. A timing
+    without a measurement says which script measures it."""
+    monkeypatch.setattr(reproduction, "timings", lambda: (reproduction.Timing(
+        table=("alad:IV",), dataset=("kdd99",), batch=50, alad_ms=0.8, anogan_ms=400.0,
+        evidence="`python scripts/benchmark.py --threads 1`"),))
+    cells = reproduction_cells(rows_frame([]))
+    for column in ("ALAD", "AnoGAN"):
+        timing = cell(cells, "alad:IV", "kdd99", column, "inference_ms_per_batch")
+        assert timing["status"] == "not run" and timing["evidence"] == "`python scripts/benchmark.py --threads 1`"
+        assert timing["cause"].endswith("a batch of 50 scores in 0.8 ms with ALAD and 400 ms with AnoGAN: ALAD "
+                                        "500x faster, 882x in the paper.")
+    svhn = cell(cells, "alad:IV", "svhn", "ALAD", "inference_ms_per_batch")
+    assert svhn["cause"] == reproduction.SPEED_CELL and svhn["evidence"] == ""
 
 
 def test_a_cell_not_run_for_its_cost_says_the_cost_beside_its_command():
