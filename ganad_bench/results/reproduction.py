@@ -30,9 +30,9 @@ TOLERANCE = 0.02  # 2 points, in the fractions the published table holds
 BEFORE_CAMPAIGN = ("Before the campaign (runs at 1-30% of the papers' budgets with 1-3 seeds for most deep "
                    "cells): 227 of the 709 cells measured, 78 within tolerance.")
 # a published timing (ALAD's inference ms per batch) depends on the paper's hardware: runs do not record it;
-# `timings.yaml` says what the benchmark measured on this project's machine
-SPEED_CELL = ("a timing on the paper's GPU, not a detection metric: `python scripts/benchmark.py` measures "
-              "scoring ms per batch on this machine")
+# `timings.yaml` says what the benchmark measured on this project's machine (`Timing.note`), else SPEED_CELL
+TIMING = "a timing on the paper's GPU, not a detection metric"
+SPEED_CELL = f"{TIMING}: `python scripts/benchmark.py` measures scoring ms per batch on this machine"
 FULL_SEEDS = 10  # the papers average 10 seeds (or runs)
 # datasets whose files must be fetched by hand (ganad_bench never downloads at run time): name, and whether
 # the papers' networks for them need a GPU budget
@@ -112,9 +112,9 @@ class Timing(CellSelector):
     evidence: str = ""
 
     def note(self, published_alad_ms: float, published_anogan_ms: float) -> str:
-        return (f"a timing on the paper's GPU, not a detection metric, which runs do not record; measured on one CPU "
-                f"core of this project's machine, a batch of {self.batch} scores in {self.alad_ms:g} ms with ALAD "
-                f"and {self.anogan_ms:,g} ms with AnoGAN: ALAD {self.anogan_ms / self.alad_ms:,.0f}x faster, "
+        return (f"{TIMING}, which runs do not record; measured on one CPU core of this project's machine, a batch "
+                f"of {self.batch} scores in {self.alad_ms:g} ms with ALAD and {self.anogan_ms:,g} ms with AnoGAN: "
+                f"ALAD {self.anogan_ms / self.alad_ms:,.0f}x faster, "
                 f"{published_anogan_ms / published_alad_ms:,.0f}x in the paper.")
 
 
