@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import numbers
 import re
 from functools import cache
 
@@ -346,6 +347,18 @@ def whole_numbers_as_ints(values: dict, annotated) -> None:
             values[key] = int(value)
 
 
+# the largest seed every generator a run seeds takes: NumPy's RandomState and scikit-learn's `random_state`
+# stop at 2**32 - 1 (torch at 2**64 - 1), so a larger one is refused here rather than failing the run
+SEED_MAX = 2**32 - 1
+SEED_RULE = f"an integer from 0 to {SEED_MAX} (2**32 - 1)"
+
+
+def is_seed(value) -> bool:
+    """An integer in [0, SEED_MAX] (a numpy integer too; not a bool, not a float): what every random generator
+    a run seeds (NumPy's, scikit-learn's, torch's) takes."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value <= SEED_MAX
+
+
 def check_run_config(config: dict) -> dict:
     """A resolved run config checked and made canonical before anything is written: every value that names
     a folder is a known name or a non-negative integer, the normal class is an index (a class name and its
@@ -353,14 +366,13 @@ def check_run_config(config: dict) -> dict:
     a bad value is a one-line ConfigError that names the fix."""
     from ganad_bench.data.protocols import PROTOCOLS
     from ganad_bench.data.registry import source_spec
-    from ganad_bench.models.kit.contract import is_seed
     from ganad_bench.models.kit.registry import detector_class
 
     config = copy.deepcopy(config)
     check_known_keys(config)
     seed = config.get("seed")
     if not is_seed(seed):
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}: e.g. seed=0, or a sweep seed=0,1,2")
+        raise ConfigError(f"seed must be {SEED_RULE}, got {seed!r}: e.g. seed=0, or a sweep seed=0,1,2")
     for key in ("force", "plots", "allow_test_selection"):
         if not isinstance(config.get(key, False), bool):
             raise ConfigError(f"{key} must be true or false, got {config.get(key)!r}")

@@ -87,8 +87,10 @@ def test_a_fixed_split_seed_is_scikit_learns_split_for_every_run_seed(train_frac
         assert sorted(split.test) == sorted(test_ref)
         assert sorted(split.train) == sorted(train_ref[flags[train_ref] == 0])
     assert sorted(tabular_split(data, train_fraction, 0.15, seed=0, split_seed=43).test) != sorted(test_ref)
-    for bad in (-1, 1.5, "x", True):
-        with pytest.raises(ConfigError, match="protocol.split_seed=.* must be null .* or an integer >= 0"):
+    # 2**32: NumPy's RandomState, which draws the fixed split, takes seeds up to 2**32 - 1
+    for bad in (-1, 1.5, "x", True, 2**32):
+        with pytest.raises(ConfigError, match=r"protocol.split_seed=.* must be null .* or an integer from 0 to "
+                                              r"4294967295 \(2\*\*32 - 1\)"):
             tabular_split(data, train_fraction, 0.15, seed=0, split_seed=bad)
 
 

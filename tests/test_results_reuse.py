@@ -232,8 +232,9 @@ def test_scikit_learn_style_api(name, tmp_path):
     with pytest.raises(ConfigError, match=f"model.params.{key} must be"):
         det.set_params(**{key: 0})
     assert det.get_params()[key] != 0
-    for seed in ("abc", -1, 1.5, True):  # scikit-learn or torch would fail at fit, or take True as 1
-        with pytest.raises(ConfigError, match="seed must be a non-negative integer"):
+    # scikit-learn or torch would fail at fit (2**32: past NumPy's and scikit-learn's largest seed), or take True as 1
+    for seed in ("abc", -1, 1.5, True, 2**32):
+        with pytest.raises(ConfigError, match="seed must be an integer from 0 to 4294967295"):
             create_detector(name, seed=seed)
     assert create_detector(name, seed=np.int64(3)).seed == 3
     with pytest.raises(IsADirectoryError):  # not a temporary file beside the folder, renamed onto it

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ganad_bench.config import SEED_RULE, is_seed
 from ganad_bench.data.dataset import RawDataset
 from ganad_bench.errors import ConfigError
 
@@ -285,9 +286,9 @@ def split_rows(n: int, train_fraction: float, seed: int, split_seed: int | None,
         order = np.random.default_rng(seed).permutation(n)
         n_train = int(round(train_fraction * n))
         return order[:n_train], order[n_train:]
-    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+    if not is_seed(split_seed):
         raise ConfigError(f"protocol.split_seed={split_seed!r} must be null (each run seed draws its split) "
-                          f"or an integer >= 0, e.g. protocol.split_seed=42")
+                          f"or {SEED_RULE}, e.g. protocol.split_seed=42")
     # both draw a legacy RandomState permutation of the rows
     order = np.random.RandomState(split_seed).permutation(n)
     if split_draw == "sample":  # RandomState.choice(n, round(frac * n), replace=False): the first rows train

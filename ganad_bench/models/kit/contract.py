@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
 from sklearn.exceptions import NotFittedError as ScikitLearnNotFitted
 
-from ganad_bench.config import typed
+from ganad_bench.config import SEED_RULE, is_seed, typed
 from ganad_bench.errors import ConfigError, DataError, GanadError, InputError
 
 SAVE_FORMAT = 1
@@ -70,7 +69,7 @@ class Detector(ABC):
         bound.apply_defaults()
         seed = bound.arguments.get("seed", 0)
         if not is_seed(seed):
-            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+            raise ConfigError(f"seed must be {SEED_RULE}, got {seed!r}")
         self.params = {name: bound.arguments[name] for name in cls.param_names()}
         check_params(cls, self.params)
         return self
@@ -333,11 +332,6 @@ def require(condition: bool, param: str, rule: str, value) -> None:
 
 def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def is_seed(value) -> bool:
-    """An integer >= 0 (a numpy integer too; not a bool, not a float): what numpy and torch take as a seed."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
 
 
 def is_count(value) -> bool:
