@@ -229,8 +229,10 @@ def test_a_sweep_that_expands_to_no_jobs_is_a_one_line_error(tmp_path, capsys):
                                    "give at least one value, e.g. 'seed=range(10)'"], lines
 
 
-def test_the_table_has_at_least_forty_cases():
+def test_the_table_has_at_least_forty_cases_and_the_readme_counts_them():
     assert len(BAD_INPUTS) >= 40
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"`tests/test_faults.py` throws {len(BAD_INPUTS)} such inputs" in readme
 
 
 def test_output_dir_that_is_a_file_or_under_one(tmp_path, capsys):
