@@ -968,6 +968,7 @@ def cell_curves(cell, console) -> tuple[list[tuple[str, np.ndarray, np.ndarray]]
     drawn, and unreadable files, are named in a warning here."""
     from rich.markup import escape
 
+    from ganad_bench.errors import NUMPY_READ_ERRORS, unreadable_npy
     from ganad_bench.runs import SCORES_FILE
 
     curves, missing = [], []
@@ -978,9 +979,10 @@ def cell_curves(cell, console) -> tuple[list[tuple[str, np.ndarray, np.ndarray]]
                 curves.append((f"seed {row['seed']}", saved["labels"], saved["scores"]))
         except FileNotFoundError:
             missing.append(path)
-        except (OSError, KeyError, ValueError, EOFError) as err:
-            console.print(f"[yellow]warning:[/] left out {escape(str(path))}: unreadable ({escape(str(err))}); "
-                          f"rerun the run with force=true to write it again", soft_wrap=True)
+        except NUMPY_READ_ERRORS as err:
+            console.print(f"[yellow]warning:[/] left out {escape(str(path))}: unreadable "
+                          f"({escape(unreadable_npy(err))}); rerun the run with force=true to write it again",
+                          soft_wrap=True)
     if missing and curves:
         console.print(f"[yellow]warning:[/] {len(missing)} run(s) of this figure have no {SCORES_FILE} and are left "
                       f"out, e.g. {escape(str(missing[0]))}", soft_wrap=True)

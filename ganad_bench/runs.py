@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganad_bench.errors import ConfigError, DataError, first_line
+from ganad_bench.errors import NUMPY_READ_ERRORS, ConfigError, DataError, first_line, unreadable_npy
 
 log = logging.getLogger("ganad_bench")
 
@@ -165,9 +165,9 @@ def load_run(folder: str | Path, device: str = "cpu") -> TrainedRun:
         with np.load(folder / SCORES_FILE, allow_pickle=False) as saved:
             scaler_state = {k.removeprefix("scaler_"): saved[k] for k in saved.files if k.startswith("scaler_")}
             threshold = float(saved["threshold"])
-    except (OSError, KeyError, ValueError) as err:
-        raise DataError(f"{folder / SCORES_FILE} is missing or unreadable ({err}): rerun the run with "
-                        f"force=true") from None
+    except NUMPY_READ_ERRORS as err:
+        raise DataError(f"{folder / SCORES_FILE} is missing or unreadable ({unreadable_npy(err)}): rerun the run "
+                        f"with force=true") from None
     if (folder / DETECTOR_FILE).is_file():
         detector = Detector.load(folder / DETECTOR_FILE, device=device)
     else:
@@ -202,7 +202,12 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         raise ConfigError(f"cannot read {path}: {kinds}")
     try:
         if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False), None
+            array = np.load(path, allow_pickle=False)
+            if not isinstance(array, np.ndarray):  # NumPy reads a .npz archive whatever its file's name
+                array.close()
+                raise ConfigError(f"{path} is a .npz archive of several arrays: save the one to score with "
+                                  f"np.save")
+            return array, None
         import pandas as pd
 
         frame = pd.read_csv(path, header=None)
@@ -217,8 +222,8 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         if frame.isna().to_numpy().any():
             check_row_lengths(path)  # pandas fills a short line with NaN: say so rather than "not finite"
         return frame.to_numpy(dtype=np.float64), None
-    except (ValueError, TypeError, OSError) as err:  # not an array, an empty file, words among the numbers
-        raise ConfigError(f"cannot read {path} ({first_line(err)}): "
+    except (*NUMPY_READ_ERRORS, TypeError) as err:  # not an array, an empty file, words among the numbers
+        raise ConfigError(f"cannot read {path} ({unreadable_npy(err)}): "
                           f"{kinds} (a .csv may have one header row)") from None
 
 

@@ -131,6 +131,10 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header.csv").write_text("a,b,c\n")
     (tmp_path / "junk.npy").write_text("not an array")
+    (tmp_path / "nothing.npy").write_bytes(b"")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "archive.npz", x=np.zeros((3, *dcae_run["feature_shape"])))
+    (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
     missing = np.zeros((3, *dcae_run["feature_shape"]))
     missing[1, 4] = np.nan
     np.savetxt(tmp_path / "missing.csv", missing, delimiter=",")
@@ -149,7 +153,11 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(tmp_path / "words.csv")], "holds values that are not numbers"),
              ([run_dir, str(tmp_path / "short.csv")], "line 2 has 3 values where line 1 has 6: give every row"),
              ([run_dir, str(tmp_path / "empty.csv")], "cannot read"),
-             ([run_dir, str(tmp_path / "junk.npy")], "cannot read"),
+             # NumPy's own message for these suggests unpickling the file: ours names what the file is
+             ([run_dir, str(tmp_path / "junk.npy")], "junk.npy (not a NumPy .npy / .npz file of numbers; pickled"),
+             ([run_dir, str(tmp_path / "objects.npy")], "(not a NumPy .npy / .npz file of numbers; pickled Python"),
+             ([run_dir, str(tmp_path / "nothing.npy")], "nothing.npy (empty or cut short): give a .npy array"),
+             ([run_dir, str(tmp_path / "archive.npy")], "archive.npy is a .npz archive of several arrays: save the"),
              ([run_dir, str(tmp_path / "none.npy")], "holds no rows to score"),
              ([run_dir, str(tmp_path / "header.csv")], "header.csv holds no rows to score"),  # not "not numbers"
              ([run_dir, "/dev/null"], "/dev/null is not a file: give a .npy array"),  # it exists: not "no such"
@@ -170,8 +178,20 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
             score_main(args)
         assert exit_.value.code == 2
         (line,) = capsys.readouterr().err.strip().splitlines()
-        assert line.startswith("error: ") and message in line, (args, line)
+        assert line.startswith("error: ") and message in line and "allow_pickle" not in line, (args, line)
     assert not (tmp_path / "missing.csv.scores.csv").exists()  # nothing written for rejected inputs
+    scores = folder_of(dcae_run) / "scores.npz"  # the run's own scores, cut short: one line, not a traceback
+    saved = scores.read_bytes()
+    try:
+        for damaged, reason in ((saved[: len(saved) // 2], "a damaged .npz archive"), (b"", "empty or cut short")):
+            scores.write_bytes(damaged)
+            with pytest.raises(SystemExit) as exit_:
+                score_main([run_dir, str(good)])
+            assert exit_.value.code == 2
+            (line,) = capsys.readouterr().err.strip().splitlines()
+            assert f"scores.npz is missing or unreadable ({reason}): rerun the run with force=true" in line, line
+    finally:
+        scores.write_bytes(saved)
 
 
 def test_ganad_bench_score_checks_its_output_before_scoring_and_writes_it_whole(dcae_run, tmp_path, capsys,
@@ -380,7 +400,12 @@ def test_plot_command_draws_runs_of_other_settings_apart_and_names_runs_it_leave
     plot_main([str(results), "--out", str(plots)])
     err = capsys.readouterr().err
     assert "run(s) of this figure have no scores.npz and are left out" in err
-    assert f"left out {scores[1]}: unreadable" in err and "Traceback" not in err
+    assert f"left out {scores[1]}: unreadable (not a NumPy .npy / .npz file of numbers" in err
+    assert "Traceback" not in err and "allow_pickle" not in err  # NumPy's own message suggests unpickling it
+    scores[1].write_bytes(scores[3].read_bytes()[:100])  # cut short: zipfile's BadZipFile, not a traceback
+    plot_main([str(results), "--out", str(plots)])
+    err = capsys.readouterr().err
+    assert f"left out {scores[1]}: unreadable (a damaged .npz archive)" in err and "Traceback" not in err
     for path in results.rglob("scores.npz"):  # one setting's runs keep no scores: no figure for it, and said so
         if json.loads((path.parent / "result.json").read_text())["config"]["model"]["params"]["n_estimators"] == 50:
             path.unlink()

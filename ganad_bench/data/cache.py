@@ -5,13 +5,13 @@ checksums, so a cached array can never outlive the file it came from."""
 from __future__ import annotations
 
 import logging
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ganad_bench.atomic import write_atomic
+from ganad_bench.errors import NUMPY_READ_ERRORS, unreadable_npy
 
 log = logging.getLogger("ganad_bench")
 _memo: dict[Path, dict[str, np.ndarray]] = {}
@@ -26,9 +26,9 @@ def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dic
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        except NUMPY_READ_ERRORS as err:
             # a damaged cache entry (truncated, empty, not an npz) is rebuilt from the verified source
-            log.warning("parsed-data cache %s is unreadable (%s: %s): rebuilding it", path, type(err).__name__, err)
+            log.warning("parsed-data cache %s is unreadable (%s): rebuilding it", path, unreadable_npy(err))
             arrays = None
     if arrays is None:
         arrays = build()
