@@ -9,12 +9,13 @@ with the split, precision and recall part ways: a diagnosis of gaps in one of th
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from ganad_bench.console import error_exit
-from ganad_bench.errors import one_line_errors, require_folder
+from ganad_bench.errors import NUMPY_READ_ERRORS, one_line_errors, require_folder, unreadable_npy
 from ganad_bench.results.store import RESULT_FILE, read_result
 from ganad_bench.runs import SCORES_FILE
 
@@ -33,9 +34,14 @@ def main() -> None:
         if not (path.parent / SCORES_FILE).is_file():  # a row copied by --copy-rows keeps no scores
             without_scores += 1
             continue
-        saved = np.load(path.parent / SCORES_FILE)
-        flagged = int((saved["scores"] >= float(saved["threshold"])).sum())
-        lines.append((row["seed"], int(saved["labels"].sum()), flagged, row["metrics"]["precision"],
+        try:
+            with np.load(path.parent / SCORES_FILE, allow_pickle=False) as saved:
+                labels, scores, threshold = saved["labels"], saved["scores"], float(saved["threshold"])
+        except NUMPY_READ_ERRORS as err:  # a damaged file: named, and the other runs still listed
+            print(f"warning: left out {path.parent / SCORES_FILE}: unreadable ({unreadable_npy(err)}); rerun the "
+                  f"run with force=true to write it again", file=sys.stderr)
+            continue
+        lines.append((row["seed"], int(labels.sum()), int((scores >= threshold).sum()), row["metrics"]["precision"],
                       row["metrics"]["recall"], path.parent.name))
     if without_scores and not lines:
         raise error_exit(f"the {without_scores} thresholded row(s) under {args.folder} have no {SCORES_FILE} "

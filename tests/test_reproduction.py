@@ -472,6 +472,13 @@ def test_flag_counts_lists_each_runs_anomalies_and_flagged_rows(make_cfg, tiny_d
         true_positives = row["metrics"]["recall"] * int(anomalies)
         assert float(precision) == pytest.approx(100 * true_positives / int(flagged), abs=0.01)
         assert float(recall) == pytest.approx(100 * row["metrics"]["recall"], abs=0.01)
+    damaged = Path(rows[1]["result_path"]).parent / "scores.npz"  # cut short: named, the other run still listed
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    out = subprocess.run([sys.executable, "scripts/flag_counts.py", str(tmp_path / "outputs")], check=True,
+                         capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert [x.split()[0] for x in out.stdout.splitlines()[1:-1]] == [str(rows[0]["seed"])]
+    assert out.stderr == f"warning: left out {damaged}: unreadable (a damaged .npz archive); rerun the run with " \
+                         f"force=true to write it again\n"
     for row in rows:  # rows copied without their scores: one line that names the folder to give instead
         (Path(row["result_path"]).parent / "scores.npz").unlink()
     failed = subprocess.run([sys.executable, "scripts/flag_counts.py", str(tmp_path / "outputs")],
