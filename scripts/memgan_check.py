@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from sklearn.metrics import roc_auc_score
 from ganad_bench.errors import ConfigError, one_line_errors
 from ganad_bench.models.kit.blocks import reestimate_batchnorm
 from ganad_bench.models.kit.contract import Detector
+from ganad_bench.results.store import finished
 from ganad_bench.run import prepare_data
 from ganad_bench.training.device import seed_everything
 
@@ -92,9 +92,12 @@ def memory_change(detector, x_train: np.ndarray, batch: int = 256) -> dict[str, 
 
 def load_run(folder: Path):
     """The run's saved detector and its prepared data (as its run split them)."""
+    result = finished(folder)
+    if result is None:  # none, unreadable, or a run that failed
+        raise ConfigError(f"{folder} holds no finished run (no readable result.json with status ok): give a "
+                          f"finished MEMGAN run's folder")
     if not (folder / "detector.pt").is_file():  # rows copied by --copy-rows carry result.json only
         raise ConfigError(f"{folder} has no detector.pt: give the run's own folder, under its output_dir")
-    result = json.loads((folder / "result.json").read_text())
     if result["model"] != "memgan":
         raise ConfigError(f"{folder} is a {result['model']} run: give a MEMGAN run's folder")
     return Detector.load(folder / "detector.pt"), prepare_data(result["config"])

@@ -135,10 +135,18 @@ def test_the_check_script_reestimates_on_a_copy_with_and_without_memory_batches(
 
 
 def test_the_check_script_names_what_is_wrong_with_a_folder(check_script, tmp_path):
+    row = {"status": "ok", "model": "deep_svdd", "dataset": "mnist", "protocol": "one_class", "seed": 0,
+           "metrics": {"auroc": 0.9}}
+    # no row, a row cut short, a failed run: one line each, not a traceback from json
+    for text in (None, json.dumps(row)[:30], json.dumps({**row, "status": "failed"})):
+        if text is not None:
+            (tmp_path / "result.json").write_text(text)
+        with pytest.raises(ConfigError, match="holds no finished run .*: give a finished MEMGAN run's folder"):
+            check_script.batchnorm_check(tmp_path)
+    (tmp_path / "result.json").write_text(json.dumps(row))
     with pytest.raises(ConfigError, match="has no detector.pt: give the run's own folder"):
         check_script.batchnorm_check(tmp_path)
     (tmp_path / "detector.pt").write_bytes(b"")
-    (tmp_path / "result.json").write_text(json.dumps({"model": "deep_svdd"}))
     with pytest.raises(ConfigError, match="is a deep_svdd run: give a MEMGAN run's folder"):
         check_script.batchnorm_check(tmp_path)
 
