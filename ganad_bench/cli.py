@@ -433,6 +433,11 @@ def _main(argv: list[str]) -> int:
     from ganad_bench.console import console
 
     sys.argv[1:] = argv = expand_home(argv)  # Hydra reads sys.argv
+    if "--version" in argv:  # ours, which names Hydra's among the libraries (Hydra's own prints only that)
+        from ganad_bench.provenance import version_line
+
+        print(version_line())
+        return 0
     try:
         check_before_hydra(argv)
         unswept = unswept_experiment(argv)
@@ -478,9 +483,27 @@ def failed_job_lines(bad: list[dict]) -> list[tuple[str, str]]:
             for (status, error), jobs in alike.items()]
 
 
+class PrintVersion(argparse.Action):
+    """`--version`: the line of `provenance.version_line`, then exit 0 (computed only when asked: it runs git)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version of ganad_bench, its code (commit) "
+                                                              "and its libraries, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ganad_bench.provenance import version_line
+
+        print(version_line())
+        parser.exit()
+
+
 class CommandParser(argparse.ArgumentParser):
     """The result commands' arguments. A mistake ends as ganad-bench's do, in one line naming the fix (exit 2),
-    not argparse's usage block above it."""
+    not argparse's usage block above it. Each takes `--version`, as ganad-bench does."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action=PrintVersion)
 
     def error(self, message: str):
 

@@ -51,3 +51,15 @@ def versions() -> dict[str, str]:
     return {"ganad_bench": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "scikit_learn": sklearn.__version__, "hydra": hydra.__version__,
             "omegaconf": omegaconf.__version__}
+
+
+def version_line() -> str:
+    """What `--version` prints: the package version, the code it runs (commit, +dirty) when git tracks it,
+    and the libraries a row records."""
+    code = code_version()
+    libraries = versions()
+    head = f"ganad_bench {libraries.pop('ganad_bench')}"
+    if code["git_revision"]:
+        head += f" (code {code['label']})"
+    return " · ".join([head, *(f"{name.replace('_', '-')} {version}" for name, version in libraries.items())])
+

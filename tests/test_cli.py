@@ -51,6 +51,26 @@ def test_help_and_cfg_job(tmp_path):
     assert done.returncode == 0 and "name: kde" in done.stdout and results(tmp_path) == []
 
 
+def test_every_command_prints_the_code_and_library_versions_a_row_records(capsys):
+    """`--version`: the package, its commit as rows label it (`--code-version` takes it), the libraries; for
+    ganad-bench ours rather than Hydra's, which names Hydra alone."""
+    from ganad_bench import cli
+    from ganad_bench.provenance import code_version, versions
+
+    line = None
+    for command in (cli._main, cli.table_main, cli.paper_main, cli.plot_main, cli.score_main):
+        with pytest.raises(SystemExit) as exit_:
+            raise SystemExit(command(["--version"]))
+        assert exit_.value.code in (0, None)
+        out = capsys.readouterr().out.strip()
+        assert line in (None, out)  # one line, the same for every command
+        line = out
+    library = versions()
+    assert line.startswith(f"ganad_bench {library['ganad_bench']}") and "\n" not in line
+    assert f"torch {library['torch']}" in line and f"hydra {library['hydra']}" in line
+    assert code_version()["git_revision"] is None or f"(code {code_version()['label']})" in line
+
+
 @pytest.mark.parametrize("args,message", [
     (["model=nope"], "unknown model 'nope': choose one of "),
     (["-m", "model=iforest,nope"], "unknown model 'nope'"),
