@@ -1,14 +1,20 @@
 """Files written whole or not at all: the one implementation behind result rows, checkpoints, cached arrays
-and job outcomes."""
+and job outcomes; and the one reader of the NumPy files among them, which never unpickles."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+import numpy as np
+
+from ganad_bench.errors import first_line
 
 
 def write_atomic(path: Path, write: Callable[[IO], None], binary: bool = False) -> Path:
@@ -77,3 +83,58 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class UnreadableArrays(Exception):
+    """A NumPy file that is missing or not what was saved. Its text is the reason in a few words, for the
+    caller's own message; `missing` tells a file that is not there from a damaged one."""
+
+    def __init__(self, reason: str, missing: bool = False):
+        super().__init__(reason)
+        self.missing = missing
+
+
+def read_npz(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Every array of the .npz archive at `path`, read whole; UnreadableArrays if the file is missing, is
+    empty, cut short, not an archive, holds Python objects, or lacks one of the `required` arrays."""
+    with _reading():
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise UnreadableArrays("a single .npy array, not a .npz archive")
+        with archive:
+            arrays = {name: archive[name] for name in archive.files}
+    absent = [name for name in required if name not in arrays]
+    if absent:
+        raise UnreadableArrays(f"no array '{absent[0]}' in it")
+    return arrays
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """The array of the .npy file at `path`; UnreadableArrays as read_npz, and for a .npz archive (NumPy
+    reads one whatever the file's name)."""
+    with _reading():
+        array = np.load(path, allow_pickle=False)
+        if not isinstance(array, np.ndarray):
+            array.close()
+            raise UnreadableArrays("a .npz archive of several arrays: save the one to give with np.save")
+    return array
+
+
+@contextlib.contextmanager
+def _reading():
+    """Turns what np.load and reading its arrays raise on a file that is not what was saved into
+    UnreadableArrays, in words that suggest no unsafe fix: NumPy takes any file that is neither .npy nor
+    .npz for a pickle and suggests `allow_pickle=`, which would run code from the file."""
+    try:
+        yield
+    except FileNotFoundError as err:
+        raise UnreadableArrays(first_line(err), missing=True) from None
+    except EOFError:  # an empty file, or an .npy cut short
+        raise UnreadableArrays("empty or cut short") from None
+    except zipfile.BadZipFile:
+        raise UnreadableArrays("a damaged .npz archive") from None
+    except (OSError, ValueError) as err:  # unreadable, of another kind, or holding objects
+        reason = first_line(err)
+        if "pickle" in reason:
+            reason = "not a NumPy .npy / .npz file of numbers; pickled Python objects are never read"
+        raise UnreadableArrays(reason) from None

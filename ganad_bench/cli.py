@@ -991,20 +991,21 @@ def cell_curves(cell, console) -> tuple[list[tuple[str, np.ndarray, np.ndarray]]
     drawn, and unreadable files, are named in a warning here."""
     from rich.markup import escape
 
-    from ganad_bench.errors import NUMPY_READ_ERRORS, unreadable_npy
+    from ganad_bench.atomic import UnreadableArrays, read_npz
     from ganad_bench.runs import SCORES_FILE
 
     curves, missing = [], []
     for _, row in cell.sort_values("seed").iterrows():
         path = Path(row["run_dir"]) / SCORES_FILE
         try:
-            with np.load(path, allow_pickle=False) as saved:
-                curves.append((f"seed {row['seed']}", saved["labels"], saved["scores"]))
-        except FileNotFoundError:
-            missing.append(path)
-        except NUMPY_READ_ERRORS as err:
+            saved = read_npz(path, required=("labels", "scores"))
+            curves.append((f"seed {row['seed']}", saved["labels"], saved["scores"]))
+        except UnreadableArrays as err:
+            if err.missing:
+                missing.append(path)
+                continue
             console.print(f"[yellow]warning:[/] left out {escape(str(path))}: unreadable "
-                          f"({escape(unreadable_npy(err))}); rerun the run with force=true to write it again",
+                          f"({escape(str(err))}); rerun the run with force=true to write it again",
                           soft_wrap=True)
     if missing and curves:
         console.print(f"[yellow]warning:[/] {len(missing)} run(s) of this figure have no {SCORES_FILE} and are left "

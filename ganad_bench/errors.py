@@ -3,7 +3,6 @@ without a traceback and exits non-zero, before any result file is written."""
 
 import errno
 import functools
-import zipfile
 from pathlib import Path
 
 
@@ -50,27 +49,6 @@ def fault_text(err: BaseException) -> str:
         text += " (free space there, or set paths.output_dir to a disk with room; run again: it resumes from " \
                 "the last checkpoint written whole)"
     return text
-
-
-# what `np.load(path, allow_pickle=False)` and reading its arrays raise on a file that is not what was saved: a
-# missing or unreadable file, one of another kind or holding objects (ValueError), an empty one (EOFError), a
-# cut-short .npz (BadZipFile), a missing array (KeyError)
-NUMPY_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
-
-
-def unreadable_npy(err: BaseException) -> str:
-    """Why a NumPy file could not be read (one of NUMPY_READ_ERRORS), in words that suggest no unsafe fix:
-    NumPy takes any file that is neither .npy nor .npz for a pickle and suggests `allow_pickle=`, which
-    would run code from the file."""
-    if isinstance(err, EOFError):
-        return "empty or cut short"
-    if isinstance(err, zipfile.BadZipFile):
-        return "a damaged .npz archive"
-    if isinstance(err, KeyError):
-        return f"no array {first_line(err)} in it"
-    if "pickle" in str(err):
-        return "not a NumPy .npy / .npz file of numbers; pickled Python objects are never read"
-    return first_line(err)
 
 
 def one_line_errors(main):

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ganad_bench.errors import NUMPY_READ_ERRORS, ConfigError, DataError, first_line, unreadable_npy
+from ganad_bench.atomic import UnreadableArrays, read_npy, read_npz
+from ganad_bench.errors import ConfigError, DataError, first_line
 
 log = logging.getLogger("ganad_bench")
 
@@ -162,12 +163,12 @@ def load_run(folder: str | Path, device: str = "cpu") -> TrainedRun:
         raise ConfigError(f"{folder} holds no finished run (no result.json with status ok): pick a run folder "
                           f"under outputs/results")
     try:
-        with np.load(folder / SCORES_FILE, allow_pickle=False) as saved:
-            scaler_state = {k.removeprefix("scaler_"): saved[k] for k in saved.files if k.startswith("scaler_")}
-            threshold = float(saved["threshold"])
-    except NUMPY_READ_ERRORS as err:
-        raise DataError(f"{folder / SCORES_FILE} is missing or unreadable ({unreadable_npy(err)}): rerun the run "
+        saved = read_npz(folder / SCORES_FILE, required=("threshold",))
+    except UnreadableArrays as err:
+        raise DataError(f"{folder / SCORES_FILE} is missing or unreadable ({err}): rerun the run "
                         f"with force=true") from None
+    scaler_state = {k.removeprefix("scaler_"): v for k, v in saved.items() if k.startswith("scaler_")}
+    threshold = float(saved["threshold"])
     if (folder / DETECTOR_FILE).is_file():
         detector = Detector.load(folder / DETECTOR_FILE, device=device)
     else:
@@ -202,12 +203,7 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         raise ConfigError(f"cannot read {path}: {kinds}")
     try:
         if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-            if not isinstance(array, np.ndarray):  # NumPy reads a .npz archive whatever its file's name
-                array.close()
-                raise ConfigError(f"{path} is a .npz archive of several arrays: save the one to score with "
-                                  f"np.save")
-            return array, None
+            return read_npy(path), None
         import pandas as pd
 
         frame = pd.read_csv(path, header=None)
@@ -222,8 +218,10 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         if frame.isna().to_numpy().any():
             check_row_lengths(path)  # pandas fills a short line with NaN: say so rather than "not finite"
         return frame.to_numpy(dtype=np.float64), None
-    except (*NUMPY_READ_ERRORS, TypeError) as err:  # not an array, an empty file, words among the numbers
-        raise ConfigError(f"cannot read {path} ({unreadable_npy(err)}): "
+    except UnreadableArrays as err:
+        raise ConfigError(f"cannot read {path} ({err}): {kinds}") from None
+    except (OSError, ValueError, TypeError) as err:  # an empty .csv, a damaged one, words among the numbers
+        raise ConfigError(f"cannot read {path} ({first_line(err)}): "
                           f"{kinds} (a .csv may have one header row)") from None
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ganad_bench.atomic import UnreadableArrays, read_npz
 from ganad_bench.console import error_exit
-from ganad_bench.errors import NUMPY_READ_ERRORS, one_line_errors, require_folder, unreadable_npy
+from ganad_bench.errors import one_line_errors, require_folder
 from ganad_bench.results.store import RESULT_FILE, read_result
 from ganad_bench.runs import SCORES_FILE
 
@@ -35,12 +36,12 @@ def main() -> None:
             without_scores += 1
             continue
         try:
-            with np.load(path.parent / SCORES_FILE, allow_pickle=False) as saved:
-                labels, scores, threshold = saved["labels"], saved["scores"], float(saved["threshold"])
-        except NUMPY_READ_ERRORS as err:  # a damaged file: named, and the other runs still listed
-            print(f"warning: left out {path.parent / SCORES_FILE}: unreadable ({unreadable_npy(err)}); rerun the "
+            saved = read_npz(path.parent / SCORES_FILE, required=("labels", "scores", "threshold"))
+        except UnreadableArrays as err:  # a damaged file: named, and the other runs still listed
+            print(f"warning: left out {path.parent / SCORES_FILE}: unreadable ({err}); rerun the "
                   f"run with force=true to write it again", file=sys.stderr)
             continue
+        labels, scores, threshold = saved["labels"], saved["scores"], float(saved["threshold"])
         lines.append((row["seed"], int(labels.sum()), int((scores >= threshold).sum()), row["metrics"]["precision"],
                       row["metrics"]["recall"], path.parent.name))
     if without_scores and not lines:

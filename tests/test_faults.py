@@ -499,6 +499,35 @@ def test_whole_file_writes_replace_files_and_write_through_links_and_pipes(tmp_p
     assert received == ["streamed"] and not pipe.is_file()
 
 
+def test_numpy_files_are_read_whole_or_refused_with_the_reason(tmp_path):
+    """The one reader of the project's NumPy files: every array of a whole file; a missing, empty, cut-short,
+    pickled or mislabelled file, or one without a required array, is UnreadableArrays naming why, and no
+    message suggests unpickling."""
+    import pickle
+
+    from ganad_bench.atomic import UnreadableArrays, read_npy, read_npz
+
+    archive, single = tmp_path / "scores.npz", tmp_path / "x.npy"
+    np.savez(archive, labels=np.array([0, 1]), scores=np.array([0.5, 2.0]))
+    np.save(single, np.arange(3.0))
+    assert set(read_npz(archive, required=("labels",))) == {"labels", "scores"}
+    assert read_npy(single).tolist() == [0.0, 1.0, 2.0]
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "cut.npz").write_bytes(archive.read_bytes()[:100])
+    (tmp_path / "pickled.npy").write_bytes(pickle.dumps({"a": 1}))
+    (tmp_path / "archive.npy").write_bytes(archive.read_bytes())
+    cases = [(read_npz, tmp_path / "absent.npz", "No such file"), (read_npz, tmp_path / "empty.npz", "empty"),
+             (read_npz, tmp_path / "cut.npz", "damaged .npz"), (read_npz, single, "not a .npz archive"),
+             (read_npy, tmp_path / "pickled.npy", "pickled Python objects are never read"),
+             (read_npy, tmp_path / "archive.npy", "a .npz archive of several arrays")]
+    for read, path, reason in cases:
+        with pytest.raises(UnreadableArrays, match=reason) as caught:
+            read(path)
+        assert caught.value.missing == (path.name == "absent.npz") and "allow_pickle" not in str(caught.value)
+    with pytest.raises(UnreadableArrays, match="no array 'threshold' in it"):
+        read_npz(archive, required=("labels", "threshold"))
+
+
 def test_a_full_disk_is_said_as_such_with_its_fix_and_leaves_the_old_file(tmp_path, monkeypatch, capsys):
     """torch.save on a full disk raises "unexpected pos 379776 vs 379664" (a RuntimeError): a write that fails
     while the disk is full is an ENOSPC OSError, the old file stays whole, no temporary file is left; the run's

@@ -157,7 +157,7 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(tmp_path / "junk.npy")], "junk.npy (not a NumPy .npy / .npz file of numbers; pickled"),
              ([run_dir, str(tmp_path / "objects.npy")], "(not a NumPy .npy / .npz file of numbers; pickled Python"),
              ([run_dir, str(tmp_path / "nothing.npy")], "nothing.npy (empty or cut short): give a .npy array"),
-             ([run_dir, str(tmp_path / "archive.npy")], "archive.npy is a .npz archive of several arrays: save the"),
+             ([run_dir, str(tmp_path / "archive.npy")], "archive.npy (a .npz archive of several arrays: save the"),
              ([run_dir, str(tmp_path / "none.npy")], "holds no rows to score"),
              ([run_dir, str(tmp_path / "header.csv")], "header.csv holds no rows to score"),  # not "not numbers"
              ([run_dir, "/dev/null"], "/dev/null is not a file: give a .npy array"),  # it exists: not "no such"

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganad_bench.atomic import write_atomic
-from ganad_bench.errors import NUMPY_READ_ERRORS, unreadable_npy
+from ganad_bench.atomic import UnreadableArrays, read_npz, write_atomic
 
 log = logging.getLogger("ganad_bench")
 _memo: dict[Path, dict[str, np.ndarray]] = {}
@@ -24,11 +23,10 @@ def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dic
     arrays = None
     if path.is_file():
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-        except NUMPY_READ_ERRORS as err:
+            arrays = read_npz(path)
+        except UnreadableArrays as err:
             # a damaged cache entry (truncated, empty, not an npz) is rebuilt from the verified source
-            log.warning("parsed-data cache %s is unreadable (%s): rebuilding it", path, unreadable_npy(err))
+            log.warning("parsed-data cache %s is unreadable (%s): rebuilding it", path, err)
             arrays = None
     if arrays is None:
         arrays = build()
