@@ -359,6 +359,30 @@ def is_seed(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value <= SEED_MAX
 
 
+# the largest integer a setting may hold: NumPy, torch and scikit-learn keep an integer setting in a C long, and
+# a larger one (`model.params.n_estimators=1e19`) failed the run ("Overflow when unpacking long long")
+SETTING_INT_MAX = 2**63 - 1
+
+
+def check_integer_sizes(config: dict) -> None:
+    """Every integer among the run's settings (model.params, trainer, protocol, dataset, lists included) fits
+    in SETTING_INT_MAX; a larger one is a one-line ConfigError naming it, before the run folder is made."""
+    def walk(name: str, value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{name}.{key}", item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(name, item)
+        elif isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) > SETTING_INT_MAX:
+            raise ConfigError(f"{name}={value} is larger than any integer a run can hold (2**63 - 1): give a "
+                              f"smaller one")
+
+    for group in ("dataset", "protocol", "trainer"):
+        walk(group, config.get(group) or {})
+    walk("model.params", config.get("model", {}).get("params") or {})
+
+
 def check_run_config(config: dict) -> dict:
     """A resolved run config checked and made canonical before anything is written: every value that names
     a folder is a known name or a non-negative integer, the normal class is an index (a class name and its
@@ -382,6 +406,7 @@ def check_run_config(config: dict) -> dict:
 
     whole_numbers_as_ints(config.get("model", {}).get("params") or {}, detector.__init__)
     whole_numbers_as_ints(config.get("trainer") or {}, TrainerConfig)
+    check_integer_sizes(config)
     TrainerConfig.from_dict(config.get("trainer"))  # a bad trainer value fails before the run folder is made
     dataset, protocol = config["dataset"], config["protocol"]
     source_spec(str(dataset["name"]), dataset.get("source"))

@@ -42,9 +42,11 @@ def first_line(err: BaseException) -> str:
 
 
 def fault_text(err: BaseException) -> str:
-    """`Type: message` of a fault that ended a run (its row's `error`), with the fix where the fault has one: a
-    full disk (a checkpoint, a score file or the row itself could not be written)."""
-    text = f"{type(err).__name__}: {err}"
+    """`Type: message` of a fault that ended a run (its row's `error`), on one line, with the fix where the fault
+    has one: a full disk (a checkpoint, a score file or the row itself could not be written). The message's
+    first line only: torch appends its C++ backtrace to an error's text, and the run's log keeps the whole
+    traceback."""
+    text = f"{type(err).__name__}: {first_line(err)}" if str(err).strip() else type(err).__name__
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         text += " (free space there, or set paths.output_dir to a disk with room; run again: it resumes from " \
                 "the last checkpoint written whole)"

@@ -162,6 +162,10 @@ BAD_INPUTS = [
     (["model=ocsvm", "model.params.pca=2.5"], "model.params.pca=2.5 must be null"),
     (["model=iforest", "model.params.contrast_norm=l3"], "model.params.contrast_norm='l3': choose null, l1 or l2"),
     (["model=iforest", "model.params.n_estimators=-1"], "model.params.n_estimators must be an integer >= 1, got -1"),
+    (["model=iforest", "model.params.n_estimators=1e19"],
+     "model.params.n_estimators=10000000000000000000 is larger than any integer a run can hold (2**63 - 1)"),
+    (["model=alad", "model.params.latent_dim=99999999999999999999"],
+     "model.params.latent_dim=99999999999999999999 is larger than any integer a run can hold"),
     (["model=ocsvm", "model.params.gamma=-2"], "model.params.gamma must be inverse_features, scale, auto"),
     (["model=kde", "model.params.cv=abc"], "model.params.cv must be an integer, got 'abc'"),
     (["model=kde", "model.params.cv=1"], "model.params.cv must be an integer >= 2, got 1"),
@@ -555,7 +559,7 @@ def test_a_full_disk_is_said_as_such_with_its_fix_and_leaves_the_old_file(tmp_pa
     monkeypatch.setattr(atomic, "disk_full", lambda folder: False)  # room left: the writer's own error
     with pytest.raises(RuntimeError, match="unexpected pos"):
         atomic.write_atomic(target, torch_like)
-    assert fault_text(RuntimeError("x")) == "RuntimeError: x"
+    assert fault_text(RuntimeError("x")) == "RuntimeError: x" and fault_text(MemoryError()) == "MemoryError"
 
     def no_room(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
