@@ -162,6 +162,8 @@ BAD_INPUTS = [
     (["model=ocsvm", "model.params.pca=2.5"], "model.params.pca=2.5 must be null"),
     (["model=iforest", "model.params.contrast_norm=l3"], "model.params.contrast_norm='l3': choose null, l1 or l2"),
     (["model=iforest", "model.params.n_estimators=-1"], "model.params.n_estimators must be an integer >= 1, got -1"),
+    (["model=iforest", "model.params.n_jobs=0"],
+     "model.params.n_jobs must be a non-zero integer (-1: every CPU core) or null, got 0"),
     (["model=iforest", "model.params.n_estimators=1e19"],
      "model.params.n_estimators=10000000000000000000 is larger than any integer a run can hold (2**63 - 1)"),
     (["model=alad", "model.params.latent_dim=99999999999999999999"],

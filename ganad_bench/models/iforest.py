@@ -30,7 +30,9 @@ class IsolationForestDetector(ShallowDetector):
                 "auto, an integer >= 1 or a fraction in (0, 1]", max_samples)
         require(is_count(max_features) or is_fraction(max_features), "max_features",
                 "an integer >= 1 or a fraction in (0, 1]", max_features)
-        require(n_jobs is None or isinstance(n_jobs, int), "n_jobs", "an integer or null", n_jobs)
+        # scikit-learn's meaning: -1 every core, -2 all but one; 0 means nothing and failed the run in joblib
+        require(n_jobs is None or isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs != 0, "n_jobs",
+                "a non-zero integer (-1: every CPU core) or null", n_jobs)
 
     def fit_model(self, x, x_val=None):
         p = self.params
