@@ -162,6 +162,11 @@ BAD_INPUTS = [
     (["model=ocsvm", "model.params.pca=2.5"], "model.params.pca=2.5 must be null"),
     (["model=iforest", "model.params.contrast_norm=l3"], "model.params.contrast_norm='l3': choose null, l1 or l2"),
     (["model=iforest", "model.params.n_estimators=-1"], "model.params.n_estimators must be an integer >= 1, got -1"),
+    (["model=iforest", "protocol.val_fraction=0.9999"],
+     "protocol.val_fraction=0.9999 holds out all 1838 normal training rows of thyroid for validation and leaves none"),
+    (["model=dcae", "protocol.val_fraction=0.0001"],
+     "protocol.val_fraction=0.0001 holds out none of the 1838 normal training rows of thyroid for validation: give "
+     "at least 1/1838"),
     (["model=iforest", "model.params.n_jobs=0"],
      "model.params.n_jobs must be a non-zero integer (-1: every CPU core) or null, got 0"),
     (["model=iforest", "model.params.n_estimators=1e19"],

@@ -292,6 +292,18 @@ def test_one_class_protocol():
     assert (raw.labels[held.val] == 3).all()
 
 
+@pytest.mark.parametrize("val_fraction,says", [(0.01, "holds out none of the 20 normal training images of toy for "
+                                                          "validation: give at least 1/20"),
+                                                (0.99, "holds out all 20 normal training images of toy for "
+                                                       "validation and leaves none to train on: give at most 19/20")])
+def test_a_validation_fraction_that_holds_out_none_or_all_of_the_images_is_refused(val_fraction, says):
+    """Before, 0.01 of 20 images silently held out none (a run asking for validation trained without it), and
+    0.99 emptied training with a message that blamed the dataset files."""
+    with pytest.raises(ConfigError, match=f"protocol.val_fraction={val_fraction:g} {says}"):
+        one_class_split(toy_images(), "cat", seed=0, val_fraction=val_fraction)
+    assert len(one_class_split(toy_images(), "cat", seed=0, val_fraction=0.05).val) == 1  # 1/20 holds out one
+
+
 def test_leave_one_class_out_protocol_is_one_class_turned_around():
     raw = toy_images()
     split = leave_one_class_out_split(raw, "cat", seed=0)

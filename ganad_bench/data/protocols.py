@@ -122,7 +122,7 @@ def tabular_split(raw: RawDataset, train_fraction: float, contamination: float, 
     flags = anomaly_flags(raw)
     train_rows, test_rows = split_rows(len(flags), train_fraction, seed, split_seed, split_draw)
     normal_train = train_rows[flags[train_rows] == 0]
-    n_val = int(round(val_fraction * len(normal_train)))
+    n_val = held_out_count(len(normal_train), val_fraction, f"normal training rows of {raw.name}")
     val, train = normal_train[:n_val], normal_train[n_val:]
     if train_anomalies == "keep":  # the same normal rows (and validation), plus the split's anomalies
         train = np.concatenate([train, train_rows[flags[train_rows] == 1]])
@@ -142,12 +142,31 @@ def _require_images(raw: RawDataset, protocol: str) -> None:
                           f"not {raw.name}: use protocol=tabular")
 
 
-def _hold_out(rows: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val): a seeded `val_fraction` of `rows` held out for validation, both sorted."""
-    if not val_fraction:
+def held_out_count(n_rows: int, val_fraction: float, what: str) -> int:
+    """How many of `n_rows` (`what`: "normal training rows of thyroid") `val_fraction` holds out for
+    validation: round(val_fraction * n_rows). A fraction above 0 that holds out none of them (the run would
+    train without the validation it asked for) or all of them (nothing left to train on) is a ConfigError
+    that gives the range that works; no rows at all are left to the caller's own message."""
+    if not val_fraction or n_rows == 0:
+        return 0
+    n_val = int(round(val_fraction * n_rows))
+    if n_val == 0:
+        raise ConfigError(f"protocol.val_fraction={val_fraction:g} holds out none of the {n_rows} {what} for "
+                          f"validation: give at least 1/{n_rows} (about {1 / n_rows:.2g}), or 0 for no validation")
+    if n_val >= n_rows:
+        raise ConfigError(f"protocol.val_fraction={val_fraction:g} holds out all {n_rows} {what} for validation "
+                          f"and leaves none to train on: give at most {n_rows - 1}/{n_rows}, e.g. 0.1")
+    return n_val
+
+
+def _hold_out(rows: np.ndarray, val_fraction: float, rng: np.random.Generator,
+              what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val): a seeded `val_fraction` of `rows` (`what`, for held_out_count) held out for validation,
+    both sorted."""
+    n_val = held_out_count(len(rows), val_fraction, what)
+    if not n_val:
         return np.sort(rows), rows[:0]
     rows = rng.permutation(rows)
-    n_val = int(round(val_fraction * len(rows)))
     return np.sort(rows[n_val:]), np.sort(rows[:n_val])
 
 
@@ -184,7 +203,7 @@ def alad_image_split(raw: RawDataset, normal_class, seed: int, train_fraction: f
     normal = raw.class_index(normal_class)
     order = np.random.default_rng(seed).permutation(len(raw.labels))
     n_train = int(round(train_fraction * len(order)))
-    n_val = int(round(val_fraction * n_train))
+    n_val = held_out_count(n_train, val_fraction, f"images of {raw.name}'s training part (both classes)")
     val_rows, train_rows, test = order[:n_val], order[n_val:n_train], order[n_train:]
     is_normal = raw.labels == normal
     split = Split("alad_image", np.sort(train_rows[is_normal[train_rows]]), np.sort(val_rows[is_normal[val_rows]]),
@@ -217,7 +236,8 @@ def cross_dataset_split(raw: RawDataset, anomaly_raw: RawDataset, seed: int, ano
     if val_fraction:
         val_fraction = check_fraction("protocol.val_fraction", val_fraction)
     rng = np.random.default_rng(seed)
-    train, val = _hold_out(np.flatnonzero(raw.official_split == 0), val_fraction, rng)
+    train, val = _hold_out(np.flatnonzero(raw.official_split == 0), val_fraction, rng,
+                           f"official training images of {raw.name}")
     test = np.flatnonzero(raw.official_split == 1)
     pool = np.flatnonzero(anomaly_raw.official_split == 1)
     n_anomalies = int(round(anomaly_fraction * len(test)))
@@ -261,7 +281,7 @@ def _one_class_against_the_rest(raw: RawDataset, protocol: str, chosen, seed: in
     is_chosen = raw.labels == index
     official_train = raw.official_split == 0
     train, val = _hold_out(np.flatnonzero(official_train & (is_chosen == normal_is_chosen)), val_fraction,
-                           np.random.default_rng(seed))
+                           np.random.default_rng(seed), f"normal training images of {raw.name}")
     test = np.flatnonzero(~official_train)
     name = raw.class_names[index]
     split = Split(protocol, train, val, test, (is_chosen[test] != normal_is_chosen).astype(np.int64), None,
