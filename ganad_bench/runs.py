@@ -129,6 +129,10 @@ class TrainedRun:
         x = np.asarray(raw)
         if expected is not None and tuple(x.shape[1:]) != expected:
             one = f"row of {expected[0]} raw features" if len(expected) == 1 else f"image of shape {expected}"
+            if tuple(x.shape) == expected:  # one input without the inputs' own axis
+                raise ConfigError(f"inputs of shape {tuple(x.shape)}: one input without the axis that counts the "
+                                  f"inputs; give an array of shape (n, {', '.join(map(str, expected))}), e.g. "
+                                  f"x.reshape(1, {', '.join(map(str, expected))}) for this one")
             raise ConfigError(f"inputs of shape {tuple(x.shape)} (each of shape {tuple(x.shape[1:])}), but this run "
                               f"was trained on {expected}: give one {one} per input, as the run's dataset "
                               f"({self.row.get('dataset')}) has them")

@@ -146,6 +146,11 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
     write_png(tmp_path / "mixed" / "b.png", np.zeros((32, 32, 3), dtype=np.uint8))
     write_png(tmp_path / "broken" / "a.png", np.zeros((28, 28, 1), dtype=np.uint8))
     (tmp_path / "broken" / "b.png").write_bytes((tmp_path / "broken" / "a.png").read_bytes()[:40])  # cut short
+    width = dcae_run["feature_shape"][0]
+    np.save(tmp_path / "one.npy", np.zeros(width))
+    huge = np.zeros((3, width))
+    huge[:, 1] = 1e300
+    np.save(tmp_path / "huge.npy", huge)
     run_dir = str(folder_of(dcae_run))
     cases = [([str(tmp_path), str(tmp_path / "bad.npy")], "holds no finished run"),
              ([run_dir, str(tmp_path / "bad.npy")], f"give one row of {dcae_run['feature_shape'][0]} raw features"),
@@ -166,6 +171,13 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(good), "--out", str(tmp_path / "bad.npy" / "s.csv")], "cannot write"),
              ([run_dir, str(good), "--out", str(tmp_path)], "Is a directory): choose a writable --out file"),
              ([run_dir, str(tmp_path / "flat.npy")], "inputs of shape (4,) (each of shape ()), but this run"),
+             ([run_dir, str(tmp_path / "one.npy")], f"inputs of shape ({width},): one input without the axis "
+                                                    f"that counts the inputs; give an array of shape (n, {width}), "
+                                                    f"e.g. x.reshape(1, {width})"),
+             # finite, but inf in float32 once scaled: not "missing values", and no RuntimeWarning
+             ([run_dir, str(tmp_path / "huge.npy")], "3 value(s) are beyond float32's range (3.4e38) once scaled as "
+                                                     "the run scales them (minmax), the first 1e+300 at sample 1, "
+                                                     "feature 2"),
              ([run_dir, str(good), "--device", "tpu"], "unknown device --device tpu: choose one of auto"),
              ([run_dir, str(tmp_path / "mixed")], "b.png is 32x32 RGB but a.png is 28x28 grey: give images of one"),
              ([run_dir, str(tmp_path / "broken")], "b.png as a PNG image (")]

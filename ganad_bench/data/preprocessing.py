@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ganad_bench.errors import ConfigError
+from ganad_bench.errors import ConfigError, InputError
 
 SCALERS = ("none", "minmax", "standard")
 PIXEL_SCALER = "pixels"
@@ -46,6 +46,14 @@ class Scaler:
         shape = x.shape
         # the width spelled out: a -1 cannot be inferred for zero rows
         flat = (x.reshape(len(x), int(np.prod(shape[1:]))) - self.offset) / self.scale
+        # float32 holds the networks' inputs: a larger value would become inf, and be reported as missing
+        beyond = np.argwhere(np.isfinite(flat) & (np.abs(flat) > np.finfo(np.float32).max))
+        if len(beyond):
+            row, column = (int(i) for i in beyond[0])
+            raise InputError(f"{len(beyond)} value(s) are beyond float32's range (3.4e38) once scaled as the run "
+                             f"scales them ({self.kind}), the first {x.reshape(len(x), -1)[row, column]:g} at "
+                             f"sample {row + 1}, feature {column + 1} (counting from 1): give values on the scale "
+                             f"of the data the run was trained on")
         return flat.astype(np.float32).reshape(shape)
 
 
