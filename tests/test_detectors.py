@@ -145,10 +145,12 @@ def test_unusable_samples_are_refused_with_the_fix(name, problem, tmp_path):
     for call in (detector.score_samples, detector.predict):  # scikit-learn's error, also a RuntimeError
         with pytest.raises(NotFittedError, match=f"call fit\\(\\) before {call.__name__}"):
             call(test)
-    holed = train.copy()
+    holed, huge = train.copy(), train.copy()
     holed[7, 3] = np.nan
+    huge[2, 1] = -1e300  # finite in float64, inf in the float32 every detector computes in
     for bad, message in [(holed, "the first nan at sample 8, feature 4"), (train[:, 0], r"shape \(n, features\)"),
-                         (train.astype(str), "give numbers")]:
+                         (train.astype(str), "give numbers"),
+                         (huge, r"beyond float32's range \(3.4e38\), .* the first -1e\+300 at sample 3, feature 2")]:
         with pytest.raises(InputError, match=message):
             detector.fit(bad)
     with pytest.raises(InputError, match="needs at least 2 training samples, got 1"):

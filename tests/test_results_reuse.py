@@ -149,8 +149,10 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
     width = dcae_run["feature_shape"][0]
     np.save(tmp_path / "one.npy", np.zeros(width))
     huge = np.zeros((3, width))
-    huge[:, 1] = 1e300
+    huge[:, 1] = 3e38  # float32's largest is 3.4e38: the run's min-max scaling (spread < 1) takes it past
     np.save(tmp_path / "huge.npy", huge)
+    huge[:, 1] = 1e300
+    np.save(tmp_path / "huger.npy", huge)
     run_dir = str(folder_of(dcae_run))
     cases = [([str(tmp_path), str(tmp_path / "bad.npy")], "holds no finished run"),
              ([run_dir, str(tmp_path / "bad.npy")], f"give one row of {dcae_run['feature_shape'][0]} raw features"),
@@ -176,8 +178,11 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
                                                     f"e.g. x.reshape(1, {width})"),
              # finite, but inf in float32 once scaled: not "missing values", and no RuntimeWarning
              ([run_dir, str(tmp_path / "huge.npy")], "3 value(s) are beyond float32's range (3.4e38) once scaled as "
-                                                     "the run scales them (minmax), the first 1e+300 at sample 1, "
+                                                     "the run scales them (minmax), the first 3e+38 at sample 1, "
                                                      "feature 2"),
+             ([run_dir, str(tmp_path / "huger.npy")], "3 value(s) of the inputs are beyond float32's range (3.4e38), "
+                                                      "in which the deep detectors compute, the first 1e+300 at "
+                                                      "sample 1, feature 2"),
              ([run_dir, str(good), "--device", "tpu"], "unknown device --device tpu: choose one of auto"),
              ([run_dir, str(tmp_path / "mixed")], "b.png is 32x32 RGB but a.png is 28x28 grey: give images of one"),
              ([run_dir, str(tmp_path / "broken")], "b.png as a PNG image (")]

@@ -258,11 +258,23 @@ def check_samples(x, shape: tuple[int, ...] | None = None, what: str = "samples"
                          f"{tuple(shape)}: give the same features (or image shape) as in fit")
     if np.issubdtype(x.dtype, np.inexact) and not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))
-        where = ", ".join(str(int(i) + 1) for i in bad[0][1:])
         raise InputError(f"{len(bad)} value(s) of the {what} are not finite, the first {x[tuple(bad[0])]} at "
-                         f"sample {int(bad[0][0]) + 1}, {'feature' if x.ndim == 2 else 'position'} {where} "
-                         f"(counting from 1): fill or drop missing values first")
+                         f"{_position(bad[0], x.ndim)}: fill or drop missing values first")
+    if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize > 4:
+        # the deep detectors (torch) and Isolation Forest (scikit-learn's trees) compute in float32, where a larger
+        # value becomes inf; one rule for every detector keeps an input valid for all of them
+        bad = np.argwhere(np.abs(x) > np.finfo(np.float32).max)
+        if len(bad):
+            raise InputError(f"{len(bad)} value(s) of the {what} are beyond float32's range (3.4e38), in which the "
+                             f"deep detectors compute, the first {x[tuple(bad[0])]:g} at {_position(bad[0], x.ndim)}: "
+                             f"rescale the features")
     return x
+
+
+def _position(index: np.ndarray, ndim: int) -> str:
+    """Where a value of a batch of samples is, for a message: "sample 2, feature 5 (counting from 1)"."""
+    where = ", ".join(str(int(i) + 1) for i in index[1:])
+    return f"sample {int(index[0]) + 1}, {'feature' if ndim == 2 else 'position'} {where} (counting from 1)"
 
 
 def flatten(x: np.ndarray) -> np.ndarray:
