@@ -682,9 +682,11 @@ def warn_unfinished(rows: list[dict], console) -> None:
     first = unfinished[0]
     normal_class = f" class {first['normal_class']}" if first.get("normal_class") is not None else ""
     where = f"{first.get('model')} · {first.get('dataset')}{normal_class} · seed {first.get('seed')}"
+    # the first line: rows written before errors were cut to one line may hold torch's C++ backtrace
+    error = (str(first.get("error") or "").strip().splitlines() or ["no error recorded"])[0]
     console.print(f"[yellow]warning:[/] {len(unfinished)} run(s) did not finish ("
                   f"{', '.join(f'{n} {kind}' for kind, n in sorted(kinds.items()))}) and are not in the means, "
-                  f"e.g. {escape(where)}: {escape(str(first.get('error') or 'no error recorded'))} "
+                  f"e.g. {escape(where)}: {escape(error)} "
                   f"(rerunning their command retries them)", soft_wrap=True)
 
 

@@ -264,7 +264,7 @@ def test_runs_that_did_not_finish_are_named_in_one_warning(tmp_path, capsys):
     shutil.copy(source, target)
     for seed, status in ((3, "diverged"), (4, "failed")):
         bad = {**json.loads(source.read_text()), "status": status, "model": "dagmm", "seed": seed,
-               "config_hash": f"h{seed}", "error": "the loss became nan at epoch 2"}
+               "config_hash": f"h{seed}", "error": "the loss became nan at epoch 2\nframe #0: c10::Error"}
         folder = tmp_path / "rows" / "thyroid" / "tabular" / "dagmm" / "all" / f"seed{seed}-h{seed}"
         folder.mkdir(parents=True)
         (folder / "result.json").write_text(json.dumps(bad))
