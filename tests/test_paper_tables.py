@@ -359,6 +359,9 @@ def test_paper_command_with_only_invalid_jobs_or_an_unwritable_out_is_a_one_line
                            "e.g. model.params.latent_dm: not a setting of model alad (did you mean latent_dim?"),
                           (["rcgan:1", "--run", "model=iforest", "dataset=thyroid", "seed=0", outputs, "--out",
                             str(tmp_path / "file" / "t")], f"error: cannot write {tmp_path / 'file' / 't'}"),
+                          # the table runs its own experiments: another one was dropped without a word
+                          (["rcgan:1", "--run", "experiment=alad_table2", outputs], "error: experiment=alad_table2: "
+                           "rcgan:1 runs its own experiments (rcgan_table1, "),
                           (["rcgan:1", f"paths.output_dir={tmp_path / 'file' / 'o'}"],
                            "(Not a directory): choose a writable paths.output_dir (or an --out prefix)")]:
         with pytest.raises(SystemExit) as stop:

@@ -210,9 +210,14 @@ def table_plan(reference: str, overrides: list[str]) -> list[tuple[str, list[tup
     """(experiment, runs, invalid-job errors) for each experiment of the table; an experiment whose runs are
     all an earlier one's (`alad_table3_cifar10` is part of `alad_table3`) is left out, and a run shared by
     two experiments is counted with the first."""
+    experiments = [*require_experiments(reference), *companion_experiments(reference)]
+    chosen = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") == "experiment"]
+    if chosen:  # the table runs its own experiments: another one here was dropped without a word
+        raise ConfigError(f"{chosen[0]}: {reference} runs its own experiments ({', '.join(experiments)}); drop it, "
+                          f"or run another experiment with ganad-bench -m {chosen[0].lstrip('+~')}")
     seen: set[Path] = set()
     plans = []
-    for experiment in [*require_experiments(reference), *companion_experiments(reference)]:
+    for experiment in experiments:
         runs, errors = experiment_runs(experiment, overrides)
         fresh = [(folder, config) for folder, config in runs if folder not in seen]
         if runs and not fresh:
