@@ -69,9 +69,9 @@ def _has_module(name: str) -> bool:
         return False
 
 
-def config_overrides(argv: list[str]) -> list[str]:
-    """The config overrides among the command's arguments (not Hydra's flags, not `hydra...` settings),
-    each sweep (`a,b,c`, `range(...)`) reduced to its first value; glob sweeps are left out."""
+def parsed_overrides(argv: list[str]) -> list[tuple[str, object]]:
+    """(text, Hydra's parsed override) of each config override among the command's arguments (not Hydra's
+    flags, not `hydra...` settings); a grammar error is a one-line ConfigError."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     tokens = [t for t in argv if "=" in t and not t.startswith("-") and not t.lstrip("+~").startswith("hydra")]
@@ -81,8 +81,14 @@ def config_overrides(argv: list[str]) -> list[str]:
         from ganad_bench.config import composition_error
 
         raise ConfigError(composition_error(err)) from None
+    return list(zip(tokens, parsed, strict=True))
+
+
+def config_overrides(argv: list[str]) -> list[str]:
+    """The config overrides among the command's arguments, each sweep (`a,b,c`, `range(...)`) reduced to its
+    first value; glob sweeps are left out."""
     overrides = []
-    for token, override in zip(tokens, parsed, strict=True):
+    for token, override in parsed_overrides(argv):
         if not override.is_sweep_override():
             overrides.append(token)
         elif override.is_choice_sweep() or override.is_range_sweep():
@@ -111,12 +117,38 @@ def check_before_hydra(argv: list[str]) -> None:
                           f"job's config with --cfg job)")
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")):
         return
+    if "-m" in argv or "--multirun" in argv:
+        check_sweep_size(argv)
     check_launcher_settings(argv)
     check_hydra_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
     check_search_objective(argv, config)
     output = output_folder(config["paths"])
     make_folder(f"paths.output_dir={output}", output)
+
+
+# the most jobs one command's sweep may expand to: Hydra lists every job in memory before the first runs, and
+# 'seed=range(0,100000000)' (a typo away from range(0,10)) ended in a MemoryError traceback
+SWEEP_JOBS_MAX = 100_000
+
+
+def check_sweep_size(argv: list[str]) -> None:
+    """The command line's sweeps (`a,b,c`, `range(...)`) expand to at most SWEEP_JOBS_MAX jobs together,
+    counted without expanding them; a larger sweep is a one-line ConfigError naming its largest range."""
+    import math
+
+    sizes = {}
+    for token, override in parsed_overrides(argv):
+        value = override.value()
+        if override.is_range_sweep() and value.step:
+            sizes[token] = max(0, math.ceil((value.stop - value.start) / value.step))
+        elif override.is_choice_sweep():
+            sizes[token] = len(value.list)
+    if math.prod(sizes.values()) > SWEEP_JOBS_MAX:
+        largest = max(sizes, key=sizes.get)
+        raise ConfigError(f"the sweep expands to {math.prod(sizes.values()):,} jobs ({largest}: {sizes[largest]:,} "
+                          f"values), more than the {SWEEP_JOBS_MAX:,} one command takes: narrow it, e.g. "
+                          f"'seed=range(10)'")
 
 
 def check_search_objective(argv: list[str], config: dict) -> None:

@@ -197,6 +197,9 @@ BAD_INPUTS = [
     (["-m", "model=dcae", "seed=0,1", "hydra.launcher.pack_size=abc"],
      "hydra.launcher.pack_size must be a whole number >= 1, got 'abc'"),
     (["-m", "model=dcae", "seed=0,1", "hydra.launcher.pack_size=0"], "hydra.launcher.pack_size must be"),
+    # counted, not expanded: Hydra lists every job in memory first, and this ended in a MemoryError traceback
+    (["-m", "model=iforest", "seed=range(0,100000000)"], "the sweep expands to 100,000,000 jobs "
+                                                         "(seed=range(0,100000000): 100,000,000 values), more than"),
     (["-m", "model=dcae", "seed=0,1", "hydra.launcher.n_jobs=0"],
      "hydra.launcher.n_jobs must be a whole number >= 1, or -1 for every CPU core, got '0'"),
     (["-m", "model=dcae", "seed=0,1", "hydra.launcher.n_jobs=-5"], "hydra.launcher.n_jobs must be"),
