@@ -882,6 +882,7 @@ def paper_main(argv: list[str] | None = None) -> None:
     args = paper_arguments(argv)
     try:
         reference = paper.check_reference(args.table)
+        check_sweep_size(args.overrides)  # before the plan lists every job
         with step(f"counting the runs of {reference}"):
             plans = paper.table_plan(reference, args.overrides)
         invalid = [error for _, _, errors in plans for error in errors]

@@ -362,6 +362,8 @@ def test_paper_command_with_only_invalid_jobs_or_an_unwritable_out_is_a_one_line
                           # the table runs its own experiments: another one was dropped without a word
                           (["rcgan:1", "--run", "experiment=alad_table2", outputs], "error: experiment=alad_table2: "
                            "rcgan:1 runs its own experiments (rcgan_table1, "),
+                          (["rcgan:1", "seed=range(0,100000000)", outputs], "error: the sweep expands to 100,000,000 "
+                           "jobs"),  # counted, not listed: listing them ended in a MemoryError traceback
                           (["rcgan:1", f"paths.output_dir={tmp_path / 'file' / 'o'}"],
                            "(Not a directory): choose a writable paths.output_dir (or an --out prefix)")]:
         with pytest.raises(SystemExit) as stop:
