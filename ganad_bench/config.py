@@ -213,6 +213,11 @@ def composition_error(err: Exception, overrides=None) -> str:
             return f"unknown {missing.group(1)} '{missing.group(2)}': choose one of {', '.join(options)}"
         return f"{first} (choose one of {', '.join(options)})"
     if "grammar" in str(err) or type(err).__name__ == "OverrideParseException":
+        key, _, value = first.split(": ", 1)[-1].partition("=")
+        # Hydra's grammar takes letters, digits, spaces and its own symbols unquoted, not '#' or a letter like ü
+        if re.search(r"[^\w\-+./\\:$%*@?|~,=()\[\]{}'\" ]|[^\x00-\x7f]", value):
+            return f"cannot parse the override ({first}): a value with characters such as # or ü goes in quotes, " \
+                   f"e.g. \"{key}='{value}'\""
         return f"cannot parse the override ({first}): write key=value, a sweep as key=a,b,c or 'key=range(10)'"
     if first.startswith("Error merging override") and err.__cause__ is not None:  # what was wrong is the cause
         return f"{first}: {first_line(err.__cause__)} (check the keys it sets exist, e.g. with --cfg job)"

@@ -79,6 +79,9 @@ BAD_INPUTS = [
                                                 "spelling, or remove it); its settings: contrast_norm, max_features"),
     (["model=alad", "+model.params.score=l1"], "Either remove + prefix"),
     (["seed=[1"], "cannot parse the override"),
+    (["model=iforest", "paths.output_dir=/tmp/a#b ü"], "cannot parse the override (LexerNoViableAltException: "
+     "paths.output_dir=/tmp/a#b ü): a value with characters such as # or ü goes in quotes, e.g. "
+     "\"paths.output_dir='/tmp/a#b ü'\""),
     # Hydra's own groups and folders (Hydra answers in several lines, or with a traceback from a launcher)
     (["-m", "model=iforest", "hydra/launcher=nope"], "unknown hydra/launcher 'nope': choose one of basic"),
     (["-m", "model=iforest", "hydra/sweeper=nope"], "unknown hydra/sweeper 'nope': choose one of basic"),
