@@ -222,11 +222,16 @@ def test_trainer_config_validation():
         TrainerConfig.from_dict({"batch_size": 0})
 
 
-def test_bf16_and_compile_are_ignored_on_cpu():
+def test_bf16_and_compile_are_ignored_on_cpu_with_a_warning(caplog):
+    """Said on the terminal, not only in the log file: the run's row keeps the settings it was asked for."""
     config = TrainerConfig.from_dict({"device": "cpu", "bf16": True, "compile": True, "epochs": 1,
                                       "batch_size": 16, "progress": False})
-    engine = Engine(Toy(), config)
+    with caplog.at_level("WARNING", logger="ganad_bench"):
+        engine = Engine(Toy(), config)
     assert not engine.use_bf16 and not engine.use_compile
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "trainer.bf16=true and trainer.compile=true: CUDA only, so this run on cpu trains in float32, uncompiled "
+        "(its row records device cpu)"]
     engine.fit(np.ones((32, 2), np.float32))
 
 

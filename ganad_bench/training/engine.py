@@ -390,8 +390,10 @@ class Engine:
         on_cuda = self.device.type == "cuda"
         self.use_bf16 = bool(config.bf16) and on_cuda
         self.use_compile = bool(config.compile) and on_cuda
-        if (config.bf16 and not on_cuda) or (config.compile and not on_cuda):
-            log.info("trainer.bf16 / trainer.compile are CUDA-only: ignored on %s", self.device)
+        asked = [f"trainer.{name}=true" for name in ("bf16", "compile") if getattr(config, name) and not on_cuda]
+        if asked:  # said on the terminal: the row keeps the setting, and its table cell reads as set
+            log.warning("%s: CUDA only, so this run on %s trains in float32, uncompiled (its row records "
+                        "device %s)", " and ".join(asked), self.device.type, self.device.type)
         self._d_loss = module.d_loss
         self._phase_losses = {name: fn for name, _, fn in self.phases}
         if self.use_compile:
