@@ -390,7 +390,8 @@ class Engine:
         on_cuda = self.device.type == "cuda"
         self.use_bf16 = bool(config.bf16) and on_cuda
         self.use_compile = bool(config.compile) and on_cuda
-        asked = [f"trainer.{name}=true" for name in ("bf16", "compile") if getattr(config, name) and not on_cuda]
+        asked = [f"trainer.{name}=true" for name in ("bf16", "tf32", "compile")
+                 if getattr(config, name) and not on_cuda]
         if asked:  # said on the terminal: the row keeps the setting, and its table cell reads as set
             log.warning("%s: CUDA only, so this run on %s trains in float32, uncompiled (its row records "
                         "device %s)", " and ".join(asked), self.device.type, self.device.type)
