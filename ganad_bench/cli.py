@@ -921,6 +921,18 @@ def paper_main(argv: list[str] | None = None) -> None:
         raise SystemExit(status)
 
 
+def check_score_output(out: Path, inputs: Path, run_folder: Path) -> None:
+    """The scores' CSV replaces neither the inputs nor a file of the run (its row, its scores, its detector):
+    `--out x.csv` for the input x.csv replaced the rows with their scores."""
+    target = out.resolve()
+    if target == inputs.resolve():
+        raise ConfigError(f"--out {out} is the inputs file: the scores would replace it; choose another file "
+                          f"(by default INPUTS.scores.csv beside it)")
+    if target.is_relative_to(run_folder.resolve()):
+        raise ConfigError(f"--out {out} lies in the run's own folder, whose files the run needs: write the "
+                          f"scores elsewhere")
+
+
 def score_main(argv: list[str] | None = None) -> None:
     """`ganad-bench-score RUN_DIR FILE`: score new rows or images with a finished run's own preprocessing and
     detector; writes one CSV line per input (score, and flag = score at or above the run's threshold)."""
@@ -944,6 +956,7 @@ def score_main(argv: list[str] | None = None) -> None:
     try:
         resolve_device(args.device, setting="--device")  # named as this command takes it, before anything loads
         run = load_run(args.run_dir, device=args.device)
+        check_score_output(out, args.inputs, run.folder)
         x, names = read_inputs(args.inputs)
         if np.ndim(x) >= 1 and len(x) == 0:
             raise ConfigError(f"{args.inputs} holds no rows to score: give at least one")
