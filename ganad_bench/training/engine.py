@@ -345,6 +345,15 @@ class EpochData:
     early_stopping: bool
 
 
+
+def warn_cuda_only_switches(config: TrainerConfig, device: torch.device) -> None:
+    """A warning on the terminal for `trainer.bf16` / `tf32` / `compile` asked for off CUDA, where they are
+    ignored: the run's row keeps the settings it was asked for, and its table cell reads as set."""
+    asked = [f"trainer.{name}=true" for name in ("bf16", "tf32", "compile") if getattr(config, name)]
+    if asked and device.type != "cuda":
+        log.warning("%s: CUDA only, so this run on %s trains in float32, uncompiled (its row records device %s)",
+                    " and ".join(asked), device.type, device.type)
+
 class Engine:
     """Trains one `DetectorModule` and scores with its EMA copy (module docstring).
 
@@ -390,11 +399,7 @@ class Engine:
         on_cuda = self.device.type == "cuda"
         self.use_bf16 = bool(config.bf16) and on_cuda
         self.use_compile = bool(config.compile) and on_cuda
-        asked = [f"trainer.{name}=true" for name in ("bf16", "tf32", "compile")
-                 if getattr(config, name) and not on_cuda]
-        if asked:  # said on the terminal: the row keeps the setting, and its table cell reads as set
-            log.warning("%s: CUDA only, so this run on %s trains in float32, uncompiled (its row records "
-                        "device %s)", " and ".join(asked), self.device.type, self.device.type)
+        warn_cuda_only_switches(config, self.device)
         self._d_loss = module.d_loss
         self._phase_losses = {name: fn for name, _, fn in self.phases}
         if self.use_compile:
