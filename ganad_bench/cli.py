@@ -550,6 +550,14 @@ def path_argument(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def text_argument(text: str) -> str:
+    """A name given to a result command (a metric, a table, a code version). An empty one (an unset shell
+    variable in quotes) would match every row's code version, or no metric or table: refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a value")
+    return text.strip()
+
+
 def prefix_argument(text: str) -> Path:
     """An `--out` prefix of a table's files. A folder (one that exists, or written with a trailing `/`) holds them
     under the default name: `--out paper/` writes paper/table.csv, not paper.csv beside it."""
@@ -662,6 +670,8 @@ def summary_tables(frame, args: argparse.Namespace, where: str, console) -> None
     )
 
     available = metric_names(frame)
+    if args.metric:  # AUROC as the tables print it is auroc
+        args.metric = [m if m in available or m.lower() not in available else m.lower() for m in args.metric]
     unknown = [m for m in args.metric or [] if m not in available]
     if unknown:
         raise error_exit(f"no row under {where} has the metric {', '.join(unknown)}: choose from "
@@ -809,13 +819,14 @@ def table_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = CommandParser(prog="ganad-bench-table", description=table_main.__doc__)
     parser.add_argument("folders", nargs="*", type=path_argument, default=[Path("outputs/results")],
                         help="folders searched recursively for result.json (default: outputs/results)")
-    parser.add_argument("--metric", action="append", help="metric to tabulate (repeatable; default: "
-                        "f1, precision, recall for tabular rows, auroc otherwise)")
-    parser.add_argument("--reference", action="append", metavar="PAPER:TABLE",
+    parser.add_argument("--metric", action="append", type=text_argument,
+                        help="metric to tabulate (repeatable; default: f1, precision, recall for tabular rows, auroc "
+                             "otherwise)")
+    parser.add_argument("--reference", action="append", type=text_argument, metavar="PAPER:TABLE",
                         help="published table(s) to compare with, in order of preference, e.g. alad:II")
-    parser.add_argument("--code-version", metavar="LABEL",
+    parser.add_argument("--code-version", type=text_argument, metavar="LABEL",
                         help="only rows from this code version (a prefix of the rows' code_version, e.g. a commit)")
-    parser.add_argument("--paper", metavar="PAPER:TABLE",
+    parser.add_argument("--paper", type=text_argument, metavar="PAPER:TABLE",
                         help="one published table in the paper's layout, e.g. memgan:1 or alad:II: writes "
                              "PREFIX_<paper>_<table>.csv/.md/.tex/.png")
     parser.add_argument("--reproduction", type=path_argument, metavar="FILE",

@@ -676,6 +676,10 @@ def test_result_commands_refuse_empty_paths_and_keep_a_prefix_whole(tmp_path, ca
             (table_main, [str(results), "--reproduction", ""], "argument --reproduction: is empty"),
             (table_main, [str(results), "--copy-rows="], "argument --copy-rows: is empty"),
             (table_main, [""], "argument folders: is empty"),
+            # an empty name (an unset shell variable in quotes): --code-version '' took every row
+            (table_main, [str(results), "--code-version", ""], "argument --code-version: is empty: give a value"),
+            (table_main, [str(results), "--metric", " "], "argument --metric: is empty: give a value"),
+            (table_main, [str(results), "--paper="], "argument --paper: is empty: give a value"),
             (table_main, [str(results), "--format", "xls"], "unrecognized arguments: --format xls"),
             (plot_main, [str(results), "--out="], "argument --out: is empty"),
             (score_main, [run_dir, "", "--out", "s.csv"], "argument inputs: is empty"),
@@ -688,6 +692,8 @@ def test_result_commands_refuse_empty_paths_and_keep_a_prefix_whole(tmp_path, ca
         assert line.endswith(" --help)"), line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "outputs"]  # nothing written for them
     table_main([str(results), "--out", str(tmp_path / "t" / "v1.2")])
+    table_main([str(results), "--metric", "AUROC", "--out", str(tmp_path / "upper")])  # as the tables print it
+    assert (tmp_path / "upper_tabular_auroc.md").is_file()
     table_main([str(results), "--out", str(tmp_path / "folder") + "/"])
     (tmp_path / "paper").mkdir()
     table_main([str(results), "--paper", "rcgan:1", "--out", str(tmp_path / "paper")])
