@@ -26,7 +26,14 @@ def main() -> None:
     parser.add_argument("folder", type=Path, help="a folder of run folders (searched recursively)")
     parser.add_argument("--out", type=Path, default=RUN_TIMES, help=f"the CSV to write (default: {RUN_TIMES})")
     args = parser.parse_args()
-    rows = iter_results([require_folder(args.folder, "give a folder of finished runs, e.g. campaign/results")])
+    folder = require_folder(args.folder, "give a folder of finished runs, e.g. campaign/results")
+    project_rows = RUN_TIMES.resolve().parents[2] / "campaign" / "results"
+    if args.out.resolve() == RUN_TIMES.resolve() and folder.resolve() != project_rows:
+        # the shipped times are the project's own runs' (a test holds them to campaign/results): other runs'
+        # would replace them in this checkout
+        raise error_exit(f"the shipped {RUN_TIMES.name} is made from the project's own rows ({project_rows}): "
+                         f"give --out FILE for the run times of {args.folder}")
+    rows = iter_results([folder])
     text = reference_csv(rows)
     if text.count("\n") < 2:  # a header alone would replace the shipped times with none
         raise error_exit(f"no finished run with a run time under {args.folder}: nothing written to {args.out}",

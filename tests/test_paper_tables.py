@@ -312,6 +312,12 @@ def test_run_times_script_writes_nothing_from_a_missing_or_empty_folder(tmp_path
                               capture_output=True, text=True, cwd=Path(__file__).parents[1])
         assert proc.returncode == status and proc.stderr.count("\n") == 1, proc.stderr
         assert proc.stderr.startswith(says) and proc.stdout == "" and out.read_text() == "kept\n"
+    shipped = run_times.RUN_TIMES.read_text()  # other runs never replace the shipped times (they did, silently)
+    proc = subprocess.run([sys.executable, "scripts/run_times.py", str(tmp_path / "empty")], capture_output=True,
+                          text=True, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 2 and proc.stderr.startswith("error: the shipped run_times.csv is made from the "
+                                                           "project's own rows"), proc.stderr
+    assert run_times.RUN_TIMES.read_text() == shipped
 
 
 def test_time_estimate_takes_a_columns_measured_cost_before_another_datasets_runs():
