@@ -21,10 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+from ganad_bench.console import error_exit
+from ganad_bench.errors import one_line_errors
+
 ENTRY = [sys.executable, "-c", "from ganad_bench.cli import main; main()"]
 SWEEP = ["-m", "model=iforest,dcae", "dataset=thyroid", "seed=range(15)", "trainer.epochs=3", "trainer.device=cpu",
          "trainer.progress=false"]
 RUNS = 30
+# written in --out: a folder that holds it was made by this drill, and the next drill may empty it
+MARK = ".fault-drill"
 
 
 def sweep(out: Path) -> subprocess.Popen:
@@ -57,13 +62,29 @@ def kill_rounds(out: Path, kills: int, rng: random.Random) -> list[dict]:
     return rounds
 
 
+def scratch(out: Path) -> Path:
+    """`--out` emptied for a new drill: a new or empty folder, or one an earlier drill made (it holds MARK).
+    Any other folder is refused: a mistyped --out (`.`, `~`) was deleted whole."""
+    if out.exists() and not out.is_dir():
+        raise error_exit(f"--out {out} is a file: give a new or empty folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARK).is_file():
+        raise error_exit(f"--out {out} holds files this drill did not write, and the drill empties its folder: "
+                         f"give a new or empty folder")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    (out / MARK).write_text("made by scripts/fault_drill.py: the next drill with this --out empties the folder\n")
+    return out
+
+
+@one_line_errors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="scratch folder (emptied first)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="scratch folder: new, empty, or an earlier drill's (emptied first)")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    shutil.rmtree(args.out, ignore_errors=True)
+    scratch(args.out)
     rng = random.Random(args.seed)
     report = {"rounds": kill_rounds(args.out / "killed", args.kills, rng)}
     tick = time.perf_counter()
