@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ganad_bench.console import error_exit
-from ganad_bench.errors import ConfigError, GanadError, fault_text, require_folder
+from ganad_bench.errors import ConfigError, GanadError, fault_text, first_line, require_folder
 
 # the name a table's files take in a folder: <folder>/table.csv, <folder>/table_<paper>_<table>.md, ...
 TABLE_FILES_NAME = "table"
@@ -724,8 +724,8 @@ def warn_unfinished(rows: list[dict], console) -> None:
     first = unfinished[0]
     normal_class = f" class {first['normal_class']}" if first.get("normal_class") is not None else ""
     where = f"{first.get('model')} · {first.get('dataset')}{normal_class} · seed {first.get('seed')}"
-    # the first line: rows written before errors were cut to one line may hold torch's C++ backtrace
-    error = (str(first.get("error") or "").strip().splitlines() or ["no error recorded"])[0]
+    # rows written before errors were cut to one line may hold torch's C++ backtrace
+    error = first_line(str(first.get("error") or ""), empty="no error recorded")
     console.print(f"[yellow]warning:[/] {len(unfinished)} run(s) did not finish ("
                   f"{', '.join(f'{n} {kind}' for kind, n in sorted(kinds.items()))}) and are not in the means, "
                   f"e.g. {escape(where)}: {escape(error)} "

@@ -35,10 +35,16 @@ class TrainingDiverged(RuntimeError):
     """Training produced a NaN or inf; the run ends with status 'diverged' (not a user error)."""
 
 
-def first_line(err: BaseException) -> str:
-    """An exception's message cut to its first line, for a one-line error or log line (its type's name when
-    it has no message: `str(err).splitlines()[0]` raised IndexError there)."""
-    return str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+def first_line(err: BaseException | str, empty: str | None = None) -> str:
+    """An exception's message, or a text, cut to its first line that is not blank, for a one-line error or log
+    line: torch appends its C++ backtrace to an error's text. Without such a line: `empty`, or the exception
+    type's name (`str(err).splitlines()[0]` raised IndexError there)."""
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    if lines:
+        return lines[0]
+    if empty is not None:
+        return empty
+    return "" if isinstance(err, str) else type(err).__name__
 
 
 def fault_text(err: BaseException) -> str:

@@ -92,6 +92,14 @@ def test_runtime_failure_is_recorded_not_raised(make_cfg, monkeypatch):
     assert run(make_cfg())["status"] == "ok"  # a failed run is retried, not skipped
 
 
+def test_first_line_of_an_error_or_a_text():
+    from ganad_bench.errors import first_line
+
+    assert first_line(RuntimeError("\nboom\nframe #0: ...")) == "boom" and first_line(MemoryError()) == "MemoryError"
+    assert first_line("boom\nframe #0") == "boom" and first_line("  \n") == ""
+    assert first_line("", empty="no error recorded") == "no error recorded"
+
+
 def test_nan_scores_end_the_run_as_diverged(make_cfg, monkeypatch):
     import numpy as np
 

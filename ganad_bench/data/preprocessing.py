@@ -47,7 +47,7 @@ class Scaler:
         # the width spelled out: a -1 cannot be inferred for zero rows
         flat = (x.reshape(len(x), int(np.prod(shape[1:]))) - self.offset) / self.scale
         # float32 holds the networks' inputs: a larger value would become inf, and be reported as missing
-        beyond = np.argwhere(np.isfinite(flat) & (np.abs(flat) > np.finfo(np.float32).max))
+        beyond = beyond_float32(flat)
         if len(beyond):
             row, column = (int(i) for i in beyond[0])
             raise InputError(f"{len(beyond)} value(s) are beyond float32's range (3.4e38) once scaled as the run "
@@ -55,6 +55,12 @@ class Scaler:
                              f"sample {row + 1}, feature {column + 1} (counting from 1): give values on the scale "
                              f"of the data the run was trained on")
         return flat.astype(np.float32).reshape(shape)
+
+
+def beyond_float32(x: np.ndarray) -> np.ndarray:
+    """The positions (as `np.argwhere` gives them) of the finite values of `x` past float32's range (3.4e38):
+    the networks and Isolation Forest's trees compute in float32, where such a value becomes inf."""
+    return np.argwhere(np.isfinite(x) & (np.abs(x) > np.finfo(np.float32).max))
 
 
 class PixelScaler:

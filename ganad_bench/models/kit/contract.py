@@ -35,6 +35,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError as ScikitLearnNotFitted
 
 from ganad_bench.config import SEED_RULE, is_seed, typed
+from ganad_bench.data.preprocessing import beyond_float32
 from ganad_bench.errors import ConfigError, DataError, GanadError, InputError
 
 SAVE_FORMAT = 1
@@ -263,7 +264,7 @@ def check_samples(x, shape: tuple[int, ...] | None = None, what: str = "samples"
     if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize > 4:
         # the deep detectors (torch) and Isolation Forest (scikit-learn's trees) compute in float32, where a larger
         # value becomes inf; one rule for every detector keeps an input valid for all of them
-        bad = np.argwhere(np.abs(x) > np.finfo(np.float32).max)
+        bad = beyond_float32(x)
         if len(bad):
             raise InputError(f"{len(bad)} value(s) of the {what} are beyond float32's range (3.4e38), in which the "
                              f"deep detectors compute, the first {x[tuple(bad[0])]:g} at {_position(bad[0], x.ndim)}: "
