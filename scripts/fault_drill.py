@@ -1,7 +1,7 @@
 """Kill a sweep at random moments, rerun it, and check that nothing was lost or done twice; then start two
 copies of the sweep on one output folder at once and check that every run was trained by exactly one.
 
-    python scripts/fault_drill.py --out /tmp/drill --kills 10            # README "Faults and concurrency"
+    python scripts/fault_drill.py --out /tmp/drill --kills 10            # docs/running.md (faults)
 
 The sweep: Isolation Forest and DCAE (3 epochs, checkpointed every epoch) on the embedded Thyroid, 15 seeds
 each (30 runs). Each round starts the sweep and sends SIGKILL or SIGINT (alternately) after a random delay;

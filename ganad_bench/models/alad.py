@@ -15,7 +15,7 @@ Anomaly scores (Sec. V-F, Table VII), x' = G(E(x)), f_xx = the layer before D_xx
   Sec. V-F prints log D_xx(x, x'), the negation, which ranks backwards on a trained model: D_xx learns to
   call reconstructions fake, and the worse the reconstruction (an anomaly) the lower D_xx(x, x'). Measured
   with the printed sign on KDD99 (seed 0): AUROC 0.82 / 0.87 after 1 / 3 epochs, then 0.35 / 0.07 / 0.015
-  after 5 / 10 / 20, i.e. the sign settles where the code puts it once D_xx has learnt (README).
+  after 5 / 10 / 20, i.e. the sign settles where the code puts it once D_xx has learnt (docs/measured.md).
 * `l1`: ||x - x'||_1, `l2`: ||x - x'||_2.
 
 Ablation switches (Tables V-VI): `spectral_norm` (SN: on the discriminators and the encoder, Sec. IV-B)

@@ -28,7 +28,7 @@ The negatives are images decoded from atypical latents and their reconstructions
 authors' code applies Eq. 4; x_n is detached, so the negative term reaches E and G only through x̂_n.
 `neg_in_critic: false` drops the critic's +λ_neg L_neg (a non-literal reading in which the critic only
 estimates the mirrored Wasserstein distance of normal rows and the negatives act on E and G alone; measured
-on MNIST, README). The negative term is switched on after `neg_start_epoch` epochs (the authors: epoch 10
+on MNIST, docs/measured.md). The negative term is switched on after `neg_start_epoch` epochs (the authors: epoch 10
 of 100) and uses `neg_fraction` of the batch size as negatives (the authors: 10%).
 
 Lipschitz constraint (`lipschitz`: `sn` | `gp` | `sn+gp`). Default `sn`: the paper takes its critic from
