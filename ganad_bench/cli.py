@@ -115,6 +115,7 @@ def check_before_hydra(argv: list[str]) -> None:
     if len({HYDRA_MODE_FLAGS[flag] for flag in modes}) > 1:
         raise ConfigError(f"{' and '.join(modes)} cannot be combined: give one of them (e.g. drop -m to print one "
                           f"job's config with --cfg job)")
+    check_hydra_flags(argv)
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")):
         return
     if "-m" in argv or "--multirun" in argv:
@@ -125,6 +126,51 @@ def check_before_hydra(argv: list[str]) -> None:
     check_search_objective(argv, config)
     output = output_folder(config["paths"])
     make_folder(f"paths.output_dir={output}", output)
+
+
+class _Refused(Exception):
+    """argparse's error, raised instead of printed with the usage block."""
+
+
+def hydra_parser():
+    """Hydra's own command-line parser, raising `_Refused` where argparse would print its usage and exit."""
+    from hydra._internal.utils import get_args_parser
+
+    def refuse(message: str) -> None:
+        raise _Refused(message)
+
+    parser = get_args_parser()
+    parser.error = refuse
+    return parser
+
+
+def check_hydra_flags(argv: list[str]) -> None:
+    """The command line parses as Hydra will parse it (with its parser): a misspelt or misplaced flag is a
+    one-line ConfigError, where argparse printed Hydra's usage block before its error."""
+    try:
+        hydra_parser().parse_args(argv)
+    except _Refused as err:
+        raise ConfigError(f"{err}{flags_hint(str(err), argv)} (see ganad-bench --help)") from None
+
+
+def flags_hint(message: str, argv: list[str]) -> str:
+    """How to order a command line Hydra's parser refused, where an order exists that parses: overrides on
+    both sides of a flag (`model=iforest -m seed=0,1`: argparse takes one run of them), or overrides after
+    `--info`, whose optional word took the first of them."""
+    flag = next((i for i, token in enumerate(argv) if token in ("--info", "-i")), None)
+    if "argument --info/-i: invalid choice" in message and flag is not None:
+        return f": put the overrides before it ({' '.join([*argv[:flag], *argv[flag + 1:], argv[flag]])}), or name " \
+               f"what to show"
+    if not message.startswith("unrecognized arguments:"):
+        return ""
+    try:
+        overrides = list(hydra_parser().parse_intermixed_args(argv).overrides or [])
+    except _Refused:
+        return ""
+    flags = list(argv)
+    for token in overrides:
+        flags.remove(token)
+    return f": give Hydra's flags before the overrides ({' '.join([*flags, *overrides])})"
 
 
 # the most jobs one command's sweep may expand to: Hydra lists every job in memory before the first runs, and

@@ -26,8 +26,10 @@ from ganad_bench.results.store import RESULT_FILE, RunLock
 def cli(tmp_path, *args: str, multirun: bool = False, capsys=None) -> tuple[int, list[str]]:
     """Run `ganad-bench [args]` in this process with every path under tmp_path; (exit code, stderr lines
     without Hydra's own log lines)."""
+    multirun = multirun or "-m" in args  # a flag goes before the overrides, as Hydra's parser takes them
     argv = (["-m"] if multirun else []) + [f"paths.output_dir={tmp_path / 'outputs'}",
-                                           f"paths.cache_dir={tmp_path / 'cache'}", "paths.download=false", *args]
+                                           f"paths.cache_dir={tmp_path / 'cache'}", "paths.download=false",
+                                           *[arg for arg in args if arg != "-m"]]
     GlobalHydra.instance().clear()
     old_argv = sys.argv
     sys.argv = ["ganad-bench", *argv]
@@ -196,6 +198,12 @@ BAD_INPUTS = [
     (["model=ocsvm", "model.params.gamma=inf"], "model.params.gamma must be a finite number, got inf"),
     (["model=iforest", "dataset=mnist", "protocol=tabular"], "pick the dataset's own protocol"),
     (["-m", "model=iforest", "--cfg", "job"], "-m and --cfg cannot be combined"),
+    # Hydra's own flags, parsed by its parser first: argparse printed Hydra's usage block before its error
+    (["--foo"], "unrecognized arguments: --foo (see ganad-bench --help)"),
+    (["--info", "model=iforest"], "model=iforest --info), or name what to show (see ganad-bench --help)"),
+    # overrides on both sides of a flag: argparse takes one run of them (the paths come first here)
+    (["--cfg", "job", "seed=1"], "unrecognized arguments: seed=1: give Hydra's flags before the overrides (--cfg "
+                                 "job paths.output_dir="),
     # launcher settings (checked before Hydra, which would answer in several lines or quietly use 1)
     (["-m", "model=dcae", "seed=0,1", "hydra.launcher.pack_size=abc"],
      "hydra.launcher.pack_size must be a whole number >= 1, got 'abc'"),
