@@ -235,6 +235,20 @@ def test_bf16_and_compile_are_ignored_on_cpu_with_a_warning(caplog):
     engine.fit(np.ones((32, 2), np.float32))
 
 
+def test_epoch_lines_are_logged_at_most_every_few_seconds_and_for_the_last_epoch(caplog, monkeypatch):
+    """Many short epochs (DAGMM: 20,000) write a few log lines, not one an epoch; the last epoch's always."""
+    from ganad_bench.training import engine as engine_module
+
+    clock = iter(float(i) for i in range(10_000))  # one second passes each time the engine reads the clock
+    monkeypatch.setattr(engine_module.time, "monotonic", lambda: next(clock))
+    config = TrainerConfig.from_dict({"device": "cpu", "epochs": 30, "batch_size": 32, "progress": False})
+    with caplog.at_level("INFO", logger="ganad_bench"):
+        engine = Engine(Toy(), config).fit(np.ones((32, 2), np.float32))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(engine.history) == 30 and lines[0].startswith("epoch 1/30") and lines[-1].startswith("epoch 30/30")
+    assert 2 < len(lines) < 15, lines
+
+
 def test_cuda_computes_in_float32_unless_tf32_and_restores_the_modes_after():
     """PyTorch's default on CUDA is TF32 convolutions but float32 matrix products: `trainer.tf32` sets both, for
     the block only (the flags are only read on a GPU, so a CPU build shows what a GPU would get)."""

@@ -27,7 +27,7 @@ What the engine does, in the order of DESIGN.md's speed rules:
   (`ema_warmup`, on by default) so that short runs are not dominated by the initial weights;
   BatchNorm running statistics are copied, not averaged;
 * bf16 autocast (`bf16`) and `torch.compile` of the two loss functions (`compile`) are opt-in and used
-  on CUDA only (ignored elsewhere, with a log line); on CUDA the float32 convolutions and matrix products of
+  on CUDA only (ignored elsewhere, with a warning); on CUDA the float32 convolutions and matrix products of
   training and scoring run in full float32 unless `tf32` (PyTorch's default would be TF32 convolutions);
 * NaN / inf: a device-side flag accumulates `~isfinite(loss)` each step without a host sync and is read
   every `nan_check_every` steps and at the end of each epoch -> `errors.TrainingDiverged`;
@@ -47,7 +47,8 @@ What the engine does, in the order of DESIGN.md's speed rules:
   are the same with or without it. Validation and curve points see the network as it will score: the
   module's `calibrate` runs first (MEMGAN's BatchNorm statistics) and its changes are put back afterwards,
   and it runs once more when training ends;
-* a rich progress bar (on a terminal) with the losses and samples/s, and one log line per epoch.
+* a rich progress bar (on a terminal) with the losses and samples/s, and an epoch's log line at most every
+  EPOCH_LOG_SECONDS (always for the last epoch, a curve point and an early stop).
 
 Scoring (`score`) runs the EMA network in eval mode under `torch.no_grad()` in chunks of
 `score_batch_size` rows, so the scores depend neither on the test order nor on the chunking.
@@ -89,6 +90,11 @@ _WARNED_CURVE_COST: set[str] = set()
 CHECKPOINT_FILE = "last.pt"
 # the real batch of the generator-side phases: the discriminators' own, or one of a second permutation
 GENERATOR_BATCHES = ("same", "reshuffled")
+
+# an epoch's line goes to the run's log at most once every EPOCH_LOG_SECONDS, and always for the last epoch, a
+# learning-curve point and an early stop: DAGMM's 20,000 epochs of a fraction of a second each wrote 20,000
+# lines (2 MB) a run; metrics.csv keeps every epoch, and the progress bar shows every epoch's line
+EPOCH_LOG_SECONDS = 10.0
 
 
 @dataclasses.dataclass
@@ -359,6 +365,8 @@ class Engine:
 
     `callbacks` are called as `callback(engine, epoch)` after each epoch's checkpoint (epoch counts
     from 1); an exception raised there interrupts `fit` like a killed process would (tests use it)."""
+
+    last_epoch_log = -math.inf  # when an epoch's line last went to the log (EPOCH_LOG_SECONDS)
 
     # the runs that handed in this stage together (`training.pack.Rendezvous`), itself included, and so shared its
     # wall time: unlike `pack_size` (the members stacked in one epoch) it counts the members that stopped early or
@@ -734,7 +742,10 @@ class Engine:
             message += f" (curve point {record['curve_seconds']:.1f} s)"
         if self.stopped_early:
             message += f" (early stop: best val_loss {self.best_val:.4f})"
-        log.info(message)
+        now = time.monotonic()
+        if now - self.last_epoch_log >= EPOCH_LOG_SECONDS or self.training_done or "curve_seconds" in record:
+            log.info(message)
+            self.last_epoch_log = now
         return message
 
     # ------------------------------------------------------------------------------ checkpoints
