@@ -626,6 +626,7 @@ def table_main(argv: list[str] | None = None) -> None:
         raise error_exit(str(err)) from None
     check_row_folders(args.folders)
     check_table_options(args)
+    check_outputs_outside_runs((args.out, "--out"), (args.reproduction, "--reproduction"))
     if args.copy_rows:
         copy_result_rows(args, console)
         return
@@ -952,6 +953,7 @@ def paper_main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _stop(signal.SIGINT, None)
     out = args.out or output / "tables" / TABLE_FILES_NAME
+    check_outputs_outside_runs((out, "--out"))
     choose = "a writable --out prefix" if args.out else "a writable paths.output_dir (or an --out prefix)"
     check_out_prefix(out, paper.table_stem(out, reference), choose)  # before --run's hours of training
     results = Path(paths["results_dir"])
@@ -978,16 +980,36 @@ def paper_main(argv: list[str] | None = None) -> None:
         raise SystemExit(status)
 
 
-def check_score_output(out: Path, inputs: Path, run_folder: Path) -> None:
-    """The scores' CSV replaces neither the inputs nor a file of the run (its row, its scores, its detector):
+def check_score_output(out: Path, inputs: Path) -> None:
+    """The scores' CSV replaces neither the inputs nor a file of a run (its row, its scores, its detector):
     `--out x.csv` for the input x.csv replaced the rows with their scores."""
-    target = out.resolve()
-    if target == inputs.resolve():
+    if out.resolve() == inputs.resolve():
         raise ConfigError(f"--out {out} is the inputs file: the scores would replace it; choose another file "
                           f"(by default INPUTS.scores.csv beside it)")
-    if target.is_relative_to(run_folder.resolve()):
-        raise ConfigError(f"--out {out} lies in the run's own folder, whose files the run needs: write the "
-                          f"scores elsewhere")
+    check_outside_runs(out, "--out")
+
+
+def check_outputs_outside_runs(*outputs: tuple[Path | None, str]) -> None:
+    """`check_outside_runs` for each (path, option) given (None: not asked for), as a one-line exit 2."""
+    try:
+        for path, option in outputs:
+            if path is not None:
+                check_outside_runs(path, option)
+    except ConfigError as err:
+        raise error_exit(str(err)) from None
+
+
+def check_outside_runs(path: Path, option: str) -> None:
+    """A result command's output does not lie in a run's folder (one that holds a result.json), whose files the
+    run needs: `ganad-bench-score --out RUN/result.json` replaced the run's row with a CSV, and
+    `ganad-bench-table --out RUN/metrics` would replace its metrics.csv with a table."""
+    from ganad_bench.results.store import RESULT_FILE
+
+    target = Path(path).resolve()
+    for folder in (target, *target.parents):
+        if (folder / RESULT_FILE).is_file():
+            raise ConfigError(f"{option} {path} lies in the run folder {folder}, whose files the run needs: "
+                              f"write it elsewhere")
 
 
 def score_main(argv: list[str] | None = None) -> None:
@@ -1013,7 +1035,7 @@ def score_main(argv: list[str] | None = None) -> None:
     try:
         resolve_device(args.device, setting="--device")  # named as this command takes it, before anything loads
         run = load_run(args.run_dir, device=args.device)
-        check_score_output(out, args.inputs, run.folder)
+        check_score_output(out, args.inputs)
         x, names = read_inputs(args.inputs)
         if np.ndim(x) >= 1 and len(x) == 0:
             raise ConfigError(f"{args.inputs} holds no rows to score: give at least one")
@@ -1057,6 +1079,7 @@ def plot_main(argv: list[str] | None = None) -> None:
     stop_on_signals(argv, RESULT_INTERRUPTED)
     args = parser.parse_args(argv)
     check_row_folders(args.folders)
+    check_outputs_outside_runs((args.out, "--out"))
     if args.out.exists() and not args.out.is_dir():
         raise cannot_write(args.out, NotADirectoryError(errno.ENOTDIR, "a file, not a folder"),
                            "a writable --out folder")

@@ -742,6 +742,17 @@ def test_unwritable_table_and_plot_outputs_and_rows_without_scores_are_one_line_
                 main([str(folder), "--out", str(tmp_path / "out")])
             (line,) = capsys.readouterr().err.strip().splitlines()
             assert stop.value.code == 2 and line.startswith(message), line
+    # an output in a run's folder (its row, its metrics.csv) is refused, the run's files untouched
+    (run,) = [path.parent for path in results.rglob("result.json")]
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    for main, args in [(table_main, ["--out", str(run / "metrics")]),
+                       (table_main, ["--reproduction", str(run / "result.json")]),
+                       (plot_main, ["--out", str(run)])]:
+        with pytest.raises(SystemExit) as stop:
+            main([str(results), *args])
+        (message,) = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and f"lies in the run folder {run}, whose files the run needs" in message
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
     table_main([str(results), "--copy-rows", str(tmp_path / "rows")])
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:

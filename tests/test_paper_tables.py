@@ -358,7 +358,11 @@ def test_paper_command_counts_finished_and_missing_runs(make_cfg, tmp_path, caps
 def test_paper_command_with_only_invalid_jobs_or_an_unwritable_out_is_a_one_line_error(tmp_path, capsys):
     outputs = f"paths.output_dir={tmp_path / 'outputs'}"
     (tmp_path / "file").write_text("")
-    for args, message in [(["rcgan:1", "--run", "seed=abc", outputs],
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "result.json").write_text("{}")  # a run's folder: its files are the run's
+    for args, message in [(["rcgan:1", "--out", str(tmp_path / "run" / "t"), outputs],
+                           f"error: --out {tmp_path / 'run' / 't'} lies in the run folder {tmp_path / 'run'}"),
+                          (["rcgan:1", "--run", "seed=abc", outputs],
                            "error: every job of rcgan:1 is invalid, e.g. seed"),
                           # told against the table's model, not the default one
                           (["alad:V", "model.params.latent_dm=3", outputs], "error: every job of alad:V is invalid, "

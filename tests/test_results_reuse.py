@@ -174,7 +174,7 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(good), "--out", str(tmp_path)], "Is a directory): choose a writable --out file"),
              # neither the inputs nor the run's own files are replaced by the scores (both were, silently)
              ([run_dir, str(good), "--out", str(good)], f"--out {good} is the inputs file: the scores would replace"),
-             ([run_dir, str(good), "--out", str(Path(run_dir) / "result.json")], "lies in the run's own folder"),
+             ([run_dir, str(good), "--out", str(Path(run_dir) / "result.json")], "lies in the run folder"),
              ([run_dir, str(tmp_path / "flat.npy")], "inputs of shape (4,) (each of shape ()), but this run"),
              ([run_dir, str(tmp_path / "one.npy")], f"inputs of shape ({width},): one input without the axis "
                                                     f"that counts the inputs; give an array of shape (n, {width}), "
