@@ -108,7 +108,7 @@ HYDRA_MODE_FLAGS = {"-m": "multirun", "--multirun": "multirun", "-c": "cfg", "--
 def check_before_hydra(argv: list[str]) -> None:
     """What Hydra would report in several lines (or after creating folders), checked first: the overrides
     compose, and the output folder can be written."""
-    from ganad_bench.config import compose_config, to_container
+    from ganad_bench.config import check_run_config, compose_config, to_container
 
     check_group_choices(argv)
     modes = [flag for flag in argv if flag in HYDRA_MODE_FLAGS]
@@ -123,6 +123,8 @@ def check_before_hydra(argv: list[str]) -> None:
     check_launcher_settings(argv)
     check_hydra_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
+    if any(flag in argv for flag in ("--cfg", "-c")):  # the config it prints is one the run would take
+        check_run_config(config)
     check_search_objective(argv, config)
     output = output_folder(config["paths"])
     make_folder(f"paths.output_dir={output}", output)

@@ -198,6 +198,7 @@ BAD_INPUTS = [
     (["model=ocsvm", "model.params.gamma=inf"], "model.params.gamma must be a finite number, got inf"),
     (["model=iforest", "dataset=mnist", "protocol=tabular"], "pick the dataset's own protocol"),
     (["-m", "model=iforest", "--cfg", "job"], "-m and --cfg cannot be combined"),
+    (["seed=-1", "--cfg", "job"], "seed must be an integer from 0"),  # the config printed is one a run takes
     # Hydra's own flags, parsed by its parser first: argparse printed Hydra's usage block before its error
     (["--foo"], "unrecognized arguments: --foo (see ganad-bench --help)"),
     (["--info", "model=iforest"], "model=iforest --info), or name what to show (see ganad-bench --help)"),
