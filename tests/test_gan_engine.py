@@ -214,8 +214,10 @@ def test_ema_warmup_and_decay():
 
 def test_trainer_config_validation():
     assert TrainerConfig.from_dict({"betas": [0.5, 0.9]}).betas == (0.5, 0.9)
-    with pytest.raises(ConfigError, match="unknown trainer key"):
+    with pytest.raises(ConfigError, match="trainer.learning_rate: not a setting of trainer"):
         TrainerConfig.from_dict({"learning_rate": 1.0})
+    with pytest.raises(ConfigError, match=r"^trainer.epoch: not a setting of trainer \(did you mean epochs\? "):
+        TrainerConfig.from_dict({"epoch": 3})  # create_detector(trainer=...) is told as the command line is
     with pytest.raises(ConfigError, match="ema_decay"):
         TrainerConfig.from_dict({"ema_decay": 1.5})
     with pytest.raises(ConfigError, match="batch_size"):

@@ -353,6 +353,13 @@ def test_load_results_has_every_row_with_config_metrics_and_timings(make_cfg, mo
     assert sorted(frame["status"]) == ["failed", "ok"]
     assert {"metrics.auroc", "timings.fit_s", "config.trainer.lr", "config.model.params.n_estimators", "error",
             "run_dir", "code_version"} <= set(frame.columns)
+    (tmp_path / "empty").mkdir()
+    assert load_results(tmp_path / "empty").empty  # no runs yet
+    # a misspelt folder, or a result.json, is an error, not an empty frame that reads as "no runs yet"
+    with pytest.raises(ConfigError, match=r"^no such folder: \S+/outputs/result \(run ganad-bench first\)"):
+        load_results([tmp_path / "outputs" / "results", tmp_path / "outputs" / "result"])
+    with pytest.raises(ConfigError, match=r"^not a folder: \S+result.json \(give the folder of the rows"):
+        load_results(frame["run_dir"][0] + "/result.json")
 
 
 def test_the_objective_is_the_validation_loss_unless_test_selection_is_declared(make_cfg):

@@ -30,6 +30,7 @@ from ganad_bench.config import (
     without_inert_trainer_keys,
 )
 from ganad_bench.data.protocols import ADDED_TABULAR_DEFAULTS, PROTOCOL_KEYS
+from ganad_bench.errors import require_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -267,6 +268,8 @@ def load_results(folders: Iterable[Path] | Path) -> pd.DataFrame:
     import pandas as pd
 
     folders = [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
+    for folder in folders:  # a misspelt folder is an error, not an empty frame that reads as "no runs yet"
+        require_folder(folder, "give the folder of the rows, e.g. outputs/results", missing="run ganad-bench first")
     rows = []
     for folder in folders:
         for path in sorted(folder.rglob(RESULT_FILE)):

@@ -75,7 +75,7 @@ import torch
 from torch import nn
 
 from ganad_bench.atomic import write_atomic
-from ganad_bench.config import typed
+from ganad_bench.config import typed, unknown_setting
 from ganad_bench.console import EpochProgress
 from ganad_bench.data.tensors import RandpermBatches, in_chunks, to_device
 from ganad_bench.errors import ConfigError, TrainingDiverged, first_line
@@ -135,7 +135,8 @@ class TrainerConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ConfigError(f"unknown trainer key(s) {', '.join(unknown)}: choose from {', '.join(sorted(names))}")
+            # the command line's message, with its closest setting (`create_detector(trainer={"epoch": 3})`)
+            raise ConfigError(unknown_setting(", ".join(f"trainer.{key}" for key in unknown), "trainer", names))
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         config = cls(**{name: typed(f"trainer.{name}", value, types[name]) for name, value in values.items()})
         config.validate()
