@@ -142,6 +142,9 @@ BAD_INPUTS = [
     (["model=iforest", "paths.cache_dir=/dev/null"], "paths.cache_dir (GANAD_CACHE_DIR)=/dev/null is not a folder"),
     # trainer values, for every model
     (["model=iforest", "trainer.device=tpu"], "unknown device trainer.device=tpu: choose one of auto, cpu"),
+    (["model=dcae", "trainer.device=cuda:x"], "trainer.device=cuda:x: a device number is a whole number >= 0, e.g. "
+                                              "trainer.device=cuda:0"),  # torch.device raised on it
+    (["model=dcae", "trainer.device=auto:1"], "trainer.device=auto:1: auto picks the device and takes no number"),
     (["model=iforest", "trainer.epochs=abc"], "trainer.epochs must be an integer, got 'abc'"),
     (["model=rcgan", "trainer.epochs=-1"], "trainer.epochs must be >= 0, got -1"),
     (["model=rcgan", "trainer.batch_size=0"], "trainer.batch_size must be >= 1, got 0"),

@@ -251,6 +251,18 @@ def test_epoch_lines_are_logged_at_most_every_few_seconds_and_for_the_last_epoch
     assert 2 < len(lines) < 15, lines
 
 
+def test_a_cuda_device_number_the_machine_lacks_is_refused_before_training(monkeypatch):
+    """cuda:5 on a machine of 2 GPUs failed the run at its first tensor (CUDA's invalid device ordinal)."""
+    from ganad_bench.training.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ConfigError, match=r"^trainer.device=cuda:5 but this machine has 2 CUDA device\(s\), cuda:0 "
+                                          r"to cuda:1: choose one of them, or trainer.device=auto$"):
+        resolve_device("cuda:5")
+
+
 def test_cuda_computes_in_float32_unless_tf32_and_restores_the_modes_after():
     """PyTorch's default on CUDA is TF32 convolutions but float32 matrix products: `trainer.tf32` sets both, for
     the block only (the flags are only read on a GPU, so a CPU build shows what a GPU would get)."""
