@@ -672,6 +672,8 @@ def check_table_options(args: argparse.Namespace) -> None:
         problem = f"{views[0]} and {views[1]} are two different outputs: run them as two commands"
     elif args.metric and views and views[0] != "--copy-rows":  # they show what the papers print, or every class
         problem = f"--metric goes without {views[0]}, which chooses its own metrics: drop --metric"
+    elif args.reference and views:  # it picks the published numbers of the summary table alone
+        problem = f"--reference goes with the summary table, not {views[0]}: drop --reference"
     if problem:
         raise error_exit(problem)
 

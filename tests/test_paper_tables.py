@@ -392,6 +392,11 @@ def test_paper_command_with_only_invalid_jobs_or_an_unwritable_out_is_a_one_line
     (["--reproduction", "R.md", "--metric", "f1"], "error: --metric goes without --reproduction"),
     (["--by-anomaly-class", "--metric", "f1"], "error: --metric goes without --by-anomaly-class"),
     (["--by-anomaly-class", "--paper", "memgan:1"], "error: --paper and --by-anomaly-class are two different"),
+    # --reference picks the summary table's published numbers: beside --paper it was dropped without a word
+    (["--paper", "rcgan:1", "--reference", "alad:II"], "error: --reference goes with the summary table, not --paper: "
+                                                       "drop --reference"),
+    (["--copy-rows", "file/t", "--reference", "alad:II"], "error: --reference goes with the summary table, not "
+                                                          "--copy-rows"),
     (["--reproduction", "R.md", "--copy-rows", "file/t"], "error: --reproduction and --copy-rows are two different"),
     (["--paper", "memgan:1", "--out", "file/t"], "error: cannot write {tmp}/file/t (Not a directory)")])
 def test_table_command_refuses_a_metric_it_would_ignore_and_an_out_it_cannot_write(args, message, tmp_path, capsys):
