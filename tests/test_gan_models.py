@@ -88,7 +88,7 @@ def test_bad_parameters_are_config_errors():
         make("alad", params={"score": "nope"})
     with pytest.raises(ConfigError, match="arch"):
         make("alad", params={"arch": "conv"}).fit(np.zeros((4, 6), np.float32))
-    with pytest.raises(ConfigError, match="trainer key"):
+    with pytest.raises(ConfigError, match="trainer.nope: not a setting of trainer"):
         create_detector("alad", trainer={"nope": 1})
 
 
