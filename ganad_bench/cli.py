@@ -595,6 +595,11 @@ def path_argument(text: str) -> Path:
     the root below it, without the user having named either: refused."""
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty: give a path")
+    # `ganad-bench-paper rcgan:1 --run --out paths.output_dir=X`: --out took the override as its prefix, and
+    # the runs went to the default output folder
+    if re.match(r"[+~]*[A-Za-z_][\w.]*(/[\w.]+)?=", text):
+        raise argparse.ArgumentTypeError(f"{text} looks like an override (key=value), not a path: give the path "
+                                         f"(one with '=' in its name as ./{text})")
     return Path(text).expanduser()
 
 

@@ -360,7 +360,9 @@ def test_paper_command_with_only_invalid_jobs_or_an_unwritable_out_is_a_one_line
     (tmp_path / "file").write_text("")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "result.json").write_text("{}")  # a run's folder: its files are the run's
-    for args, message in [(["rcgan:1", "--out", str(tmp_path / "run" / "t"), outputs],
+    for args, message in [(["rcgan:1", "--run", "--out", outputs], f"error: argument --out: {outputs} looks like an "
+                           f"override (key=value), not a path"),  # --out took it: the runs went to ./outputs
+                          (["rcgan:1", "--out", str(tmp_path / "run" / "t"), outputs],
                            f"error: --out {tmp_path / 'run' / 't'} lies in the run folder {tmp_path / 'run'}"),
                           (["rcgan:1", "--run", "seed=abc", outputs],
                            "error: every job of rcgan:1 is invalid, e.g. seed"),
