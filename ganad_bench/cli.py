@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ganad_bench.console import error_exit
-from ganad_bench.errors import ConfigError, GanadError, fault_text, first_line, require_folder
+from ganad_bench.errors import ConfigError, GanadError, fault_text, first_line
 
 # the name a table's files take in a folder: <folder>/table.csv, <folder>/table_<paper>_<table>.md, ...
 TABLE_FILES_NAME = "table"
@@ -823,9 +823,10 @@ def write_reproduction(frame, args: argparse.Namespace, console) -> None:
 def check_row_folders(folders: list[Path]) -> None:
     """Exit 2 with one line when a folder of rows given to a result command is missing or is a file (e.g. a
     result.json: the result commands read folders of rows)."""
+    from ganad_bench.results.store import require_row_folders
+
     try:
-        for folder in folders:
-            require_folder(folder, "give the folder of the rows, e.g. outputs/results", missing="run ganad-bench first")
+        require_row_folders(folders)
     except ConfigError as err:
         raise error_exit(str(err)) from None
 

@@ -257,6 +257,13 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
     return stale
 
 
+def require_row_folders(folders: Iterable[Path]) -> None:
+    """A one-line ConfigError when a folder of result rows is missing or is a file (e.g. a result.json): a
+    misspelt folder is an error, not an empty frame that reads as "no runs yet"."""
+    for folder in folders:
+        require_folder(folder, "give the folder of the rows, e.g. outputs/results", missing="run ganad-bench first")
+
+
 def load_results(folders: Iterable[Path] | Path) -> pd.DataFrame:
     """Every result row under the folders (finished, failed and diverged ones alike), one line each, with
     the run folder, status and error, code version, and the nested fields flattened with dots:
@@ -268,8 +275,7 @@ def load_results(folders: Iterable[Path] | Path) -> pd.DataFrame:
     import pandas as pd
 
     folders = [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
-    for folder in folders:  # a misspelt folder is an error, not an empty frame that reads as "no runs yet"
-        require_folder(folder, "give the folder of the rows, e.g. outputs/results", missing="run ganad-bench first")
+    require_row_folders(folders)
     rows = []
     for folder in folders:
         for path in sorted(folder.rglob(RESULT_FILE)):
