@@ -148,9 +148,17 @@ class TrainedRun:
 
     def flags(self, scores: np.ndarray) -> np.ndarray | None:
         """1 where a score reaches the run's threshold (its F1 threshold; the detector's `threshold_` when the
-        protocol has no contamination)."""
+        protocol has no contamination). Scores must be finite numbers, as `score` returns them: a NaN is below
+        every threshold and would read as "normal"."""
+        values = np.asarray(scores)
+        if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
+            raise ConfigError(f"scores of type {values.dtype}: give the real numbers this run's score() returned")
+        if not np.isfinite(values).all():
+            bad = int((~np.isfinite(values)).sum())
+            raise ConfigError(f"{bad} of {values.size} scores are NaN or infinite: give the scores this run's "
+                              f"score() returned (always finite)")
         threshold = self.threshold if self.threshold is not None else self.detector.threshold_
-        return (np.asarray(scores) >= threshold).astype(np.int64)
+        return (values >= threshold).astype(np.int64)
 
 
 def load_run(folder: str | Path, device: str = "cpu") -> TrainedRun:

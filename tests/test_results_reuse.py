@@ -67,6 +67,11 @@ def test_a_loaded_deep_run_rescores_its_test_split_exactly(dcae_run):
     np.testing.assert_array_equal(loaded.score(raw), saved["scores"])
     assert loaded.score(raw[:0]).shape == (0,)  # no rows: no scores (the scaler, then the detector)
     np.testing.assert_array_equal(loaded.flags(saved["scores"]), (saved["scores"] >= saved["threshold"]).astype(int))
+    for bad, said in ((np.array([0.1, np.nan]), "1 of 2 scores are NaN or infinite"),
+                      (np.array([np.inf, -np.inf, 0.0]), "2 of 3 scores are NaN or infinite"),
+                      (np.array(["a", "b"]), "scores of type <U1")):
+        with pytest.raises(ConfigError, match=re.escape(said)):  # a NaN would read as "normal"
+            loaded.flags(bad)
 
 
 def test_runs_that_differ_only_in_the_score_share_one_training(make_cfg, tmp_path):
