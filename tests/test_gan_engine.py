@@ -224,6 +224,19 @@ def test_trainer_config_validation():
         TrainerConfig.from_dict({"batch_size": 0})
 
 
+def test_fewer_training_rows_than_a_batch_train_with_a_warning(caplog):
+    """A tiny protocol.train_fraction leaves a deep model a handful of rows: it trains, one step an epoch, and
+    says so; a full batch says nothing."""
+    config = TrainerConfig.from_dict({"device": "cpu", "epochs": 2, "batch_size": 16, "progress": False})
+    with caplog.at_level("WARNING", logger="ganad_bench"):
+        Engine(Toy(), config).fit(np.ones((16, 2), np.float32), None)
+        assert not caplog.records
+        engine = Engine(Toy(), config).fit(np.ones((5, 2), np.float32), None)
+    assert engine.epoch == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "5 training rows, fewer than trainer.batch_size=16: each epoch is one step on all of them"]
+
+
 def test_bf16_and_compile_are_ignored_on_cpu_with_a_warning(caplog):
     """Said on the terminal, not only in the log file: the run's row keeps the settings it was asked for."""
     config = TrainerConfig.from_dict({"device": "cpu", "bf16": True, "compile": True, "epochs": 1,

@@ -565,6 +565,9 @@ class Engine:
         val = to_device(np.asarray(x_val, dtype=np.float32), self.device) if x_val is not None and len(x_val) else None
         if len(x) == 0:
             raise ConfigError("no training rows: the protocol left the normal training set empty")
+        if len(x) < int(config.batch_size):  # e.g. a tiny protocol.train_fraction: the run still trains, on little
+            log.warning("%d training rows, fewer than trainer.batch_size=%d: each epoch is one step on all of them",
+                        len(x), int(config.batch_size))
         batches = RandpermBatches(x, batch_size=min(int(config.batch_size), len(x)), seed=self.seed,
                                   reshuffled=config.generator_batch == "reshuffled")
         early_stopping = config.early_stopping_patience is not None and val is not None
