@@ -34,8 +34,11 @@ for stage in $STAGES; do  # checked before any runs: a typo must not surface hou
 done
 COMMON=(paths.output_dir="$RUNS" plots=false trainer.progress=false)
 # KDD99's deep runs: packs of 10 seeds by default (hours to a day a pack on one core); KDD99_PACK=1 trains
-# each seed alone (40 min to 2 h on a core of its own, run_costs.yaml), so that a machine lent for a few hours
-# still finishes runs; two campaign.sh processes side by side share the runs (each skips what the other holds)
+# each seed alone, so that a machine lent for a few hours still finishes runs, at half the throughput: on one
+# thread a pack of 10 steps 1.9x (ALAD) to 2.0x (RCGAN) the rows a second of one run (`python
+# scripts/pack_benchmark.py --models alad rcgan --shapes tab121 --packs 1 10 --threads 1`), and one run takes
+# 1-2.5 h (ALAD, 50/50 split) to 2-5 h (RCGAN, 80/20 split) on a core of its own, by the machine's speed.
+# Two campaign.sh processes side by side share the runs (each skips what the other holds).
 status=0
 
 # A run whose row is in ROWS finished on some machine: on a new one (or after RUNS was lost) its row goes into
