@@ -38,7 +38,7 @@ COMMON=(paths.output_dir="$RUNS" plots=false trainer.progress=false)
 # thread a pack of 10 steps 1.9x (ALAD) to 2.0x (RCGAN) the rows a second of one run (`python
 # scripts/pack_benchmark.py --models alad rcgan --shapes tab121 --packs 1 10 --threads 1`), and one run takes
 # 1.2-2.5 h (ALAD, 50/50 split: 3,962 steps an epoch at 11-23 ms) to 2.3-6 h (RCGAN, 80/20 split: 6,352 steps
-# at 13-33 ms) on a core of its own, by the machine.
+# at 13-33 ms) on a core of its own (the ranges: two 2-core machines of the kind CI runs on).
 # Two campaign.sh processes side by side share the runs (each skips what the other holds).
 status=0
 
