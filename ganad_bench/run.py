@@ -20,6 +20,7 @@ Scripts (`scripts/gan_measure.py`) build on the same stages.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import shutil
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from ganad_bench.atomic import UnreadableArrays, read_npz, write_atomic
 from ganad_bench.config import check_run_config, to_container
 from ganad_bench.console import progress, step
 from ganad_bench.data.dataset import RawDataset
@@ -107,7 +109,10 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
         detector.watch(data.x_test, data.split.test_labels, data.split.contamination)
     try:
         seed_everything(int(config["seed"]))
-        scores, timings = fit_and_score(detector, data, int(config["trainer"]["score_batch_size"]))
+        seconds = float(config["trainer"]["checkpoint_seconds"])
+        keep = deep and config["trainer"]["checkpoint_every_epoch"]  # where training keeps no checkpoint, no scores
+        partial = PartialScores(folder / CHECKPOINT_DIR / PARTIAL_SCORES_FILE, seconds) if keep else None
+        scores, timings = fit_and_score(detector, data, int(config["trainer"]["score_batch_size"]), partial)
         metrics = evaluate(data.split.test_labels, scores, data.split.contamination)
         if (classes := data.split.test_classes(data.raw)) is not None:
             metrics.update(auroc_per_anomaly_class(data.split.test_labels, scores, classes))
@@ -247,9 +252,11 @@ def prepare_data(config: dict) -> PreparedData:
                         scaler=scaler, load_s=time.perf_counter() - tick)
 
 
-def fit_and_score(detector: Detector, data: PreparedData, score_batch_size: int) -> tuple[np.ndarray, dict]:
+def fit_and_score(detector: Detector, data: PreparedData, score_batch_size: int,
+                  partial: PartialScores | None = None) -> tuple[np.ndarray, dict]:
     """Stage 2: fit on the normal training rows (validation rows for early stopping), score the test split in
-    chunks; NaN or inf scores raise `TrainingDiverged`. Returns the scores and the stage's timings."""
+    chunks (saved as they come to `partial`, and resumed from it); NaN or inf scores raise `TrainingDiverged`.
+    Returns the scores and the stage's timings."""
     timings = {"load_s": round(data.load_s, 3)}
     tick = time.perf_counter()
     # `predict` and new data's flags use the protocol's anomaly fraction where it has one
@@ -258,9 +265,16 @@ def fit_and_score(detector: Detector, data: PreparedData, score_batch_size: int)
         detector.fit(data.x_train, data.x_val)
     timings["fit_s"] = round(time.perf_counter() - tick, 3)
     tick = time.perf_counter()
-    scores = score_in_chunks(detector, data.x_test, score_batch_size)
+    done = partial.resume(detector, data.x_test) if partial is not None else None
+    scores = score_in_chunks(detector, data.x_test, score_batch_size, done=done,
+                             on_chunk=partial.save if partial is not None else None)
+    if partial is not None:
+        partial.discard()
     timings["score_s"] = round(time.perf_counter() - tick, 3)
-    timings["score_samples_per_s"] = round(len(data.x_test) / max(timings["score_s"], 1e-9), 1)
+    resumed_at = 0 if done is None else len(done)
+    if resumed_at:  # this sitting scored the rest: its speed is of those rows
+        timings["score_resumed_at_row"] = resumed_at
+    timings["score_samples_per_s"] = round((len(data.x_test) - resumed_at) / max(timings["score_s"], 1e-9), 1)
     if not np.isfinite(scores).all():
         raise TrainingDiverged(f"{int((~np.isfinite(scores)).sum())} test scores are NaN or inf")
     return scores, timings
@@ -312,14 +326,70 @@ def record_result(folder: Path, row: dict, config: dict, detector: Detector, sta
     write_json_atomic(folder / RESULT_FILE, row)
 
 
-def score_in_chunks(detector: Detector, x: np.ndarray, chunk_size: int, what: str = "test rows") -> np.ndarray:
-    """Score `x` in chunks of `chunk_size` rows, with a progress bar on a terminal (the detector's scores must
-    not depend on the chunking)."""
-    chunk_size = max(1, chunk_size)
-    parts = []
+def score_in_chunks(detector: Detector, x: np.ndarray, chunk_size: int, what: str = "test rows",
+                    done: np.ndarray | None = None, on_chunk=None) -> np.ndarray:
+    """Score `x` in chunks of `chunk_size` rows (at most the detector's `score_chunk_rows`), with a progress
+    bar on a terminal; the detector's scores must not depend on the chunking. `done`: the scores of the first
+    rows, from an earlier sitting; `on_chunk` is called with the scores so far after every chunk."""
+    chunk_size = max(1, min(chunk_size, detector.score_chunk_rows or chunk_size))
+    parts = [] if done is None else [np.asarray(done, dtype=np.float64)]
+    first = 0 if done is None else len(done)
     with progress(f"scoring {len(x)} {what}", total=len(x)) as advance:
-        for start in range(0, len(x), chunk_size):
+        advance(first)
+        for start in range(first, len(x), chunk_size):
             chunk = x[start:start + chunk_size]
             parts.append(np.asarray(detector.score_samples(chunk), dtype=np.float64).reshape(-1))
             advance(len(chunk))
+            if on_chunk is not None:
+                on_chunk(parts)
     return np.concatenate(parts) if parts else np.empty(0)
+
+
+PARTIAL_SCORES_FILE = "test_scores.partial.npz"
+
+
+class PartialScores:
+    """The test scores of a deep run saved while they are computed (every `seconds`, in the run's checkpoints
+    folder), so that an interrupted scoring goes on from its last saved row when the run is started again, as
+    training goes on from its last epoch: AnoGAN's latent search takes hours for MNIST's 10,000 test images
+    on a CPU. Saved scores count only for the same test rows scored by the same network on the same kind of
+    device (a digest of both is saved with them); as scores do not depend on the chunking, the resumed run's
+    scores are those of one sitting."""
+
+    def __init__(self, path: Path, seconds: float):
+        self.path, self.seconds = Path(path), float(seconds)
+        self.key: str | None = None
+        self.last_save = time.monotonic()
+
+    def resume(self, detector: Detector, x: np.ndarray) -> np.ndarray | None:
+        """The saved scores of the first rows of `x`, or None (nothing saved, or saved for other rows or
+        weights: the scoring starts from the first row)."""
+
+        digest = hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8).reshape(-1), digest_size=16)
+        self.key = f"{len(x)} {digest.hexdigest()} {detector.scoring_digest()}"
+        self.last_save = time.monotonic()
+        if not self.path.exists():
+            return None
+        try:
+            saved = read_npz(self.path, required=("scores", "key"))
+        except UnreadableArrays as err:
+            log.warning("partial test scores %s unreadable (%s): scoring from the first row", self.path, err)
+            return None
+        scores = saved["scores"]
+        if str(saved["key"]) != self.key or scores.ndim != 1 or len(scores) > len(x):
+            log.info("partial test scores %s are of other rows or weights: scoring from the first row", self.path)
+            return None
+        log.info("resuming the scoring at row %d of %d (%s)", len(scores), len(x), self.path)
+        return scores
+
+    def save(self, parts: list[np.ndarray]) -> None:
+        """Write the scores so far (whole or not at all) once `seconds` have passed since the last write."""
+        if time.monotonic() - self.last_save < self.seconds:
+            return
+        scores = np.concatenate(parts)
+        write_atomic(self.path, lambda out: np.savez(out, scores=scores, key=np.array(self.key)), binary=True)
+        self.last_save = time.monotonic()
+
+    def discard(self) -> None:
+        """The scoring is complete: the partial file goes (a killed run's would only be read again)."""
+        self.path.unlink(missing_ok=True)

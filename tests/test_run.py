@@ -1,7 +1,9 @@
 """`run(cfg)`: the result row, skipping finished runs, recording failures, no file on user errors."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ganad_bench.errors import ChecksumMismatch, ConfigError, DataFileMissing
@@ -215,3 +217,68 @@ def test_trainer_keys_added_later_keep_the_earlier_runs_folders():
     now = {**before, "trainer": {**before["trainer"], "tf32": False, "generator_batch": "same"}}
     assert config_hash(now) == config_hash(before)
     assert config_hash({**now, "trainer": {**now["trainer"], "tf32": True}}) != config_hash(before)
+
+
+SLOW_SCORING = ("model=anogan", "trainer.epochs=1", "trainer.device=cpu", "trainer.checkpoint_seconds=0",
+                "model.params.search_steps=3", "plots=false", "trainer.progress=false")
+
+
+def scores_of(row):
+    with np.load(Path(row["result_path"]).parent / "scores.npz") as saved:
+        return saved["scores"]
+
+
+def interrupt_scoring_after(monkeypatch, chunks: int) -> None:
+    """A kill (Ctrl-C) right after the `chunks`-th chunk of test scores is saved."""
+    from ganad_bench.run import PartialScores
+
+    original, saves = PartialScores.save, []
+
+    def save(self, parts):
+        original(self, parts)
+        saves.append(len(parts))
+        if len(saves) == chunks:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(PartialScores, "save", save)
+
+
+def test_an_interrupted_scoring_goes_on_from_its_last_saved_chunk(make_cfg, tmp_path, monkeypatch, caplog):
+    """AnoGAN's latent search takes hours on a CPU: a run killed while it scores its test rows keeps the chunks
+    it scored (256 rows each); started again, it scores only the rest, and its scores are an uninterrupted
+    run's."""
+    whole = run(make_cfg(*SLOW_SCORING, f"paths.output_dir={tmp_path / 'whole'}"))
+    with monkeypatch.context() as patch:
+        interrupt_scoring_after(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            run(make_cfg(*SLOW_SCORING))
+    assert not result_files(tmp_path) and list((tmp_path / "outputs").rglob("test_scores.partial.npz"))
+    with caplog.at_level("INFO", logger="ganad_bench"):
+        resumed = run(make_cfg(*SLOW_SCORING))
+    n_test = resumed["sizes"]["n_test"]
+    assert f"resuming the scoring at row 768 of {n_test}" in caplog.text
+    assert resumed["timings"]["score_resumed_at_row"] == 768 and "score_resumed_at_row" not in whole["timings"]
+    np.testing.assert_array_equal(scores_of(resumed), scores_of(whole))
+    assert resumed["metrics"] == whole["metrics"]
+    assert not list((tmp_path / "outputs").rglob("test_scores.partial.npz"))  # gone once the scoring is whole
+
+
+@pytest.mark.parametrize("damage", ["unreadable", "other weights"])
+def test_partial_scores_of_other_weights_or_damaged_are_not_used(make_cfg, tmp_path, monkeypatch, caplog, damage):
+    whole = run(make_cfg(*SLOW_SCORING, f"paths.output_dir={tmp_path / 'whole'}"))
+    with monkeypatch.context() as patch:
+        interrupt_scoring_after(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            run(make_cfg(*SLOW_SCORING))
+    (partial,) = (tmp_path / "outputs").rglob("test_scores.partial.npz")
+    if damage == "unreadable":
+        partial.write_bytes(b"not an archive")
+    else:  # the scores of another network: wrong numbers under another key
+        with np.load(partial) as saved:
+            np.savez(partial, scores=saved["scores"] + 1.0, key=np.array("another run's key"))
+    with caplog.at_level("INFO", logger="ganad_bench"):
+        resumed = run(make_cfg(*SLOW_SCORING))
+    said = "unreadable" if damage == "unreadable" else "are of other rows or weights"
+    assert f"test_scores.partial.npz {said}" in caplog.text or said in caplog.text
+    assert "resuming the scoring" not in caplog.text and "score_resumed_at_row" not in resumed["timings"]
+    np.testing.assert_array_equal(scores_of(resumed), scores_of(whole))

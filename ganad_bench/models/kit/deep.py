@@ -34,6 +34,7 @@ rows are used as the pipeline scales them (min-max on the training rows).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -260,6 +261,25 @@ class DeepDetector(Detector):
         with torch.no_grad():
             out = module.reconstruct(torch.as_tensor(self.preprocess(x)).to(self.engine.device))
         return out.float().cpu().numpy()
+
+    def scoring_digest(self) -> str:
+        """A digest of what this detector's scores depend on: its parameters (the score it computes: ALAD Table
+        VII's runs share one training), the scoring network's weights and buffers (random streams aside:
+        training state, which scoring does not read), the fitted input map and the device type (another
+        device's arithmetic differs in the last bits). Saved test scores count for a run again only under the
+        same digest (`run.PartialScores`)."""
+        if self.engine is None:
+            raise NotFittedError(self.name, "scoring_digest")
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f"{self.name} {sorted(self.get_params().items())} {self.engine.device.type} "
+                      f"{self.input_shape}".encode())
+        for name, value in sorted(self.engine.scoring_module.state_dict().items()):
+            if not f".{name}".endswith(STREAM_STATE):
+                digest.update(name.encode())
+                digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        if self.input_map is not None:
+            digest.update(repr(self.input_map.state()).encode())
+        return digest.hexdigest()
 
     # ------------------------------------------------------------------------------- save / load
     def saved_state(self) -> dict:
