@@ -1053,9 +1053,12 @@ def score_main(argv: list[str] | None = None) -> None:
             check_writable(out)  # before the scoring, which can take hours (AnoGAN's latent search)
         except OSError as err:
             raise cannot_write(out, err, "a writable --out file") from None
-        scores = run.score(x)
+        # a kill keeps the scores so far beside the CSV; the same command goes on from them
+        scores = run.score(x, partial=out.with_name(out.name + ".partial.npz"))
     except GanadError as err:
         raise error_exit(str(err)) from None
+    if run.resumed_at_row:
+        console.print(f"went on from the {run.resumed_at_row} scores kept by an interrupted scoring of these inputs")
     import pandas as pd
 
     frame = pd.DataFrame({"score": scores, "flag": run.flags(scores)})

@@ -120,9 +120,13 @@ class TrainedRun:
     detector: object
     scaler: object
     threshold: float | None
+    resumed_at_row: int = 0  # where the last `score(..., partial=...)` went on from saved scores
 
-    def score(self, raw: np.ndarray) -> np.ndarray:
-        """Scores of rows or images in the dataset's raw form (the run's scaler, then its detector)."""
+    def score(self, raw: np.ndarray, partial: str | Path | None = None) -> np.ndarray:
+        """Scores of rows or images in the dataset's raw form (the run's scaler, then its detector). `partial`:
+        a file where a deep detector keeps the scores so far (every `trainer.checkpoint_seconds`), so that
+        scoring the same inputs again after an interruption goes on from there (`resumed_at_row` says where);
+        removed once the scores are whole."""
         from ganad_bench.models.kit.contract import check_samples
 
         expected = tuple(self.row.get("feature_shape") or ()) or None
@@ -136,15 +140,25 @@ class TrainedRun:
             raise ConfigError(f"inputs of shape {tuple(x.shape)} (each of shape {tuple(x.shape[1:])}), but this run "
                               f"was trained on {expected}: give one {one} per input, as the run's dataset "
                               f"({self.row.get('dataset')}) has them")
-        from ganad_bench.run import score_in_chunks
+        from ganad_bench.run import PartialScores, score_in_chunks
         from ganad_bench.training.engine import trainer_defaults
 
         # checked here too: after the scaler the detector could not say which raw value it was
-        x = check_samples(x, what="inputs")
+        x = self.scaler.transform(check_samples(x, what="inputs"))
         # in the run's chunks, with the run's progress bar: AnoGAN's latent search takes hours on many inputs
-        trainer = (self.row.get("config") or {}).get("trainer") or trainer_defaults()
-        chunk = trainer.get("score_batch_size") or trainer_defaults()["score_batch_size"]
-        return score_in_chunks(self.detector, self.scaler.transform(x), int(chunk), what="inputs")
+        trainer, defaults = (self.row.get("config") or {}).get("trainer") or {}, trainer_defaults()
+        chunk = trainer.get("score_batch_size") or defaults["score_batch_size"]
+        kept = None
+        if partial is not None and hasattr(self.detector, "scoring_digest"):  # the classic ones take seconds
+            seconds = trainer.get("checkpoint_seconds", defaults["checkpoint_seconds"])
+            kept = PartialScores(Path(partial), float(seconds))
+        done = kept.resume(self.detector, x) if kept is not None else None
+        self.resumed_at_row = 0 if done is None else len(done)
+        scores = score_in_chunks(self.detector, x, int(chunk), what="inputs", done=done,
+                                 on_chunk=kept.save if kept is not None else None)
+        if kept is not None:
+            kept.discard()
+        return scores
 
     def flags(self, scores: np.ndarray) -> np.ndarray | None:
         """1 where a score reaches the run's threshold (its F1 threshold; the detector's `threshold_` when the

@@ -488,3 +488,34 @@ def test_an_image_run_keeps_reconstructions_and_scores_a_folder_of_pngs(image_fi
     score_main([str(folder_of(row)), str(folder), "--out", str(tmp_path / "s.csv")])
     written = np.genfromtxt(tmp_path / "s.csv", delimiter=",", skip_header=1, usecols=1)
     np.testing.assert_array_equal(written, np.load(folder_of(row) / "scores.npz")["scores"])
+
+
+def test_ganad_bench_score_goes_on_from_an_interrupted_scoring(make_cfg, tmp_path, monkeypatch, capsys):
+    """AnoGAN scores its inputs 256 at a time, keeping the scores so far beside the output; a kill costs only
+    the chunk under way and the same command goes on, to the scores of one sitting."""
+    from ganad_bench.cli import score_main
+    from ganad_bench.run import PartialScores
+
+    anogan = run(make_cfg("model=anogan", "trainer.epochs=1", "trainer.device=cpu", "model.params.search_steps=3",
+                          "trainer.checkpoint_seconds=0", "plots=false"))
+    data = prepare_data(anogan["config"])
+    np.save(tmp_path / "test.npy", data.split.test_features(data.raw.features))
+    command = [str(folder_of(anogan)), str(tmp_path / "test.npy"), "--out", str(tmp_path / "scores.csv")]
+    original, saves = PartialScores.save, []
+
+    def save(self, parts):
+        original(self, parts)
+        saves.append(len(parts))
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PartialScores, "save", save)
+        with pytest.raises(KeyboardInterrupt):
+            score_main(command)
+    assert (tmp_path / "scores.csv.partial.npz").is_file() and not (tmp_path / "scores.csv").exists()
+    score_main(command)
+    assert "went on from the 512 scores kept by an interrupted scoring" in capsys.readouterr().err
+    written = np.loadtxt(tmp_path / "scores.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(written[:, 0], np.load(folder_of(anogan) / "scores.npz")["scores"])
+    assert not (tmp_path / "scores.csv.partial.npz").exists()
