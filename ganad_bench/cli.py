@@ -1027,7 +1027,7 @@ def score_main(argv: list[str] | None = None) -> None:
     detector; writes one CSV line per input (score, and flag = score at or above the run's threshold)."""
     from rich.markup import escape
 
-    from ganad_bench.atomic import check_writable, write_atomic
+    from ganad_bench.atomic import check_writable, write_atomic, writes_through
     from ganad_bench.console import console
     from ganad_bench.runs import load_run, read_inputs
     from ganad_bench.training.device import resolve_device
@@ -1053,8 +1053,8 @@ def score_main(argv: list[str] | None = None) -> None:
             check_writable(out)  # before the scoring, which can take hours (AnoGAN's latent search)
         except OSError as err:
             raise cannot_write(out, err, "a writable --out file") from None
-        # a kill keeps the scores so far beside the CSV; the same command goes on from them
-        scores = run.score(x, partial=out.with_name(out.name + ".partial.npz"))
+        # a kill keeps the scores so far beside the CSV (not beside /dev/stdout); the same command goes on
+        scores = run.score(x, partial=None if writes_through(out) else out.with_name(out.name + ".partial.npz"))
     except GanadError as err:
         raise error_exit(str(err)) from None
     if run.resumed_at_row:

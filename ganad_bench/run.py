@@ -350,14 +350,16 @@ PARTIAL_SCORES_FILE = "test_scores.partial.npz"
 
 class PartialScores:
     """The test scores of a deep run saved while they are computed (every `seconds`, in the run's checkpoints
-    folder), so that an interrupted scoring goes on from its last saved row when the run is started again, as
-    training goes on from its last epoch: AnoGAN's latent search takes hours for MNIST's 10,000 test images
-    on a CPU. Saved scores count only for the same test rows scored by the same network on the same kind of
-    device (a digest of both is saved with them); as scores do not depend on the chunking, the resumed run's
-    scores are those of one sitting."""
+    folder; or those of new inputs, beside `ganad-bench-score`'s output), so that an interrupted scoring goes
+    on from its last saved row when started again, as training goes on from its last epoch: AnoGAN's latent
+    search takes hours for MNIST's 10,000 test images on a CPU. Saved scores count only for the same rows
+    scored by the same network on the same kind of device (a digest of both is saved with them); as scores
+    do not depend on the chunking, the resumed scores are those of one sitting. A file that cannot be
+    written is warned about once and the scoring goes on without."""
 
     def __init__(self, path: Path, seconds: float):
-        self.path, self.seconds = Path(path), float(seconds)
+        self.path: Path | None = Path(path)
+        self.seconds = float(seconds)
         self.key: str | None = None
         self.last_save = time.monotonic()
 
@@ -373,23 +375,28 @@ class PartialScores:
         try:
             saved = read_npz(self.path, required=("scores", "key"))
         except UnreadableArrays as err:
-            log.warning("partial test scores %s unreadable (%s): scoring from the first row", self.path, err)
+            log.warning("partial scores %s unreadable (%s): scoring from the first row", self.path, err)
             return None
         scores = saved["scores"]
         if str(saved["key"]) != self.key or scores.ndim != 1 or len(scores) > len(x):
-            log.info("partial test scores %s are of other rows or weights: scoring from the first row", self.path)
+            log.info("partial scores %s are of other rows or weights: scoring from the first row", self.path)
             return None
         log.info("resuming the scoring at row %d of %d (%s)", len(scores), len(x), self.path)
         return scores
 
     def save(self, parts: list[np.ndarray]) -> None:
         """Write the scores so far (whole or not at all) once `seconds` have passed since the last write."""
-        if time.monotonic() - self.last_save < self.seconds:
+        if self.path is None or time.monotonic() - self.last_save < self.seconds:
             return
         scores = np.concatenate(parts)
-        write_atomic(self.path, lambda out: np.savez(out, scores=scores, key=np.array(self.key)), binary=True)
+        try:
+            write_atomic(self.path, lambda out: np.savez(out, scores=scores, key=np.array(self.key)), binary=True)
+        except OSError as err:  # the scoring goes on; only an interruption would cost more
+            log.warning("could not keep the scores so far in %s (%s): scoring on without", self.path, err)
+            self.path = None
         self.last_save = time.monotonic()
 
     def discard(self) -> None:
         """The scoring is complete: the partial file goes (a killed run's would only be read again)."""
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
