@@ -366,7 +366,6 @@ class PartialScores:
     def resume(self, detector: Detector, x: np.ndarray) -> np.ndarray | None:
         """The saved scores of the first rows of `x`, or None (nothing saved, or saved for other rows or
         weights: the scoring starts from the first row)."""
-
         digest = hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8).reshape(-1), digest_size=16)
         self.key = f"{len(x)} {digest.hexdigest()} {detector.scoring_digest()}"
         self.last_save = time.monotonic()
