@@ -328,10 +328,12 @@ def record_result(folder: Path, row: dict, config: dict, detector: Detector, sta
 
 def score_in_chunks(detector: Detector, x: np.ndarray, chunk_size: int, what: str = "test rows",
                     done: np.ndarray | None = None, on_chunk=None) -> np.ndarray:
-    """Score `x` in chunks of `chunk_size` rows (at most the detector's `score_chunk_rows`), with a progress
-    bar on a terminal; the detector's scores must not depend on the chunking. `done`: the scores of the first
+    """Score `x` in chunks of `chunk_size` rows (on a CPU at most the detector's `score_chunk_rows`), with a
+    progress bar on a terminal; the detector's scores must not depend on the chunking. `done`: the scores of the first
     rows, from an earlier sitting; `on_chunk` is called with the scores so far after every chunk."""
-    chunk_size = max(1, min(chunk_size, detector.score_chunk_rows or chunk_size))
+    on_cpu = str(getattr(detector, "device", "cpu")).startswith("cpu")  # a GPU keeps its large chunks
+    cap = detector.score_chunk_rows if on_cpu else None
+    chunk_size = max(1, min(chunk_size, cap or chunk_size))
     parts = [] if done is None else [np.asarray(done, dtype=np.float64)]
     first = 0 if done is None else len(done)
     with progress(f"scoring {len(x)} {what}", total=len(x)) as advance:

@@ -90,8 +90,8 @@ class AnoGAN(DeepDetector):
 
     # every score costs a latent search: calibrate `threshold_` on fewer training rows than the others
     calibration_rows = 1_000
-    # and the test rows are scored 256 at a time (MNIST: about 8 min of search on a CPU core), each chunk's
-    # scores kept, so that an interrupted run's scoring goes on from its last chunk
+    # and on a CPU the test rows are scored 256 at a time (MNIST: about 8 min of search on a core), each
+    # chunk's scores kept, so that an interrupted run's scoring goes on from its last chunk
     score_chunk_rows = 256
 
     def __init__(self, seed: int = 0, trainer: dict | None = None, checkpoint_dir=None, callbacks=(), *,

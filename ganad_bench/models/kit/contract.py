@@ -61,8 +61,8 @@ class Detector(ABC):
     # the anomaly fraction `predict` flags (module docstring) and how many training rows calibrate it
     contamination: float = 0.1
     calibration_rows: int = 10_000
-    # the most rows a run scores in one chunk of its test rows (None: `trainer.score_batch_size`), for a
-    # detector whose every score is slow: a run keeps its test scores after every chunk (`run.PartialScores`)
+    # the most rows a run scores in one chunk on a CPU (None: `trainer.score_batch_size`), for a detector
+    # whose every score is slow there: a run keeps its test scores after every chunk (`run.PartialScores`)
     score_chunk_rows: int | None = None
 
     def __new__(cls, *args, **kwargs):
