@@ -78,9 +78,9 @@ class EpochProgress:
         if self.progress is not None:
             self.progress.reset(self.task, total=total, description=description)
 
-    def advance(self) -> None:
+    def advance(self, steps: int = 1) -> None:
         if self.progress is not None:
-            self.progress.advance(self.task)
+            self.progress.advance(self.task, steps)
 
     def describe(self, description: str) -> None:
         if self.progress is not None:

@@ -67,9 +67,15 @@ class RandpermBatches:
         return len(self.x) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iterate()
+
+    def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch's batches from batch `start` on: the permutations are drawn whole, as for a whole epoch,
+        so an epoch resumed at `start` from the generator's state at the epoch's start (a checkpoint inside
+        the epoch) gets exactly the batches the uninterrupted epoch had left."""
         order = self._permutation()
         second = self._permutation() if self.reshuffled else order
-        for i in range(len(self)):
+        for i in range(int(start), len(self)):
             rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
             x_d = self.x[order[rows]]
             yield x_d, (self.x[second[rows]] if self.reshuffled else x_d)

@@ -35,7 +35,11 @@ What the engine does, in the order of DESIGN.md's speed rules:
   epoch, step, early-stopping state, history) is written atomically after an epoch (every
   `checkpoint_interval` epochs once `checkpoint_seconds` have passed since the last one, and always after
   the last) when a `checkpoint_dir` is given, and `fit` resumes from it: an interrupted run continued from its last
-  checkpoint ends with exactly the weights of an uninterrupted one (CPU, same seed);
+  checkpoint ends with exactly the weights of an uninterrupted one (CPU, same seed). An epoch that has run
+  `checkpoint_seconds` is checkpointed inside too, every that many seconds (`save_within_epoch`: the
+  batches done, the epoch's loss sums so far and the batch generator's state at the epoch's start, from
+  which the resumed epoch draws the same permutation and skips those batches), unless the module has an
+  epoch hook that a resume inside the epoch would run twice;
 * a fixed epoch budget by default; with `early_stopping_patience` and normal-only validation rows,
   training stops after that many epochs without a lower validation loss (`module.val_loss`, on the
   EMA network) (ALAD Table IX: patience 10) and scores with the weights it stopped with, as the reference
@@ -432,6 +436,11 @@ class Engine:
         # the learning curve's test metrics at an epoch (`DeepDetector.learning_curve_point`; None: no curve)
         self.curve: Callable[[Engine], dict] | None = None
         self.last_checkpoint = time.monotonic()  # when the last checkpoint was written (or training began)
+        # where a checkpoint inside the current epoch left it: {batches_done, loss_sums} (None: at its start),
+        # and the seconds that epoch had trained before this process took it up
+        self.resume_point: dict | None = None
+        self.epoch_seconds_before = 0.0
+        self.epoch_started = time.monotonic()  # when this process started the current epoch (or its rest)
         self.reset_step_stats()
 
     def compile_losses(self) -> None:
@@ -501,6 +510,11 @@ class Engine:
         """Zero the device-side accumulators of `train_step` (the epoch's loss sums and NaN flag)."""
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self._loss_sums = torch.zeros(len(self.loss_names), device=self.device)
+
+    @property
+    def loss_sums(self) -> torch.Tensor:
+        """The epoch's loss sums so far, on the device (`train_step`; a pack's, after `set_step_stats`)."""
+        return self._loss_sums
 
     def set_step_stats(self, loss_sums: torch.Tensor, nonfinite: torch.Tensor) -> None:
         """The epoch's accumulators as a pack computed them for this run (`training.pack`)."""
@@ -588,11 +602,25 @@ class Engine:
         return self.epoch >= int(self.config.epochs) or self.stopped_early
 
     def start_epoch(self, data: EpochData) -> None:
-        """Before an epoch's steps: train mode, the epoch's learning rate, the module's epoch hook, zeroed sums."""
+        """Before an epoch's steps: train mode, the epoch's learning rate, the module's epoch hook, zeroed sums
+        (or, for an epoch resumed inside, the sums of its batches done, which `batches_done` skips)."""
         self.module.train()
         self._set_lr()
         self.module.on_epoch_start(self.epoch, data.batches.x)
         self.reset_step_stats()
+        if self.resume_point is not None:
+            self._loss_sums = self.resume_point["loss_sums"].to(self.device).clone()
+        self.epoch_started = time.monotonic()
+
+    @property
+    def batches_done(self) -> int:
+        """The batches of the current epoch trained before its last checkpoint inside it (0: none)."""
+        return int(self.resume_point["batches_done"]) if self.resume_point is not None else 0
+
+    @property
+    def has_epoch_hook(self) -> bool:
+        """Whether the module changes its own state at each epoch's start (Deep SVDD's radius, AMA's epoch)."""
+        return type(self.module).on_epoch_start is not DetectorModule.on_epoch_start
 
     def finish(self, data: EpochData) -> None:
         """After the last epoch: the best EMA weights when early stopping kept them to restore, eval mode."""
@@ -612,6 +640,8 @@ class Engine:
         writes its members' state back); None: decided here."""
         if checkpoint is None:
             checkpoint = self.will_checkpoint(self.epoch + 1)
+        elapsed += self.epoch_seconds_before  # an epoch resumed inside: its time before the interruption too
+        self.resume_point, self.epoch_seconds_before = None, 0.0
         means = (self._loss_sums / max(steps, 1)).tolist()  # the one host sync of the epoch
         self.epoch += 1
         record = {"epoch": self.epoch, **dict(zip(self.loss_names, means, strict=True)),
@@ -648,6 +678,32 @@ class Engine:
             return True
         on_interval = epoch % max(1, int(self.config.checkpoint_interval)) == 0
         return on_interval and time.monotonic() - self.last_checkpoint >= float(self.config.checkpoint_seconds)
+
+    def checkpoints_within_epoch(self) -> bool:
+        """Whether this run also writes checkpoints inside an epoch: when it writes them at all, with a positive
+        `checkpoint_seconds`, and its module has no epoch hook (which a resume inside the epoch would run
+        twice). A pack epoch of KDD99 rows takes 15-20 min on a CPU core: a kill between two epoch ends would
+        lose that much of every member."""
+        return self.will_checkpoint(None) and float(self.config.checkpoint_seconds) > 0 and not self.has_epoch_hook
+
+    def within_epoch_checkpoint_due(self) -> bool:
+        """Whether `checkpoint_seconds` have passed both since the last checkpoint and since this epoch started:
+        epochs shorter than that are checkpointed at their ends only (`will_checkpoint`), as before."""
+        since = max(self.last_checkpoint, self.epoch_started)
+        return time.monotonic() - since >= float(self.config.checkpoint_seconds)
+
+    def save_within_epoch(self, batches: RandpermBatches, epoch_generator: torch.Tensor, batches_done: int,
+                          loss_sums: torch.Tensor, seconds: float) -> None:
+        """A checkpoint inside the current epoch, after `batches_done` of its batches: the state of the moment
+        (networks, optimisers, EMA, step count, every random stream) but the batch generator's state at the
+        epoch's start (`epoch_generator`), from which the resumed epoch draws the same permutation and skips
+        the batches done (`RandpermBatches.iterate`), and the epoch's loss sums so far. `seconds`: the epoch's
+        training time in this process. It is also where this process goes on from if the epoch runs again
+        (a pack out of device memory: `training.pack.run_epoch`)."""
+        self.resume_point = {"batches_done": int(batches_done), "loss_sums": loss_sums.detach().cpu().clone()}
+        within = {**self.resume_point, "generator": epoch_generator, "seconds": self.epoch_seconds_before + seconds}
+        self.save_checkpoint(batches, within)
+        self.last_checkpoint = time.monotonic()
 
     def reads_state_after(self, data: EpochData, checkpoint: bool) -> bool:
         """Whether the end of the coming epoch reads the networks or optimisers (validation, early stopping,
@@ -753,15 +809,21 @@ class Engine:
         return message
 
     # ------------------------------------------------------------------------------ checkpoints
-    def state_dict(self, batches: RandpermBatches) -> dict:
+    def state_dict(self, batches: RandpermBatches, within_epoch: dict | None = None) -> dict:
+        """The checkpoint's contents; `within_epoch`: where inside the current epoch (`save_within_epoch`)."""
+        rng = rng_states(batches)
+        if within_epoch is not None:
+            rng["batches"] = within_epoch["generator"]
+            within_epoch = {k: v for k, v in within_epoch.items() if k != "generator"}
         return {
             "fingerprint": self.fingerprint,
             "code_version": code_version()["label"],
             "module": self.module.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": rng_states(batches),
+            "rng": rng,
             "epoch": self.epoch,
+            "within_epoch": within_epoch,
             "step": self.step,
             "best_val": self.best_val,
             "bad_epochs": self.bad_epochs,
@@ -772,11 +834,11 @@ class Engine:
             "device_moves": json.dumps(self.device_moves),
         }
 
-    def save_checkpoint(self, batches: RandpermBatches) -> Path:
+    def save_checkpoint(self, batches: RandpermBatches, within_epoch: dict | None = None) -> Path:
         """`last.pt`, written to a uniquely named temporary file in the same folder and renamed over the old
         one: a kill at any moment leaves the previous checkpoint or the new one, never a partial file, and
         two processes never share a temporary name."""
-        state = self.state_dict(batches)
+        state = self.state_dict(batches, within_epoch)
         return write_atomic(self.checkpoint_dir / CHECKPOINT_FILE, lambda out: torch.save(state, out), binary=True)
 
     def _maybe_resume(self, batches: RandpermBatches) -> None:
@@ -809,6 +871,8 @@ class Engine:
             log.warning("checkpoint %s was written by code version %s; resuming with %s", path,
                         state["code_version"], code_version()["label"])
         self.resumed_from = {"epoch": self.epoch, "code_version": state["code_version"]}
+        if self.resume_point is not None:
+            self.resumed_from["batches_done"] = self.batches_done
         if self.device_moves:  # in the row: such a run is not the one either device would have trained alone
             self.resumed_from["device_moves"] = list(self.device_moves)
         if written_on is not None:
@@ -816,7 +880,9 @@ class Engine:
                         "from a generator seeded by (seed, epoch) on %s (the %s generator's stream cannot go on "
                         "there); weights, optimiser and every other stream resume exactly", path, written_on,
                         self.device, self.epoch + 1, self.device, written_on)
-        log.info("resumed from %s at epoch %d", path, self.epoch)
+        inside = (f" and {self.batches_done} of epoch {self.epoch + 1}'s {len(batches)} batches"
+                  if self.resume_point is not None else "")
+        log.info("resumed from %s after epoch %d%s", path, self.epoch, inside)
 
     def _restore(self, state: dict, batches: RandpermBatches) -> str | None:
         """The checkpoint's state into this engine; returns the device type it was written on where that is
@@ -833,6 +899,12 @@ class Engine:
         self.stopped_early = bool(state["stopped_early"])
         self.history = json.loads(state["history"])
         self.device_moves = json.loads(state.get("device_moves", "[]"))
+        within = state.get("within_epoch")  # None: written at an epoch's end (or before checkpoints inside one)
+        if within is not None:
+            if not 0 <= int(within["batches_done"]) <= len(batches):
+                raise ValueError(f"{within['batches_done']} batches done of an epoch of {len(batches)}")
+            self.resume_point = {"batches_done": int(within["batches_done"]), "loss_sums": within["loss_sums"]}
+            self.epoch_seconds_before = float(within["seconds"])
         if written_on is not None:
             self.device_moves.append({"epoch": self.epoch, "from": written_on, "to": torch.device(self.device).type})
         return written_on

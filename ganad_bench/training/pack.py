@@ -51,7 +51,6 @@ from torch.func import functional_call, vmap
 from ganad_bench.console import EpochProgress
 from ganad_bench.errors import TrainingDiverged, first_line
 from ganad_bench.training.device import restore_global_rng, save_global_rng
-from ganad_bench.training.engine import DetectorModule
 
 log = logging.getLogger("ganad_bench")
 
@@ -154,9 +153,7 @@ class KeptStack:
 def may_keep_stack(engines: list) -> bool:
     """A stack may outlive its epoch on the CPU (where no out-of-memory retry needs the members' state of the
     epoch's start) when the module runs no epoch hook on its own state (Deep SVDD's radius, AMA's epoch)."""
-    module = engines[0].module
-    hooked = type(module).on_epoch_start is not DetectorModule.on_epoch_start
-    return engines[0].device.type == "cpu" and not hooked
+    return engines[0].device.type == "cpu" and not engines[0].has_epoch_hook
 
 
 def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, index: list[int],
@@ -179,14 +176,16 @@ def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, in
     lead = engines[0]
     runs = f" ({len(engines)} runs packed)" if len(engines) > 1 else ""
     bar.start_epoch(max(len(d.batches) for d in datas), f"epoch {lead.epoch + 1}/{lead.config.epochs}{runs}")
+    bar.advance(min(engine.batches_done for engine in engines))  # an epoch resumed inside: the batches done
     generators = [d.batches.generator.get_state() for d in datas]
+    saves = WithinEpochCheckpoints(engines, datas, generators)
     tick = time.perf_counter()
     try:
         if len(engines) == 1:
-            steps, diverged = plain_epoch(lead, datas[0], bar)
+            steps, diverged = plain_epoch(lead, datas[0], bar, saves)
         else:
             stack = stack.refreshed() if stack is not None else StackedMembers(engines)
-            steps, diverged = stack.epoch(datas, bar)
+            steps, diverged = stack.epoch(datas, bar, saves)
     except (NotPackable, torch.OutOfMemoryError):
         for data, state in zip(datas, generators, strict=True):
             data.batches.generator.set_state(state)
@@ -212,16 +211,43 @@ def run_epoch(engines: list, datas: list, bar: EpochProgress, outcomes: list, in
             outcomes[index[k]] = err
 
 
-def plain_epoch(engine, data, bar: EpochProgress) -> tuple[list[int], list]:
-    """One run's epoch, step by step on its own module (a pack of one)."""
-    steps = 0
+class WithinEpochCheckpoints:
+    """The checkpoints an epoch writes before its end (`Engine.save_within_epoch`), for the members that write
+    them (`Engine.checkpoints_within_epoch`): every `trainer.checkpoint_seconds` once the epoch has run that
+    long. `generators`: the members' batch generators at the epoch's start."""
+
+    def __init__(self, engines: list, datas: list, generators: list):
+        self.engines, self.datas, self.generators = engines, datas, generators
+        self.writing = [engine.checkpoints_within_epoch() for engine in engines]
+        self.tick = time.perf_counter()
+
+    def due(self) -> bool:
+        return any(writes and engine.within_epoch_checkpoint_due()
+                   for writes, engine in zip(self.writing, self.engines, strict=True))
+
+    def save(self, k: int, batches_done: int, loss_sums: torch.Tensor) -> None:
+        """Member k's checkpoint after `batches_done` batches of the epoch, its module holding that state."""
+        engine = self.engines[k]
+        if self.writing[k]:
+            with engine.member_context():
+                engine.save_within_epoch(self.datas[k].batches, self.generators[k], batches_done, loss_sums,
+                                         time.perf_counter() - self.tick)
+
+
+def plain_epoch(engine, data, bar: EpochProgress, saves: WithinEpochCheckpoints) -> tuple[list[int], list]:
+    """One run's epoch, step by step on its own module (a pack of one), from the batch its last checkpoint
+    inside the epoch left it at (`Engine.batches_done`; 0: all of it)."""
+    steps = engine.batches_done
     check_every = max(1, int(engine.config.nan_check_every))
     try:
-        for x_d, x_g in data.batches:
+        for x_d, x_g in data.batches.iterate(steps):
             engine.train_step(x_d, x_g)
             steps += 1
             if steps % check_every == 0:
                 engine.check_finite(steps)
+            if steps < len(data.batches) and saves.due():
+                engine.check_finite(steps)  # a diverged state is never checkpointed
+                saves.save(0, steps, engine.loss_sums)
             bar.advance()
         engine.check_finite(steps)
     except TrainingDiverged as err:
@@ -314,10 +340,16 @@ class StackedMembers:
             group.lr = float(self.engines[0].optimizers()[group.name].param_groups[0]["lr"])
         return self
 
+    def count_steps(self, steps: list[int]) -> None:
+        """The members' steps of the epoch since they were last counted into their engines' step counts."""
+        for k, engine in enumerate(self.engines):
+            engine.step += steps[k] - self.counted[k]
+            self.counted[k] = steps[k]
+
     def record_epoch(self, steps: list[int]) -> None:
         """The epoch's step counts, loss sums and NaN flags into the member engines (every epoch, kept or not)."""
+        self.count_steps(steps)
         for k, engine in enumerate(self.engines):
-            engine.step += steps[k]
             engine.set_step_stats(self.loss_sums[k].clone(), self.nonfinite[k].clone())
 
     @torch.no_grad()
@@ -345,26 +377,45 @@ class StackedMembers:
                                         "exp_avg_sq": group.exp_avg_sq[name][k].clone()}
 
     # ------------------------------------------------------------------------------------ steps
-    def epoch(self, datas: list, bar: EpochProgress) -> tuple[list[int], list]:
-        """Every member's batches of one epoch, stacked step by step; members with fewer batches are masked."""
+    def epoch(self, datas: list, bar: EpochProgress, saves: WithinEpochCheckpoints) -> tuple[list[int], list]:
+        """Every member's batches of one epoch, stacked step by step; members with fewer batches are masked, as
+        are those whose last checkpoint inside the epoch left them further on (`Engine.batches_done`) until
+        the others catch up."""
         lengths = [len(d.batches) for d in datas]
-        iterators = [iter(d.batches) for d in datas]
-        self.loss_sums.zero_()  # a kept stack's sums are the last epoch's
+        starts = [engine.batches_done for engine in self.engines]
+        iterators = [d.batches.iterate(start) for d, start in zip(datas, starts, strict=True)]
+        # zeros, or the sums of the batches done before a checkpoint inside the epoch (`Engine.start_epoch`);
+        # a kept stack's sums are the last epoch's
+        self.loss_sums.copy_(torch.stack([engine.loss_sums for engine in self.engines]))
         self.nonfinite.zero_()
         dead = [None] * self.k
-        steps = [0] * self.k
+        steps, self.counted = list(starts), list(starts)
         check_every = max(1, int(self.engines[0].config.nan_check_every))
-        for s in range(max(lengths)):
-            active = [s < n and dead[k] is None for k, n in enumerate(lengths)]
-            pairs = [next(it) if s < n else None for it, n in zip(iterators, lengths, strict=True)]
+        for s in range(min(starts), max(lengths)):
+            stepping = [start <= s < n for start, n in zip(starts, lengths, strict=True)]
+            active = [a and dead[k] is None for k, a in enumerate(stepping)]
+            pairs = [next(it) if a else None for it, a in zip(iterators, stepping, strict=True)]
             x, x_gen = stack_batches(pairs)
             self.step(x, x_gen, active)
             steps = [n + int(a) for n, a in zip(steps, active, strict=True)]
             if (s + 1) % check_every == 0 or s + 1 == max(lengths):
                 self.check_finite(dead, steps)
+            if s + 1 < max(lengths) and saves.due():
+                self.save_within_epoch(saves, dead, steps)
             bar.advance()
         self.record_epoch(steps)
         return steps, dead
+
+    def save_within_epoch(self, saves: WithinEpochCheckpoints, dead: list, steps: list[int]) -> None:
+        """The members' checkpoints inside the epoch: written back from the stack (which goes on), each with
+        its own step count and loss sums so far; a member that diverged writes none (its run ends with the
+        epoch, its last checkpoint kept)."""
+        self.check_finite(dead, steps)
+        self.write_back()
+        self.count_steps(steps)
+        for k in range(self.k):
+            if dead[k] is None:
+                saves.save(k, steps[k], self.loss_sums[k])
 
     def check_finite(self, dead: list, steps: list[int]) -> None:
         flags = self.nonfinite.tolist()  # one host sync
