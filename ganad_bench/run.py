@@ -265,13 +265,9 @@ def fit_and_score(detector: Detector, data: PreparedData, score_batch_size: int,
         detector.fit(data.x_train, data.x_val)
     timings["fit_s"] = round(time.perf_counter() - tick, 3)
     tick = time.perf_counter()
-    done = partial.resume(detector, data.x_test) if partial is not None else None
-    scores = score_in_chunks(detector, data.x_test, score_batch_size, done=done,
-                             on_chunk=partial.save if partial is not None else None)
-    if partial is not None:
-        partial.discard()
+    scores = score_in_chunks(detector, data.x_test, score_batch_size, partial=partial)
     timings["score_s"] = round(time.perf_counter() - tick, 3)
-    resumed_at = 0 if done is None else len(done)
+    resumed_at = partial.resumed_at_row if partial is not None else 0
     if resumed_at:  # this sitting scored the rest: its speed is of those rows
         timings["score_resumed_at_row"] = resumed_at
     timings["score_samples_per_s"] = round((len(data.x_test) - resumed_at) / max(timings["score_s"], 1e-9), 1)
@@ -327,13 +323,15 @@ def record_result(folder: Path, row: dict, config: dict, detector: Detector, sta
 
 
 def score_in_chunks(detector: Detector, x: np.ndarray, chunk_size: int, what: str = "test rows",
-                    done: np.ndarray | None = None, on_chunk=None) -> np.ndarray:
+                    partial: PartialScores | None = None) -> np.ndarray:
     """Score `x` in chunks of `chunk_size` rows (on a CPU at most the detector's `score_chunk_rows`), with a
-    progress bar on a terminal; the detector's scores must not depend on the chunking. `done`: the scores of the first
-    rows, from an earlier sitting; `on_chunk` is called with the scores so far after every chunk."""
+    progress bar on a terminal; the detector's scores must not depend on the chunking. `partial`: where the
+    scores so far are kept: the scoring goes on from the rows it holds (its `resumed_at_row`), keeps them
+    after every chunk, and removes the file once every row is scored."""
     on_cpu = str(getattr(detector, "device", "cpu")).startswith("cpu")  # a GPU keeps its large chunks
     cap = detector.score_chunk_rows if on_cpu else None
     chunk_size = max(1, min(chunk_size, cap or chunk_size))
+    done = partial.resume(detector, x) if partial is not None else None
     parts = [] if done is None else [np.asarray(done, dtype=np.float64)]
     first = 0 if done is None else len(done)
     with progress(f"scoring {len(x)} {what}", total=len(x)) as advance:
@@ -342,8 +340,10 @@ def score_in_chunks(detector: Detector, x: np.ndarray, chunk_size: int, what: st
             chunk = x[start:start + chunk_size]
             parts.append(np.asarray(detector.score_samples(chunk), dtype=np.float64).reshape(-1))
             advance(len(chunk))
-            if on_chunk is not None:
-                on_chunk(parts)
+            if partial is not None:
+                partial.save(parts)
+    if partial is not None:
+        partial.discard()
     return np.concatenate(parts) if parts else np.empty(0)
 
 
@@ -362,14 +362,25 @@ class PartialScores:
     def __init__(self, path: Path, seconds: float):
         self.path: Path | None = Path(path)
         self.seconds = float(seconds)
-        self.key: str | None = None
+        self.scored: tuple[Detector, np.ndarray] | None = None  # what `resume` was given, for the key
+        self._key: str | None = None
+        self.resumed_at_row = 0  # the row this sitting's scoring began at
         self.last_save = time.monotonic()
+
+    @property
+    def key(self) -> str:
+        """The rows' count and digest and the network's (`DeepDetector.scoring_digest`), computed when first
+        needed: a run that scores in less than `seconds` and finds nothing saved never hashes its rows."""
+        if self._key is None:
+            detector, x = self.scored
+            digest = hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8).reshape(-1), digest_size=16)
+            self._key = f"{len(x)} {digest.hexdigest()} {detector.scoring_digest()}"
+        return self._key
 
     def resume(self, detector: Detector, x: np.ndarray) -> np.ndarray | None:
         """The saved scores of the first rows of `x`, or None (nothing saved, or saved for other rows or
         weights: the scoring starts from the first row)."""
-        digest = hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8).reshape(-1), digest_size=16)
-        self.key = f"{len(x)} {digest.hexdigest()} {detector.scoring_digest()}"
+        self.scored, self._key, self.resumed_at_row = (detector, x), None, 0
         self.last_save = time.monotonic()
         if not self.path.exists():
             return None
@@ -383,6 +394,7 @@ class PartialScores:
             log.info("partial scores %s are of other rows or weights: scoring from the first row", self.path)
             return None
         log.info("resuming the scoring at row %d of %d (%s)", len(scores), len(x), self.path)
+        self.resumed_at_row = len(scores)
         return scores
 
     def save(self, parts: list[np.ndarray]) -> None:

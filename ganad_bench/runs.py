@@ -152,12 +152,8 @@ class TrainedRun:
         if partial is not None and hasattr(self.detector, "scoring_digest"):  # the classic ones take seconds
             seconds = trainer.get("checkpoint_seconds", defaults["checkpoint_seconds"])
             kept = PartialScores(Path(partial), float(seconds))
-        done = kept.resume(self.detector, x) if kept is not None else None
-        self.resumed_at_row = 0 if done is None else len(done)
-        scores = score_in_chunks(self.detector, x, int(chunk), what="inputs", done=done,
-                                 on_chunk=kept.save if kept is not None else None)
-        if kept is not None:
-            kept.discard()
+        scores = score_in_chunks(self.detector, x, int(chunk), what="inputs", partial=kept)
+        self.resumed_at_row = kept.resumed_at_row if kept is not None else 0
         return scores
 
     def flags(self, scores: np.ndarray) -> np.ndarray | None:
