@@ -83,8 +83,9 @@ for stage in $STAGES; do
         run experiment=alad_table7 dataset=arrhythmia ;;
     kdd99)  # hours a pack on one CPU core (ALAD: about 4 min an epoch for its 10 seeds, 100 epochs): run it
             # where there is time (or a GPU); a test-metric point every 10 epochs shows where each is heading
-            # The energy baselines (about 1 h a pack of 10 seeds) finish within a working session; ALAD's pack
-            # (7-8 h) resumes from its last epoch across sessions.
+            # The energy baselines (about 1 h a pack of 10 seeds) finish within a working session; the longer
+            # packs resume across sessions from their last checkpoint (every trainer.checkpoint_seconds, also
+            # inside an epoch: a session's end loses about 30 s of a pack, not its 15-20 min epoch).
         run experiment=energy_baselines dataset=kdd99 trainer.curve_every=10 hydra.launcher.pack_size="${KDD99_PACK:-10}"
         run experiment=alad_table2 dataset=kdd99 model=alad trainer.curve_every=10 hydra.launcher.pack_size="${KDD99_PACK:-10}"
         # AnoGAN without a curve: each point is a latent search over the 247k test rows, about 20 min a seed,
@@ -111,8 +112,8 @@ for stage in $STAGES; do
     mnist-gan)  # MEMGAN Table 1's own column at its settings (7 epochs; about 30-40 min a class-seed on one
                 # core here), seed 0 of every digit, with learning curves: 10% of each class's training images
                 # held out as the normal-only validation rows the curve's loss is measured on. One digit at a
-                # time: a pack of the ten digits is only 1.25x faster on a CPU and checkpoints once per 70-min
-                # epoch, so a working session's end would lose up to that much of it.
+                # time: a pack of the ten digits is only 1.25x faster on a CPU, and its ten rows would all come
+                # at its end, after seven 70-min epochs, instead of one every 30-40 min.
         for digit in 0 1 2 3 4 5 6 7 8 9; do
             run experiment=memgan_table1 dataset.normal_class=$digit seed=0 trainer.curve_every=1 protocol.val_fraction=0.1
         done ;;
