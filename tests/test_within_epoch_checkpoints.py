@@ -190,3 +190,47 @@ def test_a_checkpoint_whose_position_lies_outside_its_epoch_is_set_aside(tmp_pat
     again = detector("rcgan", 0, tmp_path)
     again.fit(*member_data(0))
     assert again.resumed_from is None
+
+
+@pytest.mark.slow  # three processes, a minute or more on a shared 2-core machine
+def test_the_command_killed_inside_an_epoch_goes_on_to_the_scores_of_a_run_never_stopped(tmp_path):
+    """The real entry point, SIGKILLed (no handler runs) once a checkpoint inside an epoch is on disk: the same
+    command again goes on from that batch, and its scores are those of the run never stopped, to the bit
+    (the checkpoint cadence is not part of a run's identity, so both are the same run)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    entry = [sys.executable, "-c", "from ganad_bench.cli import main; main()"]
+    # RCGAN on the embedded Thyroid, batches of 4: an epoch of about 460 steps, seconds long
+    common = ["trainer.epochs=1", "trainer.batch_size=4", "trainer.progress=false", "plots=false",
+              "paths.download=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANAD_CACHE_DIR": str(tmp_path / "cache")}
+
+    def command(out: str, *extra: str) -> list[str]:
+        return [*entry, *common, f"paths.output_dir={tmp_path / out}", *extra]
+
+    def scores(out: str) -> np.ndarray:
+        (path,) = (tmp_path / out).rglob("scores.npz")
+        with np.load(path) as saved:
+            return saved["scores"]
+
+    whole = subprocess.run(command("whole"), env=env, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    killed = command("killed", "trainer.checkpoint_seconds=0.3")
+    proc = subprocess.Popen(killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, inside = time.monotonic() + 240, None
+    while inside is None and proc.poll() is None and time.monotonic() < deadline:
+        for path in (tmp_path / "killed").rglob(CHECKPOINT_FILE):
+            inside = torch.load(path, weights_only=True)["within_epoch"]  # written whole, or not yet there
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert inside is not None, "the run ended (or timed out) before a checkpoint inside an epoch was written"
+    again = subprocess.run(killed, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    (row_path,) = (tmp_path / "killed").rglob("result.json")
+    assert json.loads(row_path.read_text())["resumed_from"]["batches_done"] > 0
+    np.testing.assert_array_equal(scores("killed"), scores("whole"))
