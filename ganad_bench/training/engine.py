@@ -417,6 +417,18 @@ class Engine:
         self._phase_losses = {name: fn for name, _, fn in self.phases}
         if self.use_compile:
             self.compile_losses()
+        self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)
+        self.pack_size = 1  # K while it trains in a pack of K runs
+        # the run's own global state (its log file, its Hydra job config) around the pack trainer's calls for this
+        # member: a pack trains in the launching thread, whose state is whichever member ran last (`training.pack`)
+        self.member_context: Callable[[], AbstractContextManager] = nullcontext
+        # the learning curve's test metrics at an epoch (`DeepDetector.learning_curve_point`; None: no curve)
+        self.curve: Callable[[Engine], dict] | None = None
+        self.start_progress()
+        self.reset_step_stats()
+
+    def start_progress(self) -> None:
+        """The training's progress before its first step (a checkpoint's `_restore` replaces it)."""
         self.epoch = 0
         self.step = 0
         self.best_val = math.inf
@@ -428,20 +440,12 @@ class Engine:
         self.resumed_from: dict | None = None
         # {epoch, from, to} per resume on another kind of device, kept by every later checkpoint for the row
         self.device_moves: list[dict] = []
-        self.pack_member: str | None = None  # "run k/K" while it trains in a pack (`training.pack`)
-        self.pack_size = 1  # K while it trains in a pack of K runs
-        # the run's own global state (its log file, its Hydra job config) around the pack trainer's calls for this
-        # member: a pack trains in the launching thread, whose state is whichever member ran last (`training.pack`)
-        self.member_context: Callable[[], AbstractContextManager] = nullcontext
-        # the learning curve's test metrics at an epoch (`DeepDetector.learning_curve_point`; None: no curve)
-        self.curve: Callable[[Engine], dict] | None = None
         self.last_checkpoint = time.monotonic()  # when the last checkpoint was written (or training began)
         # where a checkpoint inside the current epoch left it: {batches_done, loss_sums} (None: at its start),
         # and the seconds that epoch had trained before this process took it up
         self.resume_point: dict | None = None
         self.epoch_seconds_before = 0.0
         self.epoch_started = time.monotonic()  # when this process started the current epoch (or its rest)
-        self.reset_step_stats()
 
     def compile_losses(self) -> None:
         """`torch.compile` the step's loss functions (`trainer.compile` on CUDA; on any device by hand, as
