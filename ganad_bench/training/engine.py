@@ -38,8 +38,8 @@ What the engine does, in the order of DESIGN.md's speed rules:
   checkpoint ends with exactly the weights of an uninterrupted one (CPU, same seed). An epoch that has run
   `checkpoint_seconds` is checkpointed inside too, every that many seconds (`save_within_epoch`: the
   batches done, the epoch's loss sums so far and the batch generator's state at the epoch's start, from
-  which the resumed epoch draws the same permutation and skips those batches), unless the module has an
-  epoch hook that a resume inside the epoch would run twice;
+  which the resumed epoch draws the same permutation and skips those batches; the module's epoch hook
+  does not redo what it set in the networks at the epoch's start: `epoch_hook`);
 * a fixed epoch budget by default; with `early_stopping_patience` and normal-only validation rows,
   training stops after that many epochs without a lower validation loss (`module.val_loss`, on the
   EMA network) (ALAD Table IX: patience 10) and scores with the weights it stopped with, as the reference
@@ -610,11 +610,23 @@ class Engine:
         (or, for an epoch resumed inside, the sums of its batches done, which `batches_done` skips)."""
         self.module.train()
         self._set_lr()
-        self.module.on_epoch_start(self.epoch, data.batches.x)
+        self.epoch_hook(data)
         self.reset_step_stats()
         if self.resume_point is not None:
             self._loss_sums = self.resume_point["loss_sums"].to(self.device).clone()
         self.epoch_started = time.monotonic()
+
+    def epoch_hook(self, data: EpochData) -> None:
+        """The module's `on_epoch_start`. In an epoch resumed inside, the hook ran at the epoch's true start,
+        before the interruption, and what it set in the networks is in the checkpoint: run again, it keeps
+        only what it sets outside them (AMA's epoch counter), not what it would compute from the resumed
+        weights (Deep SVDD's radius, set from the weights of the epoch's start)."""
+        if self.resume_point is None or not self.has_epoch_hook:
+            self.module.on_epoch_start(self.epoch, data.batches.x)
+            return
+        saved = {name: value.clone() for name, value in self.module.state_dict().items()}
+        self.module.on_epoch_start(self.epoch, data.batches.x)
+        self.module.load_state_dict(saved)
 
     @property
     def batches_done(self) -> int:
@@ -685,10 +697,9 @@ class Engine:
 
     def checkpoints_within_epoch(self) -> bool:
         """Whether this run also writes checkpoints inside an epoch: when it writes them at all, with a positive
-        `checkpoint_seconds`, and its module has no epoch hook (which a resume inside the epoch would run
-        twice). A pack epoch of KDD99 rows takes 15-20 min on a CPU core: a kill between two epoch ends would
-        lose that much of every member."""
-        return self.will_checkpoint(None) and float(self.config.checkpoint_seconds) > 0 and not self.has_epoch_hook
+        `checkpoint_seconds`. A pack epoch of KDD99 rows takes 15-20 min on a CPU core: a kill between two
+        epoch ends would lose that much of every member."""
+        return self.will_checkpoint(None) and float(self.config.checkpoint_seconds) > 0
 
     def within_epoch_checkpoint_due(self) -> bool:
         """Whether `checkpoint_seconds` have passed both since the last checkpoint and since this epoch started:
