@@ -5,7 +5,7 @@ without loading torch."""
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "available_detectors", "create_detector", "load_results", "load_run"]
-_HOMES = {"available_detectors": "ganad_bench.models.kit.registry",
+_HOMES = {"available_detectors": "ganad_bench.models.kit.catalog",
           "create_detector": "ganad_bench.models.kit.registry",
           "load_results": "ganad_bench.results.store", "load_run": "ganad_bench.runs"}
 

@@ -118,13 +118,14 @@ def check_before_hydra(argv: list[str]) -> None:
     check_hydra_flags(argv)
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")):
         return
-    if "-m" in argv or "--multirun" in argv:
+    multirun = "-m" in argv or "--multirun" in argv
+    if multirun:
         check_sweep_size(argv)
     check_launcher_settings(argv)
     check_hydra_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
-    if any(flag in argv for flag in ("--cfg", "-c")):  # the config it prints is one the run would take
-        check_run_config(config)
+    if not multirun:  # a bad value of the one run is answered before Hydra starts and torch loads (a sweep's
+        check_run_config(config)  # jobs are checked one by one); the config --cfg prints is one the run would take
     check_search_objective(argv, config)
     output = output_folder(config["paths"])
     make_folder(f"paths.output_dir={output}", output)

@@ -14,6 +14,7 @@ Where each setting is declared (once):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import numbers
 import re
@@ -159,15 +160,15 @@ def _plain(value):
 
 
 def register_configs() -> None:
-    """Store every detector's constructor defaults as the Hydra config `model_params/<model>`."""
+    """Store every detector's constructor defaults as the Hydra config `model_params/<model>`, read from the
+    method files' source (`models.kit.catalog`): composing imports no method file, nor torch."""
     from hydra.core.config_store import ConfigStore
 
-    from ganad_bench.models.kit.registry import available_detectors, detector_class
+    from ganad_bench.models.kit.catalog import catalog
 
     store = ConfigStore.instance()
-    for name in available_detectors():
-        defaults = {key: _plain(value) for key, value in detector_class(name).default_params().items()}
-        store.store(group=PARAMS_GROUP, name=name, node=defaults)
+    for name, entry in catalog().items():
+        store.store(group=PARAMS_GROUP, name=name, node={key: _plain(value) for key, value in entry.defaults.items()})
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = (), with_hydra: bool = False) -> DictConfig:
@@ -336,18 +337,15 @@ def unknown_setting(names: str, owner: str | None = None, keys=None) -> str:
     return f"{names}: not a setting of {owner} ({fix}); its settings: {', '.join(sorted(keys))}"
 
 
-def whole_numbers_as_ints(values: dict, annotated) -> None:
-    """Hydra reads `trainer.epochs=1e3` as the float 1000.0: a whole number given for a setting that `annotated`
-    (a dataclass or a constructor) declares an integer is written back as that integer, so that it and
-    `trainer.epochs=1000` are one run (one folder, one config hash) and the detector gets the int it checks for."""
-    import inspect
-
-    parameters = inspect.signature(annotated).parameters
+def whole_numbers_as_ints(values: dict, annotations: dict) -> None:
+    """Hydra reads `trainer.epochs=1e3` as the float 1000.0: a whole number given for a setting whose annotation
+    (`annotations`: setting -> its annotation, a type or its text) is an integer is written back as that integer,
+    so that it and `trainer.epochs=1000` are one run (one folder, one config hash) and the detector gets the int
+    it checks for."""
     for key, value in values.items():
-        parameter = parameters.get(key)
-        if parameter is None or not isinstance(value, float) or not value.is_integer():
+        if key not in annotations or not isinstance(value, float) or not value.is_integer():
             continue
-        kinds = annotation_kinds(parameter.annotation)
+        kinds = annotation_kinds(annotations[key])
         if "int" in kinds and "float" not in kinds:  # `int | float` takes 1.0 as a fraction, not as 1
             values[key] = int(value)
 
@@ -395,7 +393,8 @@ def check_run_config(config: dict) -> dict:
     a bad value is a one-line ConfigError that names the fix."""
     from ganad_bench.data.protocols import PROTOCOLS
     from ganad_bench.data.registry import source_spec
-    from ganad_bench.models.kit.registry import detector_class
+    from ganad_bench.models.kit.catalog import catalog_entry
+    from ganad_bench.training.settings import TrainerConfig
 
     config = copy.deepcopy(config)
     check_known_keys(config)
@@ -406,11 +405,10 @@ def check_run_config(config: dict) -> dict:
         if not isinstance(config.get(key, False), bool):
             raise ConfigError(f"{key} must be true or false, got {config.get(key)!r}")
     check_reporting(config)
-    detector = detector_class(str(config["model"]["name"]))
-    from ganad_bench.training.engine import TrainerConfig
-
-    whole_numbers_as_ints(config.get("model", {}).get("params") or {}, detector.__init__)
-    whole_numbers_as_ints(config.get("trainer") or {}, TrainerConfig)
+    detector = catalog_entry(str(config["model"]["name"]))  # its source: checking imports no torch
+    whole_numbers_as_ints(config.get("model", {}).get("params") or {}, detector.annotations)
+    whole_numbers_as_ints(config.get("trainer") or {}, {field.name: field.type for field in
+                                                         dataclasses.fields(TrainerConfig)})
     check_integer_sizes(config)
     TrainerConfig.from_dict(config.get("trainer"))  # a bad trainer value fails before the run folder is made
     dataset, protocol = config["dataset"], config["protocol"]

@@ -42,8 +42,9 @@ from ganad_bench.data.protocols import Split, make_split
 from ganad_bench.data.registry import load_raw
 from ganad_bench.errors import ConfigError, GanadError, TrainingDiverged, fault_text
 from ganad_bench.metrics import auroc_per_anomaly_class, evaluate, tie_warning
+from ganad_bench.models.kit.catalog import is_deep
 from ganad_bench.models.kit.contract import Detector
-from ganad_bench.models.kit.registry import build_detector, is_deep
+from ganad_bench.models.kit.registry import build_detector
 from ganad_bench.provenance import code_version, versions
 from ganad_bench.results.loggers import epoch_loggers
 from ganad_bench.results.store import (

@@ -141,7 +141,7 @@ class TrainedRun:
                               f"was trained on {expected}: give one {one} per input, as the run's dataset "
                               f"({self.row.get('dataset')}) has them")
         from ganad_bench.run import PartialScores, score_in_chunks
-        from ganad_bench.training.engine import trainer_defaults
+        from ganad_bench.training.settings import trainer_defaults
 
         # checked here too: after the scaler the detector could not say which raw value it was
         x = self.scaler.transform(check_samples(x, what="inputs"))
@@ -201,7 +201,8 @@ def load_run(folder: str | Path, device: str = "cpu") -> TrainedRun:
 
 def refit_classic_detector(config: dict):
     """A classic detector of a run, fitted again on the run's own training rows (same data, same seed)."""
-    from ganad_bench.models.kit.registry import build_detector, is_deep
+    from ganad_bench.models.kit.catalog import is_deep
+    from ganad_bench.models.kit.registry import build_detector
     from ganad_bench.run import prepare_data
 
     if is_deep(config["model"]["name"]):

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganad_bench.models.kit.registry import create_detector, deep_detectors, detector_class
+from ganad_bench.models.kit.catalog import deep_detectors
+from ganad_bench.models.kit.registry import create_detector, detector_class
 from ganad_bench.training.device import peak_memory_mb, resolve_device, synchronize
 from ganad_bench.training.engine import Engine
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ganad_bench.console import error_exit
-from ganad_bench.models.kit.registry import deep_detectors
+from ganad_bench.models.kit.catalog import deep_detectors
 
 SHAPES = {"tab121": (121,), "img1x28x28": (1, 28, 28)}
 BATCH = {"tab121": 50, "img1x28x28": 32}  # ALAD's KDD99 and image batch sizes

@@ -16,7 +16,8 @@ from sklearn.metrics import roc_auc_score
 from ganad_bench.errors import ConfigError, TrainingDiverged
 from ganad_bench.models import ama as ama_module
 from ganad_bench.models.ama import AMAModule, atypical_latents, atypical_radii, simplex_mix
-from ganad_bench.models.kit.registry import available_detectors, create_detector
+from ganad_bench.models.kit.catalog import available_detectors
+from ganad_bench.models.kit.registry import create_detector
 from ganad_bench.training.engine import CHECKPOINT_FILE
 from ganad_bench.training.noise import seed_streams
 from tests.checks import cpu_trainer, poison_loss

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,8 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from ganad_bench import available_detectors, create_detector
-from ganad_bench.models.kit.registry import detector_class, is_deep
+from ganad_bench.models.kit.catalog import is_deep
+from ganad_bench.models.kit.registry import detector_class
 from tests.checks import cpu_trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,6 +166,74 @@ def test_model_parameters_are_declared_once_in_the_constructor():
         assert all("${" in str(v) for v in own.values()), (path.name, own)
         assert {"/model_params@model.params": path.stem} in data["defaults"] or \
             {"/model_params@params": path.stem} in data["defaults"], path.name
+
+
+def test_the_catalog_reads_every_constructor_as_python_does():
+    """The configs take the parameters and defaults from the method files' source (`models.kit.catalog`),
+    without importing them: the same names, defaults (in order), annotations and deep / classic split as the
+    classes."""
+    import importlib
+    import inspect
+
+    from ganad_bench.models.kit import registry
+    from ganad_bench.models.kit.catalog import catalog
+    from ganad_bench.models.kit.deep import DeepDetector
+
+    for method in METHODS:
+        importlib.import_module(f"ganad_bench.models.{method}")
+    assert set(catalog()) == set(registry._DETECTORS)
+    for name, entry in catalog().items():
+        cls = registry._DETECTORS[name]
+        assert list(entry.defaults.items()) == list(cls.default_params().items()), name
+        parameters = inspect.signature(cls.__init__).parameters
+        assert entry.annotations == {key: "" if parameters[key].annotation is inspect.Parameter.empty else
+                                     parameters[key].annotation for key in cls.param_names()}, name
+        assert entry.deep == issubclass(cls, DeepDetector) and entry.module == cls.__module__, name
+
+
+@pytest.mark.parametrize("constructor, message", [
+    ("def __init__(self, seed=0, *, width: int = int('8')): ...", "width=int('8')): a parameter's default must be a "
+                                                                  "literal"),
+    ("def __init__(self, seed=0, *, width: int): ...", "width): a parameter needs a default"),
+])
+def test_the_catalog_names_a_constructor_it_cannot_read(tmp_path, constructor, message):
+    from ganad_bench.models.kit.catalog import read_method_file
+
+    path = tmp_path / "toy.py"
+    path.write_text(f'@register("toy")\nclass Toy(DeepDetector):\n    {constructor}\n')
+    with pytest.raises(ValueError, match=re.escape(f"toy.py: Toy(..., {message}")):
+        read_method_file(path, "toy")
+    path.write_text('@register("toy")\nclass Toy(DeepDetector):\n'
+                    '    def __init__(self, seed=0, *, width=(8, 16)): ...\n'
+                    'class Other(Toy): ...\n@register("toy_too")\nclass ToyToo(Other): ...\n')
+    assert [(e.name, e.defaults, e.deep) for e in read_method_file(path, "toy")] == \
+        [("toy", {"width": (8, 16)}, True), ("toy_too", {"width": (8, 16)}, True)]
+
+
+def test_composing_and_a_bad_key_load_no_method_file_nor_torch():
+    """A mistyped key or a bad value is answered, a config composed and the deep models named without importing
+    torch (seconds of CPU); a detector's class loads its own method file only."""
+    script = """if True:
+        import sys
+        from ganad_bench.cli import _main
+        from ganad_bench.config import compose_config
+        from ganad_bench.models.kit.catalog import deep_detectors
+        def exit_code(argv):
+            try:
+                return _main(argv)
+            except SystemExit as stop:
+                return stop.code
+        code = exit_code(["model=alad", "trainer.epoch=3"])
+        compose_config(["experiment=memgan_table1", "dataset.normal_class=3"])
+        code_seed = exit_code(["model=alad", "seed=-1"])  # refused by the run's checks, after composition
+        light = [m for m in ("torch", "sklearn", "ganad_bench.models.alad") if m in sys.modules]
+        from ganad_bench.models.kit.registry import detector_class
+        detector_class("iforest")
+        methods = sorted(m for m in sys.modules if m.startswith("ganad_bench.models.") and ".kit" not in m)
+        print(code, code_seed, light, methods, "memgan" in deep_detectors())"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.stdout.split("\n")[-2] == "2 2 [] ['ganad_bench.models.iforest'] True", done.stdout + done.stderr
+    assert "trainer.epoch: not a setting of trainer" in done.stderr and "seed must be an integer" in done.stderr
 
 
 def test_the_cli_and_the_python_api_build_the_same_memgan():

@@ -11,8 +11,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from ganad_bench.models.kit.catalog import available_detectors
 from ganad_bench.models.kit.contract import Detector
-from ganad_bench.models.kit.registry import available_detectors, create_detector
+from ganad_bench.models.kit.registry import create_detector
 from ganad_bench.models.memae import hard_shrink
 from ganad_bench.training.engine import CHECKPOINT_FILE
 from tests.checks import assert_order_and_chunk_invariant, cpu_trainer

@@ -16,10 +16,12 @@ from sklearn.metrics import roc_auc_score
 
 from ganad_bench.errors import ConfigError, TrainingDiverged
 from ganad_bench.models.dagmm import gmm_parameters, sample_energy
+from ganad_bench.models.kit.catalog import available_detectors
 from ganad_bench.models.kit.contract import Detector
-from ganad_bench.models.kit.registry import available_detectors, create_detector
-from ganad_bench.training.engine import CHECKPOINT_FILE, TrainerConfig
+from ganad_bench.models.kit.registry import create_detector
+from ganad_bench.training.engine import CHECKPOINT_FILE
 from ganad_bench.training.noise import Dropout
+from ganad_bench.training.settings import TrainerConfig
 from tests.checks import assert_order_and_chunk_invariant
 
 MODELS = ["dagmm", "dsebm_e", "dsebm_r"]

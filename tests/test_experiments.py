@@ -16,7 +16,7 @@ import pytest
 
 from ganad_bench.config import check_run_config, compose_config, to_container
 from ganad_bench.data.registry import available_datasets
-from ganad_bench.models.kit.registry import is_deep
+from ganad_bench.models.kit.catalog import is_deep
 from ganad_bench.results import paper
 from ganad_bench.results.published import MODEL_ALIASES, VARIANT_ALIASES, model_names, published_table
 from ganad_bench.results.tables import flatten_config

@@ -15,8 +15,9 @@ from torch import nn
 
 from ganad_bench.errors import ConfigError, TrainingDiverged
 from ganad_bench.models import fgan, skip_ganomaly
+from ganad_bench.models.kit.catalog import available_detectors
 from ganad_bench.models.kit.contract import Detector
-from ganad_bench.models.kit.registry import available_detectors, create_detector
+from ganad_bench.models.kit.registry import create_detector
 from ganad_bench.training.device import seed_everything
 from ganad_bench.training.engine import CHECKPOINT_FILE
 from tests.checks import Interrupt, assert_order_and_chunk_invariant, cpu_trainer, poison_loss, stop_after

@@ -12,7 +12,8 @@ from torch import nn
 from ganad_bench.errors import ConfigError, InputError, TrainingDiverged
 from ganad_bench.models.kit.deep import DeepDetector
 from ganad_bench.models.kit.registry import create_detector
-from ganad_bench.training.engine import CHECKPOINT_FILE, EMA, DetectorModule, Engine, TrainerConfig
+from ganad_bench.training.engine import CHECKPOINT_FILE, EMA, DetectorModule, Engine
+from ganad_bench.training.settings import TrainerConfig
 from tests.checks import Interrupt, poison_loss, stop_after
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -11,7 +11,8 @@ from sklearn.metrics import roc_auc_score
 
 from ganad_bench.errors import ConfigError
 from ganad_bench.models.kit import blocks
-from ganad_bench.models.kit.registry import available_detectors, create_detector
+from ganad_bench.models.kit.catalog import available_detectors
+from ganad_bench.models.kit.registry import create_detector
 from tests.checks import assert_order_and_chunk_invariant, cpu_trainer
 from tests.checks import shifted_gaussians as toy
 

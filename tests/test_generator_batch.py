@@ -16,8 +16,9 @@ from ganad_bench.models.kit.registry import create_detector
 from ganad_bench.results import paper
 from ganad_bench.results.store import config_hash
 from ganad_bench.results.tables import flatten_config, with_added_defaults
-from ganad_bench.training.engine import DetectorModule, Engine, TrainerConfig
+from ganad_bench.training.engine import DetectorModule, Engine
 from ganad_bench.training.pack import run_together
+from ganad_bench.training.settings import TrainerConfig
 from tests.checks import Interrupt, cpu_trainer, stop_after
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

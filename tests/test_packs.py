@@ -20,7 +20,7 @@ import torch
 
 from ganad_bench import create_detector
 from ganad_bench.errors import TrainingDiverged
-from ganad_bench.models.kit.registry import deep_detectors
+from ganad_bench.models.kit.catalog import deep_detectors
 from ganad_bench.training.pack import run_together
 from tests.checks import Interrupt, cpu_trainer, stop_after
 

@@ -2,11 +2,6 @@
 in `models/kit/` (the contract, the registry, the deep-detector base, network blocks, shared losses and
 input maps), which imports no method.
 
-Importing this package imports every module in it, so each method file registers itself with
-`@register` and no list of models is kept here."""
-
-import importlib
-import pkgutil
-
-for _info in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_info.name}")
+Nothing is imported here: the catalog (`kit.catalog`) reads what each method file registers from its source,
+and `kit.registry.detector_class` imports the one method file a run needs, whose `@register` records its
+class. So no list of models is kept, and the command line starts without torch."""

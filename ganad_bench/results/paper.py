@@ -157,7 +157,7 @@ def swept_values(experiment: str) -> dict[str, frozenset[str]]:
 def experiment_runs(experiment: str, overrides: list[str]) -> tuple[list[tuple[Path, dict]], list[str]]:
     """(run folder, checked config) of every job of `ganad-bench -m experiment=<name> <overrides>`, and the
     errors of the jobs that would be invalid."""
-    from ganad_bench.models.kit.registry import is_deep
+    from ganad_bench.models.kit.catalog import is_deep
     from ganad_bench.results.store import run_dir
 
     tokens = [*sweeper_params(experiment), *(t for t in overrides if not t.lstrip("+~").startswith("hydra"))]
@@ -290,7 +290,7 @@ def paper_settings(experiment: str, model: str, dataset: str) -> dict[str, str]:
     them: trainer.epochs / batch_size / lr (for models that train networks), dataset.scaler,
     protocol.val_fraction, model.params."""
     from ganad_bench.config import compose_config, to_container
-    from ganad_bench.models.kit.registry import is_deep
+    from ganad_bench.models.kit.catalog import is_deep
 
     with hydra_initialised():
         config = to_container(compose_config([f"experiment={experiment}", f"model={model}", f"dataset={dataset}"]))

@@ -201,7 +201,7 @@ def experiment_datasets(experiment: str) -> frozenset[tuple[str, str]]:
 def column_candidates(column: str) -> list[tuple[str, dict[str, str]]]:
     """(our model, the settings its runs need) for each way a paper's column is made: the model's own name,
     or an ablation variant (`published.VARIANT_ALIASES`)."""
-    from ganad_bench.models.kit.registry import available_detectors
+    from ganad_bench.models.kit.catalog import available_detectors
     from ganad_bench.results.published import VARIANT_ALIASES, model_names
 
     found = [(model, {}) for model in available_detectors() if column in model_names(model)]

@@ -182,7 +182,7 @@ def register() -> None:
 def packs(configs: list[DictConfig], pack_size: int) -> list[list[int]]:
     """The jobs' indices grouped into packs: the jobs of a deep model whose configs agree on everything but
     `PACKED_KEYS`, in sweep order, at most `pack_size` a pack; every other job alone."""
-    from ganad_bench.models.kit.registry import available_detectors, is_deep
+    from ganad_bench.models.kit.catalog import available_detectors, is_deep
 
     groups: dict[str, list[int]] = {}
     order: list[list[int]] = []

@@ -51,8 +51,9 @@ from ganad_bench.models.kit import blocks
 from ganad_bench.models.kit.contract import Detector, NotFittedError
 from ganad_bench.models.kit.input_map import InputMap, check_contrast_norm
 from ganad_bench.training.device import seed_everything
-from ganad_bench.training.engine import DetectorModule, Engine, TrainerConfig
+from ganad_bench.training.engine import DetectorModule, Engine
 from ganad_bench.training.pack import current_rendezvous
+from ganad_bench.training.settings import TrainerConfig
 
 # a checkpoint resumes on another device too: the fingerprint ignores it with the bookkeeping keys
 FINGERPRINT_IGNORES = (*BOOKKEEPING_TRAINER_KEYS, "device")

@@ -10,11 +10,14 @@ make a detector:
 
 from __future__ import annotations
 
+import importlib
+
 from ganad_bench.errors import ConfigError
+from ganad_bench.models.kit.catalog import catalog_entry
 from ganad_bench.models.kit.contract import Detector
 from ganad_bench.models.kit.deep import DeepDetector
 from ganad_bench.training.device import resolve_device
-from ganad_bench.training.engine import TrainerConfig
+from ganad_bench.training.settings import TrainerConfig
 
 _DETECTORS: dict[str, type[Detector]] = {}
 
@@ -30,28 +33,12 @@ def register(name: str):
     return decorate
 
 
-def available_detectors() -> list[str]:
-    import ganad_bench.models  # noqa: F401  (imports every method file, which registers itself)
-
-    return sorted(_DETECTORS)
-
-
 def detector_class(name: str) -> type[Detector]:
-    names = available_detectors()
+    """The class registered as `name`: only its method file is imported (`catalog` knows which)."""
+    entry = catalog_entry(name)
     if name not in _DETECTORS:
-        raise ConfigError(f"unknown model '{name}': choose one of {', '.join(names)}")
+        importlib.import_module(entry.module)  # its `@register` fills _DETECTORS
     return _DETECTORS[name]
-
-
-def is_deep(name: str) -> bool:
-    """Whether the detector trains networks with the engine (and so takes a `trainer` config)."""
-    return issubclass(detector_class(name), DeepDetector)
-
-
-def deep_detectors() -> list[str]:
-    """Every registered detector that trains with the engine, sorted: what the speed benchmarks measure, so a
-    method file added to the registry is benchmarked without a list to keep by hand."""
-    return [name for name in available_detectors() if is_deep(name)]
 
 
 def build_detector(name: str, seed: int = 0, params: dict | None = None, trainer: dict | None = None,
