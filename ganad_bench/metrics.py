@@ -16,7 +16,10 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
+
+# scikit-learn is imported in the functions that compute with it: the names here that only describe rows
+# (`PER_CLASS_PREFIX`, `contamination_threshold`) serve a run found finished and the table commands, which
+# then start without it (a second or more of CPU)
 
 
 def contamination_threshold(scores: np.ndarray, contamination: float) -> float:
@@ -24,6 +27,8 @@ def contamination_threshold(scores: np.ndarray, contamination: float) -> float:
 
 
 def precision_recall_f1(labels: np.ndarray, scores: np.ndarray, contamination: float) -> dict[str, float]:
+    from sklearn.metrics import precision_recall_fscore_support
+
     predicted = (scores >= contamination_threshold(scores, contamination)).astype(np.int64)
     precision, recall, f1, _ = precision_recall_fscore_support(
         labels, predicted, average="binary", pos_label=1, zero_division=0
@@ -45,6 +50,7 @@ def tie_warning(metrics: dict[str, float], contamination: float | None, toleranc
 
 def evaluate(labels: np.ndarray, scores: np.ndarray, contamination: float | None = None) -> dict[str, float]:
     """All metrics of one run; the thresholded ones only when a contamination is given."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
     labels = np.asarray(labels).astype(np.int64)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != labels.shape:
@@ -66,6 +72,7 @@ PER_CLASS_PREFIX = "auroc_vs_"
 def auroc_per_anomaly_class(labels: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> dict[str, float]:
     """`auroc_vs_<class>` for each class the anomalies come from (module docstring); empty where they come from
     one class only (the overall AUROC says it all). `classes[i]`: the original class of test sample i."""
+    from sklearn.metrics import roc_auc_score
     labels, scores = np.asarray(labels).astype(np.int64), np.asarray(scores, dtype=np.float64)
     classes = np.asarray(classes).astype(str)
     anomalous = np.unique(classes[labels == 1])

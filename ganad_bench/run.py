@@ -28,6 +28,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from omegaconf import DictConfig
@@ -41,10 +42,7 @@ from ganad_bench.data.preprocessing import make_scaler
 from ganad_bench.data.protocols import Split, make_split
 from ganad_bench.data.registry import load_raw
 from ganad_bench.errors import ConfigError, GanadError, TrainingDiverged, fault_text
-from ganad_bench.metrics import auroc_per_anomaly_class, evaluate, tie_warning
 from ganad_bench.models.kit.catalog import is_deep
-from ganad_bench.models.kit.contract import Detector
-from ganad_bench.models.kit.registry import build_detector
 from ganad_bench.provenance import code_version, versions
 from ganad_bench.results.loggers import epoch_loggers
 from ganad_bench.results.store import (
@@ -58,7 +56,9 @@ from ganad_bench.results.store import (
     write_json_atomic,
 )
 from ganad_bench.runs import save_run_files
-from ganad_bench.training.device import seed_everything
+
+if TYPE_CHECKING:  # the detector contract imports scikit-learn: a run skipped or refused never needs it
+    from ganad_bench.models.kit.contract import Detector
 
 log = logging.getLogger("ganad_bench")
 CHECKPOINT_DIR = "checkpoints"
@@ -94,6 +94,12 @@ def run(cfg: DictConfig, job_dir: str | None = None) -> dict:
 
 def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None) -> dict:
     """The three stages of one run, under its lock."""
+    # imported here, not with the module: a run found finished, or refused by its checks, loads no torch nor
+    # scikit-learn (seconds of CPU)
+    from ganad_bench.metrics import auroc_per_anomaly_class, evaluate, tie_warning
+    from ganad_bench.models.kit.registry import build_detector
+    from ganad_bench.training.device import seed_everything
+
     started = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     # deep detectors checkpoint every epoch into the run's own folder, so rerunning an interrupted
     # config resumes its training where it stopped; the detector is built first so that a bad model

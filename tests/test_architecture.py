@@ -236,6 +236,23 @@ def test_composing_and_a_bad_key_load_no_method_file_nor_torch():
     assert "trainer.epoch: not a setting of trainer" in done.stderr and "seed must be an integer" in done.stderr
 
 
+def test_a_finished_run_is_skipped_without_torch_or_scikit_learn(tmp_path):
+    """Rerunning a finished run (resuming a sweep) answers "skip" without loading torch or scikit-learn."""
+    args = ["model=iforest", f"paths.output_dir={tmp_path}", "plots=false"]
+    script = f"""if True:
+        import sys
+        from ganad_bench.cli import _main
+        try:
+            _main({args!r})
+        except SystemExit:
+            pass
+        print([m for m in ("torch", "sklearn") if m in sys.modules])"""
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert "ok iforest" in first.stderr and "sklearn" in first.stdout, first.stderr
+    assert again.stdout.split("\n")[-2] == "[]" and "skip iforest" in again.stderr, again.stderr
+
+
 def test_the_cli_and_the_python_api_build_the_same_memgan():
     out = subprocess.run([sys.executable, "-c", "from ganad_bench.cli import main; main()", "model=memgan",
                           "--cfg", "job"], capture_output=True, text=True, cwd=REPO, timeout=120)
