@@ -14,7 +14,6 @@ Where each setting is declared (once):
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
 import numbers
 import re
@@ -407,8 +406,7 @@ def check_run_config(config: dict) -> dict:
     check_reporting(config)
     detector = catalog_entry(str(config["model"]["name"]))  # its source: checking imports no torch
     whole_numbers_as_ints(config.get("model", {}).get("params") or {}, detector.annotations)
-    whole_numbers_as_ints(config.get("trainer") or {}, {field.name: field.type for field in
-                                                         dataclasses.fields(TrainerConfig)})
+    whole_numbers_as_ints(config.get("trainer") or {}, TrainerConfig.field_types())
     check_integer_sizes(config)
     TrainerConfig.from_dict(config.get("trainer"))  # a bad trainer value fails before the run folder is made
     dataset, protocol = config["dataset"], config["protocol"]

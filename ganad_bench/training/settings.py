@@ -50,6 +50,11 @@ class TrainerConfig:
     generator_batch: str
 
     @classmethod
+    def field_types(cls) -> dict[str, str]:
+        """Each key's annotation as written ("int", "float | None"): what its values are read as."""
+        return {field.name: field.type for field in dataclasses.fields(cls)}
+
+    @classmethod
     def from_dict(cls, values: dict | None) -> TrainerConfig:
         values = {**trainer_defaults(), **dict(values or {})}
         names = {f.name for f in dataclasses.fields(cls)}
@@ -57,7 +62,7 @@ class TrainerConfig:
         if unknown:
             # the command line's message, with its closest setting (`create_detector(trainer={"epoch": 3})`)
             raise ConfigError(unknown_setting(", ".join(f"trainer.{key}" for key in unknown), "trainer", names))
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        types = cls.field_types()
         config = cls(**{name: typed(f"trainer.{name}", value, types[name]) for name, value in values.items()})
         config.validate()
         return config
