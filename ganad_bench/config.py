@@ -390,7 +390,7 @@ def check_run_config(config: dict) -> dict:
     a folder is a known name or a non-negative integer, the normal class is an index (a class name and its
     index are one run), settings a protocol does not use are rejected or cleared. Returns a new dict;
     a bad value is a one-line ConfigError that names the fix."""
-    from ganad_bench.data.protocols import PROTOCOLS
+    from ganad_bench.data.protocols import PROTOCOLS, check_protocol_settings
     from ganad_bench.data.registry import source_spec
     from ganad_bench.models.kit.catalog import catalog_entry
     from ganad_bench.training.settings import TrainerConfig
@@ -416,6 +416,7 @@ def check_run_config(config: dict) -> dict:
     for key in PROTOCOL_FRACTIONS:  # protocol.val_fraction=0 and the YAML's 0.0 are one setting, one run folder
         if type(protocol.get(key)) is int:
             protocol[key] = float(protocol[key])
+    check_protocol_settings(protocol)  # its shares and choices, before the data load
     check_protocol_classes(dataset, protocol)
     return config
 

@@ -2,7 +2,7 @@
 
 Files in a run folder (beside `result.json`):
 
-* `scores.npz` — the test scores and labels, the F1 threshold (tabular protocols), the fitted scaler;
+* `scores.npz` — the test scores and labels, the F1 threshold (where the protocol has a contamination), the fitted scaler;
 * `metrics.csv` — one line per epoch: every loss, samples/s, validation loss (deep detectors);
 * `detector.pt` — a deep detector's scoring network (`Detector.save`: tensors only, read with
   `weights_only=True`); a classic detector is refitted from the verified data files instead, which gives

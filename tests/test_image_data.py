@@ -594,6 +594,28 @@ def test_ocsvm_nu_falls_back_to_0_1_without_contamination(image_data, tmp_path):
     assert cfg["protocol"]["contamination"] is None and cfg["model"]["params"]["nu"] == 0.1
 
 
+def test_a_contamination_set_on_an_image_protocol_flags_the_top_share(image_data, tmp_path):
+    """`protocol.contamination` on an image protocol is honoured, never ignored: its top share of the test scores
+    is flagged, precision / recall / F1 of the anomalies beside AUROC (as scikit-learn counts them), and
+    OC-SVM's nu follows it."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from ganad_bench.config import to_container
+    from ganad_bench.run import run
+
+    row = run(compose(tmp_path, image_data[0], "dataset=mnist", "protocol.contamination=0.5"))
+    assert row["status"] == "ok" and row["contamination"] == 0.5
+    assert {"auroc", "auprc", "precision", "recall", "f1"} <= set(row["metrics"])
+    run_dir = next((tmp_path / "outputs" / "results").rglob("result.json")).parent
+    scores = np.load(run_dir / "scores.npz")
+    flagged = scores["scores"] >= scores["threshold"]  # the threshold the run keeps for reuse
+    assert flagged.mean() == pytest.approx(0.5, abs=0.05)
+    precision, recall, f1, _ = precision_recall_fscore_support(scores["labels"], flagged, average="binary")
+    assert row["metrics"]["f1"] == pytest.approx(f1) and row["metrics"]["precision"] == pytest.approx(precision)
+    cfg = to_container(compose(tmp_path, image_data[0], "model=ocsvm", "dataset=mnist", "protocol.contamination=0.2"))
+    assert cfg["model"]["params"]["nu"] == 0.2
+
+
 def test_isolation_forest_on_mnist_takes_deep_svdds_preprocessing(image_data, tmp_path):
     """MEMGAN Table 1's IF column is Deep SVDD's IF: L1 contrast normalisation, PCA to 95 % of the variance
     (conf/dataset_model/mnist_iforest.yaml); elsewhere IF sees the inputs as they are (ALAD Sec. V-B)."""

@@ -1,5 +1,7 @@
 """Invariants of the tabular protocol: no anomaly in training data, split sizes, label mapping, seeds."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -135,6 +137,28 @@ def test_impossible_fractions_are_config_errors(key, value):
     params = {"train_fraction": 0.5, "contamination": 0.2, key: value}
     with pytest.raises(ConfigError, match=f"protocol.{key}"):
         tabular_split(raw(100), params["train_fraction"], params["contamination"], seed=0)
+
+
+@pytest.mark.parametrize("overrides,says", [
+    (["protocol.val_fraction=1.5"], "protocol.val_fraction must be a number in (0, 1), got 1.5"),
+    (["protocol.train_fraction=0"], "protocol.train_fraction must be a number in (0, 1), got 0"),
+    (["protocol.contamination=null"], "protocol.contamination must be a number in (0, 1), got None"),
+    (["protocol.split_draw=sample"], "set both, e.g. protocol.split_seed=42 protocol.split_draw=sample"),
+    (["protocol.split_seed=-1"], "protocol.split_seed=-1 must be null"),
+    (["protocol.train_anomalies=maybe"], "protocol.train_anomalies='maybe': choose drop"),
+    (["dataset=mnist", "protocol.contamination=1.2"], "protocol.contamination must be a number in (0, 1), got 1.2"),
+    (["dataset=mnist", "protocol=alad_image", "protocol.val_fraction=1"], "protocol.val_fraction must be a number"),
+    (["dataset=fashion_mnist", "protocol=cross_dataset", "protocol.anomaly_dataset=mnist",
+      "protocol.anomaly_fraction=0"], "protocol.anomaly_fraction must be a number in (0, inf), got 0"),
+])
+def test_protocol_settings_are_checked_before_any_data_loads(overrides, says):
+    """A share out of range or an unknown choice is found by the config check, which loads no data (the split
+    functions check them again for their direct callers)."""
+    from ganad_bench.config import check_run_config, compose_config, to_container
+
+    config = to_container(compose_config(["model=iforest", *overrides]))
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        check_run_config(config)
 
 
 def test_split_without_test_anomalies_is_refused():

@@ -11,7 +11,7 @@ AMA Table 2, Deep SVDD), `alad_image` (ALAD Tables III, VI, VIII), `cross_datase
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from ganad_bench.data.dataset import RawDataset
 from ganad_bench.errors import ConfigError
 
 
-@dataclass
+@dataclasses.dataclass
 class Split:
     """Indices into the dataset's rows, and the 0/1 anomaly flags of the test rows (1 = anomaly).
 
@@ -112,9 +112,7 @@ def tabular_split(raw: RawDataset, train_fraction: float, contamination: float, 
     never an anomaly. The test split keeps every row, whatever the training keeps; at test time the top
     `contamination` fraction of scores is flagged anomalous (`ganad_bench.metrics`).
     """
-    if train_anomalies not in TRAIN_ANOMALIES:
-        raise ConfigError(f"protocol.train_anomalies={train_anomalies!r}: choose drop (novelty detection, the "
-                          f"papers' tables) or keep (training on contaminated rows)")
+    check_train_anomalies(train_anomalies)
     train_fraction = check_fraction("protocol.train_fraction", train_fraction)
     contamination = check_fraction("protocol.contamination", contamination)
     if val_fraction != 0.0:
@@ -292,23 +290,34 @@ def _one_class_against_the_rest(raw: RawDataset, protocol: str, chosen, seed: in
 PROTOCOLS = tuple(PROTOCOL_KEYS)
 
 
+def check_train_anomalies(train_anomalies) -> None:
+    if train_anomalies not in TRAIN_ANOMALIES:
+        raise ConfigError(f"protocol.train_anomalies={train_anomalies!r}: choose drop (novelty detection, the "
+                          f"papers' tables) or keep (training on contaminated rows)")
+
+
+def check_split_draw(split_seed, split_draw) -> None:
+    """`split_draw` names how the fixed split of `split_seed` is drawn: both set, or neither."""
+    if split_draw not in SPLIT_DRAWS:
+        raise ConfigError(f"protocol.split_draw={split_draw!r}: choose train_test_split (scikit-learn's, ALAD's "
+                          f"Arrhythmia code) or sample (pandas' DataFrame.sample, ALAD's KDD99 code)")
+    if split_seed is None and split_draw != ADDED_TABULAR_DEFAULTS["split_draw"]:
+        raise ConfigError("protocol.split_draw draws the fixed split of protocol.split_seed: set both, "
+                          "e.g. protocol.split_seed=42 protocol.split_draw=sample")
+    if split_seed is not None and not is_seed(split_seed):
+        raise ConfigError(f"protocol.split_seed={split_seed!r} must be null (each run seed draws its split) "
+                          f"or {SEED_RULE}, e.g. protocol.split_seed=42")
+
+
 def split_rows(n: int, train_fraction: float, seed: int, split_seed: int | None,
                split_draw: str) -> tuple[np.ndarray, np.ndarray]:
     """The train and test rows of `tabular_split` (its docstring): the run seed's own permutation, or the
     authors' fixed split of `split_seed` drawn the `split_draw` way."""
-    if split_draw not in SPLIT_DRAWS:
-        raise ConfigError(f"protocol.split_draw={split_draw!r}: choose train_test_split (scikit-learn's, ALAD's "
-                          f"Arrhythmia code) or sample (pandas' DataFrame.sample, ALAD's KDD99 code)")
+    check_split_draw(split_seed, split_draw)
     if split_seed is None:
-        if split_draw != ADDED_TABULAR_DEFAULTS["split_draw"]:
-            raise ConfigError("protocol.split_draw draws the fixed split of protocol.split_seed: set both, "
-                              "e.g. protocol.split_seed=42 protocol.split_draw=sample")
         order = np.random.default_rng(seed).permutation(n)
         n_train = int(round(train_fraction * n))
         return order[:n_train], order[n_train:]
-    if not is_seed(split_seed):
-        raise ConfigError(f"protocol.split_seed={split_seed!r} must be null (each run seed draws its split) "
-                          f"or {SEED_RULE}, e.g. protocol.split_seed=42")
     # both draw a legacy RandomState permutation of the rows
     order = np.random.RandomState(split_seed).permutation(n)
     if split_draw == "sample":  # RandomState.choice(n, round(frac * n), replace=False): the first rows train
@@ -326,8 +335,7 @@ def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,
     dataset B of `cross_dataset` (loaded by the caller from `protocol.anomaly_dataset`: this module does no
     I/O)."""
     name = protocol_cfg.get("name")
-    # alad_image holds out 25 % of its training part by default; the others hold out nothing
-    val_fraction = protocol_cfg.get("val_fraction", 0.25 if name == "alad_image" else 0.0) or 0.0
+    val_fraction = protocol_val_fraction(protocol_cfg)
     if name == "tabular":
         if raw.official_split is not None or raw.features.ndim != 2:
             raise ConfigError(f"protocol tabular applies to tabular datasets, not {raw.name}: "
@@ -336,12 +344,44 @@ def make_split(protocol_cfg, raw: RawDataset, seed: int, normal_class=None,
                              val_fraction, **{key: protocol_cfg.get(key, default)
                                               for key, default in ADDED_TABULAR_DEFAULTS.items()})
     if name == "one_class":
-        return one_class_split(raw, normal_class, seed, val_fraction)
-    if name == "alad_image":
-        return alad_image_split(raw, normal_class, seed,
-                                protocol_cfg.get("train_fraction", 0.8), val_fraction)
-    if name == "cross_dataset":
-        return cross_dataset_split(raw, anomaly_raw, seed, protocol_cfg.get("anomaly_fraction", 0.2), val_fraction)
-    if name == "leave_one_class_out":
-        return leave_one_class_out_split(raw, protocol_cfg.get("anomaly_class"), seed, val_fraction)
-    raise ConfigError(f"unknown protocol '{name}': choose one of {', '.join(PROTOCOLS)}")
+        split = one_class_split(raw, normal_class, seed, val_fraction)
+    elif name == "alad_image":
+        split = alad_image_split(raw, normal_class, seed, protocol_cfg.get("train_fraction", 0.8), val_fraction)
+    elif name == "cross_dataset":
+        split = cross_dataset_split(raw, anomaly_raw, seed, protocol_cfg.get("anomaly_fraction", 0.2), val_fraction)
+    elif name == "leave_one_class_out":
+        split = leave_one_class_out_split(raw, protocol_cfg.get("anomaly_class"), seed, val_fraction)
+    else:
+        raise ConfigError(f"unknown protocol '{name}': choose one of {', '.join(PROTOCOLS)}")
+    # the image protocols flag nothing unless asked: with a contamination set, the top share of the test scores
+    # is flagged as on the tabular protocol (precision / recall / F1 beside AUROC and AUPRC; OC-SVM's nu follows)
+    if (contamination := protocol_cfg.get("contamination")) is not None:
+        split = dataclasses.replace(split, contamination=check_fraction("protocol.contamination", contamination))
+    return split
+
+
+def protocol_val_fraction(protocol_cfg) -> float:
+    """The share of the normal training rows held out for validation: `alad_image` holds out 25 % of its
+    training part by default, the others nothing."""
+    default = 0.25 if protocol_cfg.get("name") == "alad_image" else 0.0
+    return protocol_cfg.get("val_fraction", default) or 0.0
+
+
+def check_protocol_settings(protocol_cfg) -> None:
+    """The protocol's settings that need no data, checked before any is loaded (`config.check_run_config`):
+    every share in its range and the tabular protocol's choices. What depends on the data (a share that holds
+    out none of the rows, a split left without anomalies) is the split's own check, once the rows are known."""
+    name = protocol_cfg.get("name")
+    reads = PROTOCOL_KEYS[name]
+    if "train_fraction" in reads:
+        check_fraction("protocol.train_fraction", protocol_cfg.get("train_fraction", 0.8))
+    if name == "tabular" or protocol_cfg.get("contamination") is not None:
+        check_fraction("protocol.contamination", protocol_cfg.get("contamination"))
+    if val_fraction := protocol_val_fraction(protocol_cfg):
+        check_fraction("protocol.val_fraction", val_fraction)
+    if "anomaly_fraction" in reads:
+        check_fraction("protocol.anomaly_fraction", protocol_cfg.get("anomaly_fraction", 0.2), high_open=float("inf"))
+    if name == "tabular":
+        check_train_anomalies(protocol_cfg.get("train_anomalies", ADDED_TABULAR_DEFAULTS["train_anomalies"]))
+        check_split_draw(protocol_cfg.get("split_seed", ADDED_TABULAR_DEFAULTS["split_seed"]),
+                         protocol_cfg.get("split_draw", ADDED_TABULAR_DEFAULTS["split_draw"]))
