@@ -1031,7 +1031,7 @@ def score_main(argv: list[str] | None = None) -> None:
     from ganad_bench.atomic import check_writable, write_atomic, writes_through
     from ganad_bench.console import console
     from ganad_bench.runs import load_run, read_inputs
-    from ganad_bench.training.device import resolve_device
+    from ganad_bench.training.settings import check_device_name
 
     parser = CommandParser(prog="ganad-bench-score", description=score_main.__doc__)
     parser.add_argument("run_dir", type=path_argument,
@@ -1044,7 +1044,11 @@ def score_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = args.out or args.inputs.with_name(args.inputs.name + ".scores.csv")
     try:
-        resolve_device(args.device, setting="--device")  # named as this command takes it, before anything loads
+        # named as this command takes it, before anything loads; the CPU is always there (no torch to load to ask)
+        if check_device_name(args.device, setting="--device")[0] != "cpu":
+            from ganad_bench.training.device import resolve_device
+
+            resolve_device(args.device, setting="--device")
         run = load_run(args.run_dir, device=args.device)
         check_score_output(out, args.inputs)
         x, names = read_inputs(args.inputs)

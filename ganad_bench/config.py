@@ -361,6 +361,17 @@ def is_seed(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value <= SEED_MAX
 
 
+def seed_host_generators(seed: int) -> None:
+    """Seed Python's and NumPy's global generators from a run seed: all a classic run seeds (its estimator takes
+    the seed itself); `training.device.seed_everything` seeds torch's too."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
 # the largest integer a setting may hold: NumPy, torch and scikit-learn keep an integer setting in a C long, and
 # a larger one (`model.params.n_estimators=1e19`) failed the run ("Overflow when unpacking long long")
 SETTING_INT_MAX = 2**63 - 1

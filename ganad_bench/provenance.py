@@ -8,6 +8,8 @@ copy that git does not track (site-packages) records the package version only.
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.metadata
 import platform
 import subprocess
 from pathlib import Path
@@ -41,16 +43,21 @@ def code_version() -> dict:
     return {"version": __version__, "git_revision": revision, "git_dirty": dirty, "label": label}
 
 
-def versions() -> dict[str, str]:
-    import hydra
-    import numpy as np
-    import omegaconf
-    import sklearn
-    import torch
+# the libraries a row records: its key -> (distribution, module)
+LIBRARIES = {"torch": ("torch", "torch"), "numpy": ("numpy", "numpy"), "scikit_learn": ("scikit-learn", "sklearn"),
+             "hydra": ("hydra-core", "hydra"), "omegaconf": ("omegaconf", "omegaconf")}
 
-    return {"ganad_bench": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "scikit_learn": sklearn.__version__, "hydra": hydra.__version__,
-            "omegaconf": omegaconf.__version__}
+
+def versions() -> dict[str, str]:
+    """The versions a row records, from the installed distributions' metadata: reading it imports nothing (a
+    classic run loads no torch); a library installed without metadata is imported for its `__version__`."""
+    found = {"ganad_bench": __version__, "python": platform.python_version()}
+    for key, (distribution, module) in LIBRARIES.items():
+        try:
+            found[key] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            found[key] = importlib.import_module(module).__version__
+    return found
 
 
 def version_line() -> str:

@@ -34,7 +34,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ganad_bench.atomic import UnreadableArrays, read_npz, write_atomic
-from ganad_bench.config import check_run_config, to_container
+from ganad_bench.config import check_run_config, seed_host_generators, to_container
 from ganad_bench.console import progress, step
 from ganad_bench.data.dataset import RawDataset
 from ganad_bench.data.files import DataSettings
@@ -97,9 +97,9 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
     # imported here, not with the module: a run found finished, or refused by its checks, loads no torch nor
     # scikit-learn (seconds of CPU)
     from ganad_bench.metrics import auroc_per_anomaly_class, evaluate, tie_warning
-    from ganad_bench.models.kit.registry import build_detector
-    from ganad_bench.training.device import seed_everything
+    from ganad_bench.models.kit.registry import build_detector, detector_class
 
+    detector_class(config["model"]["name"])  # its method file and libraries load before the run's clock starts
     started = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     # deep detectors checkpoint every epoch into the run's own folder, so rerunning an interrupted
     # config resumes its training where it stopped; the detector is built first so that a bad model
@@ -115,7 +115,7 @@ def train_and_record(config: dict, folder: Path, deep: bool, job_dir: str | None
     if deep and config["trainer"].get("curve_every"):  # reported along training, never used by it
         detector.watch(data.x_test, data.split.test_labels, data.split.contamination)
     try:
-        seed_everything(int(config["seed"]))
+        seed_run(int(config["seed"]), deep)
         seconds = float(config["trainer"]["checkpoint_seconds"])
         keep = deep and config["trainer"]["checkpoint_every_epoch"]  # where training keeps no checkpoint, no scores
         partial = PartialScores(folder / CHECKPOINT_DIR / PARTIAL_SCORES_FILE, seconds) if keep else None
@@ -257,6 +257,17 @@ def prepare_data(config: dict) -> PreparedData:
     return PreparedData(raw=raw, split=split, x_train=scaler.transform(raw.features[split.train]), x_val=x_val,
                         x_test=scaler.transform(split.test_features(raw.features)), anomaly_raw=anomaly_raw,
                         scaler=scaler, load_s=time.perf_counter() - tick)
+
+
+def seed_run(seed: int, deep: bool) -> None:
+    """The global generators from the run seed; torch's only for a deep detector, so a classic run loads no
+    torch (a deep detector seeds them again as it builds its networks)."""
+    if deep:
+        from ganad_bench.training.device import seed_everything
+
+        seed_everything(seed)
+    else:
+        seed_host_generators(seed)
 
 
 def fit_and_score(detector: Detector, data: PreparedData, score_batch_size: int,

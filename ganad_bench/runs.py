@@ -2,7 +2,8 @@
 
 Files in a run folder (beside `result.json`):
 
-* `scores.npz` — the test scores and labels, the F1 threshold (where the protocol has a contamination), the fitted scaler;
+* `scores.npz` — the test scores and labels, the F1 threshold (where the protocol has a contamination), the
+  fitted scaler;
 * `metrics.csv` — one line per epoch: every loss, samples/s, validation loss (deep detectors);
 * `detector.pt` — a deep detector's scoring network (`Detector.save`: tensors only, read with
   `weights_only=True`); a classic detector is refitted from the verified data files instead, which gives
@@ -38,7 +39,7 @@ def save_run_files(folder: Path, config: dict, detector, data, scores: np.ndarra
     learning-curve points (`DeepDetector.learning_curve`), drawn beside the losses."""
     from ganad_bench.atomic import write_atomic
     from ganad_bench.metrics import contamination_threshold
-    from ganad_bench.models.kit.deep import DeepDetector
+    from ganad_bench.models.kit.catalog import is_deep
 
     folder = Path(folder)
     labels = np.asarray(data.split.test_labels).astype(np.int8)
@@ -55,7 +56,7 @@ def save_run_files(folder: Path, config: dict, detector, data, scores: np.ndarra
         text = pd.DataFrame.from_records(history).to_csv(index=False)
         write_atomic(folder / METRICS_FILE, lambda out: out.write(text))
         files["metrics"] = METRICS_FILE
-    if isinstance(detector, DeepDetector):
+    if is_deep(detector.name):
         detector.save(folder / DETECTOR_FILE)
         files["detector"] = DETECTOR_FILE
     if config.get("plots", True):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
@@ -236,8 +238,9 @@ def test_composing_and_a_bad_key_load_no_method_file_nor_torch():
     assert "trainer.epoch: not a setting of trainer" in done.stderr and "seed must be an integer" in done.stderr
 
 
-def test_a_finished_run_is_skipped_without_torch_or_scikit_learn(tmp_path):
-    """Rerunning a finished run (resuming a sweep) answers "skip" without loading torch or scikit-learn."""
+def test_a_classic_run_loads_no_torch_and_a_finished_run_neither_library(tmp_path):
+    """A classic run (its fit, scores, row and `ganad-bench-score`) loads no torch; rerunning a finished run
+    (resuming a sweep) answers "skip" without loading torch or scikit-learn."""
     args = ["model=iforest", f"paths.output_dir={tmp_path}", "plots=false"]
     script = f"""if True:
         import sys
@@ -249,8 +252,19 @@ def test_a_finished_run_is_skipped_without_torch_or_scikit_learn(tmp_path):
         print([m for m in ("torch", "sklearn") if m in sys.modules])"""
     first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert "ok iforest" in first.stderr and "sklearn" in first.stdout, first.stderr
+    # a classic run trains, scores and records its row (versions included) without torch
+    assert "ok iforest" in first.stderr and first.stdout.split("\n")[-2] == "['sklearn']", first.stderr
     assert again.stdout.split("\n")[-2] == "[]" and "skip iforest" in again.stderr, again.stderr
+    run_dir = next(tmp_path.rglob("result.json")).parent
+    assert json.loads((run_dir / "result.json").read_text())["versions"]["torch"] == torch.__version__
+    np.savetxt(tmp_path / "rows.csv", np.random.default_rng(0).random((3, 6)), delimiter=",")
+    score = f"""if True:
+        import sys
+        from ganad_bench.cli import score_main
+        score_main([{str(run_dir)!r}, {str(tmp_path / "rows.csv")!r}])
+        print("torch" in sys.modules)"""
+    scored = subprocess.run([sys.executable, "-c", score], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert scored.stdout.split("\n")[-2] == "False" and "wrote 3 scores" in scored.stderr, scored.stderr
 
 
 def test_the_cli_and_the_python_api_build_the_same_memgan():

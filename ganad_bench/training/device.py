@@ -9,39 +9,30 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from ganad_bench.config import seed_host_generators
 from ganad_bench.errors import ConfigError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from ganad_bench.training.settings import as_given, check_device_name
 
 
 def resolve_device(name: str = "auto", setting: str = "trainer.device") -> torch.device:
     """`auto` picks CUDA, then Apple MPS, then the CPU; an explicit device must exist. `setting` is how the
     user chose it, as the error names it (`trainer.device`, or a command's `--device`)."""
     name = str(name or "auto")
-    base, colon, index = name.partition(":")
-    joined = "=" if setting.startswith("trainer.") else " "  # a config key takes key=value, a flag --flag value
-    chosen = f"{setting}{joined}{name}"
-    if base not in DEVICES:
-        raise ConfigError(f"unknown device {chosen}: choose one of {', '.join(DEVICES)}")
-    # torch.device("cuda:x") raises, and cuda:5 on a one-GPU machine fails the run at its first tensor
-    if colon and base == "auto":
-        raise ConfigError(f"{chosen}: auto picks the device and takes no number; give {setting}{joined}auto, or a "
-                          f"device such as {setting}{joined}cuda:0")
-    if colon and not index.isdigit():
-        raise ConfigError(f"{chosen}: a device number is a whole number >= 0, e.g. {setting}{joined}{base}:0")
+    base, index = check_device_name(name, setting)
+    chosen = as_given(setting, name)
     if base == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    fix = f"use {setting}{joined}auto or cpu"
+    fix = f"use {as_given(setting, 'auto')} or cpu"
     if base == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{chosen} but no CUDA device is visible: {fix}")
     if base == "cuda" and index and int(index) >= torch.cuda.device_count():
         count = torch.cuda.device_count()
         raise ConfigError(f"{chosen} but this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}: choose "
-                          f"one of them, or {setting}{joined}auto")
+                          f"one of them, or {as_given(setting, 'auto')}")
     if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError(f"{chosen} but Apple MPS is not available: {fix}")
     return torch.device(name)
@@ -74,8 +65,7 @@ def float32_precision(device: torch.device, tf32: bool) -> Iterator[None]:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) from the run seed."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
+    seed_host_generators(seed)
     torch.manual_seed(seed)
 
 

@@ -13,6 +13,7 @@ import math
 from ganad_bench.config import typed, unknown_setting
 from ganad_bench.errors import ConfigError
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
 # the real batch of the generator-side phases: the discriminators' own, or one of a second permutation
 GENERATOR_BATCHES = ("same", "reshuffled")
 
@@ -79,6 +80,28 @@ class TrainerConfig:
             value = getattr(self, name)
             if not holds(value):
                 raise ConfigError(f"trainer.{name} must be {rule}, got {value}")
+        check_device_name(self.device)  # whether the device is there is the engine's check (`resolve_device`)
+
+
+def check_device_name(name: str, setting: str = "trainer.device") -> tuple[str, str]:
+    """A device's name as written (`cuda:1`), checked without torch: a known kind and a whole number, if any;
+    returns (kind, number or ""). `setting` is how the user chose it, as the error names it."""
+    base, colon, index = str(name).partition(":")
+    chosen = as_given(setting, name)
+    if base not in DEVICES:
+        raise ConfigError(f"unknown device {chosen}: choose one of {', '.join(DEVICES)}")
+    # torch.device("cuda:x") raises, and cuda:5 on a one-GPU machine fails the run at its first tensor
+    if colon and base == "auto":
+        raise ConfigError(f"{chosen}: auto picks the device and takes no number; give {as_given(setting, 'auto')}, "
+                          f"or a device such as {as_given(setting, 'cuda:0')}")
+    if colon and not index.isdigit():
+        raise ConfigError(f"{chosen}: a device number is a whole number >= 0, e.g. {as_given(setting, base + ':0')}")
+    return base, index
+
+
+def as_given(setting: str, value) -> str:
+    """A setting with its value as the user writes it: a config key takes key=value, a flag --flag value."""
+    return f"{setting}{'=' if setting.startswith('trainer.') else ' '}{value}"
 
 
 # trainer key, test, the rule as the error states it (`None` passes where the key may be null)

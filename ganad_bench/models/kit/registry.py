@@ -11,13 +11,14 @@ make a detector:
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ganad_bench.errors import ConfigError
 from ganad_bench.models.kit.catalog import catalog_entry
-from ganad_bench.models.kit.contract import Detector
-from ganad_bench.models.kit.deep import DeepDetector
-from ganad_bench.training.device import resolve_device
 from ganad_bench.training.settings import TrainerConfig
+
+if TYPE_CHECKING:
+    from ganad_bench.models.kit.contract import Detector
 
 _DETECTORS: dict[str, type[Detector]] = {}
 
@@ -46,9 +47,13 @@ def build_detector(name: str, seed: int = 0, params: dict | None = None, trainer
     """A fresh detector from composed settings: `params` are its `model.params`, `trainer` the trainer config
     group (deep detectors only; `checkpoint_dir` holds their per-epoch checkpoints, `callbacks` go to the
     engine)."""
-    cls = detector_class(name)
+    cls, deep = detector_class(name), catalog_entry(name).deep
     if trainer is not None:  # a bad trainer value is a config error for every model (the row records them)
-        resolve_device(TrainerConfig.from_dict(trainer).device)
+        device = TrainerConfig.from_dict(trainer).device
+        if deep:  # whether that device is there matters to the models that train on it (and loads torch)
+            from ganad_bench.training.device import resolve_device
+
+            resolve_device(device)
     known = cls.default_params()
     unknown = sorted(set(params or {}) - set(known))
     if unknown:  # `+model.params.latent_dm=3`, `create_detector("alad", latent_dm=3)`: the same line as a typo
@@ -56,7 +61,7 @@ def build_detector(name: str, seed: int = 0, params: dict | None = None, trainer
 
         raise ConfigError(unknown_setting(", ".join(f"model.params.{key}" for key in unknown), f"model {name}", known))
     runtime = {}
-    if issubclass(cls, DeepDetector):
+    if deep:
         runtime = {"trainer": dict(trainer or {}), "checkpoint_dir": checkpoint_dir, "callbacks": callbacks}
     try:
         return cls(seed=seed, **runtime, **dict(params or {}))
