@@ -239,8 +239,8 @@ def test_composing_and_a_bad_key_load_no_method_file_nor_torch():
 
 
 def test_a_classic_run_loads_no_torch_and_a_finished_run_neither_library(tmp_path):
-    """A classic run (its fit, scores, row and `ganad-bench-score`) loads no torch; rerunning a finished run
-    (resuming a sweep) answers "skip" without loading torch or scikit-learn."""
+    """A classic run (its fit, scores, row, a sweep of them and `ganad-bench-score`) loads no torch; rerunning a
+    finished run (resuming a sweep) answers "skip" without loading torch or scikit-learn."""
     args = ["model=iforest", f"paths.output_dir={tmp_path}", "plots=false"]
     script = f"""if True:
         import sys
@@ -265,6 +265,9 @@ def test_a_classic_run_loads_no_torch_and_a_finished_run_neither_library(tmp_pat
         print("torch" in sys.modules)"""
     scored = subprocess.run([sys.executable, "-c", score], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert scored.stdout.split("\n")[-2] == "False" and "wrote 3 scores" in scored.stderr, scored.stderr
+    sweep = script.replace(repr(args), repr(["-m", "model=iforest,ocsvm", "seed=1", *args[1:]]))
+    swept = subprocess.run([sys.executable, "-c", sweep], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert "torch" not in swept.stdout.split("\n")[-2] and swept.stderr.count("ok ") == 2, swept.stderr
 
 
 def test_the_cli_and_the_python_api_build_the_same_memgan():

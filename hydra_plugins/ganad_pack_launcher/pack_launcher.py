@@ -144,12 +144,12 @@ EXECUTORS = ("local", *SUBMITIT_CLUSTERS)
 
 def run_pack(configs: list[DictConfig], hydra_context: HydraContext, task_function: TaskFunction) -> list[JobReturn]:
     """Run the jobs of one pack side by side (`ganad_bench.training.pack.run_together`); a lone job as Hydra does."""
-    from ganad_bench.training.pack import run_together
-
     jobs = [partial(run_job, hydra_context=hydra_context, task_function=task_function, config=config,
                     job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir") for config in configs]
-    if len(jobs) == 1:
+    if len(jobs) == 1:  # every classic job: no torch to load
         return [jobs[0]()]
+    from ganad_bench.training.pack import run_together
+
     launcher_hydra_config = HydraConfig.instance().cfg
     log.info(f"Training jobs #{', #'.join(str(c.hydra.job.num) for c in configs)} as one pack")
     try:
