@@ -129,6 +129,20 @@ def test_scores_tied_at_the_threshold_are_recorded_and_logged(make_cfg, monkeypa
                for r in caplog.records)
 
 
+def test_a_missing_device_stops_a_deep_run_and_not_a_classic_one(make_cfg, tmp_path):
+    """`trainer.device` is the deep models' setting: a classic run, whose folder and row do not depend on it, runs
+    wherever it names a device this machine lacks; a deep run stops with the one line, before anything is
+    written. A device name that does not exist anywhere is an error for both (tests/test_faults.py)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    assert run(make_cfg("trainer.device=cuda"))["status"] == "ok"
+    with pytest.raises(ConfigError, match="trainer.device=cuda but no CUDA device is visible"):
+        run(make_cfg("model=dcae", "trainer.device=cuda", "trainer.epochs=1"))
+    assert [p.parent.parent.parent.name for p in result_files(tmp_path)] == ["iforest"]
+
+
 @pytest.mark.parametrize("overrides,error", [
     (("protocol.train_fraction=1.5",), ConfigError),
     (("protocol.contamination=0",), ConfigError),
