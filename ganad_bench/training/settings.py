@@ -84,9 +84,11 @@ class TrainerConfig:
 
 
 def check_device_name(name: str, setting: str = "trainer.device") -> tuple[str, str]:
-    """A device's name as written (`cuda:1`), checked without torch: a known kind and a whole number, if any;
-    returns (kind, number or ""). `setting` is how the user chose it, as the error names it."""
-    base, colon, index = str(name).partition(":")
+    """A device's name as written (`cuda:1`; null or empty is auto), checked without torch: a known kind and a
+    whole number, if any; returns (kind, number or ""). `setting` is how the user chose it, as the error names
+    it."""
+    name = str(name or "auto")
+    base, colon, index = name.partition(":")
     chosen = as_given(setting, name)
     if base not in DEVICES:
         raise ConfigError(f"unknown device {chosen}: choose one of {', '.join(DEVICES)}")
