@@ -8,7 +8,6 @@ copy that git does not track (site-packages) records the package version only.
 from __future__ import annotations
 
 import functools
-import importlib
 import importlib.metadata
 import platform
 import subprocess

@@ -372,15 +372,13 @@ def check_protocol_settings(protocol_cfg) -> None:
     every share in its range and the tabular protocol's choices. What depends on the data (a share that holds
     out none of the rows, a split left without anomalies) is the split's own check, once the rows are known."""
     name = protocol_cfg.get("name")
-    reads = PROTOCOL_KEYS[name]
-    if "train_fraction" in reads:
-        check_fraction("protocol.train_fraction", protocol_cfg.get("train_fraction", 0.8))
     if name == "tabular" or protocol_cfg.get("contamination") is not None:
         check_fraction("protocol.contamination", protocol_cfg.get("contamination"))
     if val_fraction := protocol_val_fraction(protocol_cfg):
         check_fraction("protocol.val_fraction", val_fraction)
-    if "anomaly_fraction" in reads:
-        check_fraction("protocol.anomaly_fraction", protocol_cfg.get("anomaly_fraction", 0.2), high_open=float("inf"))
+    for key, high_open in (("train_fraction", 1.0), ("anomaly_fraction", float("inf"))):
+        if key in PROTOCOL_KEYS[name] and key in protocol_cfg:  # where it is left out, the split's default holds
+            check_fraction(f"protocol.{key}", protocol_cfg[key], high_open=high_open)
     if name == "tabular":
         check_train_anomalies(protocol_cfg.get("train_anomalies", ADDED_TABULAR_DEFAULTS["train_anomalies"]))
         check_split_draw(protocol_cfg.get("split_seed", ADDED_TABULAR_DEFAULTS["split_seed"]),
