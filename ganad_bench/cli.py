@@ -60,6 +60,46 @@ def check_group_choices(argv: list[str]) -> None:
                 raise ConfigError(f"unknown {key} '{choice}': choose one of {', '.join(options)}")
 
 
+# flags after which Hydra's help may list configs outside the package's conf/ (its own, slow, help is kept there)
+FOREIGN_CONFIG_FLAGS = ("-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name")
+
+
+def owns_help(argv: list[str]) -> bool:
+    """`--help` / `-h` answered by `help_text`: Hydra's own help lists every group by composing the config
+    repository once per group (about 110 deep copies: 4-6 s here) and shows groups no one picks by hand."""
+    return any(flag in argv for flag in ("--help", "-h")) and not any(
+        token in FOREIGN_CONFIG_FLAGS or token.lstrip("+~").startswith(("hydra.searchpath", "hydra.help", "hydra/help"))
+        for token in argv)
+
+
+def help_text() -> str:
+    """The help of conf/hydra/help/ganad.yaml (header, template, footer), its `$APP_CONFIG_GROUPS` being the
+    groups one picks with group=option (`CONFIG_GROUPS` and their subgroups) and those the config chooses
+    from other choices (the defaults list's `${...}` entries)."""
+    import string
+
+    from omegaconf import OmegaConf
+
+    help_config = OmegaConf.create({"hydra": {"help": OmegaConf.load(config_dir() / "hydra" / "help" / "ganad.yaml")}})
+    chosen = {}  # group -> (the option the primary config derives from other choices, whether it is optional)
+    for entry in OmegaConf.to_container(OmegaConf.load(config_dir() / "config.yaml"))["defaults"]:
+        if isinstance(entry, dict):
+            chosen.update({key.removeprefix("optional ").strip(): (value, key.startswith("optional "))
+                           for key, value in entry.items() if isinstance(value, str) and "${" in value})
+    lines = []
+    for group in CONFIG_GROUPS:
+        nested = sorted(p.name for p in (config_dir() / group).iterdir() if p.is_dir() and p.name != "__pycache__")
+        for name in [group, *(f"{group}/{sub}" for sub in nested)]:
+            automatic = chosen.get(group, ("",))[0].split("/")[0] == name.partition("/")[2]
+            if group_options(name) and not (name != group and automatic):
+                lines.append(f"{name}: {', '.join(group_options(name))}")
+    lines.append("set from those choices unless given:")
+    lines += [f"  {group}={value}{' (where that file exists)' if optional else ''}"
+              for group, (value, optional) in chosen.items()]
+    template = OmegaConf.to_container(help_config, resolve=True)["hydra"]["help"]["template"]
+    return string.Template(template).substitute(APP_CONFIG_GROUPS="\n".join(lines) + "\n")
+
+
 def _has_module(name: str) -> bool:
     import importlib.util
 
@@ -521,6 +561,9 @@ def _main(argv: list[str]) -> int:
         return 0
     try:
         check_before_hydra(argv)
+        if owns_help(argv):
+            print(help_text())
+            return 0
         unswept = unswept_experiment(argv)
     except GanadError as err:
         return error_exit(str(err)).code

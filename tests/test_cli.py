@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,13 +43,42 @@ def test_help_and_cfg_job(tmp_path):
     model_line = next(line for line in done.stdout.splitlines() if line.startswith("model:"))
     assert done.returncode == 0 and {"iforest", "kde", "ocsvm"} <= set(model_line[6:].replace(",", " ").split())
     # the help's examples name the package's commands, every one of them
-    import re
     from importlib.metadata import distribution
 
     scripts = {e.name for e in distribution("ganad_bench").entry_points if e.group == "console_scripts"}
     assert set(re.findall(r"^\s*(ganad-bench[\w-]*)", done.stdout, re.MULTILINE)) == scripts
     done = ganad(tmp_path, "model=kde", "--cfg", "job")
     assert done.returncode == 0 and "name: kde" in done.stdout and results(tmp_path) == []
+
+
+def test_help_lists_the_groups_one_picks_with_the_options_hydra_finds():
+    """`--help` is ours (Hydra's composes the config repository once per group): every group one picks with
+    group=option, with the options Hydra's own listing gives, and not the groups the config fills in."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ganad_bench.cli import CONFIG_GROUPS, help_text
+
+    text = help_text()
+    groups = text.split("== Config groups", 1)[1].split("set from those choices", 1)[0].splitlines()[1:]
+    listed = dict(line.split(": ", 1) for line in groups if line)
+    assert [group for group in listed if "/" not in group] == list(CONFIG_GROUPS)
+    assert "experiment/ama_table1_pair" in listed and not {"dataset_model", "model_params"} & set(listed)
+    assert not any(group.startswith("protocol/") for group in listed)  # protocol/dataset_default/<dataset>
+    assert "  protocol=dataset_default/${dataset}" in text.splitlines()
+    with initialize_config_module(config_module="ganad_bench.conf", version_base=None):
+        loader = GlobalHydra.instance().config_loader()
+        for group, options in listed.items():
+            assert options.split(", ") == sorted(loader.get_group_options(group)), group
+
+
+def test_help_with_a_config_dir_is_hydras_and_lists_its_options(tmp_path):
+    """With --config-dir (configs outside the package) the help is Hydra's, which lists them too."""
+    (tmp_path / "mine" / "model").mkdir(parents=True)
+    (tmp_path / "mine" / "model" / "my_detector.yaml").write_text("name: iforest\nparams: {}\n")
+    done = ganad(tmp_path, "--help", "--config-dir", str(tmp_path / "mine"))
+    model_line = next(line for line in done.stdout.splitlines() if line.startswith("model:"))
+    assert done.returncode == 0 and "my_detector" in model_line and "iforest" in model_line
 
 
 def test_every_command_prints_the_code_and_library_versions_a_row_records(capsys):
