@@ -37,9 +37,40 @@ def config_dir() -> Path:
     return Path(str(files("ganad_bench.conf")))
 
 
-def group_options(group: str) -> list[str]:
-    folder = config_dir() / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+def group_options(group: str, extra_dirs: tuple[Path, ...] = ()) -> list[str]:
+    """The options of a config group: the package's, and those of the folders the command adds."""
+    folders = [folder / group for folder in (config_dir(), *extra_dirs)]
+    return sorted({p.stem for folder in folders if folder.is_dir() for p in folder.glob("*.yaml")})
+
+
+def added_config_dirs(argv: list[str]) -> tuple[Path, ...]:
+    """The folders a command adds to Hydra's config search path, where one keeps configs of one's own
+    (DIR/model/mine.yaml, DIR/experiment/mine.yaml): `--config-dir DIR` and the entries of
+    `hydra.searchpath=[file://DIR,pkg://package.conf]`."""
+    try:
+        given = hydra_parser().parse_args(argv).config_dir
+    except _Refused:  # check_hydra_flags answers it
+        given = None
+    entries = [given] if given else []
+    for token in argv:
+        if token.lstrip("+~").startswith("hydra.searchpath="):
+            value = parsed_override(token).value()
+            entries += [str(entry) for entry in (value if isinstance(value, list) else [value])]
+    folders = []
+    for entry in entries:
+        scheme, sep, rest = entry.partition("://")
+        if sep and scheme == "pkg":
+            folders.append(Path(str(files(rest.replace("/", ".")))))
+        else:
+            folders.append(Path(rest if sep else entry).expanduser().resolve())
+    return tuple(folders)
+
+
+def search_path_overrides(argv: list[str]) -> list[str]:
+    """The override that lets a composition of the command's config (its checks before Hydra runs) find the
+    folders it adds (`added_config_dirs`), as Hydra's own composition will."""
+    folders = added_config_dirs(argv)
+    return [f"hydra.searchpath=[{','.join(folder.as_uri() for folder in folders)}]"] if folders else []
 
 
 def check_group_choices(argv: list[str]) -> None:
@@ -54,28 +85,25 @@ def check_group_choices(argv: list[str]) -> None:
                                   f"pip install 'ganad_bench[launchers]'")
         if not sep or key not in CONFIG_GROUPS or "(" in value or value in ("", "null"):
             continue
-        options = group_options(key)
+        folders = (config_dir(), *added_config_dirs(argv))
+        options = group_options(key, folders[1:])
         for choice in value.split(","):
-            if choice not in options and not (config_dir() / key / f"{choice}.yaml").is_file():
+            if choice not in options and not any((folder / key / f"{choice}.yaml").is_file() for folder in folders):
                 raise ConfigError(f"unknown {key} '{choice}': choose one of {', '.join(options)}")
-
-
-# flags after which Hydra's help may list configs outside the package's conf/ (its own, slow, help is kept there)
-FOREIGN_CONFIG_FLAGS = ("-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name")
 
 
 def owns_help(argv: list[str]) -> bool:
     """`--help` / `-h` answered by `help_text`: Hydra's own help lists every group by composing the config
-    repository once per group (about 110 deep copies: 4-6 s here) and shows groups no one picks by hand."""
+    repository once per group (about 110 deep copies: 4-6 s here) and shows groups no one picks by hand. A
+    help template of one's own (`hydra/help=...`, `hydra.help.*`) is Hydra's to render."""
     return any(flag in argv for flag in ("--help", "-h")) and not any(
-        token in FOREIGN_CONFIG_FLAGS or token.lstrip("+~").startswith(("hydra.searchpath", "hydra.help", "hydra/help"))
-        for token in argv)
+        token.lstrip("+~").startswith(("hydra.help", "hydra/help")) for token in argv)
 
 
-def help_text() -> str:
+def help_text(extra_dirs: tuple[Path, ...] = ()) -> str:
     """The help of conf/hydra/help/ganad.yaml (header, template, footer), its `$APP_CONFIG_GROUPS` being the
-    groups one picks with group=option (`CONFIG_GROUPS` and their subgroups) and those the config chooses
-    from other choices (the defaults list's `${...}` entries)."""
+    groups one picks with group=option (`CONFIG_GROUPS` and their subgroups, with the options of the folders
+    the command adds) and those the config chooses from other choices (the defaults list's `${...}` entries)."""
     import string
 
     from omegaconf import OmegaConf
@@ -88,11 +116,13 @@ def help_text() -> str:
                            for key, value in entry.items() if isinstance(value, str) and "${" in value})
     lines = []
     for group in CONFIG_GROUPS:
-        nested = sorted(p.name for p in (config_dir() / group).iterdir() if p.is_dir() and p.name != "__pycache__")
+        folders = [folder / group for folder in (config_dir(), *extra_dirs) if (folder / group).is_dir()]
+        nested = sorted({p.name for folder in folders for p in folder.iterdir() if p.is_dir()} - {"__pycache__"})
         for name in [group, *(f"{group}/{sub}" for sub in nested)]:
             automatic = chosen.get(group, ("",))[0].split("/")[0] == name.partition("/")[2]
-            if group_options(name) and not (name != group and automatic):
-                lines.append(f"{name}: {', '.join(group_options(name))}")
+            options = group_options(name, extra_dirs)
+            if options and not (name != group and automatic):
+                lines.append(f"{name}: {', '.join(options)}")
     lines.append("set from those choices unless given:")
     lines += [f"  {group}={value}{' (where that file exists)' if optional else ''}"
               for group, (value, optional) in chosen.items()]
@@ -136,7 +166,7 @@ def config_overrides(argv: list[str]) -> list[str]:
             if first is not None:
                 overrides.append(f"{override.get_key_element()}={first}")
         # glob(...) and a sweeper's interval(...) cannot be enumerated here: the sweeper composes them
-    return overrides
+    return [*overrides, *search_path_overrides(argv)]
 
 
 # Hydra's flags that choose what the command does: only one may be given
@@ -150,12 +180,12 @@ def check_before_hydra(argv: list[str]) -> None:
     compose, and the output folder can be written."""
     from ganad_bench.config import check_run_config, compose_config, to_container
 
-    check_group_choices(argv)
     modes = [flag for flag in argv if flag in HYDRA_MODE_FLAGS]
     if len({HYDRA_MODE_FLAGS[flag] for flag in modes}) > 1:
         raise ConfigError(f"{' and '.join(modes)} cannot be combined: give one of them (e.g. drop -m to print one "
                           f"job's config with --cfg job)")
     check_hydra_flags(argv)
+    check_group_choices(argv)  # after the flags: --config-dir adds choices
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")):
         return
     multirun = "-m" in argv or "--multirun" in argv
@@ -191,9 +221,13 @@ def check_hydra_flags(argv: list[str]) -> None:
     """The command line parses as Hydra will parse it (with its parser): a misspelt or misplaced flag is a
     one-line ConfigError, where argparse printed Hydra's usage block before its error."""
     try:
-        hydra_parser().parse_args(argv)
+        flags = hydra_parser().parse_args(argv)
     except _Refused as err:
         raise ConfigError(f"{err}{flags_hint(str(err), argv)} (see ganad-bench --help)") from None
+    if flags.config_path or flags.config_name:  # Hydra would look for ganad-bench's own configs elsewhere
+        raise ConfigError(f"{'--config-path' if flags.config_path else '--config-name'} replaces ganad-bench's "
+                          f"primary config: keep your configs in a folder given with --config-dir DIR (e.g. "
+                          f"DIR/experiment/mine.yaml, picked with experiment=mine)")
 
 
 def flags_hint(message: str, argv: list[str]) -> str:
@@ -562,7 +596,7 @@ def _main(argv: list[str]) -> int:
     try:
         check_before_hydra(argv)
         if owns_help(argv):
-            print(help_text())
+            print(help_text(added_config_dirs(argv)))
             return 0
         unswept = unswept_experiment(argv)
     except GanadError as err:

@@ -72,13 +72,37 @@ def test_help_lists_the_groups_one_picks_with_the_options_hydra_finds():
             assert options.split(", ") == sorted(loader.get_group_options(group)), group
 
 
-def test_help_with_a_config_dir_is_hydras_and_lists_its_options(tmp_path):
-    """With --config-dir (configs outside the package) the help is Hydra's, which lists them too."""
+def test_help_lists_the_configs_of_a_config_dir(tmp_path):
+    """--config-dir DIR (configs outside the package): the help lists DIR's options and subgroups too."""
     (tmp_path / "mine" / "model").mkdir(parents=True)
     (tmp_path / "mine" / "model" / "my_detector.yaml").write_text("name: iforest\nparams: {}\n")
-    done = ganad(tmp_path, "--help", "--config-dir", str(tmp_path / "mine"))
-    model_line = next(line for line in done.stdout.splitlines() if line.startswith("model:"))
+    (tmp_path / "mine" / "experiment" / "my_pairs").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "my_pairs" / "a_vs_b.yaml").write_text("seed: 1\n")
+    done = ganad(tmp_path, "--help", entry=[*ENTRY, "--config-dir", str(tmp_path / "mine")])
+    lines = done.stdout.splitlines()
+    model_line = next(line for line in lines if line.startswith("model:"))
     assert done.returncode == 0 and "my_detector" in model_line and "iforest" in model_line
+    assert "experiment/my_pairs: a_vs_b" in lines
+
+
+def test_configs_of_ones_own_in_a_config_dir_are_choices_checked_and_run(tmp_path):
+    """--config-dir DIR (or hydra.searchpath) adds DIR/<group>/*.yaml to the choices: the checks before Hydra
+    compose them as the run does, and name them among the options of a mistyped choice."""
+    (tmp_path / "mine" / "model").mkdir(parents=True)
+    (tmp_path / "mine" / "model" / "small_forest.yaml").write_text("name: iforest\nparams: {n_estimators: 7}\n")
+    (tmp_path / "mine" / "model" / "bad_forest.yaml").write_text("name: iforest\nparams: {n_estimators: -3}\n")
+    mine = str(tmp_path / "mine")
+    done = ganad(tmp_path, "model=small_forest", "plots=false", entry=[*ENTRY, "--config-dir", mine])
+    assert done.returncode == 0, done.stderr
+    (path,) = results(tmp_path)
+    assert json.loads(path.read_text())["config"]["model"]["params"]["n_estimators"] == 7
+    done = ganad(tmp_path, f"hydra.searchpath=[file://{mine}]", "model=small_forst", "--cfg", "job")
+    assert done.returncode == 2 and done.stderr.startswith("error: unknown model 'small_forst'")
+    assert "rcgan, skip_ganomaly, small_forest" in done.stderr and done.stdout == ""
+    done = ganad(tmp_path, "model=bad_forest", entry=[*ENTRY, "-cd", mine])  # checked before the data loads
+    assert done.returncode == 2 and done.stderr.strip() == "error: model.params.n_estimators must be an integer " \
+                                                           ">= 1, got -3", done.stderr
+    assert results(tmp_path) == [path]
 
 
 def test_every_command_prints_the_code_and_library_versions_a_row_records(capsys):

@@ -204,6 +204,11 @@ BAD_INPUTS = [
     (["seed=-1", "--cfg", "job"], "seed must be an integer from 0"),  # the config printed is one a run takes
     # Hydra's own flags, parsed by its parser first: argparse printed Hydra's usage block before its error
     (["--foo"], "unrecognized arguments: --foo (see ganad-bench --help)"),
+    # Hydra would look for the package's configs under another name or in another folder, and say so in a
+    # search-path listing; a folder of one's own configs is added with --config-dir
+    (["-cn", "mine"], "--config-name replaces ganad-bench's primary config: keep your configs in a folder given "
+                      "with --config-dir DIR"),
+    (["--config-path", "/tmp"], "--config-path replaces ganad-bench's primary config"),
     (["--info", "model=iforest"], "model=iforest --info), or name what to show (see ganad-bench --help)"),
     # overrides on both sides of a flag: argparse takes one run of them (the paths come first here)
     (["--cfg", "job", "seed=1"], "unrecognized arguments: seed=1: give Hydra's flags before the overrides (--cfg "
