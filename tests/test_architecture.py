@@ -146,9 +146,12 @@ DATASETS = sorted(p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml"))
 def test_the_python_api_composes_the_clis_settings(name):
     """`create_detector(name, dataset=d)` trains with exactly the model and trainer settings of
     `ganad-bench model=<name> dataset=<d>`; without a dataset, with the constructor's parameters and the
-    trainer settings of a dataset that has no dataset_model file for the model."""
+    trainer settings of a dataset that has no dataset_model file for the model. Every dataset_model file of
+    the model is read both ways, and two datasets without one (the protocol's contamination differs: OC-SVM's
+    nu)."""
     plain = [d for d in DATASETS if not (REPO / "conf" / "dataset_model" / f"{d}_{name}.yaml").exists()]
-    for dataset, cli_dataset in [(None, plain[0]), *((d, d) for d in DATASETS)]:
+    own = [d for d in DATASETS if d not in plain]
+    for dataset, cli_dataset in [(None, plain[0]), *((d, d) for d in [*own, *plain[:2]])]:
         cli = OmegaConf.to_container(compose_app(f"model={name}", f"dataset={cli_dataset}"), resolve=True)
         detector = create_detector(name, dataset=dataset)
         expected = detector_class(name).default_params() if dataset is None else cli["model"]["params"]
