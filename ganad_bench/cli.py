@@ -59,18 +59,26 @@ def added_config_dirs(argv: list[str]) -> tuple[Path, ...]:
     folders = []
     for entry in entries:
         scheme, sep, rest = entry.partition("://")
-        if sep and scheme == "pkg":
-            folders.append(Path(str(files(rest.replace("/", ".")))))
-        else:
-            folders.append(Path(rest if sep else entry).expanduser().resolve())
+        try:
+            folder = Path(str(files(rest.replace("/", ".")))) if sep and scheme == "pkg" else \
+                Path(rest if sep else entry).expanduser().resolve()
+        except ModuleNotFoundError:
+            folder = None
+        if folder is None or not folder.is_dir():  # Hydra: a warning, then its error or nothing at all
+            setting = f"--config-dir {entry}" if entry == given else f"hydra.searchpath entry {entry}"
+            raise ConfigError(f"{setting}: no such folder: give a folder of configs (DIR/<group>/<name>.yaml)")
+        folders.append(folder)
     return tuple(folders)
 
 
 def search_path_overrides(argv: list[str]) -> list[str]:
     """The override that lets a composition of the command's config (its checks before Hydra runs) find the
     folders it adds (`added_config_dirs`), as Hydra's own composition will."""
+    def quoted(folder: Path) -> str:  # Hydra reads a file:// path as written (no %20): quoted, any name parses
+        return "'file://" + str(folder).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
     folders = added_config_dirs(argv)
-    return [f"hydra.searchpath=[{','.join(folder.as_uri() for folder in folders)}]"] if folders else []
+    return [f"hydra.searchpath=[{','.join(quoted(folder) for folder in folders)}]"] if folders else []
 
 
 def check_group_choices(argv: list[str]) -> None:
@@ -185,6 +193,7 @@ def check_before_hydra(argv: list[str]) -> None:
         raise ConfigError(f"{' and '.join(modes)} cannot be combined: give one of them (e.g. drop -m to print one "
                           f"job's config with --cfg job)")
     check_hydra_flags(argv)
+    added_config_dirs(argv)  # each is a folder
     check_group_choices(argv)  # after the flags: --config-dir adds choices
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")):
         return
@@ -549,7 +558,12 @@ def summary_line(row: dict) -> str:
 def main() -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    raise SystemExit(_main(sys.argv[1:]))
+    try:
+        code = _main(sys.argv[1:])
+    except BrokenPipeError:  # `ganad-bench --help | head`: the reader has gone, and so has the traceback's reader
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor may the exit's flush raise again
+        code = 1
+    raise SystemExit(code)
 
 
 # what an interrupted command that runs jobs says (ganad-bench, ganad-bench-paper --run): the next run resumes

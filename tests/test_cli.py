@@ -85,18 +85,27 @@ def test_help_lists_the_configs_of_a_config_dir(tmp_path):
     assert "experiment/my_pairs: a_vs_b" in lines
 
 
+def test_a_reader_that_goes_away_ends_the_help_without_a_traceback(tmp_path):
+    """`ganad-bench --help | head -1`: the pipe closes before the help is written."""
+    proc = subprocess.Popen([*ENTRY, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.close()  # before the interpreter has started: its first write meets a closed pipe
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and err == b"", err.decode()
+
+
 def test_configs_of_ones_own_in_a_config_dir_are_choices_checked_and_run(tmp_path):
     """--config-dir DIR (or hydra.searchpath) adds DIR/<group>/*.yaml to the choices: the checks before Hydra
     compose them as the run does, and name them among the options of a mistyped choice."""
-    (tmp_path / "mine" / "model").mkdir(parents=True)
-    (tmp_path / "mine" / "model" / "small_forest.yaml").write_text("name: iforest\nparams: {n_estimators: 7}\n")
-    (tmp_path / "mine" / "model" / "bad_forest.yaml").write_text("name: iforest\nparams: {n_estimators: -3}\n")
-    mine = str(tmp_path / "mine")
+    folder = tmp_path / "my configs"  # a name Hydra's override grammar reads only quoted
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "small_forest.yaml").write_text("name: iforest\nparams: {n_estimators: 7}\n")
+    (folder / "model" / "bad_forest.yaml").write_text("name: iforest\nparams: {n_estimators: -3}\n")
+    mine = str(folder)
     done = ganad(tmp_path, "model=small_forest", "plots=false", entry=[*ENTRY, "--config-dir", mine])
     assert done.returncode == 0, done.stderr
     (path,) = results(tmp_path)
     assert json.loads(path.read_text())["config"]["model"]["params"]["n_estimators"] == 7
-    done = ganad(tmp_path, f"hydra.searchpath=[file://{mine}]", "model=small_forst", "--cfg", "job")
+    done = ganad(tmp_path, f"hydra.searchpath=['file://{mine}']", "model=small_forst", "--cfg", "job")
     assert done.returncode == 2 and done.stderr.startswith("error: unknown model 'small_forst'")
     assert "rcgan, skip_ganomaly, small_forest" in done.stderr and done.stdout == ""
     done = ganad(tmp_path, "model=bad_forest", entry=[*ENTRY, "-cd", mine])  # checked before the data loads

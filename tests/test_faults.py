@@ -209,6 +209,9 @@ BAD_INPUTS = [
     (["-cn", "mine"], "--config-name replaces ganad-bench's primary config: keep your configs in a folder given "
                       "with --config-dir DIR"),
     (["--config-path", "/tmp"], "--config-path replaces ganad-bench's primary config"),
+    (["--config-dir", "/no/such/folder"], "--config-dir /no/such/folder: no such folder: give a folder of configs"),
+    (["hydra.searchpath=[pkg://no_such_package.conf]"], "hydra.searchpath entry pkg://no_such_package.conf: no such "
+                                                          "folder"),
     (["--info", "model=iforest"], "model=iforest --info), or name what to show (see ganad-bench --help)"),
     # overrides on both sides of a flag: argparse takes one run of them (the paths come first here)
     (["--cfg", "job", "seed=1"], "unrecognized arguments: seed=1: give Hydra's flags before the overrides (--cfg "
