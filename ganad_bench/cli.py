@@ -83,7 +83,9 @@ def search_path_overrides(argv: list[str]) -> list[str]:
 
 def check_group_choices(argv: list[str]) -> None:
     """Reject an unknown `model=`/`dataset=`/... choice, or a launcher whose package is missing, with a
-    one-line message before Hydra starts."""
+    one-line message before Hydra starts. The folders the command adds (`added_config_dirs`, each checked to
+    be one) add their options."""
+    folders = (config_dir(), *added_config_dirs(argv))
     for token in argv:
         key, sep, value = token.lstrip("+~").partition("=")
         if key == "hydra/launcher" and value in LAUNCHER_PACKAGES:
@@ -93,7 +95,6 @@ def check_group_choices(argv: list[str]) -> None:
                                   f"pip install 'ganad_bench[launchers]'")
         if not sep or key not in CONFIG_GROUPS or "(" in value or value in ("", "null"):
             continue
-        folders = (config_dir(), *added_config_dirs(argv))
         options = group_options(key, folders[1:])
         for choice in value.split(","):
             if choice not in options and not any((folder / key / f"{choice}.yaml").is_file() for folder in folders):
@@ -122,14 +123,14 @@ def help_text(extra_dirs: tuple[Path, ...] = ()) -> str:
         if isinstance(entry, dict):
             chosen.update({key.removeprefix("optional ").strip(): (value, key.startswith("optional "))
                            for key, value in entry.items() if isinstance(value, str) and "${" in value})
+    automatic = {f"{group}/{value.split('/')[0]}" for group, (value, _) in chosen.items() if "/" in value}
     lines = []
     for group in CONFIG_GROUPS:
         folders = [folder / group for folder in (config_dir(), *extra_dirs) if (folder / group).is_dir()]
         nested = sorted({p.name for folder in folders for p in folder.iterdir() if p.is_dir()} - {"__pycache__"})
         for name in [group, *(f"{group}/{sub}" for sub in nested)]:
-            automatic = chosen.get(group, ("",))[0].split("/")[0] == name.partition("/")[2]
             options = group_options(name, extra_dirs)
-            if options and not (name != group and automatic):
+            if options and name not in automatic:  # protocol/dataset_default: filled in from the dataset
                 lines.append(f"{name}: {', '.join(options)}")
     lines.append("set from those choices unless given:")
     lines += [f"  {group}={value}{' (where that file exists)' if optional else ''}"
@@ -193,7 +194,6 @@ def check_before_hydra(argv: list[str]) -> None:
         raise ConfigError(f"{' and '.join(modes)} cannot be combined: give one of them (e.g. drop -m to print one "
                           f"job's config with --cfg job)")
     check_hydra_flags(argv)
-    added_config_dirs(argv)  # each is a folder
     check_group_choices(argv)  # after the flags: --config-dir adds choices
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")):
         return
