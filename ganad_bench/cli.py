@@ -13,6 +13,7 @@ import argparse
 import errno
 import os
 import re
+import shlex
 import signal
 import sys
 import uuid
@@ -372,7 +373,9 @@ def unswept_experiment(argv: list[str]) -> str | None:
     unset = [key for key in params if key not in given]
     if not unset:
         return None
-    return (f"experiment={experiment} sweeps {', '.join(unset)} only with -m (ganad-bench -m experiment={experiment}): "
+    # the command again with -m, all its flags and overrides kept (--config-dir DIR, paths.output_dir=...)
+    again = shlex.join(["ganad-bench", "-m", *argv])
+    return (f"experiment={experiment} sweeps {', '.join(unset)} only with -m ({again}): "
             f"this runs one job, at {'its default' if len(unset) == 1 else 'their defaults'}")
 
 

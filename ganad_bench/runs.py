@@ -230,6 +230,7 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
             return read_npy(path), None
         import pandas as pd
 
+        check_separator(path)
         frame = pd.read_csv(path, header=None)
         if not all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
             frame = pd.read_csv(path)  # the first row was a header
@@ -247,6 +248,17 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     except (OSError, ValueError, TypeError) as err:  # an empty .csv, a damaged one, words among the numbers
         raise ConfigError(f"cannot read {path} ({first_line(err)}): "
                           f"{kinds} (a .csv may have one header row)") from None
+
+
+def check_separator(path: Path) -> None:
+    """A CSV whose values are separated by semicolons or tabs (a spreadsheet's export in some locales) is read
+    as one column of words: "not numbers" or, for one line, "no rows" would not say what to change."""
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+    other = next((name for mark, name in ((";", "semicolons"), ("\t", "tabs")) if mark in first), None)
+    if other and "," not in first:
+        raise ConfigError(f"{path} separates its values with {other}: give comma-separated values (e.g. "
+                          f"pandas' to_csv, or save as CSV with the comma as separator)")
 
 
 def check_row_lengths(path: Path) -> None:

@@ -297,10 +297,13 @@ def test_home_folder_in_folder_settings_is_expanded(tmp_path, capsys, monkeypatc
 
 def test_an_experiment_run_without_multirun_warns_that_its_sweep_is_dropped(tmp_path, capsys):
     """`ganad-bench experiment=tabular_baselines` (no -m) runs one job: a warning names what the sweep would
-    have varied; a command that sets every swept key (one cell of the experiment, on purpose) gets none."""
+    have varied and the command that sweeps it (the same one with -m: its folders kept); a command that sets every
+    swept key (one cell of the experiment, on purpose) gets none."""
     code, lines = cli(tmp_path, "experiment=tabular_baselines", "model=iforest", "dataset=thyroid", capsys=capsys)
-    assert code == 0 and lines[0] == ("warning: experiment=tabular_baselines sweeps seed only with -m (ganad-bench -m "
-                                      "experiment=tabular_baselines): this runs one job, at its default"), lines
+    again = (f"ganad-bench -m paths.output_dir={tmp_path / 'outputs'} paths.cache_dir={tmp_path / 'cache'} "
+             "paths.download=false experiment=tabular_baselines model=iforest dataset=thyroid")
+    assert code == 0 and lines[0] == (f"warning: experiment=tabular_baselines sweeps seed only with -m ({again}): "
+                                      "this runs one job, at its default"), lines
     code, lines = cli(tmp_path, "experiment=tabular_baselines", "model=iforest", "dataset=thyroid", "seed=0",
                       capsys=capsys)
     assert code == 0 and not any(line.startswith("warning") for line in lines), lines

@@ -135,6 +135,8 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
     (tmp_path / "short.csv").write_text("1,2,3,4,5,6\n1,2,3\n")
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header.csv").write_text("a,b,c\n")
+    (tmp_path / "semicolons.csv").write_text("1;2;3\n")
+    (tmp_path / "tabs.csv").write_text("a\tb\n1\t2\n")
     (tmp_path / "junk.npy").write_text("not an array")
     (tmp_path / "nothing.npy").write_bytes(b"")
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
@@ -172,6 +174,10 @@ def test_ganad_bench_score_errors_are_one_line(tmp_path, capsys, dcae_run):
              ([run_dir, str(tmp_path / "archive.npy")], "archive.npy (a .npz archive of several arrays: save the"),
              ([run_dir, str(tmp_path / "none.npy")], "holds no rows to score"),
              ([run_dir, str(tmp_path / "header.csv")], "header.csv holds no rows to score"),  # not "not numbers"
+             # one column of words ("no rows" for one line) would not say what to change
+             ([run_dir, str(tmp_path / "semicolons.csv")], "semicolons.csv separates its values with semicolons: "
+                                                           "give comma-separated values"),
+             ([run_dir, str(tmp_path / "tabs.csv")], "separates its values with tabs: give comma-separated"),
              ([run_dir, "/dev/null"], "/dev/null is not a file: give a .npy array"),  # it exists: not "no such"
              ([run_dir, str(tmp_path / "complex.npy")], "of dtype complex128: give numbers"),
              ([run_dir, str(tmp_path / "missing.csv")], "inputs are not finite, the first nan at sample 2, feature 5"),
