@@ -113,22 +113,26 @@ def hydra_initialised():
 
 
 @cache
+def composed_experiment(experiment: str, *overrides: str) -> tuple[tuple[str, ...], dict]:
+    """One composition of `experiment=<name> <overrides>`, with Hydra's own config: the experiment's sweep
+    (`hydra.sweeper.params` as overrides, `seed=range(10)`) and the resolved config its jobs start from. A
+    table's plan and the reproduction report read both of many experiments, and a composition takes about
+    0.4 s; callers do not change the config (`check_run_config` copies it)."""
+    from omegaconf import OmegaConf, open_dict
+
+    from ganad_bench.config import compose_config, to_container
+
+    with hydra_initialised():
+        config = compose_config([f"experiment={experiment}", *overrides], with_hydra=True)
+    params = OmegaConf.to_container(config.hydra.sweeper.params) or {}
+    with open_dict(config):  # what compose(return_hydra_config=False) returns: the run's config alone
+        del config["hydra"]
+    return tuple(f"{key}={value}" for key, value in params.items()), to_container(config)
+
+
 def sweeper_params(experiment: str) -> tuple[str, ...]:
     """The experiment's `hydra.sweeper.params` as overrides (`seed=range(10)`), read as Hydra composes them."""
-    from hydra import compose
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from ganad_bench.config import composition_error
-
-    try:
-        with hydra_initialised():
-            config = compose(config_name="config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(composition_error(err)) from None
-    params = OmegaConf.to_container(config.hydra.sweeper.params) or {}
-    return tuple(f"{key}={value}" for key, value in params.items())
+    return composed_experiment(experiment)[0]
 
 
 def expand_sweep(tokens: list[str]) -> list[list[str]]:
@@ -178,13 +182,13 @@ def experiment_runs(experiment: str, overrides: list[str]) -> tuple[list[tuple[P
 def _job_config(experiment: str, job: list[str], composed: dict) -> dict:
     """One job's checked config. Jobs that differ only in the seed are composed once (`composed` keeps the
     compositions, and their errors, by the other overrides): a sweep of 10 seeds costs one composition."""
-    from ganad_bench.config import check_run_config, compose_config, to_container
+    from ganad_bench.config import check_run_config
 
     rest = tuple(o for o in job if not o.startswith("seed="))
     if rest not in composed:
         try:
-            composed[rest] = to_container(compose_config([f"experiment={experiment}", *rest]))
-        except GanadError as err:
+            composed[rest] = composed_experiment(experiment, *rest)[1]
+        except GanadError as err:  # kept: the cache above keeps only what composed
             composed[rest] = err
     if isinstance(composed[rest], GanadError):
         raise composed[rest]
@@ -289,11 +293,10 @@ def paper_settings(experiment: str, model: str, dataset: str) -> dict[str, str]:
     """The settings a run of `model` on `dataset` gets from `experiment`, flattened as `rows_frame` records
     them: trainer.epochs / batch_size / lr (for models that train networks), dataset.scaler,
     protocol.val_fraction, model.params."""
-    from ganad_bench.config import compose_config, to_container
     from ganad_bench.models.kit.catalog import is_deep
 
-    with hydra_initialised():
-        config = to_container(compose_config([f"experiment={experiment}", f"model={model}", f"dataset={dataset}"]))
+    # in a sweep's order (model, then dataset), a job of a sweep over both is this same composition
+    config = composed_experiment(experiment, f"model={model}", f"dataset={dataset}")[1]
     flat = flatten_config({"trainer": config["trainer"] if is_deep(model) else {},
                            "dataset": {"scaler": config["dataset"].get("scaler")},
                            "protocol": {"val_fraction": config["protocol"].get("val_fraction")},

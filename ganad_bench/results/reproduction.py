@@ -177,10 +177,7 @@ def tolerance(published_std: float) -> float:
 def experiment_defaults(experiment: str, *overrides: str) -> tuple[str, str, str]:
     """The model, dataset and anomaly dataset ("" unless cross-dataset) an experiment config composes to
     when its sweep does not set them (with `overrides`)."""
-    from ganad_bench.config import compose_config, to_container
-
-    with paper.hydra_initialised():
-        config = to_container(compose_config([f"experiment={experiment}", *overrides]))
+    config = paper.composed_experiment(experiment, *overrides)[1]
     anomalies = config["protocol"].get("anomaly_dataset") if config["protocol"]["name"] == "cross_dataset" else None
     return config["model"]["name"], config["dataset"]["name"], anomalies or ""
 
