@@ -205,7 +205,13 @@ def check_before_hydra(argv: list[str]) -> None:
     check_hydra_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
     if not multirun:  # a bad value of the one run is answered before Hydra starts and torch loads (a sweep's
-        check_run_config(config)  # jobs are checked one by one); the config --cfg prints is one the run would take
+        checked = check_run_config(config)  # jobs are checked one by one); the config --cfg prints is one the run
+        printed = [argv[i + 1] for i, flag in enumerate(argv[:-1]) if HYDRA_MODE_FLAGS.get(flag) == "cfg"]
+        if printed and printed[0] != "hydra":  # would take, its model parameters too: checked by the constructors
+            from ganad_bench.models.kit.registry import build_detector  # (which the run calls before the data
+
+            build_detector(checked["model"]["name"], int(checked["seed"]), checked["model"].get("params"),
+                           checked["trainer"])  # loads), so a deep model's file loads torch: seconds, not a run
     check_search_objective(argv, config)
     output = output_folder(config["paths"])
     make_folder(f"paths.output_dir={output}", output)

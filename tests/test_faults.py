@@ -202,6 +202,9 @@ BAD_INPUTS = [
     (["model=iforest", "dataset=mnist", "protocol=tabular"], "pick the dataset's own protocol"),
     (["-m", "model=iforest", "--cfg", "job"], "-m and --cfg cannot be combined"),
     (["seed=-1", "--cfg", "job"], "seed must be an integer from 0"),  # the config printed is one a run takes
+    # its model parameters too, which the constructors check (the run would refuse them before its data loads)
+    (["model=iforest", "model.params.n_estimators=-3", "--cfg", "job"], "n_estimators must be an integer >= 1"),
+    (["model=alad", "model.params.score=foo", "--cfg", "all"], "unknown model.params.score 'foo': choose one of"),
     # Hydra's own flags, parsed by its parser first: argparse printed Hydra's usage block before its error
     (["--foo"], "unrecognized arguments: --foo (see ganad-bench --help)"),
     # Hydra would look for the package's configs under another name or in another folder, and say so in a
