@@ -353,6 +353,32 @@ def test_a_bad_value_in_a_sweep_ends_that_job_only(tmp_path, capsys):
     assert not any("Traceback" in line for line in lines)
 
 
+def test_a_setting_of_the_swept_models_reaches_each_job_whose_config_is_composed_once(tmp_path, capsys, monkeypatch):
+    """`-m model=iforest,ocsvm model.params.pca=3`: a setting both swept models have and the default model (RCGAN)
+    lacks. Hydra composed the multirun's own config with the default model and the setting on it, and failed in
+    several lines; each job gets it. Each job's config is composed once (Hydra's sweeper composed it a second
+    time to check it); a job that does not compose is one line, before any job runs, with either launcher (the
+    first job is checked before Hydra starts)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    composed = []
+    original = ConfigLoaderImpl.load_sweep_config
+    monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config",
+                        lambda self, config, overrides: composed.append(overrides) or original(self, config, overrides))
+    code, lines = cli(tmp_path, "model=iforest,ocsvm", "model.params.pca=3", multirun=True, capsys=capsys)
+    assert code == 0, lines
+    assert sorted((row["model"], row["config"]["model"]["params"]["pca"])
+                  for row in map(lambda p: json.loads(p.read_text()), rows(tmp_path))) == [("iforest", 3), ("ocsvm", 3)]
+    assert len(composed) == 2, composed
+    for launcher in ("hydra/launcher=pack", "hydra/launcher=basic"):
+        code, lines = cli(tmp_path, "model=iforest,ocsvm", "model.params.n_estimators=5", launcher, "seed=1",
+                          multirun=True, capsys=capsys)
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: the sweep's job "), (launcher, lines)
+        assert "model=ocsvm model.params.n_estimators=5" in lines[0] and "does not compose: model.params." \
+            "n_estimators: not a setting of model ocsvm" in lines[0] and "(no job ran" in lines[0], lines
+    assert len(rows(tmp_path)) == 2  # iforest at seed 1 did not run either
+
+
 # ----------------------------------------------------------------------------------------- run identity
 def result_of(tmp_path, capsys, *args):
     code, _ = cli(tmp_path, "model=iforest", *args, capsys=capsys)

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeperConf
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -55,6 +57,14 @@ class PackLauncherConf:
 ConfigStore.instance().store(group="hydra/launcher", name="pack", node=PackLauncherConf, provider="ganad_bench")
 
 
+@dataclass
+class PackSweeperConf(BasicSweeperConf):
+    _target_: str = "hydra_plugins.ganad_pack_launcher.pack_launcher.PackSweeper"
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="pack", node=PackSweeperConf, provider="ganad_bench")
+
+
 class PackLauncher(Launcher):
     def __init__(self, pack_size: int = 10, n_jobs: int = 1, executor: str = "local", timeout_min: int = 240,
                  partition: str | None = None, gpus_per_node: int = 0, cpus_per_task: int | None = None,
@@ -80,7 +90,7 @@ class PackLauncher(Launcher):
         configs = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            config = job_config(self.hydra_context, self.config, overrides)
             with open_dict(config):
                 config.hydra.job.id = config.hydra.job.num = idx
             configs.append(config)
@@ -137,6 +147,57 @@ class PackLauncher(Launcher):
         return [job.result() for job in jobs]
 
 
+class PackSweeper(Sweeper):
+    """`hydra/sweeper=pack` (ganad-bench's default): Hydra's basic sweeper (the same jobs, batches and
+    `hydra.sweeper.params`) without its check that every job of a batch composes when the batch goes to the pack
+    launcher, which composes every job of a batch in this process before it runs any: the check composed each
+    job a second time (about 0.4 s a job, most of a rerun of a finished sweep). Other launchers, which may
+    compose in their workers, keep the check."""
+
+    def __init__(self, max_batch_size: int | None = None, params: dict | None = None) -> None:
+        super().__init__()
+        # imported here, not with this module: Hydra's plugin scan runs basic_sweeper.py again, after which its
+        # own code names the new class (a subclass of the one imported before would fail its `super` call)
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+        self.basic = BasicSweeper(max_batch_size=max_batch_size, params=params)
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        composes_first = isinstance(self.basic.launcher, PackLauncher)
+        self.basic.validate_batch_is_legal = partial(check_batch, hydra_context, config, skip=composes_first)
+
+    def sweep(self, arguments: list[str]):
+        return self.basic.sweep(arguments)
+
+
+def check_batch(hydra_context: HydraContext, config: DictConfig, batch: Sequence[Sequence[str]],
+                skip: bool = False) -> None:
+    """The basic sweeper's check that every job of a batch composes, each failure in one line (`skip`: the
+    launcher composes them all before it runs any)."""
+    if not skip:
+        for overrides in batch:
+            job_config(hydra_context, config, overrides)
+
+
+def job_config(hydra_context: HydraContext, config: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """One job's config, composed as Hydra composes it; a job that does not compose (a setting of one swept model
+    that another lacks: `model=iforest,alad model.params.n_estimators=5`) is a one-line error naming it, where
+    Hydra answered in several lines. The sweep's jobs are all composed before any runs."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    except (HydraException, OmegaConfBaseException) as err:
+        from ganad_bench.config import composition_error
+        from ganad_bench.console import error_exit
+
+        raise error_exit(f"the sweep's job {' '.join(overrides)} does not compose: "
+                         f"{composition_error(err, list(overrides))} (no job ran: narrow the sweep, or set the "
+                         f"setting only where it applies)") from None
+
+
 # hydra.launcher.executor -> submitit's cluster
 SUBMITIT_CLUSTERS = {"slurm": "slurm", "submitit_local": "local"}
 EXECUTORS = ("local", *SUBMITIT_CLUSTERS)
@@ -174,9 +235,10 @@ def run_pack_in_worker(configs: list[DictConfig], hydra_context: HydraContext, t
 
 
 def register() -> None:
-    """Make the launcher known to Hydra without its plugin scan, which misses the hydra_plugins folder of an
-    editable install (called when Hydra reads ganad_bench's configs: `ganad_bench.conf`)."""
+    """Make the launcher and the sweeper known to Hydra without its plugin scan, which misses the hydra_plugins
+    folder of an editable install (called when Hydra reads ganad_bench's configs: `ganad_bench.conf`)."""
     Plugins.instance().register(PackLauncher)
+    Plugins.instance().register(PackSweeper)
 
 
 def packs(configs: list[DictConfig], pack_size: int) -> list[list[int]]:
