@@ -375,7 +375,8 @@ def settings_per_job(argv: list[str]) -> list[str]:
     the multirun's own config, which Hydra composes first with every swept group at its default and the plain
     settings on it, does not. `-m model=dcae,memae model.params.rep_dim=8` failed there, in several lines, on the
     default model (RCGAN has no rep_dim), though every job composes. Left as they are: another sweeper's
-    (Optuna takes a choice as a search dimension), null (Hydra sweeps no null), a key the command also sweeps."""
+    (Optuna takes a choice as a search dimension), null (Hydra sweeps no null), an interpolation (a sweep's
+    values are re-quoted), a key the command also sweeps."""
     sweepers = [t.partition("=")[2] for t in argv if t.lstrip("+~").startswith("hydra/sweeper=")]
     if not any(HYDRA_MODE_FLAGS.get(a) == "multirun" for a in argv) or set(sweepers) - {"pack", "basic"}:
         return argv
@@ -385,7 +386,7 @@ def settings_per_job(argv: list[str]) -> list[str]:
     for token, override in parsed:
         key = override.get_key_element()
         if token[0] not in "+~" and key.partition(".")[0] in PER_JOB_GROUPS and "." in key and key not in swept \
-                and not override.is_sweep_override() and override.value() is not None:
+                and not override.is_sweep_override() and override.value() is not None and "${" not in token:
             per_job[token] = f"{key}=choice({token.partition('=')[2]})"
     return [per_job.get(token, token) for token in argv]
 

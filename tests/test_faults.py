@@ -379,6 +379,22 @@ def test_a_setting_of_the_swept_models_reaches_each_job_whose_config_is_composed
     assert len(rows(tmp_path)) == 2  # iforest at seed 1 did not run either
 
 
+def test_only_plain_settings_of_the_groups_of_a_multirun_go_to_its_jobs_alone():
+    """What `settings_per_job` hands to the jobs as one-value sweeps, and what it leaves for Hydra's own config
+    too: the output folder (the sweep folder is named from it), null and interpolations (a sweep cannot carry
+    them as they are), additions, keys the command sweeps, single runs, and other sweepers' commands."""
+    from ganad_bench.cli import settings_per_job
+
+    argv = ["-m", "model=dcae,memae", "model.params.rep_dim=8", "trainer.betas=[0.5,0.9]", "dataset.normal_class=3",
+            "trainer.device=${oc.env:DEVICE,cpu}", "model.params.hidden=null", "seed=1", "paths.output_dir=o",
+            "+model.params.extra=1", "model.params.init=a", "model.params.init=b,c"]
+    assert settings_per_job(argv) == [
+        "-m", "model=dcae,memae", "model.params.rep_dim=choice(8)", "trainer.betas=choice([0.5,0.9])",
+        "dataset.normal_class=choice(3)", *argv[5:]]
+    assert settings_per_job(argv[1:]) == argv[1:]
+    assert settings_per_job([*argv, "hydra/sweeper=optuna"]) == [*argv, "hydra/sweeper=optuna"]
+
+
 # ----------------------------------------------------------------------------------------- run identity
 def result_of(tmp_path, capsys, *args):
     code, _ = cli(tmp_path, "model=iforest", *args, capsys=capsys)
