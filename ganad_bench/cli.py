@@ -167,16 +167,35 @@ def parsed_overrides(argv: list[str]) -> list[tuple[str, object]]:
 def config_overrides(argv: list[str]) -> list[str]:
     """The config overrides among the command's arguments, each sweep (`a,b,c`, `range(...)`) reduced to its
     first value; glob sweeps are left out."""
+    from hydra.core.override_parser.types import Glob
+
     overrides = []
     for token, override in parsed_overrides(argv):
         if not override.is_sweep_override():
             overrides.append(token)
-        elif override.is_choice_sweep() or override.is_range_sweep():
-            first = next(iter(override.sweep_string_iterator()), None)
+        elif isinstance(override.value(), Glob) or override.is_choice_sweep() or override.is_range_sweep():
+            first = next(iter(sweep_values(override, argv)), None)
             if first is not None:
                 overrides.append(f"{override.get_key_element()}={first}")
-        # glob(...) and a sweeper's interval(...) cannot be enumerated here: the sweeper composes them
+        # a sweeper's interval(...) cannot be enumerated here: the sweeper composes it
     return [*overrides, *search_path_overrides(argv)]
+
+
+def sweep_values(override, argv: list[str]):
+    """The values of a command-line sweep as Hydra passes them to the jobs, lazily (`range(10**6)` is not
+    listed): `a,b`, `range(...)`, or a config group's options that `glob(...)` picks (`model=glob(ds*)`: Hydra
+    needs its config loader to list them; a glob of a setting, not a group, is a one-line ConfigError)."""
+    from hydra.core.override_parser.types import Glob
+
+    value = override.value()
+    if not isinstance(value, Glob):
+        return override.sweep_string_iterator()
+    key = override.get_key_element()
+    options = group_options(key, added_config_dirs(argv))
+    if not options:
+        raise ConfigError(f"{key}=glob(...) picks options of a config group (model=glob(ds*)), and {key} is a "
+                          f"setting: give its values, e.g. {key}=1,2,3 or '{key}=range(10)'")
+    return iter(value.filter(options))
 
 
 # Hydra's flags that choose what the command does: only one may be given
@@ -201,6 +220,7 @@ def check_before_hydra(argv: list[str]) -> None:
     multirun = "-m" in argv or "--multirun" in argv
     if multirun:
         check_sweep_size(argv)
+        check_swept_experiments(argv)
     check_launcher_settings(argv)
     check_hydra_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
@@ -278,8 +298,12 @@ def check_sweep_size(argv: list[str]) -> None:
 
     sizes = {}
     for token, override in parsed_overrides(argv):
+        from hydra.core.override_parser.types import Glob
+
         value = override.value()
-        if override.is_range_sweep() and value.step:
+        if isinstance(value, Glob):  # a group's options by name (`model=glob(ds*)`)
+            sizes[token] = len(list(sweep_values(override, argv)))
+        elif override.is_range_sweep() and value.step:
             sizes[token] = max(0, math.ceil((value.stop - value.start) / value.step))
         elif override.is_choice_sweep():
             sizes[token] = len(value.list)
@@ -288,6 +312,27 @@ def check_sweep_size(argv: list[str]) -> None:
         raise ConfigError(f"the sweep expands to {math.prod(sizes.values()):,} jobs ({largest}: {sizes[largest]:,} "
                           f"values), more than the {SWEEP_JOBS_MAX:,} one command takes: narrow it, e.g. "
                           f"'seed=range(10)'")
+
+
+def check_swept_experiments(argv: list[str]) -> None:
+    """A multirun over several experiments (`experiment=tabular_baselines,energy_baselines`) runs only what the
+    command sweeps: Hydra takes a multirun's sweep from the command's own config, not from each job's, so each
+    experiment's own sweep (`seed=range(10)`) was dropped without a word, one job an experiment. Refused in one
+    line unless the command sets every key those sweeps vary."""
+    from ganad_bench.config import compose_config
+
+    given = {token.lstrip("+~").partition("=")[0] for token in argv}
+    for token, override in parsed_overrides(argv):
+        if override.get_key_element() != "experiment" or not override.is_sweep_override():
+            continue
+        for name in sweep_values(override, argv):
+            config = compose_config([f"experiment={name}", *search_path_overrides(argv)], with_hydra=True)
+            dropped = [key for key in config.hydra.sweeper.get("params") or {} if key not in given]
+            if dropped:
+                raise ConfigError(f"{token}: each experiment's own sweep would be dropped ({name} sweeps "
+                                  f"{', '.join(dropped)}; Hydra takes a multirun's sweep from the command, not from "
+                                  f"its jobs): run one experiment a command (ganad-bench -m experiment={name} ...), "
+                                  f"or set {', '.join(dropped)} on the command line")
 
 
 def check_search_objective(argv: list[str], config: dict) -> None:

@@ -201,6 +201,11 @@ BAD_INPUTS = [
     (["model=ocsvm", "model.params.gamma=inf"], "model.params.gamma must be a finite number, got inf"),
     (["model=iforest", "dataset=mnist", "protocol=tabular"], "pick the dataset's own protocol"),
     (["-m", "model=iforest", "--cfg", "job"], "-m and --cfg cannot be combined"),
+    (["-m", "model=iforest", "seed=glob(*)"], "seed=glob(...) picks options of a config group (model=glob(ds*)), "
+                                              "and seed is a setting"),  # it ended in a traceback
+    # each experiment's own sweep (seed=range(10)) was dropped without a word: one job an experiment
+    (["-m", "experiment=tabular_baselines,rcgan_table1_baselines", "model=iforest", "dataset=thyroid"],
+     "each experiment's own sweep would be dropped (tabular_baselines sweeps seed;"),
     (["seed=-1", "--cfg", "job"], "seed must be an integer from 0"),  # the config printed is one a run takes
     # its model parameters too, which the constructors check (the run would refuse them before its data loads)
     (["model=iforest", "model.params.n_estimators=-3", "--cfg", "job"], "n_estimators must be an integer >= 1"),
@@ -377,6 +382,14 @@ def test_a_setting_of_the_swept_models_reaches_each_job_whose_config_is_composed
         assert "model=ocsvm model.params.n_estimators=5" in lines[0] and "does not compose: model.params." \
             "n_estimators: not a setting of model ocsvm" in lines[0] and "(no job ran" in lines[0], lines
     assert len(rows(tmp_path)) == 2  # iforest at seed 1 did not run either
+
+
+def test_a_glob_over_a_config_group_sweeps_its_matching_options(tmp_path, capsys):
+    """`model=glob(...)` (Hydra's sweep over a group's options by name) ended in a traceback before Hydra
+    started: the checks listed its values without Hydra's config loader."""
+    code, lines = cli(tmp_path, "model=glob([iforest,kde])", "dataset=thyroid", multirun=True, capsys=capsys)
+    assert code == 0, lines
+    assert sorted(json.loads(p.read_text())["model"] for p in rows(tmp_path)) == ["iforest", "kde"]
 
 
 def test_only_plain_settings_of_the_groups_of_a_multirun_go_to_its_jobs_alone():
