@@ -221,6 +221,8 @@ def check_before_hydra(argv: list[str]) -> None:
     if multirun:
         check_sweep_size(argv)
         check_swept_experiments(argv)
+    else:
+        check_no_sweep(argv)
     check_launcher_settings(argv)
     check_hydra_settings(argv)
     config = to_container(compose_config(config_overrides(argv)))
@@ -312,6 +314,19 @@ def check_sweep_size(argv: list[str]) -> None:
         raise ConfigError(f"the sweep expands to {math.prod(sizes.values()):,} jobs ({largest}: {sizes[largest]:,} "
                           f"values), more than the {SWEEP_JOBS_MAX:,} one command takes: narrow it, e.g. "
                           f"'seed=range(10)'")
+
+
+def check_no_sweep(argv: list[str]) -> None:
+    """A sweep (`seed=0,1`, `'seed=range(3)'`) in a command that runs one job: Hydra answered in several lines
+    (three readings of `a,b`, then its HYDRA_FULL_ERROR hint)."""
+    sweeps = [token for token, override in parsed_overrides(argv) if override.is_sweep_override()]
+    if not sweeps:
+        return
+    one_value = "give one value (a list is key=[a,b], a text with commas 'a,b')"
+    if any(HYDRA_MODE_FLAGS.get(flag) == "cfg" for flag in argv):  # it prints one job's config: -m cannot join
+        raise ConfigError(f"{sweeps[0]} is a sweep, and the command shows one job: {one_value}")
+    raise ConfigError(f"{sweeps[0]} is a sweep, and the command runs one job: add -m to run a job for each value "
+                      f"({shlex.join(['ganad-bench', '-m', *argv])}), or {one_value}")
 
 
 def check_swept_experiments(argv: list[str]) -> None:

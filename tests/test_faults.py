@@ -201,6 +201,11 @@ BAD_INPUTS = [
     (["model=ocsvm", "model.params.gamma=inf"], "model.params.gamma must be a finite number, got inf"),
     (["model=iforest", "dataset=mnist", "protocol=tabular"], "pick the dataset's own protocol"),
     (["-m", "model=iforest", "--cfg", "job"], "-m and --cfg cannot be combined"),
+    # Hydra answered in several lines (three readings of a,b) or two (range)
+    (["model=iforest", "seed=0,1"], "seed=0,1 is a sweep, and the command runs one job: add -m to run a job for each "
+                                    "value (ganad-bench -m paths.output_dir="),
+    (["model=iforest", "seed=range(3)", "--cfg", "job"], "seed=range(3) is a sweep, and the command shows one job: "
+                                                         "give one value (a list is key=[a,b]"),
     (["-m", "model=iforest", "seed=glob(*)"], "seed=glob(...) picks options of a config group (model=glob(ds*)), "
                                               "and seed is a setting"),  # it ended in a traceback
     # each experiment's own sweep (seed=range(10)) was dropped without a word: one job an experiment
