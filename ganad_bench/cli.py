@@ -165,8 +165,8 @@ def parsed_overrides(argv: list[str]) -> list[tuple[str, object]]:
 
 
 def config_overrides(argv: list[str]) -> list[str]:
-    """The config overrides among the command's arguments, each sweep (`a,b,c`, `range(...)`) reduced to its
-    first value; glob sweeps are left out."""
+    """The config overrides among the command's arguments, each sweep (`a,b,c`, `range(...)`, a group's
+    `glob(...)`) reduced to its first value; a sweeper's `interval(...)` is left out."""
     from hydra.core.override_parser.types import Glob
 
     overrides = []
@@ -298,10 +298,10 @@ def check_sweep_size(argv: list[str]) -> None:
     counted without expanding them; a larger sweep is a one-line ConfigError naming its largest range."""
     import math
 
+    from hydra.core.override_parser.types import Glob
+
     sizes = {}
     for token, override in parsed_overrides(argv):
-        from hydra.core.override_parser.types import Glob
-
         value = override.value()
         if isinstance(value, Glob):  # a group's options by name (`model=glob(ds*)`)
             sizes[token] = len(list(sweep_values(override, argv)))
@@ -316,6 +316,11 @@ def check_sweep_size(argv: list[str]) -> None:
                           f"'seed=range(10)'")
 
 
+def with_multirun(argv: list[str]) -> str:
+    """The command again with -m, all its flags and overrides kept (--config-dir DIR, paths.output_dir=...)."""
+    return shlex.join(["ganad-bench", "-m", *argv])
+
+
 def check_no_sweep(argv: list[str]) -> None:
     """A sweep (`seed=0,1`, `'seed=range(3)'`) in a command that runs one job: Hydra answered in several lines
     (three readings of `a,b`, then its HYDRA_FULL_ERROR hint)."""
@@ -326,7 +331,7 @@ def check_no_sweep(argv: list[str]) -> None:
     if any(HYDRA_MODE_FLAGS.get(flag) == "cfg" for flag in argv):  # it prints one job's config: -m cannot join
         raise ConfigError(f"{sweeps[0]} is a sweep, and the command shows one job: {one_value}")
     raise ConfigError(f"{sweeps[0]} is a sweep, and the command runs one job: add -m to run a job for each value "
-                      f"({shlex.join(['ganad-bench', '-m', *argv])}), or {one_value}")
+                      f"({with_multirun(argv)}), or {one_value}")
 
 
 def check_swept_experiments(argv: list[str]) -> None:
@@ -465,9 +470,7 @@ def unswept_experiment(argv: list[str]) -> str | None:
     unset = [key for key in params if key not in given]
     if not unset:
         return None
-    # the command again with -m, all its flags and overrides kept (--config-dir DIR, paths.output_dir=...)
-    again = shlex.join(["ganad-bench", "-m", *argv])
-    return (f"experiment={experiment} sweeps {', '.join(unset)} only with -m ({again}): "
+    return (f"experiment={experiment} sweeps {', '.join(unset)} only with -m ({with_multirun(argv)}): "
             f"this runs one job, at {'its default' if len(unset) == 1 else 'their defaults'}")
 
 
